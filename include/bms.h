@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * BMS-side drivers: how the gateway reads the battery.
+ *
+ * A driver is a const ops struct in the registry (protocols/bms_registry.c).
+ * Its decoders are PURE (bytes or frames + time -> battery_state, no I/O, no
+ * clock reads, no logging); the I/O around them lives in src/ and is chosen
+ * by the driver's transport:
+ *
+ *   BMS_TRANSPORT_SIM     src/bms_sim.c drives ->sim_step() from a timer
+ *   BMS_TRANSPORT_CAN     src/bms_can.c reads a SocketCAN port, feeds
+ *                         ->decode_frame(), sends ->keepalive() frames
+ *   BMS_TRANSPORT_SERIAL  src/bms_modbus.c polls packs over RS485 and feeds
+ *                         ->decode_block()
+ *   BMS_TRANSPORT_FILE    src/bms_replay.c plays a candump log through the
+ *                         ->decode_frame() of the driver named by
+ *                         bms.replay_format
+ *
+ * Decoders write only into bs->packs[] (never bs->bank) and mark each
+ * group they fill with battery_pack_mark(). A malformed input returns
+ * -EBADMSG and leaves the state untouched.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/can.h>
+
+struct battery_state;
+
+enum bms_transport {
+	BMS_TRANSPORT_SIM,
+	BMS_TRANSPORT_CAN,
+	BMS_TRANSPORT_SERIAL,
+	BMS_TRANSPORT_FILE,
+};
+
+struct bms_driver {
+	const char *name;	 /* `driver =` value in the config's bms group */
+	const char *description; /* one line, for `bmsbridgectl list` */
+	enum bms_transport transport;
+	uint32_t bitrate; /* CAN: default bit rate */
+	uint32_t baud;	  /* SERIAL: default baud rate */
+
+	/* CAN: ids ->decode_frame() wants (receive filter) */
+	const canid_t *rx_ids;
+	size_t n_rx_ids;
+
+	/*
+	 * CAN: decode one frame into bs->packs[] at @now_usec. Returns 1 if
+	 * the frame changed the state, 0 if it is not one of the driver's
+	 * frames, -EBADMSG if it is but is malformed.
+	 */
+	int (*decode_frame)(const struct can_frame *f, uint64_t now_usec,
+			    struct battery_state *bs);
+
+	/*
+	 * CAN, optional: the frames the BMS expects from an inverter (e.g.
+	 * Pylontech 0x305), sent every keepalive_period_usec. Returns the
+	 * number of frames written.
+	 */
+	int (*keepalive)(struct can_frame *frames, size_t n_frames);
+	uint64_t keepalive_period_usec;
+
+	/*
+	 * SERIAL: decode one response block for pack index @pack (0-based)
+	 * into bs->packs[pack]. @kind says which block (driver-defined, e.g.
+	 * JK-PB real-time data vs settings). Returns 0 or -EBADMSG.
+	 */
+	int (*decode_block)(unsigned kind, const uint8_t *buf, size_t len, unsigned pack,
+			    uint64_t now_usec, struct battery_state *bs);
+};
+
+/**
+ * bms_driver_find() - look a BMS driver up by name.
+ * Return: the driver, or NULL.
+ */
+const struct bms_driver *bms_driver_find(const char *name);
+
+/**
+ * bms_driver_get() - the @i-th driver, sorted by name; NULL past the end.
+ */
+const struct bms_driver *bms_driver_get(size_t i);
