@@ -47,10 +47,12 @@ struct output_ops {
 	void (*status)(struct output *out, char *buf, size_t n);
 };
 
+/* src/bms_sim.c, bms_can.c, bms_modbus.c, bms_replay.c */
 extern const struct bms_input_ops bms_sim_input_ops;
 extern const struct bms_input_ops bms_can_input_ops;
 extern const struct bms_input_ops bms_modbus_input_ops;
 extern const struct bms_input_ops bms_replay_input_ops;
+/* src/output_candump.c, output_can.c, output_rs485.c */
 extern const struct output_ops output_candump_ops;
 extern const struct output_ops output_can_ops;
 extern const struct output_ops output_rs485_ops;
@@ -71,8 +73,9 @@ struct bridge {
 	const struct output_ops *output_ops;
 	struct output *output;
 
-	sd_event_source *tx_timer;
-	sd_event_source *status_timer;
+	sd_event_source *tick_timer; /* protocol period (1 s for polled protocols) */
+	uint64_t tick_usec;
+	uint64_t status_usec; /* last STATUS= refresh */
 
 	/* inverter presence (CAN keep-alives, RS485 polls) */
 	bool inverter_present;
@@ -119,6 +122,29 @@ void bridge_inverter_request(struct bridge *br, uint64_t now_usec);
  * safety layer says nothing may be sent (not ready, or comm-loss "stop").
  */
 const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec);
+
+/**
+ * bridge_init() - open both sides with @cfg and start the timers.
+ * Return: 0, or a negative errno (logged).
+ */
+int bridge_init(struct bridge *br, sd_event *e, const struct config *cfg);
+
+/**
+ * bridge_reload() - switch to @cfg (already validated). Same ports: applied
+ * in place. Other ports: both sides reopened; if that fails the old
+ * configuration is restored. Return: 0, -EINVAL if the old one was kept.
+ */
+int bridge_reload(struct bridge *br, const struct config *cfg);
+
+/**
+ * bridge_done() - close both sides and the timers.
+ */
+void bridge_done(struct bridge *br);
+
+/**
+ * bridge_status() - the one-line status for STATUS= and the log.
+ */
+void bridge_status(struct bridge *br, char *buf, size_t n);
 
 /**
  * bridge_port_ready() - an input or output reports its port open (or

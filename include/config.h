@@ -156,5 +156,9 @@ void config_error_format(const struct config_error *err, char *buf, size_t n);
  */
 void config_print(const struct config *cfg, FILE *f);
 
+/* The keys of the safety { } group, owned by src/safety.c. */
+extern const struct conf_key safety_conf_keys[];
+extern const size_t safety_conf_n_keys;
+
 /* The embedded demo configuration (conf/demo.conf, compiled in). */
 extern const char config_demo_text[];

@@ -49,9 +49,11 @@ struct safety_config {
 	/* further rules (taper, derating, plausibility...) are added by safety.c */
 };
 
-/* The keys of the config's safety { } group (defined in src/safety.c). */
-extern const struct conf_key safety_conf_keys[];
-extern const size_t safety_conf_n_keys;
+/*
+ * The keys of the config's safety { } group are defined in src/safety.c
+ * (safety_conf_keys[], safety_conf_n_keys) and declared in config.h, where
+ * struct conf_key is complete.
+ */
 
 /* A mode transition, reported by safety_evaluate() for the caller to log once. */
 struct safety_event {

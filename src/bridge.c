@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The bridge: wires the BMS input, the safety layer, the protocol encoder
+ * and the inverter output together on one sd-event loop.
+ *
+ * Data flow and timing:
+ *   - the input writes br->state.packs[] and calls bridge_bms_updated();
+ *     the safety layer then reshapes br->state.bank, and if the protocol
+ *     says a change is urgent (a lowered limit, a new alarm) those frames
+ *     go out at once, outside the period;
+ *   - one tick timer runs at the protocol's period (1 s for polled and
+ *     request-driven protocols): it re-evaluates the safety layer (data
+ *     ages even when nothing arrives), sends the full set for periodic CAN
+ *     protocols, watches inverter presence and refreshes the status;
+ *   - the safety layer alone decides whether anything may be sent: in
+ *     NOT_READY and STOP nothing goes on the wire.
+ * Nothing here allocates after start-up.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOG_MODULE "bridge"
+#include "bms.h"
+#include "bridge.h"
+#include "log.h"
+#include "macro.h"
+#include "notify.h"
+#include "protocol.h"
+
+/*
+ * The inputs and outputs of other transports live in their own files; weak
+ * references let a partial build (or a future build option) leave one out,
+ * and bridge_start() then says so instead of failing to link.
+ */
+extern const struct bms_input_ops bms_can_input_ops __attribute__((weak));
+extern const struct bms_input_ops bms_modbus_input_ops __attribute__((weak));
+extern const struct bms_input_ops bms_replay_input_ops __attribute__((weak));
+extern const struct output_ops output_can_ops __attribute__((weak));
+extern const struct output_ops output_rs485_ops __attribute__((weak));
+
+#define BRIDGE_DEFAULT_INVERTER_TIMEOUT_USEC (10 * USEC_PER_SEC)
+
+uint64_t bridge_now(struct bridge *br)
+{
+	uint64_t now = 0;
+
+	if (sd_event_now(br->event, CLOCK_MONOTONIC, &now) < 0 || now == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+	}
+	return now;
+}
+
+static bool mode_sends(enum safety_mode mode)
+{
+	switch (mode) {
+	case SAFETY_MODE_NORMAL:
+	case SAFETY_MODE_HOLD:
+	case SAFETY_MODE_ZERO:
+		return true;
+	case SAFETY_MODE_NOT_READY:
+	case SAFETY_MODE_STOP:
+		return false;
+	}
+	return false;
+}
+
+/* Run the safety layer; log a transition once, with its reason. */
+static enum safety_mode evaluate(struct bridge *br, uint64_t now)
+{
+	struct safety_event ev = { 0 };
+
+	br->mode = safety_evaluate(&br->safety, &br->state, now, &ev);
+	if (ev.changed) {
+		int level = ev.to == SAFETY_MODE_NORMAL ? LOG_NOTICE : LOG_WARNING;
+
+		log_full_errno(level, 0, "Safety: %s -> %s: %s", safety_mode_name(ev.from),
+			       safety_mode_name(ev.to), ev.reason);
+	}
+	return br->mode;
+}
+
+static void send_frames(struct bridge *br, const struct can_frame *frames, size_t n,
+			uint64_t now)
+{
+	int r;
+
+	if (n == 0 || !br->output_ops->send) {
+		return;
+	}
+	r = br->output_ops->send(br->output, frames, n, now);
+	if (r < 0) {
+		log_debug("output refused %zu frames: %s", n, strerror(-r));
+		return;
+	}
+	br->frames_sent += n;
+	br->last_tx_usec = now;
+}
+
+/* Encode and send the protocol's whole set. */
+static void send_full_set(struct bridge *br, uint64_t now)
+{
+	struct can_frame frames[PROTOCOL_FRAMES_MAX];
+	int n;
+
+	if (!mode_sends(br->mode) || !br->proto->encode) {
+		return;
+	}
+	n = br->proto->encode(&br->cfg.inverter.options, &br->state, now, frames,
+			      ARRAY_SIZE(frames));
+	if (n < 0) {
+		log_debug("%s encoder: %s", br->proto->name, strerror(-n));
+		return;
+	}
+	send_frames(br, frames, (size_t)n, now);
+	br->sent = br->state;
+	br->sets_sent++;
+}
+
+void bridge_bms_updated(struct bridge *br)
+{
+	struct can_frame frames[PROTOCOL_FRAMES_MAX];
+	uint64_t now = bridge_now(br);
+	int n;
+
+	br->bms_updates++;
+	evaluate(br, now);
+	/* a lowered limit or a new alarm must not wait for the period */
+	if (!mode_sends(br->mode) || br->sets_sent == 0 || !br->proto->encode_urgent ||
+	    br->proto->schedule != PROTOCOL_SCHEDULE_PERIODIC) {
+		return;
+	}
+	n = br->proto->encode_urgent(&br->cfg.inverter.options, &br->sent, &br->state, now, frames,
+				     ARRAY_SIZE(frames));
+	if (n > 0) {
+		send_frames(br, frames, (size_t)n, now);
+		br->urgent_frames_sent += (uint64_t)n;
+		/* the inverter now knows the new values: compare against them next */
+		br->sent.bank = br->state.bank;
+	}
+}
+
+void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
+{
+	if (!br->inverter_present) {
+		if (br->inverter_seen_usec == 0) {
+			log_notice("Inverter present (%s)", br->proto->name);
+		} else {
+			log_notice("Inverter back after %.1f s of silence",
+				   (double)(now_usec - br->inverter_seen_usec) / USEC_PER_SEC);
+		}
+	}
+	br->inverter_present = true;
+	br->inverter_seen_usec = now_usec;
+}
+
+void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
+{
+	bridge_inverter_heard(br, now_usec);
+	evaluate(br, now_usec);
+	send_full_set(br, now_usec);
+}
+
+const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec)
+{
+	return mode_sends(evaluate(br, now_usec)) ? &br->state : NULL;
+}
+
+void bridge_status(struct bridge *br, char *buf, size_t n)
+{
+	char in[96] = "", out[96] = "", inv[64], last[32];
+	uint64_t now = bridge_now(br);
+
+	if (br->input && br->input_ops->status) {
+		br->input_ops->status(br->input, in, sizeof(in));
+	}
+	if (br->output && br->output_ops->status) {
+		br->output_ops->status(br->output, out, sizeof(out));
+	}
+	if (br->cfg.inverter.output == OUTPUT_KIND_CANDUMP) {
+		snprintf(inv, sizeof(inv), "no inverter (candump)");
+	} else if (br->inverter_present) {
+		snprintf(inv, sizeof(inv), "inverter present");
+	} else if (br->inverter_seen_usec) {
+		snprintf(inv, sizeof(inv), "inverter silent %llu s",
+			 (unsigned long long)((now - br->inverter_seen_usec) / USEC_PER_SEC));
+	} else {
+		snprintf(inv, sizeof(inv), "inverter not heard yet");
+	}
+	if (br->last_tx_usec == 0) {
+		snprintf(last, sizeof(last), "none yet");
+	} else {
+		snprintf(last, sizeof(last), "%.1f s ago",
+			 (double)(now - br->last_tx_usec) / USEC_PER_SEC);
+	}
+	snprintf(buf, n, "BMS %s: %s; %s: %s; %s; last frame %s", safety_mode_name(br->mode), in,
+		 br->proto->name, out, inv, last);
+}
+
+void bridge_port_ready(struct bridge *br)
+{
+	char status[256];
+
+	if (br->ready_sent || !br->input_open || !br->output_open) {
+		return;
+	}
+	br->ready_sent = true;
+	bridge_status(br, status, sizeof(status));
+	notify_ready(status);
+	log_info("Ready: %s", status);
+}
+
+static void check_presence(struct bridge *br, uint64_t now)
+{
+	if (br->inverter_present && now - br->inverter_seen_usec > br->inverter_timeout_usec) {
+		br->inverter_present = false;
+		log_warning("Inverter silent for %.1f s (timeout %.1f s), still sending",
+			    (double)(now - br->inverter_seen_usec) / USEC_PER_SEC,
+			    (double)br->inverter_timeout_usec / USEC_PER_SEC);
+	}
+}
+
+static int tick(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct bridge *br = userdata;
+	uint64_t now = bridge_now(br);
+
+	evaluate(br, now);
+	if (br->proto->transport == PROTOCOL_TRANSPORT_CAN &&
+	    br->proto->schedule == PROTOCOL_SCHEDULE_PERIODIC) {
+		send_full_set(br, now);
+	}
+	check_presence(br, now);
+
+	if (now - br->status_usec >= br->cfg.daemon.status_interval_usec) {
+		char status[256];
+
+		br->status_usec = now;
+		bridge_status(br, status, sizeof(status));
+		notify_status(status);
+		log_info("Status: %s", status);
+	}
+	/* next tick one period after this one was due: no drift, no burst */
+	return sd_event_source_set_time(s, usec + br->tick_usec);
+}
+
+static const struct bms_input_ops *input_for(const struct bms_driver *d)
+{
+	switch (d->transport) {
+	case BMS_TRANSPORT_SIM:
+		return &bms_sim_input_ops;
+	case BMS_TRANSPORT_CAN:
+		return &bms_can_input_ops;
+	case BMS_TRANSPORT_SERIAL:
+		return &bms_modbus_input_ops;
+	case BMS_TRANSPORT_FILE:
+		return &bms_replay_input_ops;
+	}
+	return NULL;
+}
+
+static const struct output_ops *output_for(enum output_kind kind)
+{
+	switch (kind) {
+	case OUTPUT_KIND_CAN:
+		return &output_can_ops;
+	case OUTPUT_KIND_RS485:
+		return &output_rs485_ops;
+	case OUTPUT_KIND_CANDUMP:
+		return &output_candump_ops;
+	}
+	return NULL;
+}
+
+static void bridge_stop(struct bridge *br)
+{
+	br->tick_timer = sd_event_source_disable_unref(br->tick_timer);
+	if (br->input) {
+		br->input = br->input_ops->free(br->input);
+	}
+	if (br->output) {
+		br->output = br->output_ops->free(br->output);
+	}
+	br->input_open = br->output_open = false;
+}
+
+/* Open both sides with br->cfg; on failure everything opened is closed again. */
+static int bridge_start(struct bridge *br)
+{
+	uint64_t now = bridge_now(br);
+	int r;
+
+	br->proto = protocol_find(br->cfg.inverter.protocol);
+	br->driver = bms_driver_find(br->cfg.bms.driver);
+	if (!br->proto || !br->driver) {
+		/* config_load() checked both: only a programming error gets here */
+		return log_error_errno(-EINVAL, "Unknown protocol '%s' or BMS driver '%s'",
+				       br->cfg.inverter.protocol, br->cfg.bms.driver);
+	}
+	br->input_ops = input_for(br->driver);
+	br->output_ops = output_for((enum output_kind)br->cfg.inverter.output);
+	if (!br->input_ops || !br->output_ops) {
+		return log_error_errno(-EOPNOTSUPP, "BMS driver '%s' or output kind not built in",
+				       br->driver->name);
+	}
+
+	battery_state_init(&br->state, br->cfg.bms.n_addresses ? br->cfg.bms.n_addresses : 1);
+	br->sent = br->state;
+	safety_init(&br->safety, &br->cfg.safety, br->proto);
+	br->mode = SAFETY_MODE_NOT_READY;
+	br->sets_sent = 0;
+	br->inverter_present = false;
+	br->inverter_seen_usec = 0;
+	br->inverter_timeout_usec = br->cfg.inverter.inverter_timeout_usec
+						? br->cfg.inverter.inverter_timeout_usec
+					: br->proto->inverter_timeout_usec
+						? br->proto->inverter_timeout_usec
+						: BRIDGE_DEFAULT_INVERTER_TIMEOUT_USEC;
+	br->tick_usec = br->proto->transport == PROTOCOL_TRANSPORT_CAN &&
+					br->proto->schedule == PROTOCOL_SCHEDULE_PERIODIC &&
+					br->proto->period_usec
+				? br->proto->period_usec
+				: USEC_PER_SEC;
+	br->status_usec = now;
+
+	r = br->output_ops->open(br, &br->output);
+	if (r < 0) {
+		bridge_stop(br);
+		return r;
+	}
+	r = br->input_ops->open(br, &br->input);
+	if (r < 0) {
+		bridge_stop(br);
+		return r;
+	}
+	/* accuracy 1/20 of the period lets the kernel coalesce our wake-ups */
+	r = sd_event_add_time(br->event, &br->tick_timer, CLOCK_MONOTONIC, now + br->tick_usec,
+			      br->tick_usec / 20, tick, br);
+	if (r < 0) {
+		bridge_stop(br);
+		return log_error_errno(r, "Failed to add the tick timer: %s", strerror(-r));
+	}
+	sd_event_source_set_exit_on_failure(br->tick_timer, true);
+
+	log_info("BMS: %s on %s; inverter: %s (%s) via %s %s", br->driver->name,
+		 br->cfg.bms.port[0] ? br->cfg.bms.port : "-", br->proto->name,
+		 br->proto->description, br->output_ops->name, br->cfg.inverter.port);
+	bridge_port_ready(br);
+	return 0;
+}
+
+int bridge_init(struct bridge *br, sd_event *e, const struct config *cfg)
+{
+	memset(br, 0, sizeof(*br));
+	br->event = e;
+	br->cfg = *cfg;
+	return bridge_start(br);
+}
+
+void bridge_done(struct bridge *br)
+{
+	bridge_stop(br);
+}
+
+int bridge_reload(struct bridge *br, const struct config *cfg)
+{
+	struct config old = br->cfg;
+	int r;
+
+	if (memcmp(&old.bms, &cfg->bms, sizeof(old.bms)) == 0 &&
+	    memcmp(&old.inverter, &cfg->inverter, sizeof(old.inverter)) == 0) {
+		/* same ports: apply the new limits and policy in place */
+		br->cfg = *cfg;
+		safety_init(&br->safety, &br->cfg.safety, br->proto);
+		log_notice("Configuration reloaded from %s (ports unchanged)", cfg->path);
+		return 0;
+	}
+
+	bridge_stop(br);
+	br->ready_sent = true; /* READY=1 after a reload is sent by the caller */
+	br->cfg = *cfg;
+	r = bridge_start(br);
+	if (r >= 0) {
+		log_notice("Configuration reloaded from %s (ports reopened)", cfg->path);
+		return 0;
+	}
+	log_error("Cannot start with the new configuration from %s, going back to the old one",
+		  cfg->path);
+	br->cfg = old;
+	r = bridge_start(br);
+	if (r < 0) {
+		return log_error_errno(r, "Cannot restart with the old configuration either");
+	}
+	return -EINVAL;
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bmsbridged: command line, configuration, signals and the event loop.
+ *
+ * One thread, one sd-event loop. Signals arrive as event sources (blocked
+ * first, so they are never delivered asynchronously): SIGTERM and SIGINT
+ * stop cleanly, SIGHUP re-reads the configuration, validates all of it into
+ * a second struct config and switches only if it is valid; otherwise the
+ * daemon keeps running on the old one and says why in one line. The systemd
+ * watchdog is fed by sd-event itself from the loop (sd_event_set_watchdog),
+ * so it proves the loop turns; stale BMS data is the safety layer's matter.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-event.h>
+
+#define LOG_MODULE "main"
+#include "bridge.h"
+#include "build-config.h"
+#include "config.h"
+#include "log.h"
+#include "notify.h"
+
+static const char *arg_config = CONFIG_DEFAULT_PATH;
+static bool arg_demo;
+static bool arg_check;
+static int arg_verbose;
+static const char *arg_debug;
+
+static void help(void)
+{
+	printf("Usage: bmsbridged [OPTIONS]\n"
+	       "Gateway between a battery's BMS and a solar inverter.\n\n"
+	       "  -c, --config FILE        configuration file (default %s)\n"
+	       "      --check-config [FILE] validate FILE, print the effective settings, exit\n"
+	       "      --demo               run the embedded demo configuration (simulated BMS,\n"
+	       "                           Pylontech frames to stdout in candump format)\n"
+	       "  -v, --verbose            log debug messages\n"
+	       "  -d, --debug MODULES      debug messages of these modules only (a,b,...)\n"
+	       "  -h, --help               this help\n"
+	       "  -V, --version            version\n\n"
+	       "See bmsbridged(8) and bmsbridge.conf(5).\n",
+	       CONFIG_DEFAULT_PATH);
+}
+
+static int parse_argv(int argc, char **argv)
+{
+	enum { ARG_CHECK = 0x100, ARG_DEMO };
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, ARG_CHECK },
+		{ "demo", no_argument, NULL, ARG_DEMO },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "debug", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:vd:hV", options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			arg_config = optarg;
+			break;
+		case ARG_CHECK:
+			arg_check = true;
+			break;
+		case ARG_DEMO:
+			arg_demo = true;
+			break;
+		case 'v':
+			arg_verbose++;
+			break;
+		case 'd':
+			arg_debug = optarg;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case 'V':
+			printf("bmsbridged %s\n", VERSION);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'bmsbridged --help'.\n");
+			return -EINVAL;
+		}
+	}
+	/* --check-config FILE: the file may follow as a plain argument */
+	if (arg_check && optind < argc) {
+		arg_config = argv[optind++];
+	}
+	if (optind < argc) {
+		fprintf(stderr, "bmsbridged: unexpected argument '%s'. Try 'bmsbridged --help'.\n",
+			argv[optind]);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+/* Load the configuration the command line names; one error line on failure. */
+static int load_config(struct config *ret)
+{
+	struct config_error err;
+	char msg[512];
+	int r;
+
+	if (arg_demo) {
+		r = config_load_string("demo.conf (embedded)", config_demo_text, ret, &err);
+	} else {
+		r = config_load(arg_config, ret, &err);
+	}
+	if (r < 0) {
+		config_error_format(&err, msg, sizeof(msg));
+		log_error("%s", msg);
+	}
+	return r;
+}
+
+static void apply_log_level(const struct config *cfg)
+{
+	if (arg_verbose > 0 || arg_debug) {
+		log_set_max_level(LOG_DEBUG);
+	} else {
+		log_set_max_level(cfg->daemon.log_level);
+	}
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	log_info("Received %s, stopping", strsignal((int)si->ssi_signo));
+	notify_stopping();
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct bridge *br = userdata;
+	struct config *cfg;
+	char status[256];
+	int r;
+
+	notify_reloading();
+	log_info("Received SIGHUP, reloading %s", arg_demo ? "the demo configuration" : arg_config);
+	/* struct config is large: keep it off the stack, freed right after */
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		log_error("Out of memory while reloading, keeping the running configuration");
+	} else if (load_config(cfg) < 0) {
+		log_error("Reloading failed, keeping the running configuration");
+	} else {
+		r = bridge_reload(br, cfg);
+		if (r >= 0) {
+			apply_log_level(&br->cfg);
+		}
+	}
+	free(cfg);
+	bridge_status(br, status, sizeof(status));
+	notify_ready(status);
+	return 0;
+}
+
+static int run(const struct config *cfg)
+{
+	static struct bridge br; /* one per process; static keeps it off the stack */
+	sd_event *e = NULL;
+	sigset_t mask;
+	int r;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		return log_error_errno(-errno, "sigprocmask: %s", strerror(errno));
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&e);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to allocate the event loop: %s", strerror(-r));
+	}
+	r = sd_event_add_signal(e, NULL, SIGTERM, on_exit_signal, NULL);
+	if (r >= 0) {
+		r = sd_event_add_signal(e, NULL, SIGINT, on_exit_signal, NULL);
+	}
+	if (r >= 0) {
+		r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, &br);
+	}
+	if (r < 0) {
+		sd_event_unref(e);
+		return log_error_errno(r, "Failed to add signal handlers: %s", strerror(-r));
+	}
+	/* WATCHDOG=1 from the loop itself, at half of WatchdogSec= */
+	r = sd_event_set_watchdog(e, true);
+	if (r < 0) {
+		log_warning("Cannot enable the watchdog: %s, ignoring", strerror(-r));
+	}
+
+	r = bridge_init(&br, e, cfg);
+	if (r >= 0) {
+		r = sd_event_loop(e);
+		if (r < 0) {
+			log_error("Event loop failed: %s", strerror(-r));
+		}
+	}
+	bridge_done(&br);
+	sd_event_unref(e);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static struct config cfg;
+	int r;
+
+	log_setup(LOG_INFO);
+	r = parse_argv(argc, argv);
+	if (r <= 0) {
+		return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	if (arg_debug) {
+		log_set_debug_modules(arg_debug);
+	}
+
+	r = load_config(&cfg);
+	if (r < 0) {
+		return EXIT_FAILURE;
+	}
+	if (arg_check) {
+		config_print(&cfg, stdout);
+		fprintf(stderr, "%s: configuration OK\n", arg_demo ? "demo" : arg_config);
+		return EXIT_SUCCESS;
+	}
+	apply_log_level(&cfg);
+
+	r = run(&cfg);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
