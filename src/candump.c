@@ -108,6 +108,10 @@ int candump_parse(const char *line, size_t len, uint64_t *ret_time_usec, char *r
 	}
 	start = i;
 	while (i < len && line[i] != ' ') {
+		/* printable ASCII only: no NUL, no control bytes in a name */
+		if (line[i] <= ' ' || line[i] > '~') {
+			return -EBADMSG;
+		}
 		i++;
 	}
 	if (i == start || i - start >= IFNAMSIZ || i >= len) {

@@ -112,11 +112,15 @@ static void test_parse_rejects(void **state)
 		"(1.000000) can0 3FFFFFFF#00",		 /* extended id > 29 bits */
 		"(1.000000) can0 351#R00",		 /* junk after R */
 		"(1.000000)  351#00",			 /* empty ifname */
+		"(1.000000) ca\tn0 351#00",		 /* control byte in ifname */
 		"(1.000000) abcdefghijklmnopq 351#00",	 /* ifname too long */
 		"(1234567890123.000000) can0 351#00",	 /* absurd time */
 	};
 	struct can_frame f = { .can_id = 0xdead };
+	/* found by fuzz-candump: a NUL inside the interface name */
+	static const char nul_name[] = "(2.000000) \0nac 123#";
 
+	assert_int_equal(candump_parse(nul_name, sizeof(nul_name) - 1, NULL, NULL, &f), -EBADMSG);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(candump_parse(bad[i], strlen(bad[i]), NULL, NULL, &f), -EBADMSG);
 		assert_int_equal(f.can_id, 0xdead); /* untouched on error */
