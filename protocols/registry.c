@@ -9,9 +9,19 @@
 #include "macro.h"
 #include "protocol.h"
 
+extern const struct inverter_protocol deye_protocol;
+extern const struct inverter_protocol growatt_protocol;
+extern const struct inverter_protocol luxpower_protocol;
+extern const struct inverter_protocol pylontech_protocol;
+extern const struct inverter_protocol victron_protocol;
+
 /* Keep sorted by name. One line per protocol file in protocols/. */
 static const struct inverter_protocol *const protocols[] = {
-	NULL, /* placeholder until the first protocol lands */
+	&deye_protocol,
+	&growatt_protocol,
+	&luxpower_protocol,
+	&pylontech_protocol,
+	&victron_protocol,
 };
 
 /* Brands that use another brand's protocol unchanged. */

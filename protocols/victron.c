@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `victron`: the Victron "CAN-bus BMS" protocol a GX device (Venus OS)
+ * reads on its BMS-Can port (DVCC).
+ *
+ * 500 kbit/s, 11-bit ids, little endian, one set a second. The frames, as
+ * the open encoders write them (Sleeper85/esphome-yambms
+ * yambms_canbus.yaml "Victron", shining-man/bsc_fw src/inverter/Canbus.cpp,
+ * stuartpittaway/diyBMSv4ESP32 victron_canbus.cpp):
+ *
+ *   0x351 8  CVL u16 0.1 V, CCL s16 0.1 A, DCL s16 0.1 A, DVL u16 0.1 V
+ *   0x355 6  SOC u16 %, SOH u16 %, SOC u16 0.01 %
+ *   0x356 6  voltage s16 0.01 V, current s16 0.1 A, temperature s16 0.1 degC
+ *   0x35A 8  alarms (bytes 0-3) and warnings (bytes 4-7), 2 bits each
+ *   0x35E 8  manufacturer, ASCII
+ *   0x35F 8  battery model u16, firmware u16, online capacity u16 Ah, 0
+ *   0x370 8, 0x371 8  battery name, 16 ASCII characters
+ *   0x372 8  modules online, blocking charge, blocking discharge, offline (u16)
+ *   0x373 8  lowest cell u16 mV, highest cell u16 mV, lowest temperature
+ *            u16 K, highest temperature u16 K
+ *   0x374-0x377 8  ASCII ids of the lowest cell, highest cell, lowest and
+ *            highest temperature sensor
+ *   0x379 8  installed capacity u16 Ah
+ *
+ * 0x35A pairs: 01 = active, 10 = ok, 00 = not supported (diyBMS and bsc_fw
+ * agree: "B01 alarm, B10 ok" once the bit order on the wire is taken into
+ * account; YamBMS writes 01 for active and 00 otherwise, which Venus also
+ * reads as "no alarm"). We send 10 for every condition we evaluate and 00
+ * for the reserved pairs. The pair order (byte.pair): 0.0 general, 0.1 high
+ * voltage, 0.2 low voltage, 0.3 high temperature, 1.0 low temperature, 1.1
+ * high charge temperature, 1.2 low charge temperature, 1.3 high discharge
+ * current, 2.0 high charge current, 2.1 contactor, 2.2 short circuit, 2.3
+ * BMS internal, 3.0 cell imbalance (YamBMS and bsc_fw agree).
+ *
+ * Venus OS sends no acknowledgement: it raises "BMS connection lost" when
+ * our frames stop. So the inverter is never "heard" unless something on
+ * the bus sends the Pylontech-style 0x305, which we accept; "inverter not
+ * heard yet" is the normal state with a GX device.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "battery.h"
+#include "byteorder.h"
+#include "macro.h"
+#include "protocol.h"
+#include "pylon_family.h"
+
+#define VIC_ID_ALARMS 0x35A
+#define VIC_ID_INFO 0x35F
+#define VIC_ID_NAME1 0x370
+#define VIC_ID_NAME2 0x371
+#define VIC_ID_MODULES 0x372
+#define VIC_ID_EXTREMES 0x373
+#define VIC_ID_MIN_CELL_ID 0x374
+#define VIC_ID_MAX_CELL_ID 0x375
+#define VIC_ID_MIN_TEMP_ID 0x376
+#define VIC_ID_MAX_TEMP_ID 0x377
+#define VIC_ID_CAPACITY 0x379
+
+#define VIC_FRAMES_MAX 15
+static const char VIC_DEFAULT_NAME[] = "BMSBRIDGE"; /* 0x35E: its first 8 characters */
+
+/* 0x35A pair values as they sit in the two bits */
+#define VIC_PAIR_ACTIVE 0x1
+#define VIC_PAIR_OK 0x2
+
+/* 0x35A pair -> the neutral bits that raise it; index = byte * 4 + pair */
+static const uint32_t victron_pairs[] = {
+	[0] = 0, /* general: any of the ones below, filled in by pairs_encode() */
+	[1] = BATTERY_ALARM_CELL_OVERVOLTAGE | BATTERY_ALARM_PACK_OVERVOLTAGE,
+	[2] = BATTERY_ALARM_CELL_UNDERVOLTAGE | BATTERY_ALARM_PACK_UNDERVOLTAGE,
+	[3] = BATTERY_ALARM_DISCHARGE_OVERTEMP | BATTERY_ALARM_MOSFET_OVERTEMP,
+	[4] = BATTERY_ALARM_DISCHARGE_UNDERTEMP,
+	[5] = BATTERY_ALARM_CHARGE_OVERTEMP,
+	[6] = BATTERY_ALARM_CHARGE_UNDERTEMP,
+	[7] = BATTERY_ALARM_DISCHARGE_OVERCURRENT,
+	[8] = BATTERY_ALARM_CHARGE_OVERCURRENT,
+	[9] = 0, /* contactor: none to report, always ok */
+	[10] = BATTERY_ALARM_SHORT_CIRCUIT,
+	[11] = BATTERY_ALARM_BMS_INTERNAL | BATTERY_ALARM_BMS_LINK_LOST,
+	[12] = BATTERY_ALARM_CELL_IMBALANCE,
+};
+#define VIC_PAIRS_USED ARRAY_SIZE(victron_pairs) /* 13; pairs 13-15 reserved (00) */
+
+/* the neutral bit a pair decodes to (the first of its set) */
+static const uint32_t victron_pair_canonical[] = {
+	[1] = BATTERY_ALARM_CELL_OVERVOLTAGE,
+	[2] = BATTERY_ALARM_CELL_UNDERVOLTAGE,
+	[3] = BATTERY_ALARM_DISCHARGE_OVERTEMP,
+	[4] = BATTERY_ALARM_DISCHARGE_UNDERTEMP,
+	[5] = BATTERY_ALARM_CHARGE_OVERTEMP,
+	[6] = BATTERY_ALARM_CHARGE_UNDERTEMP,
+	[7] = BATTERY_ALARM_DISCHARGE_OVERCURRENT,
+	[8] = BATTERY_ALARM_CHARGE_OVERCURRENT,
+	[10] = BATTERY_ALARM_SHORT_CIRCUIT,
+	[11] = BATTERY_ALARM_BMS_INTERNAL,
+	[12] = BATTERY_ALARM_CELL_IMBALANCE,
+};
+
+/* four bytes of 0x35A for one set of neutral bits */
+static void pairs_encode(uint32_t bits, uint8_t *out)
+{
+	bool any = false;
+
+	memset(out, 0, 4);
+	for (size_t i = 1; i < VIC_PAIRS_USED; i++) {
+		bool on = (bits & victron_pairs[i]) != 0;
+
+		any |= on;
+		out[i / 4] |= (uint8_t)((on ? VIC_PAIR_ACTIVE : VIC_PAIR_OK) << (i % 4 * 2));
+	}
+	/* general: raised with any specific one */
+	out[0] |= any ? VIC_PAIR_ACTIVE : VIC_PAIR_OK;
+}
+
+static uint32_t pairs_decode(const uint8_t *in)
+{
+	uint32_t bits = 0;
+
+	for (size_t i = 1; i < VIC_PAIRS_USED; i++) {
+		if (((in[i / 4] >> (i % 4 * 2)) & 0x3) == VIC_PAIR_ACTIVE) {
+			bits |= victron_pair_canonical[i];
+		}
+	}
+	/* a general alarm with no detail still stops the inverter: BMS internal */
+	if (bits == 0 && (in[0] & 0x3) == VIC_PAIR_ACTIVE) {
+		bits = BATTERY_ALARM_BMS_INTERNAL;
+	}
+	return bits;
+}
+
+static void put_ascii(struct can_frame *f, canid_t id, const char *s, char pad)
+{
+	size_t n = strnlen(s, 8);
+
+	*f = (struct can_frame){ .can_id = id, .len = 8 };
+	memset(f->data, pad, 8);
+	memcpy(f->data, s, n);
+}
+
+/* "<n>" for one pack, "<pack>.<n>" in a bank; both 1-based; "" if unknown */
+static void put_index(struct can_frame *f, canid_t id, const struct battery_state *bs,
+		      uint8_t pack, uint8_t idx)
+{
+	char s[12] = "";
+
+	if (idx != BATTERY_INDEX_NONE) {
+		if (bs->pack_count > 1) {
+			snprintf(s, sizeof(s), "%u.%u", (unsigned)pack + 1, (unsigned)idx + 1);
+		} else {
+			snprintf(s, sizeof(s), "%u", (unsigned)idx + 1);
+		}
+	}
+	put_ascii(f, id, s, '\0'); /* NUL padded, as YamBMS' snprintf */
+}
+
+/* 0.1 degC -> kelvin, rounded: 20.0 degC = 293 K */
+static uint16_t dc_to_kelvin(int16_t dc)
+{
+	return clamp_u16(((int32_t)dc * 10 + 27315 + 50) / 100);
+}
+
+static bool victron_charge_blocked(const struct battery_pack *b)
+{
+	return b->charge_current_limit_ma < 100 ||
+	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
+		!(b->requests & BATTERY_REQUEST_CHARGE_ENABLE));
+}
+
+static bool victron_discharge_blocked(const struct battery_pack *b)
+{
+	return b->discharge_current_limit_ma < 100 ||
+	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
+		!(b->requests & BATTERY_REQUEST_DISCHARGE_ENABLE));
+}
+
+static void put_limits(const struct battery_state *bs, struct can_frame *f)
+{
+	const struct battery_pack *b = &bs->bank;
+
+	*f = (struct can_frame){ .can_id = PYLON_ID_LIMITS, .len = 8 };
+	put_le16(&f->data[0], clamp_u16(b->charge_voltage_limit_mv / 100)); /* CVL u16 0.1 V */
+	put_le16(&f->data[2], (uint16_t)clamp_s16(b->charge_current_limit_ma / 100)); /* CCL s16 0.1 A */
+	put_le16(&f->data[4],
+		 (uint16_t)clamp_s16(b->discharge_current_limit_ma / 100)); /* DCL s16 0.1 A, + */
+	put_le16(&f->data[6], clamp_u16(b->discharge_voltage_limit_mv / 100)); /* DVL u16 0.1 V */
+}
+
+static void put_alarms(const struct battery_state *bs, struct can_frame *f)
+{
+	const struct battery_pack *b = &bs->bank;
+	bool st = battery_pack_has(b, BATTERY_GROUP_STATUS);
+
+	*f = (struct can_frame){ .can_id = VIC_ID_ALARMS, .len = 8 };
+	pairs_encode(st ? b->alarms : 0, &f->data[0]);	 /* alarms, bytes 0-3 */
+	pairs_encode(st ? b->warnings : 0, &f->data[4]); /* warnings, bytes 4-7 */
+}
+
+static int victron_encode(const struct protocol_options *opt, const struct battery_state *bs,
+			  uint64_t now_usec, struct can_frame *frames, size_t n_frames)
+{
+	const struct battery_pack *b = &bs->bank;
+	bool cells = battery_pack_has(b, BATTERY_GROUP_CELLS);
+	bool temps = battery_pack_has(b, BATTERY_GROUP_TEMPS);
+	const char *name = opt && opt->manufacturer[0] ? opt->manufacturer : VIC_DEFAULT_NAME;
+	uint8_t online = bs->packs_online;
+	char name16[17];
+	size_t n = 0;
+	struct can_frame *f;
+
+	if (!pylon_family_ready(bs)) {
+		return -ENODATA;
+	}
+	if (n_frames < VIC_FRAMES_MAX) {
+		return -ENOBUFS;
+	}
+
+	put_limits(bs, &frames[n++]);
+
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = PYLON_ID_SOC, .len = 6 };
+	put_le16(&f->data[0], b->soc_pct > 100 ? 100 : b->soc_pct); /* SOC u16 1 % */
+	put_le16(&f->data[2], b->soh_pct > 100 ? 100 : b->soh_pct); /* SOH u16 1 % */
+	put_le16(&f->data[4], (uint16_t)((b->soc_pct > 100 ? 100 : b->soc_pct) * 100)); /* 0.01 % */
+
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = 6 };
+	put_le16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10)); /* s16 0.01 V */
+	put_le16(&f->data[2], (uint16_t)clamp_s16(b->current_ma / 100)); /* s16 0.1 A, + charging */
+	put_le16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0));	 /* s16 0.1 degC, highest */
+
+	put_alarms(bs, &frames[n++]);
+	put_ascii(&frames[n++], PYLON_ID_NAME, name, ' '); /* manufacturer, space padded */
+
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = VIC_ID_INFO, .len = 8 };
+	put_le16(&f->data[0], 0); /* battery model: none */
+	put_le16(&f->data[2], 0); /* firmware version: none */
+	put_le16(&f->data[4], clamp_u16(b->full_mah / 1000)); /* online capacity u16 Ah */
+
+	/* battery name: 16 characters over two frames, space padded */
+	memset(name16, ' ', 16);
+	name16[16] = '\0';
+	memcpy(name16, name,
+	       name == VIC_DEFAULT_NAME ? strlen(name) : strnlen(name, sizeof(opt->manufacturer)));
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = VIC_ID_NAME1, .len = 8 };
+	memcpy(f->data, name16, 8);
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = VIC_ID_NAME2, .len = 8 };
+	memcpy(f->data, name16 + 8, 8);
+
+	/* module counts, u16 each; "blocking" is a bank-wide statement here */
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = VIC_ID_MODULES, .len = 8 };
+	put_le16(&f->data[0], online);
+	put_le16(&f->data[2], victron_charge_blocked(b) ? online : 0);
+	put_le16(&f->data[4], victron_discharge_blocked(b) ? online : 0);
+	put_le16(&f->data[6], bs->pack_count > online ? (uint16_t)(bs->pack_count - online) : 0);
+
+	if (cells && temps) {
+		f = &frames[n++];
+		*f = (struct can_frame){ .can_id = VIC_ID_EXTREMES, .len = 8 };
+		put_le16(&f->data[0], b->cell_min_mv);		    /* u16 mV */
+		put_le16(&f->data[2], b->cell_max_mv);		    /* u16 mV */
+		put_le16(&f->data[4], dc_to_kelvin(b->temp_min_dc)); /* u16 K */
+		put_le16(&f->data[6], dc_to_kelvin(b->temp_max_dc)); /* u16 K */
+	}
+	if (cells) {
+		put_index(&frames[n++], VIC_ID_MIN_CELL_ID, bs, b->cell_min_pack, b->cell_min_idx);
+		put_index(&frames[n++], VIC_ID_MAX_CELL_ID, bs, b->cell_max_pack, b->cell_max_idx);
+	}
+	if (temps) {
+		put_index(&frames[n++], VIC_ID_MIN_TEMP_ID, bs, b->temp_min_pack, b->temp_min_idx);
+		put_index(&frames[n++], VIC_ID_MAX_TEMP_ID, bs, b->temp_max_pack, b->temp_max_idx);
+	}
+
+	f = &frames[n++];
+	*f = (struct can_frame){ .can_id = VIC_ID_CAPACITY, .len = 8 };
+	put_le16(&f->data[0], clamp_u16(b->full_mah / 1000)); /* installed capacity u16 Ah */
+	return (int)n;
+}
+
+static int victron_encode_urgent(const struct protocol_options *opt,
+				 const struct battery_state *prev, const struct battery_state *bs,
+				 uint64_t now_usec, struct can_frame *frames, size_t n_frames)
+{
+	const struct battery_pack *p = &prev->bank, *b = &bs->bank;
+	bool lim, alarm;
+	size_t n = 0;
+
+	if (!pylon_family_ready(bs) || !pylon_family_ready(prev)) {
+		return 0;
+	}
+	lim = b->charge_voltage_limit_mv < p->charge_voltage_limit_mv ||
+	      b->charge_current_limit_ma < p->charge_current_limit_ma ||
+	      b->discharge_current_limit_ma < p->discharge_current_limit_ma ||
+	      b->discharge_voltage_limit_mv > p->discharge_voltage_limit_mv;
+	alarm = battery_pack_has(b, BATTERY_GROUP_STATUS) &&
+		((b->alarms & ~p->alarms) != 0 || (b->warnings & ~p->warnings) != 0);
+	if ((size_t)lim + (size_t)alarm > n_frames) {
+		return -ENOBUFS;
+	}
+	if (lim) {
+		put_limits(bs, &frames[n++]);
+	}
+	if (alarm) {
+		put_alarms(bs, &frames[n++]);
+	}
+	return (int)n;
+}
+
+/* "<n>" or "<pack>.<n>", 1-based, NUL or space padded -> 0-based */
+static void parse_index(const struct can_frame *f, uint8_t *ret_pack, uint8_t *ret_idx)
+{
+	unsigned a = 0, b = 0, *cur = &a;
+	bool digits = false, dot = false;
+
+	for (size_t i = 0; i < f->len && i < 8; i++) {
+		uint8_t c = f->data[i];
+
+		if (c >= '0' && c <= '9' && a < 1000 && b < 1000) {
+			*cur = *cur * 10 + (c - '0');
+			digits = true;
+		} else if (c == '.' && !dot) {
+			dot = true;
+			cur = &b;
+		} else {
+			break;
+		}
+	}
+	if (!digits || (dot ? b : a) == 0 || (dot && a == 0)) {
+		*ret_idx = BATTERY_INDEX_NONE;
+		return;
+	}
+	*ret_pack = dot ? clamp_u8(a - 1) : 0;
+	*ret_idx = clamp_u8((dot ? b : a) - 1);
+	if (*ret_idx == BATTERY_INDEX_NONE) {
+		*ret_idx = BATTERY_INDEX_NONE - 1; /* an absurd index is still an index */
+	}
+}
+
+static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct battery_state *bs)
+{
+	struct battery_pack *b = &bs->bank;
+	const uint8_t *d = f->data;
+	uint8_t len = f->len > CAN_MAX_DLEN ? CAN_MAX_DLEN : f->len;
+
+	if (f->can_id & (CAN_EFF_FLAG | CAN_RTR_FLAG | CAN_ERR_FLAG)) {
+		return 0;
+	}
+	switch (f->can_id) {
+	case PYLON_ID_LIMITS:
+	case PYLON_ID_SOC:
+	case PYLON_ID_MEASURED:
+	case PYLON_ID_NAME:
+		/* the layout the Pylontech family shares with Victron */
+		return pylon_can_decode_pack(f, now_usec, b);
+	case VIC_ID_ALARMS:
+		if (len < 8) {
+			return -EBADMSG;
+		}
+		b->alarms = pairs_decode(&d[0]);
+		b->warnings = pairs_decode(&d[4]);
+		battery_pack_mark(b, BATTERY_GROUP_STATUS, now_usec);
+		return 1;
+	case VIC_ID_INFO:
+		if (len < 6) {
+			return -EBADMSG;
+		}
+		b->full_mah = (uint32_t)get_le16(&d[4]) * 1000; /* online capacity u16 Ah */
+		return 1;
+	case VIC_ID_NAME1:
+	case VIC_ID_NAME2:
+		return 1;
+	case VIC_ID_MODULES:
+		if (len < 8) {
+			return -EBADMSG;
+		}
+		/* online + offline = the bank; u16 each, clamped to what we hold */
+		bs->packs_online = (uint8_t)(get_le16(&d[0]) > BATTERY_PACKS_MAX ? BATTERY_PACKS_MAX
+										 : get_le16(&d[0]));
+		{
+			uint32_t total = (uint32_t)get_le16(&d[0]) + get_le16(&d[6]);
+
+			bs->pack_count = (uint8_t)(total > BATTERY_PACKS_MAX ? BATTERY_PACKS_MAX
+					 : total ? total : 1);
+		}
+		return 1;
+	case VIC_ID_EXTREMES:
+		if (len < 8) {
+			return -EBADMSG;
+		}
+		b->cell_min_mv = get_le16(&d[0]); /* u16 mV */
+		b->cell_max_mv = get_le16(&d[2]);
+		b->cell_count = 0; /* extremes only */
+		battery_pack_mark(b, BATTERY_GROUP_CELLS, now_usec);
+		/* u16 K -> 0.1 degC */
+		b->temp_min_dc = clamp_s16((int32_t)get_le16(&d[4]) * 10 - 2731);
+		b->temp_max_dc = clamp_s16((int32_t)get_le16(&d[6]) * 10 - 2731);
+		b->temp_count = 0;
+		battery_pack_mark(b, BATTERY_GROUP_TEMPS, now_usec);
+		return 1;
+	case VIC_ID_MIN_CELL_ID:
+		parse_index(f, &b->cell_min_pack, &b->cell_min_idx);
+		return 1;
+	case VIC_ID_MAX_CELL_ID:
+		parse_index(f, &b->cell_max_pack, &b->cell_max_idx);
+		return 1;
+	case VIC_ID_MIN_TEMP_ID:
+		parse_index(f, &b->temp_min_pack, &b->temp_min_idx);
+		return 1;
+	case VIC_ID_MAX_TEMP_ID:
+		parse_index(f, &b->temp_max_pack, &b->temp_max_idx);
+		return 1;
+	case VIC_ID_CAPACITY:
+		if (len < 2) {
+			return -EBADMSG;
+		}
+		b->full_mah = (uint32_t)get_le16(&d[0]) * 1000; /* installed capacity u16 Ah */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static const canid_t victron_rx_ids[] = { PYLON_ID_INV_ACK };
+
+const struct inverter_protocol victron_protocol = {
+	.name = "victron",
+	.description = "Victron CAN-bus BMS for GX devices (DVCC), no ack expected",
+	.transport = PROTOCOL_TRANSPORT_CAN,
+	.schedule = PROTOCOL_SCHEDULE_PERIODIC,
+	.period_usec = USEC_PER_SEC,
+	.bitrate = 500000,
+	.inverter_timeout_usec = 10 * USEC_PER_SEC,
+	.rx_ids = victron_rx_ids,
+	.n_rx_ids = ARRAY_SIZE(victron_rx_ids),
+	.encode = victron_encode,
+	.encode_urgent = victron_encode_urgent,
+	.inverter_rx = pylon_family_inverter_rx, /* 0x305 if anyone sends it; Venus never does */
+	.decode = victron_decode,
+};
