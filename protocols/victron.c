@@ -9,8 +9,8 @@
  * stuartpittaway/diyBMSv4ESP32 victron_canbus.cpp):
  *
  *   0x351 8  CVL u16 0.1 V, CCL s16 0.1 A, DCL s16 0.1 A, DVL u16 0.1 V
- *   0x355 6  SOC u16 %, SOH u16 %, SOC u16 0.01 %
- *   0x356 6  voltage s16 0.01 V, current s16 0.1 A, temperature s16 0.1 degC
+ *   0x355 8  SOC u16 %, SOH u16 %, SOC u16 0.01 %
+ *   0x356 8  voltage s16 0.01 V, current s16 0.1 A, temperature s16 0.1 degC
  *   0x35A 8  alarms (bytes 0-3) and warnings (bytes 4-7), 2 bits each
  *   0x35E 8  manufacturer, ASCII
  *   0x35F 8  battery model u16, firmware u16, online capacity u16 Ah, 0
@@ -32,10 +32,17 @@
  * current, 2.0 high charge current, 2.1 contactor, 2.2 short circuit, 2.3
  * BMS internal, 3.0 cell imbalance (YamBMS and bsc_fw agree).
  *
- * Venus OS sends no acknowledgement: it raises "BMS connection lost" when
- * our frames stop. So the inverter is never "heard" unless something on
- * the bus sends the Pylontech-style 0x305, which we accept; "inverter not
- * heard yet" is the normal state with a GX device.
+ * Frame lengths: all 8 bytes, as a real Seplos BMS sends them to a GX
+ * device (candump in syssi/esphome-virtual-can-bms#3, kept in
+ * tests/data/victron-seplos-gx.log); 0x355 bytes 6-7 and 0x356 bytes 6-7
+ * are zero here.
+ *
+ * Acknowledgement: a GX device needs none from the battery and raises "BMS
+ * connection lost" when our frames stop. Whether it sends one is not
+ * settled: protocols.md says Venus OS sends nothing, while the capture above
+ * shows 0x305 (zeros) and 0x307 (12 34 56 78 "VIC" 00) on the GX's own bus.
+ * We accept both as a keep-alive and depend on neither: "inverter not heard
+ * yet" is a normal state with a GX device.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -156,10 +163,13 @@ static void put_index(struct can_frame *f, canid_t id, const struct battery_stat
 	put_ascii(f, id, s, '\0'); /* NUL padded, as YamBMS' snprintf */
 }
 
-/* 0.1 degC -> kelvin, rounded: 20.0 degC = 293 K */
+/*
+ * 0.1 degC -> kelvin, truncated as YamBMS does (int(T + 273.15)): 23.4 degC
+ * = 296 K, as the Seplos capture sends it next to 0x356's 23.4 degC.
+ */
 static uint16_t dc_to_kelvin(int16_t dc)
 {
-	return clamp_u16(((int32_t)dc * 10 + 27315 + 50) / 100);
+	return clamp_u16(((int32_t)dc * 10 + 27315) / 100);
 }
 
 static bool victron_charge_blocked(const struct battery_pack *b)
@@ -220,13 +230,13 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 	put_limits(bs, &frames[n++]);
 
 	f = &frames[n++];
-	*f = (struct can_frame){ .can_id = PYLON_ID_SOC, .len = 6 };
+	*f = (struct can_frame){ .can_id = PYLON_ID_SOC, .len = 8 };
 	put_le16(&f->data[0], b->soc_pct > 100 ? 100 : b->soc_pct); /* SOC u16 1 % */
 	put_le16(&f->data[2], b->soh_pct > 100 ? 100 : b->soh_pct); /* SOH u16 1 % */
 	put_le16(&f->data[4], (uint16_t)((b->soc_pct > 100 ? 100 : b->soc_pct) * 100)); /* 0.01 % */
 
 	f = &frames[n++];
-	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = 6 };
+	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = 8 };
 	put_le16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10)); /* s16 0.01 V */
 	put_le16(&f->data[2], (uint16_t)clamp_s16(b->current_ma / 100)); /* s16 0.1 A, + charging */
 	put_le16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0));	 /* s16 0.1 degC, highest */
@@ -312,34 +322,32 @@ static int victron_encode_urgent(const struct protocol_options *opt,
 	return (int)n;
 }
 
-/* "<n>" or "<pack>.<n>", 1-based, NUL or space padded -> 0-based */
+/* "<n>" or "<pack>.<n>", 1-based, NUL or space padded -> 0-based; else none */
 static void parse_index(const struct can_frame *f, uint8_t *ret_pack, uint8_t *ret_idx)
 {
-	unsigned a = 0, b = 0, *cur = &a;
-	bool digits = false, dot = false;
+	unsigned v[2] = { 0, 0 }, k = 0;
+	bool digits = false;
 
-	for (size_t i = 0; i < f->len && i < 8; i++) {
+	for (size_t i = 0; i < f->len && i < CAN_MAX_DLEN; i++) {
 		uint8_t c = f->data[i];
 
-		if (c >= '0' && c <= '9' && a < 1000 && b < 1000) {
-			*cur = *cur * 10 + (c - '0');
+		if (c >= '0' && c <= '9' && v[k] < 1000) {
+			v[k] = v[k] * 10 + (c - '0');
 			digits = true;
-		} else if (c == '.' && !dot) {
-			dot = true;
-			cur = &b;
+		} else if (c == '.' && k == 0 && digits) {
+			k = 1;
+			digits = false;
 		} else {
 			break;
 		}
 	}
-	if (!digits || (dot ? b : a) == 0 || (dot && a == 0)) {
+	/* a cell number 1..254 (255 is "none"), a pack number 1..255 */
+	if (!digits || v[k] == 0 || v[k] > BATTERY_INDEX_NONE || (k == 1 && v[0] == 0)) {
 		*ret_idx = BATTERY_INDEX_NONE;
 		return;
 	}
-	*ret_pack = dot ? clamp_u8(a - 1) : 0;
-	*ret_idx = clamp_u8((dot ? b : a) - 1);
-	if (*ret_idx == BATTERY_INDEX_NONE) {
-		*ret_idx = BATTERY_INDEX_NONE - 1; /* an absurd index is still an index */
-	}
+	*ret_pack = k == 1 ? clamp_u8(v[0] - 1) : 0;
+	*ret_idx = (uint8_t)(v[k] - 1);
 }
 
 static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct battery_state *bs)
@@ -397,11 +405,19 @@ static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct b
 		b->cell_max_mv = get_le16(&d[2]);
 		b->cell_count = 0; /* extremes only */
 		battery_pack_mark(b, BATTERY_GROUP_CELLS, now_usec);
-		/* u16 K -> 0.1 degC */
+		/*
+		 * u16 K -> 0.1 degC (K * 10 - 2731). The lowest temperature is
+		 * only here; the highest is also in 0x356 at 0.1 degC, which
+		 * wins once received.
+		 */
 		b->temp_min_dc = clamp_s16((int32_t)get_le16(&d[4]) * 10 - 2731);
-		b->temp_max_dc = clamp_s16((int32_t)get_le16(&d[6]) * 10 - 2731);
-		b->temp_count = 0;
-		battery_pack_mark(b, BATTERY_GROUP_TEMPS, now_usec);
+		if (!battery_pack_has(b, BATTERY_GROUP_TEMPS)) {
+			b->temp_max_dc = clamp_s16((int32_t)get_le16(&d[6]) * 10 - 2731);
+			b->temp_count = 0;
+			b->temp_min_idx = b->temp_max_idx = BATTERY_INDEX_NONE;
+			b->mosfet_temp_dc = BATTERY_TEMP_NONE;
+			battery_pack_mark(b, BATTERY_GROUP_TEMPS, now_usec);
+		}
 		return 1;
 	case VIC_ID_MIN_CELL_ID:
 		parse_index(f, &b->cell_min_pack, &b->cell_min_idx);
@@ -426,11 +442,11 @@ static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct b
 	}
 }
 
-static const canid_t victron_rx_ids[] = { PYLON_ID_INV_ACK };
+static const canid_t victron_rx_ids[] = { PYLON_ID_INV_ACK, PYLON_ID_INV_IDENT };
 
 const struct inverter_protocol victron_protocol = {
 	.name = "victron",
-	.description = "Victron CAN-bus BMS for GX devices (DVCC), no ack expected",
+	.description = "Victron CAN-bus BMS for GX devices (DVCC), no ack required",
 	.transport = PROTOCOL_TRANSPORT_CAN,
 	.schedule = PROTOCOL_SCHEDULE_PERIODIC,
 	.period_usec = USEC_PER_SEC,
@@ -440,6 +456,6 @@ const struct inverter_protocol victron_protocol = {
 	.n_rx_ids = ARRAY_SIZE(victron_rx_ids),
 	.encode = victron_encode,
 	.encode_urgent = victron_encode_urgent,
-	.inverter_rx = pylon_family_inverter_rx, /* 0x305 if anyone sends it; Venus never does */
+	.inverter_rx = pylon_family_inverter_rx, /* 0x305/0x307 if sent; not relied on */
 	.decode = victron_decode,
 };
