@@ -114,6 +114,10 @@ static inline void t_assert_frame(const struct can_frame *got, const struct can_
 {
 	char a[48], b[48];
 
+	if (!got || !want) {
+		fail_msg("frame missing");
+		return;
+	}
 	t_frame_str(got, a, sizeof(a));
 	t_frame_str(want, b, sizeof(b));
 	if (strcmp(a, b) != 0) {
@@ -126,6 +130,10 @@ static inline void t_assert_hex(const struct can_frame *got, canid_t id, const c
 {
 	struct can_frame want = t_frame(id, hex);
 
+	if (!got) {
+		fail_msg("frame %03X missing", id);
+		return;
+	}
 	t_assert_frame(got, &want);
 }
 
