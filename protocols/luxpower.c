@@ -60,8 +60,10 @@ static void luxpower_fixup(const struct battery_state *bs, struct can_frame *f)
 			break; /* 0 in bytes 4-7, as the family writes it */
 		}
 		/* highest s16 LE 0.1 degC, +0.1 degC while equal to the lowest (YamBMS) */
-		tmax = b->temp_max_dc == b->temp_min_dc ? clamp_s16((int32_t)b->temp_max_dc + 1)
-							: b->temp_max_dc;
+		tmax = b->temp_max_dc;
+		if (tmax == b->temp_min_dc) {
+			tmax = clamp_s16((int32_t)tmax + 1);
+		}
 		put_le16(&f->data[4], (uint16_t)tmax);
 		put_le16(&f->data[6], (uint16_t)b->temp_min_dc); /* lowest s16 LE 0.1 degC */
 		break;
