@@ -25,7 +25,9 @@
  * more than the bank allows.
  *
  * 0x359 bits. The sources disagree; we follow the V1.2 table (bsc_fw,
- * diyBMS, protocols.md): byte 0 bit 1 over-voltage, bit 2 under-voltage,
+ * diyBMS, protocols.md), because it is Pylontech's own document, the one
+ * inverters are written against, and because each deviation below sets a
+ * bit the condition does not mean: byte 0 bit 1 over-voltage, bit 2 under-voltage,
  * bit 3 over-temperature, bit 4 under-temperature, bit 7 discharge
  * over-current; byte 1 bit 0 charge over-current, bit 3 system error; byte
  * 2 and 3 the same as warnings, byte 3 bit 3 "internal communication
