@@ -1,0 +1,724 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `jk-pb-modbus`: the JK-PB "inverter BMS" on RS485, pure decoders.
+ *
+ * Sources (read, not copied):
+ *   - mr-manuel/venus-os_dbus-serialbattery dbus-serialbattery/bms/jkbms_pb.py
+ *     (the trigger method, proven on multi-pack installs: offsets of the
+ *     status, settings and about frames, the sum8 checksum at byte 299,
+ *     the 8-byte write echo after the frame, the alarm bit list);
+ *   - syssi/esphome-jk-bms esp32-jk-pb-modbus-example.yaml (the register
+ *     method on real PB firmware: the 0x1000 / 0x1200 / 0x1400 maps, JK's
+ *     byte addressing, big-endian U_WORD / U_DWORD / S_DWORD fields) and
+ *     components/jk_bms_ble/jk_bms_ble.cpp (the same JK02_32S layout over
+ *     BLE: signed 0.1 degC temperatures, MOS temperature at 144);
+ *   - golden frame: syssi/esphome-jk-bms
+ *     tests/components/jk_bms_ble/frames_jk02_32s_v19.h, a JK-PB2A16S20P
+ *     hw 19A sw 19.27 (tests/data/jk-pb-v19-*.hex).
+ *
+ * Which method real PB firmware answers: BOTH exist in the field.
+ * jkbms_pb.py reads PB packs (fw 15.x-19.x, up to 4+ packs on one bus)
+ * with the 0x10 trigger and gets the 300-byte frames; the syssi Modbus
+ * example reads the same packs with plain 0x03 reads of 0x1200 (issue
+ * syssi/esphome-jk-bms#390: "cell voltages and resistances match the
+ * app"; PR #699 fixed the 32-bit word order to big endian). What the
+ * public facts do NOT settle for the register method is the order of the
+ * byte pairs (u8 + u8 "registers"): the example reads SOH as the first
+ * byte of 0x12B8 and SOC as the low byte of 0x12A6 (bytes in memory
+ * order, as decoded here) but its charge/discharge bitmasks at 0x12C0
+ * assume the opposite order. The switch states feed the request flags,
+ * so "trigger" is the method we recommend (and the config default); the
+ * register method is selectable (bms.read_method = "registers").
+ *
+ * Offsets below are of the "data domain": register address minus the
+ * block base, or frame offset minus 6 (the 55 AA EB 90 type counter
+ * header). Status (0x1200 / frame type 0x02):
+ *
+ *     0 u16 x32 cell voltages mV        64 u32 cells present bitmask
+ *    68 u16 average cell mV             70 u16 delta mV
+ *    72 u8 max cell idx, 73 u8 min      74 u16 x32 wire resistances mOhm
+ *   138 s16 MOSFET 0.1 degC            144 u32 pack voltage mV
+ *   152 s32 current mA (+ charging)    156 s16 T1, 158 s16 T2 0.1 degC
+ *   160 u32 alarm bits                 166 u8 balancing, 167 u8 SOC %
+ *   168 s32 remaining mAh              172 u32 full charge capacity mAh
+ *   176 u32 cycles                     184 u8 SOH %, 185 u8 precharge
+ *   192 u8 charge MOS on, 193 u8 discharge MOS on
+ *   208 u8 temperature sensors present (bit 0 MOSFET, 1 T1, 2 T2, 4 T3,
+ *       5 T4; jkbms_pb.py uses it so and the v19 frame has 0xFF with four
+ *       plausible sensors, although the JK document names it "absent")
+ *   250 s16 T3, 252 s16 T4 0.1 degC (jkbms_pb.py frame 256 / 258)
+ *
+ * Settings (0x1000 / frame type 0x01), 32-bit fields:
+ *     4 cell UVP mV, 8 UVPR, 12 OVP, 16 OVPR, 32 RCV (request charge
+ *     voltage per cell), 36 RFV, 44 continuous charge current mA (CurBatCOC),
+ *    56 continuous discharge current mA (CurBatDcOC), 108 cell count,
+ *   112 charge switch, 116 discharge switch, 124 nominal capacity mAh.
+ *
+ * The pack's own limits (LIMITS group) come from the settings: CVL = RCV
+ * x cells, DVL = UVPR x cells (the voltage at which the BMS would let a
+ * tripped pack recover: the inverter stops above the trip), CCL =
+ * CurBatCOC (0 while the charge switch is off), DCL = CurBatDcOC (0 while
+ * the discharge switch is off).
+ *
+ * Text dump for `bmsbridgectl decode` (jk_pb_decode_dump()), one item a
+ * line, '#' starts a comment:
+ *
+ *     1200: 0D35 0D31 0D2F ...   registers as read with function 0x03:
+ *                                the start register in hex, a colon, then
+ *                                16-bit register values in hex (big
+ *                                endian words as on the wire); JK byte
+ *                                addressing: the next word is at 0x1202
+ *     55 AA EB 90 02 17 35 0D ...  bytes of a trigger answer, hex, spaces
+ *                                optional, a frame may span lines; several
+ *                                frames may follow each other
+ *
+ * Register lines fill an image of the 0x1000 settings and the 0x1200 data
+ * domain; an image is decoded when its whole decoded range is covered.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "battery.h"
+#include "bms.h"
+#include "byteorder.h"
+#include "jk_pb.h"
+#include "macro.h"
+
+/* data domain offsets (status) */
+#define JK_D_CELLS 0
+#define JK_D_CELL_MASK 64
+#define JK_D_MOSFET_TEMP 138
+#define JK_D_VOLTAGE 144
+#define JK_D_CURRENT 152
+#define JK_D_T1 156
+#define JK_D_T2 158
+#define JK_D_ALARMS 160
+#define JK_D_SOC 167
+#define JK_D_REMAINING 168
+#define JK_D_FULL 172
+#define JK_D_CYCLES 176
+#define JK_D_SOH 184
+#define JK_D_CHARGE_ON 192
+#define JK_D_DISCHARGE_ON 193
+#define JK_D_TEMP_PRESENT 208
+#define JK_D_T3 250
+#define JK_D_T4 252
+
+/* settings offsets */
+#define JK_S_CELL_UVPR 8
+#define JK_S_CELL_RCV 32
+#define JK_S_CHARGE_OC 44
+#define JK_S_DISCHARGE_OC 56
+#define JK_S_CELL_COUNT 108
+#define JK_S_CHARGE_EN 112
+#define JK_S_DISCHARGE_EN 116
+#define JK_S_CAPACITY 124
+
+/* the frame header before the data domain */
+#define JK_FRAME_HDR 6
+#define JK_FRAME_TYPE 4
+
+/*
+ * JK alarm bits (u32 at data 160), names from jkbms_pb.py
+ * to_protection_bits() and the syssi Modbus example's alarm list (same
+ * order): the protection each one means in enum battery_alarm.
+ */
+static const uint32_t jk_alarm_map[32] = {
+	[1] = BATTERY_ALARM_MOSFET_OVERTEMP,	   /* MOS OTP */
+	[2] = BATTERY_ALARM_BMS_INTERNAL,	   /* cell quantity != setting */
+	[3] = BATTERY_ALARM_BMS_INTERNAL,	   /* current sensor error */
+	[4] = BATTERY_ALARM_CELL_OVERVOLTAGE,	   /* cell OVP */
+	[5] = BATTERY_ALARM_PACK_OVERVOLTAGE,	   /* battery OVP */
+	[6] = BATTERY_ALARM_CHARGE_OVERCURRENT,	   /* charge OCP */
+	[7] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* charge SCP */
+	[8] = BATTERY_ALARM_CHARGE_OVERTEMP,	   /* charge OTP */
+	[9] = BATTERY_ALARM_CHARGE_UNDERTEMP,	   /* charge UTP */
+	[10] = BATTERY_ALARM_BMS_INTERNAL,	   /* CPU aux communication */
+	[11] = BATTERY_ALARM_CELL_UNDERVOLTAGE,	   /* cell UVP */
+	[12] = BATTERY_ALARM_PACK_UNDERVOLTAGE,	   /* battery UVP */
+	[13] = BATTERY_ALARM_DISCHARGE_OVERCURRENT, /* discharge OCP */
+	[14] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* discharge SCP */
+	[15] = BATTERY_ALARM_DISCHARGE_OVERTEMP,   /* discharge OTP */
+	[16] = BATTERY_ALARM_BMS_INTERNAL,	   /* charge MOS fault */
+	[17] = BATTERY_ALARM_BMS_INTERNAL,	   /* discharge MOS fault */
+	/* 18 GPS disconnected, 19 "modify password in time": not the pack's state */
+	[20] = BATTERY_ALARM_BMS_INTERNAL, /* discharge on failed */
+	/* battery over temperature: neither charging nor discharging is safe */
+	[21] = BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP,
+};
+/* bit 0 "wire resistance": "1 warning only" (jkbms_pb.py) */
+#define JK_ALARM_WIRE_RESISTANCE 0x00000001u
+
+/* Field reader: little endian in frames, big endian in register reads. */
+struct jk_view {
+	const uint8_t *d; /* data domain byte 0 */
+	bool be;
+};
+
+static uint16_t jk_u16(const struct jk_view *v, size_t off)
+{
+	return v->be ? get_be16(v->d + off) : get_le16(v->d + off);
+}
+
+static uint32_t jk_u32(const struct jk_view *v, size_t off)
+{
+	return v->be ? get_be32(v->d + off) : get_le32(v->d + off);
+}
+
+uint16_t jk_pb_crc16(const uint8_t *buf, size_t len)
+{
+	uint16_t crc = 0xFFFF;
+
+	for (size_t i = 0; i < len; i++) {
+		crc ^= buf[i];
+		for (unsigned b = 0; b < 8; b++) {
+			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
+		}
+	}
+	return crc;
+}
+
+size_t jk_pb_build_trigger(uint8_t addr, uint16_t reg, uint8_t *buf)
+{
+	buf[0] = addr;
+	buf[1] = 0x10;		/* write multiple registers */
+	put_be16(&buf[2], reg); /* 0x1620 status, 0x161E settings, 0x161C about */
+	put_be16(&buf[4], 1);	/* one register */
+	buf[6] = 2;		/* two bytes */
+	put_be16(&buf[7], 0);	/* value 0x0000 */
+	put_le16(&buf[9], jk_pb_crc16(buf, 9));
+	return 11;
+}
+
+size_t jk_pb_build_read(uint8_t addr, uint16_t reg, uint16_t count, uint8_t *buf)
+{
+	buf[0] = addr;
+	buf[1] = 0x03; /* read holding registers */
+	put_be16(&buf[2], reg);
+	put_be16(&buf[4], count);
+	put_le16(&buf[6], jk_pb_crc16(buf, 6));
+	return 8;
+}
+
+int jk_pb_check_read_response(uint8_t addr, const uint8_t *buf, size_t len,
+			      const uint8_t **ret_data, size_t *ret_n)
+{
+	size_t n;
+
+	if (len < 2) {
+		return -EAGAIN;
+	}
+	if (buf[0] != addr) {
+		return -EBADMSG;
+	}
+	if (buf[1] == (0x03 | 0x80)) {
+		/* exception: addr, 0x83, code, CRC */
+		if (len < 5) {
+			return -EAGAIN;
+		}
+		return jk_pb_crc16(buf, 3) == get_le16(&buf[3]) ? -EIO : -EBADMSG;
+	}
+	if (buf[1] != 0x03) {
+		return -EBADMSG;
+	}
+	if (len < 3) {
+		return -EAGAIN;
+	}
+	n = buf[2];
+	if (len < 3 + n + 2) {
+		return -EAGAIN;
+	}
+	if (jk_pb_crc16(buf, 3 + n) != get_le16(&buf[3 + n])) {
+		return -EBADMSG;
+	}
+	*ret_data = &buf[3];
+	*ret_n = n;
+	return 0;
+}
+
+static bool frame_checksum_ok(const uint8_t *f)
+{
+	uint8_t sum = 0;
+
+	/* sum8 of bytes 0-298 in byte 299 (jkbms_pb.py _verify_checksum) */
+	for (size_t i = 0; i < JK_PB_FRAME_LEN - 1; i++) {
+		sum = (uint8_t)(sum + f[i]);
+	}
+	return sum == f[JK_PB_FRAME_LEN - 1];
+}
+
+static bool frame_header_ok(const uint8_t *f)
+{
+	return f[0] == 0x55 && f[1] == 0xAA && f[2] == 0xEB && f[3] == 0x90;
+}
+
+static uint8_t trigger_frame_type(uint16_t reg)
+{
+	switch (reg) {
+	case JK_PB_TRIGGER_STATUS:
+		return JK_PB_FRAME_STATUS;
+	case JK_PB_TRIGGER_SETTINGS:
+		return JK_PB_FRAME_SETTINGS;
+	case JK_PB_TRIGGER_ABOUT:
+		return JK_PB_FRAME_ABOUT;
+	default:
+		return 0;
+	}
+}
+
+int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len,
+		     const uint8_t **ret_frame)
+{
+	const uint8_t *f = NULL;
+	const uint8_t *ack;
+	size_t rest;
+
+	/* the header may follow a local echo of our request or line noise */
+	for (size_t i = 0; i + 4 <= len; i++) {
+		if (frame_header_ok(&buf[i])) {
+			f = &buf[i];
+			break;
+		}
+	}
+	if (!f) {
+		return -EAGAIN;
+	}
+	rest = len - (size_t)(f - buf);
+	if (rest < JK_PB_FRAME_LEN) {
+		return -EAGAIN;
+	}
+	if (!frame_checksum_ok(f) || f[JK_FRAME_TYPE] != trigger_frame_type(reg)) {
+		return -EBADMSG;
+	}
+	/*
+	 * The write echo ADDR 10 REG 00 01 CRC follows (some adapters put
+	 * 0x00 padding first). Wait for it to settle the bus: the caller's
+	 * timeout ends the wait if the BMS never sends it.
+	 */
+	ack = f + JK_PB_FRAME_LEN;
+	rest -= JK_PB_FRAME_LEN;
+	while (rest > 0 && ack[0] == 0x00 && addr != 0x00) {
+		ack++;
+		rest--;
+	}
+	if (rest < JK_PB_FRAME_ACK_LEN) {
+		return -EAGAIN;
+	}
+	if (ack[0] != addr || ack[1] != 0x10 || get_be16(&ack[2]) != reg ||
+	    get_be16(&ack[4]) != 1 || jk_pb_crc16(ack, 6) != get_le16(&ack[6])) {
+		return -EBADMSG;
+	}
+	*ret_frame = f;
+	return 0;
+}
+
+/* ---- decoders into one pack ---------------------------------------------- */
+
+static int16_t jk_temp_dc(const struct jk_view *v, size_t off)
+{
+	/* s16 0.1 degC (jk_bms_ble.cpp JK02_32S; the "100 - t" fold of
+	 * jkbms_pb.py is for values >= 99 degC, which we keep as they are:
+	 * a hot pack must stay hot) */
+	return (int16_t)jk_u16(v, off);
+}
+
+static void decode_status(const struct jk_view *v, uint64_t now, struct battery_pack *p)
+{
+	uint32_t mask = jk_u32(v, JK_D_CELL_MASK);
+	uint32_t raw_alarms = jk_u32(v, JK_D_ALARMS);
+	uint8_t present = v->d[JK_D_TEMP_PRESENT];
+	unsigned n = 0;
+	int32_t rem;
+
+	/* CELLS: the cells present are the low bits of the mask (0xFFFF: 16) */
+	while (n < BATTERY_CELLS_MAX && (mask & (UINT32_C(1) << n))) {
+		n++;
+	}
+	if (n == 0) {
+		/* no mask (older firmware): up to the last non-zero voltage */
+		for (unsigned i = 0; i < BATTERY_CELLS_MAX; i++) {
+			if (jk_u16(v, JK_D_CELLS + 2 * i) != 0) {
+				n = i + 1;
+			}
+		}
+	}
+	p->cell_count = (uint8_t)n;
+	for (unsigned i = 0; i < BATTERY_CELLS_MAX; i++) {
+		p->cell_mv[i] = i < n ? jk_u16(v, JK_D_CELLS + 2 * i) : 0; /* u16 mV */
+	}
+	p->cell_min_pack = p->cell_max_pack = 0;
+	if (n > 0) {
+		battery_pack_update_cell_extremes(p);
+		battery_pack_mark(p, BATTERY_GROUP_CELLS, now);
+	}
+
+	/* ELECTRICAL */
+	p->voltage_mv = jk_u32(v, JK_D_VOLTAGE);	       /* u32 mV */
+	p->current_ma = (int32_t)jk_u32(v, JK_D_CURRENT); /* s32 mA, + charging */
+	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
+
+	/* CAPACITY */
+	p->soc_pct = v->d[JK_D_SOC] > 100 ? 100 : v->d[JK_D_SOC]; /* u8 % */
+	p->soh_pct = v->d[JK_D_SOH] > 100 ? 100 : v->d[JK_D_SOH]; /* u8 % */
+	rem = (int32_t)jk_u32(v, JK_D_REMAINING);		   /* s32 mAh */
+	p->remaining_mah = rem > 0 ? (uint32_t)rem : 0;
+	p->full_mah = jk_u32(v, JK_D_FULL); /* u32 mAh */
+	p->cycles = jk_u32(v, JK_D_CYCLES); /* u32 */
+	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
+
+	/*
+	 * TEMPS: the sensors the present byte names; a frame with none named
+	 * (older firmware leaves it 0) still has T1 and T2.
+	 */
+	if (present == 0) {
+		present = 0x07;
+	}
+	p->temp_count = 0;
+	if (present & 0x02) {
+		p->temp_dc[p->temp_count++] = jk_temp_dc(v, JK_D_T1);
+	}
+	if (present & 0x04) {
+		p->temp_dc[p->temp_count++] = jk_temp_dc(v, JK_D_T2);
+	}
+	if (present & 0x10) {
+		p->temp_dc[p->temp_count++] = jk_temp_dc(v, JK_D_T3);
+	}
+	if (present & 0x20) {
+		p->temp_dc[p->temp_count++] = jk_temp_dc(v, JK_D_T4);
+	}
+	p->mosfet_temp_dc = (present & 0x01) ? jk_temp_dc(v, JK_D_MOSFET_TEMP) : BATTERY_TEMP_NONE;
+	p->temp_min_pack = p->temp_max_pack = 0;
+	if (p->temp_count > 0) {
+		battery_pack_update_temp_extremes(p);
+	} else {
+		p->temp_min_dc = p->temp_max_dc = p->mosfet_temp_dc;
+		p->temp_min_idx = p->temp_max_idx = BATTERY_INDEX_NONE;
+	}
+	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now);
+
+	/* STATUS: alarms, the wire-resistance warning, MOSFET switch states */
+	p->alarms = 0;
+	for (unsigned b = 0; b < 32; b++) {
+		if (raw_alarms & (UINT32_C(1) << b)) {
+			p->alarms |= jk_alarm_map[b];
+		}
+	}
+	p->warnings = (raw_alarms & JK_ALARM_WIRE_RESISTANCE) ? BATTERY_ALARM_BMS_INTERNAL : 0;
+	p->requests = 0;
+	if (v->d[JK_D_CHARGE_ON]) {
+		p->requests |= BATTERY_REQUEST_CHARGE_ENABLE; /* u8 charge MOS on */
+	}
+	if (v->d[JK_D_DISCHARGE_ON]) {
+		p->requests |= BATTERY_REQUEST_DISCHARGE_ENABLE; /* u8 discharge MOS on */
+	}
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, now);
+}
+
+static int check_settings(const struct jk_view *v)
+{
+	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT);
+
+	/* a BMS that counts no cells, or more than any PB has, is not valid */
+	if (cells == 0 || cells > BATTERY_CELLS_MAX) {
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static void decode_settings(const struct jk_view *v, uint64_t now, struct battery_pack *p)
+{
+	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT); /* u32, checked 1-32 */
+	uint64_t cvl = (uint64_t)jk_u32(v, JK_S_CELL_RCV) * cells;   /* u32 mV per cell */
+	uint64_t dvl = (uint64_t)jk_u32(v, JK_S_CELL_UVPR) * cells;  /* u32 mV per cell */
+	int32_t ccl = (int32_t)jk_u32(v, JK_S_CHARGE_OC);	      /* s32 mA */
+	int32_t dcl = (int32_t)jk_u32(v, JK_S_DISCHARGE_OC);	      /* s32 mA */
+
+	p->charge_voltage_limit_mv = (uint32_t)(cvl > UINT32_MAX ? UINT32_MAX : cvl);
+	p->discharge_voltage_limit_mv = (uint32_t)(dvl > UINT32_MAX ? UINT32_MAX : dvl);
+	/* a switched-off direction allows nothing */
+	p->charge_current_limit_ma = jk_u32(v, JK_S_CHARGE_EN) && ccl > 0 ? (uint32_t)ccl : 0;
+	p->discharge_current_limit_ma =
+		jk_u32(v, JK_S_DISCHARGE_EN) && dcl > 0 ? (uint32_t)dcl : 0;
+	battery_pack_mark(p, BATTERY_GROUP_LIMITS, now);
+	/* the nominal capacity, where no status has said the real one yet */
+	if (p->full_mah == 0) {
+		p->full_mah = jk_u32(v, JK_S_CAPACITY); /* u32 mAh */
+	}
+}
+
+static int decode_frame_into(const uint8_t *buf, size_t len, uint64_t now, struct battery_pack *p)
+{
+	struct jk_view v = { .d = buf + JK_FRAME_HDR, .be = false };
+
+	if (len < JK_PB_FRAME_LEN || !frame_header_ok(buf) || !frame_checksum_ok(buf)) {
+		return -EBADMSG;
+	}
+	switch (buf[JK_FRAME_TYPE]) {
+	case JK_PB_FRAME_STATUS:
+		decode_status(&v, now, p);
+		return 0;
+	case JK_PB_FRAME_SETTINGS:
+		if (check_settings(&v) < 0) {
+			return -EBADMSG;
+		}
+		decode_settings(&v, now, p);
+		return 0;
+	case JK_PB_FRAME_ABOUT:
+		/* vendor, versions, serial number: nothing the state carries */
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static int decode_into(unsigned kind, const uint8_t *buf, size_t len, uint64_t now,
+		       struct battery_pack *p)
+{
+	struct jk_view v = { .d = buf, .be = true };
+
+	switch (kind) {
+	case JK_PB_BLOCK_FRAME:
+		return decode_frame_into(buf, len, now, p);
+	case JK_PB_BLOCK_DATA_REGS:
+		if (len < JK_PB_DATA_LEN) {
+			return -EBADMSG;
+		}
+		decode_status(&v, now, p);
+		return 0;
+	case JK_PB_BLOCK_SETTINGS_REGS:
+		if (len < JK_PB_SETTINGS_LEN || check_settings(&v) < 0) {
+			return -EBADMSG;
+		}
+		decode_settings(&v, now, p);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+int jk_pb_decode_block(unsigned kind, const uint8_t *buf, size_t len, unsigned pack,
+		       uint64_t now_usec, struct battery_state *bs)
+{
+	if (!buf || pack >= BATTERY_PACKS_MAX) {
+		return -EBADMSG;
+	}
+	/* every check happens before the first write: bad input writes nothing */
+	return decode_into(kind, buf, len, now_usec, &bs->packs[pack]);
+}
+
+/* ---- the text dump ---------------------------------------------------------- */
+
+#define JK_DUMP_BYTES_MAX (4 * JK_PB_FRAME_LEN)
+
+struct jk_image {
+	uint8_t bytes[JK_PB_DATA_LEN];
+	bool covered[JK_PB_DATA_LEN];
+	bool used;
+};
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == ',';
+}
+
+/* "1200: 0D35 0D31 ..." into the image of its block */
+static int dump_register_line(const char *s, size_t n, struct jk_image *data,
+			      struct jk_image *settings)
+{
+	size_t i = 0;
+	unsigned addr = 0, digits = 0;
+	struct jk_image *img;
+	unsigned off;
+
+	while (i < n && hexval(s[i]) >= 0 && digits < 4) {
+		addr = addr << 4 | (unsigned)hexval(s[i++]);
+		digits++;
+	}
+	if (digits == 0 || i >= n || s[i] != ':') {
+		return -EBADMSG;
+	}
+	i++;
+	if (addr >= JK_PB_REG_DATA && addr < JK_PB_REG_DATA + JK_PB_DATA_LEN) {
+		img = data;
+		off = addr - JK_PB_REG_DATA;
+	} else if (addr >= JK_PB_REG_SETTINGS && addr < JK_PB_REG_SETTINGS + JK_PB_SETTINGS_LEN) {
+		img = settings;
+		off = addr - JK_PB_REG_SETTINGS;
+	} else {
+		return -EBADMSG;
+	}
+	for (;;) {
+		unsigned w = 0;
+
+		while (i < n && is_blank(s[i])) {
+			i++;
+		}
+		if (i >= n) {
+			break;
+		}
+		for (unsigned k = 0; k < 4; k++, i++) {
+			if (i >= n || hexval(s[i]) < 0) {
+				return -EBADMSG;
+			}
+			w = w << 4 | (unsigned)hexval(s[i]);
+		}
+		if (i < n && !is_blank(s[i])) {
+			return -EBADMSG;
+		}
+		if (off + 2 > JK_PB_DATA_LEN) {
+			return -EBADMSG;
+		}
+		put_be16(&img->bytes[off], (uint16_t)w); /* the word as on the wire */
+		img->covered[off] = img->covered[off + 1] = true;
+		off += 2;
+		img->used = true;
+	}
+	return 0;
+}
+
+/* "55 AA EB 90 ..." appended to the byte stream */
+static int dump_hex_line(const char *s, size_t n, uint8_t *bytes, size_t *n_bytes)
+{
+	int hi = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		int h;
+
+		if (is_blank(s[i])) {
+			if (hi >= 0) {
+				return -EBADMSG; /* odd digit count in a group */
+			}
+			continue;
+		}
+		h = hexval(s[i]);
+		if (h < 0) {
+			return -EBADMSG;
+		}
+		if (hi < 0) {
+			hi = h;
+			continue;
+		}
+		if (*n_bytes >= JK_DUMP_BYTES_MAX) {
+			return -EBADMSG;
+		}
+		bytes[(*n_bytes)++] = (uint8_t)(hi << 4 | h);
+		hi = -1;
+	}
+	return hi >= 0 ? -EBADMSG : 0;
+}
+
+static bool image_covers(const struct jk_image *img, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!img->covered[i]) {
+			return false;
+		}
+	}
+	return true;
+}
+
+int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_usec,
+		      struct battery_state *bs)
+{
+	struct jk_image data = { 0 }, settings = { 0 };
+	uint8_t bytes[JK_DUMP_BYTES_MAX];
+	size_t n_bytes = 0, pos = 0;
+	struct battery_pack p;
+	int blocks = 0;
+
+	if (!text || pack >= BATTERY_PACKS_MAX) {
+		return -EBADMSG;
+	}
+	while (pos < len) {
+		const char *line = text + pos;
+		const char *end = memchr(line, '\n', len - pos);
+		size_t n = end ? (size_t)(end - line) : len - pos;
+		size_t k;
+		int r;
+
+		pos += n + (end ? 1 : 0);
+		/* strip a comment and the blanks around what is left */
+		for (k = 0; k < n && line[k] != '#'; k++) {
+		}
+		n = k;
+		while (n > 0 && is_blank(line[0])) {
+			line++;
+			n--;
+		}
+		while (n > 0 && is_blank(line[n - 1])) {
+			n--;
+		}
+		if (n == 0) {
+			continue;
+		}
+		if (memchr(line, ':', n)) {
+			r = dump_register_line(line, n, &data, &settings);
+		} else {
+			r = dump_hex_line(line, n, bytes, &n_bytes);
+		}
+		if (r < 0) {
+			return r;
+		}
+	}
+
+	/* decode into a copy: the state changes only if everything is valid */
+	p = bs->packs[pack];
+	if (settings.used) {
+		if (!image_covers(&settings, JK_PB_SETTINGS_LEN) ||
+		    decode_into(JK_PB_BLOCK_SETTINGS_REGS, settings.bytes, JK_PB_SETTINGS_LEN,
+				now_usec, &p) < 0) {
+			return -EBADMSG;
+		}
+		blocks++;
+	}
+	if (data.used) {
+		if (!image_covers(&data, JK_PB_DATA_LEN) ||
+		    decode_into(JK_PB_BLOCK_DATA_REGS, data.bytes, JK_PB_DATA_LEN, now_usec, &p) < 0) {
+			return -EBADMSG;
+		}
+		blocks++;
+	}
+	for (size_t i = 0; i < n_bytes;) {
+		if (n_bytes - i < JK_PB_FRAME_LEN || !frame_header_ok(&bytes[i])) {
+			return -EBADMSG; /* bytes that are no whole frame */
+		}
+		if (decode_frame_into(&bytes[i], JK_PB_FRAME_LEN, now_usec, &p) < 0) {
+			return -EBADMSG;
+		}
+		blocks++;
+		i += JK_PB_FRAME_LEN;
+		/* a write echo between frames is allowed and skipped */
+		if (n_bytes - i >= JK_PB_FRAME_ACK_LEN && bytes[i] != 0x55 && bytes[i + 1] == 0x10 &&
+		    jk_pb_crc16(&bytes[i], 6) == get_le16(&bytes[i + 6])) {
+			i += JK_PB_FRAME_ACK_LEN;
+		}
+	}
+	if (blocks == 0) {
+		return -EBADMSG;
+	}
+	bs->packs[pack] = p;
+	return blocks;
+}
+
+const struct bms_driver jk_pb_modbus_bms_driver = {
+	.name = "jk-pb-modbus",
+	.description = "JK-PB inverter BMS on RS485 (Modbus RTU, packs at addresses 1-15)",
+	.transport = BMS_TRANSPORT_SERIAL,
+	.baud = 115200,
+	.decode_block = jk_pb_decode_block,
+};
