@@ -8,11 +8,13 @@
 #include "macro.h"
 
 extern const struct bms_driver jk_pb_modbus_bms_driver;
+extern const struct bms_driver pylontech_can_bms_driver;
 extern const struct bms_driver sim_bms_driver;
 
 /* Keep sorted by name. */
 static const struct bms_driver *const drivers[] = {
 	&jk_pb_modbus_bms_driver,
+	&pylontech_can_bms_driver,
 	&sim_bms_driver,
 };
 
