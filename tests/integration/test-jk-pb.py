@@ -1,0 +1,279 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""
+The real bmsbridged reading simulated JK-PB packs over a real tty (a pty
+served by tests/integration/jk-pb-server, which answers with the frames
+of a real JK-PB2A16S20P, tests/data/jk-pb-v19.hex), speaking Pylontech
+to a candump file:
+
+- one pack (trigger method, then register method): the pack comes online
+  and the 0x356 frames the inverter gets carry its voltage;
+- two and three packs at different addresses, all read;
+- one pack unplugged mid-run: it is reported, the others are still read
+  every round (an absent pack costs bounded time), and it comes back;
+- a CRC/checksum error (retried) and garbage on the line: reading goes on;
+- the tty vanishing and coming back: the port is reopened.
+
+Usage: test-jk-pb.py BUILD_DIR SERVER DATA_HEX   (prints TAP)
+"""
+import os
+import re
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
+SERVER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "jk-pb-server")
+DATA = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
+    os.environ.get("SRC_DIR", "."), "tests", "data", "jk-pb-v19.hex")
+DAEMON = os.path.join(BUILD, "bmsbridged")
+
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name))
+    if not cond and detail:
+        for line in str(detail).splitlines()[-30:]:
+            print("# " + line)
+    sys.stdout.flush()
+
+
+class Server:
+    def __init__(self, link):
+        self.p = subprocess.Popen([SERVER, link, DATA], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.ready = self.readline(5)
+
+    def readline(self, timeout=5):
+        r, _, _ = select.select([self.p.stdout], [], [], timeout)
+        if not r:
+            raise TimeoutError("jk-pb-server silent")
+        return self.p.stdout.readline().strip()
+
+    def cmd(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        out = self.readline()
+        if out.startswith("stats"):
+            self.readline()  # its "ok"
+            return out
+        if out != "ok":
+            raise RuntimeError("jk-pb-server: %s -> %s" % (line, out))
+        return out
+
+    def answers(self):
+        """{address: (requests, answers)}"""
+        s = self.cmd("stats")
+        return {int(a): (int(q), int(n)) for a, q, n in re.findall(r"(\d+):(\d+):(\d+)", s)}
+
+    def stop(self):
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+        except OSError:
+            pass
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+class Daemon:
+    def __init__(self, conf):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.p = subprocess.Popen([DAEMON, "-c", conf], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.p.stderr:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def log(self):
+        with self.lock:
+            return list(self.lines)
+
+    def wait_log(self, pattern, timeout, start=0):
+        """Index of the first line from @start matching @pattern, or None."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            lines = self.log()
+            for i in range(start, len(lines)):
+                if rx.search(lines[i]):
+                    return i
+            if self.p.poll() is not None:
+                return None
+            time.sleep(0.05)
+        return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+        self.t.join(timeout=5)
+        return self.p.returncode
+
+
+def write_conf(d, link, out, addresses, method="trigger"):
+    path = os.path.join(d, "jk.conf")
+    with open(path, "w") as f:
+        f.write('bms: { driver = "jk-pb-modbus"; port = "%s"; addresses = [%s];\n'
+                '       read_method = "%s"; poll_interval_ms = 1000;\n'
+                '       response_timeout_ms = 150; request_gap_ms = 50; };\n'
+                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
+                % (link, ", ".join(str(a) for a in addresses), method, out))
+    return path
+
+
+def voltages_356(path):
+    """Pack voltages (mV) of the 0x356 frames written to the candump file."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"\(\S+\) \S+ 356#([0-9A-F]+)", line.strip())
+                if m:
+                    d = bytes.fromhex(m.group(1))
+                    out.append(int.from_bytes(d[0:2], "little") * 10)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def wait_356(path, mv, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if mv in voltages_356(path):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def scenario(d, packs, addresses, method="trigger"):
+    """Start a server with @packs {addr: mV} and a daemon reading @addresses."""
+    link = os.path.join(d, "ttyJK")
+    out = os.path.join(d, "inverter.log")
+    if os.path.exists(out):
+        os.unlink(out)
+    srv = Server(link)
+    for a, mv in packs.items():
+        srv.cmd("pack %d %d" % (a, mv))
+    dm = Daemon(write_conf(d, link, out, addresses, method))
+    return srv, dm, out
+
+
+def main():
+    if not os.access(DAEMON, os.X_OK) or not os.access(SERVER, os.X_OK):
+        print("1..0 # SKIP bmsbridged or jk-pb-server not built")
+        return 0
+    with tempfile.TemporaryDirectory() as d:
+        # Can this daemon load a configuration at all?
+        probe = write_conf(d, "/dev/null", "-", [1])
+        r = subprocess.run([DAEMON, "--check-config", probe], capture_output=True, text=True,
+                           timeout=10)
+        if r.returncode != 0:
+            check("the daemon accepts a jk-pb-modbus configuration", False,
+                  r.stdout + r.stderr)
+            print("1..%d" % len(results))
+            return 1
+
+        # -- one pack, both read methods ---------------------------------------------
+        for method in ("trigger", "registers"):
+            srv, dm, out = scenario(d, {1: 52000}, [1], method)
+            try:
+                i = dm.wait_log(r"Pack 1 \(address 1\) online", 10)
+                check("%s: one pack comes online" % method, i is not None, "\n".join(dm.log()))
+                check("%s: the inverter gets its voltage (0x356 52.00 V)" % method,
+                      wait_356(out, 52000, 10), "\n".join(dm.log()[-10:]))
+            finally:
+                dm.stop()
+                srv.stop()
+
+        # -- two packs ------------------------------------------------------------------
+        srv, dm, out = scenario(d, {1: 53000, 2: 53000}, [1, 2])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, n), 10) is not None
+                     for n in (1, 2))
+            check("two packs at addresses 1 and 2 both online", ok, "\n".join(dm.log()))
+            check("two packs: 0x356 carries their voltage", wait_356(out, 53000, 10))
+        finally:
+            dm.stop()
+            srv.stop()
+
+        # -- three packs, unplug, errors, vanishing tty -----------------------------------
+        srv, dm, out = scenario(d, {1: 51500, 7: 51500, 15: 51500}, [1, 7, 15])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, a), 10) is not None
+                     for n, a in ((1, 1), (2, 7), (3, 15)))
+            check("three packs at addresses 1, 7, 15 all online", ok, "\n".join(dm.log()))
+            check("three packs: 0x356 carries their voltage", wait_356(out, 51500, 10))
+
+            srv.cmd("unplug 7")
+            mark = len(dm.log())
+            i = dm.wait_log(r"Pack 2 \(address 7\) not answering", 8, mark)
+            check("an unplugged pack is reported", i is not None, "\n".join(dm.log()[mark:]))
+            a0 = srv.answers()
+            time.sleep(4)
+            a1 = srv.answers()
+            check("the other packs are still read every round",
+                  a1[1][1] - a0[1][1] >= 6 and a1[15][1] - a0[15][1] >= 6, "%s -> %s" % (a0, a1))
+            # bounded: the absent pack is asked at most twice (one retry) per exchange
+            asked = a1[7][0] - a0[7][0]
+            check("an absent pack costs at most one retry per round (%d requests in 4 s)" % asked,
+                  2 <= asked <= 2 * 2 * 5, "%s -> %s" % (a0, a1))
+            srv.cmd("plug 7")
+            i = dm.wait_log(r"Pack 2 \(address 7\) online", 8, mark)
+            check("the pack plugged back is read again", i is not None)
+
+            mark = len(dm.log())
+            srv.cmd("crc 1 1")
+            i = dm.wait_log(r"address 1.*Bad message.*retrying", 5, mark)
+            time.sleep(1.5)
+            check("a bad checksum is reported and retried without dropping the pack",
+                  i is not None and dm.wait_log(r"Pack 1 \(address 1\) not answering", 0.1, mark)
+                  is None, "\n".join(dm.log()[mark:]))
+
+            a0 = srv.answers()
+            srv.cmd("garbage 200")
+            time.sleep(3)
+            a1 = srv.answers()
+            check("garbage on the line: reading goes on",
+                  a1[1][1] > a0[1][1] and a1[15][1] > a0[15][1] and dm.p.poll() is None,
+                  "%s -> %s" % (a0, a1))
+
+            mark = len(dm.log())
+            srv.cmd("vanish")
+            i = dm.wait_log(r"Reopening BMS port", 8, mark)
+            check("the vanished tty is noticed", i is not None, "\n".join(dm.log()[mark:]))
+            time.sleep(1)
+            srv.cmd("return")
+            j = dm.wait_log(r"BMS port .* open", 10, (i or mark) + 1)
+            check("the tty back: the port is reopened", j is not None,
+                  "\n".join(dm.log()[mark:]))
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, a), 10, j or mark)
+                     is not None for n, a in ((1, 1), (2, 7), (3, 15)))
+            check("after the reopen all three packs are read again", ok,
+                  "\n".join(dm.log()[mark:]))
+            check("the daemon is still running", dm.p.poll() is None)
+        finally:
+            rc = dm.stop()
+            srv.stop()
+        check("clean exit on SIGTERM", rc == 0, "exit %s" % rc)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
