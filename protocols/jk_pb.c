@@ -12,9 +12,11 @@
  *     byte addressing, big-endian U_WORD / U_DWORD / S_DWORD fields) and
  *     components/jk_bms_ble/jk_bms_ble.cpp (the same JK02_32S layout over
  *     BLE: signed 0.1 degC temperatures, MOS temperature at 144);
- *   - golden frame: syssi/esphome-jk-bms
+ *   - golden frames: syssi/esphome-jk-bms
  *     tests/components/jk_bms_ble/frames_jk02_32s_v19.h, a JK-PB2A16S20P
- *     hw 19A sw 19.27 (tests/data/jk-pb-v19-*.hex).
+ *     hw 19A sw 19.27 (tests/data/jk-pb-v19.hex), and a real RS485
+ *     trigger exchange, request, frame and write echo, posted in
+ *     shining-man/bsc_fw#118 (tests/data/jk-pb-rs485-bsc118.hex).
  *
  * Which method real PB firmware answers: BOTH exist in the field.
  * jkbms_pb.py reads PB packs (fw 15.x-19.x, up to 4+ packs on one bus)

@@ -3,8 +3,10 @@
  * `jk-pb-modbus` decoders: golden decodes of a real JK-PB2A16S20P (hw 19A,
  * sw 19.27) from syssi/esphome-jk-bms
  * tests/components/jk_bms_ble/frames_jk02_32s_v19.h, kept in
- * tests/data/jk-pb-v19.hex with the values its publisher decoded; the
- * request CRC against a real ESPHome log (syssi/esphome-jk-bms#390); edge
+ * tests/data/jk-pb-v19.hex with the values its publisher decoded; a real
+ * RS485 trigger exchange (shining-man/bsc_fw#118, tests/data/
+ * jk-pb-rs485-bsc118.hex); the read request CRC against a real ESPHome log
+ * (syssi/esphome-jk-bms#390); edge
  * cases derived from the real frame by changing single fields (and the
  * checksum), each saying which field.
  */
@@ -508,11 +510,115 @@ static void test_find_frame(void **state)
 	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n, &fr), -EBADMSG);
 }
 
+
+/* Bytes of a hex file, '#' comments skipped (an independent reader). */
+static size_t read_hex_file(const char *name, uint8_t *out, size_t max)
+{
+	char path[512];
+	FILE *f;
+	int c, hi = -1;
+	size_t n = 0;
+	bool comment = false;
+
+	snprintf(path, sizeof(path), "%s/%s", TESTS_DATA_DIR, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while ((c = fgetc(f)) != EOF && n < max) {
+		int h;
+
+		if (c == '#') {
+			comment = true;
+		} else if (c == '\n') {
+			comment = false;
+		}
+		h = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+		if (comment || h < 0) {
+			continue;
+		}
+		if (hi < 0) {
+			hi = h;
+		} else {
+			out[n++] = (uint8_t)(hi << 4 | h);
+			hi = -1;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/*
+ * A real RS485 trigger exchange (shining-man/bsc_fw#118): the request the
+ * JK tool sent is byte for byte ours, the answer (frame + write echo) is
+ * found and decoded to the values in the header of the data file.
+ */
+static void test_golden_rs485_exchange(void **state)
+{
+	static const uint8_t req_real[] = { 0x01, 0x10, 0x16, 0x20, 0x00, 0x01,
+					    0x02, 0x00, 0x00, 0xD6, 0xF1 };
+	uint8_t rx[400], req[JK_PB_REQUEST_MAX];
+	const uint8_t *fr = NULL;
+	struct battery_state bs;
+	const struct battery_pack *p = &bs.packs[0];
+	size_t n = read_hex_file("jk-pb-rs485-bsc118.hex", rx, sizeof(rx));
+
+	assert_int_equal(n, JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN);
+	assert_int_equal(jk_pb_build_trigger(1, JK_PB_TRIGGER_STATUS, req), sizeof(req_real));
+	assert_memory_equal(req, req_real, sizeof(req_real));
+	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n - 1, &fr), -EAGAIN);
+	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n, &fr), 0);
+	assert_ptr_equal(fr, rx);
+
+	battery_state_init(&bs, 1);
+	assert_int_equal(jk_pb_decode_block(JK_PB_BLOCK_FRAME, fr, JK_PB_FRAME_LEN, 0, T_NOW, &bs),
+			 0);
+	assert_int_equal(p->cell_count, 16);
+	assert_int_equal(p->cell_mv[0], 3310);
+	assert_int_equal(p->cell_min_mv, 3307);
+	assert_int_equal(p->cell_min_idx, 4);
+	assert_int_equal(p->cell_max_mv, 3322);
+	assert_int_equal(p->cell_max_idx, 9); /* the first of the two 3.322 V cells */
+	assert_int_equal(p->voltage_mv, 53035);
+	assert_int_equal(p->current_ma, 8510); /* charging */
+	assert_int_equal(p->soc_pct, 68);
+	assert_int_equal(p->remaining_mah, 191075);
+	assert_int_equal(p->full_mah, 280000);
+	assert_int_equal(p->cycles, 1);
+	assert_int_equal(p->soh_pct, 100);
+	assert_int_equal(p->mosfet_temp_dc, 215);
+	assert_int_equal(p->temp_count, 4);
+	assert_int_equal(p->temp_dc[0], 213);
+	assert_int_equal(p->temp_dc[1], 217);
+	assert_int_equal(p->temp_dc[2], 212);
+	assert_int_equal(p->temp_dc[3], 218);
+	/* bit 19, "modify password in time", is not a state of the pack */
+	assert_int_equal(p->alarms, 0);
+	assert_int_equal(p->warnings, 0);
+	assert_int_equal(p->requests,
+			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
+
+	/* the dump reader takes the same bytes, the echo included */
+	battery_state_init(&bs, 1);
+	{
+		char path[512], text[4096];
+		FILE *f;
+		size_t len;
+
+		snprintf(path, sizeof(path), "%s/jk-pb-rs485-bsc118.hex", TESTS_DATA_DIR);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		len = fread(text, 1, sizeof(text), f);
+		fclose(f);
+		assert_int_equal(jk_pb_decode_dump(text, len, 0, T_NOW, &bs), 1);
+	}
+	assert_int_equal(p->voltage_mv, 53035);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden_frames),
 		cmocka_unit_test(test_golden_dump),
+		cmocka_unit_test(test_golden_rs485_exchange),
 		cmocka_unit_test(test_registers_method),
 		cmocka_unit_test(test_register_dump),
 		cmocka_unit_test(test_subzero),
