@@ -13,6 +13,7 @@ extern const struct inverter_protocol deye_protocol;
 extern const struct inverter_protocol growatt_protocol;
 extern const struct inverter_protocol luxpower_protocol;
 extern const struct inverter_protocol pylontech_protocol;
+extern const struct inverter_protocol pylontech_rs485_protocol;
 extern const struct inverter_protocol victron_protocol;
 
 /* Keep sorted by name. One line per protocol file in protocols/. */
@@ -21,6 +22,7 @@ static const struct inverter_protocol *const protocols[] = {
 	&growatt_protocol,
 	&luxpower_protocol,
 	&pylontech_protocol,
+	&pylontech_rs485_protocol,
 	&victron_protocol,
 };
 

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Pylontech RS485 ASCII framing, shared by the pure responder
+ * (protocols/pylontech_rs485.c) and the serial output around it
+ * (src/output_rs485.c), which needs to look at a request's header to log
+ * what the inverter asks for and to tell a valid poll from noise.
+ *
+ *   '~' VER ADR CID1 CID2 LENGTH INFO CHKSUM '\r'
+ *
+ * every field after '~' is hex written as ASCII (two characters per byte):
+ * the smallest frame is 18 bytes (no INFO).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct protocol_options;
+
+#define PYLON_RS485_SOI '~'
+#define PYLON_RS485_EOI '\r'
+#define PYLON_RS485_FRAME_MIN 18 /* '~' + 12 header chars + 4 CHKSUM + '\r' */
+#define PYLON_RS485_CID1_BATTERY 0x46
+
+/* RTN codes, carried in CID2 of a response (Pylontech RS485 protocol V3.3, 2.3) */
+enum pylon_rs485_rtn {
+	PYLON_RS485_RTN_OK = 0x00,
+	PYLON_RS485_RTN_VER = 0x01,	/* VER error */
+	PYLON_RS485_RTN_CHKSUM = 0x02,	/* CHKSUM error */
+	PYLON_RS485_RTN_LCHKSUM = 0x03, /* LCHKSUM error */
+	PYLON_RS485_RTN_CID2 = 0x04,	/* CID2 invalid */
+	PYLON_RS485_RTN_FORMAT = 0x05,	/* command format error */
+	PYLON_RS485_RTN_DATA = 0x06,	/* invalid data */
+	PYLON_RS485_RTN_ADR = 0x90,	/* ADR error */
+	PYLON_RS485_RTN_INTERNAL = 0x91, /* internal communication error */
+};
+
+/* What a request's header says, for logging and link monitoring. */
+struct pylon_rs485_head {
+	uint8_t ver;
+	uint8_t adr;
+	uint8_t cid1;
+	uint8_t cid2;
+	uint16_t length; /* LCHKSUM << 12 | LENID */
+	bool chksum_ok;	 /* CHKSUM matches the frame */
+	bool length_ok;	 /* LCHKSUM matches LENID and LENID the INFO length */
+};
+
+/**
+ * pylon_rs485_peek() - decode the header of one complete frame.
+ * @req: the frame, '~' to '\r' included
+ * @n: its length
+ * @ret: filled on success
+ * Return: 0, or -EBADMSG if it is not a frame at all (too short, no '~'
+ * or '\r', a non-hex character).
+ */
+int pylon_rs485_peek(const uint8_t *req, size_t n, struct pylon_rs485_head *ret);
+
+/**
+ * pylon_rs485_adr() - the ADR we answer as, from options.rs485_address.
+ * Pylontech numbers packs from ADR 0x02 (pack #1, the master); real
+ * Voltronic/Vevor inverters and python-pylontech poll pack #1 at 0x02.
+ * Return: rs485_address + 1 (2 for the default address 1).
+ */
+uint8_t pylon_rs485_adr(const struct protocol_options *opt);
+
+/**
+ * pylon_rs485_chksum() - CHKSUM over @n ASCII characters (those between
+ * '~' and CHKSUM): the two's complement of their sum, modulo 65536.
+ */
+uint16_t pylon_rs485_chksum(const uint8_t *p, size_t n);
+
+/**
+ * pylon_rs485_length() - LENGTH for @lenid INFO characters: LCHKSUM in the
+ * top nibble (two's complement of the sum of LENID's three nibbles, mod 16).
+ */
+uint16_t pylon_rs485_length(uint16_t lenid);
