@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = jk_pb_decode_dump((const char *)data + 1, size - 1, 0, 1000, &bs);
 		break;
 	case 4:
-		r = jk_pb_find_frame(data[1], JK_PB_TRIGGER_STATUS, data + 1, size - 1, &p);
+		r = jk_pb_find_frame(data[1], JK_PB_TRIGGER_STATUS, data + 1, size - 1, data[1] & 1,
+				     &p);
 		if (r == 0 && (p < data + 1 || p + JK_PB_FRAME_LEN > data + size)) {
 			__builtin_trap();
 		}

@@ -269,7 +269,7 @@ static uint8_t trigger_frame_type(uint16_t reg)
 	}
 }
 
-int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len,
+int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len, bool final,
 		     const uint8_t **ret_frame)
 {
 	const uint8_t *f = NULL;
@@ -305,7 +305,12 @@ int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len,
 		rest--;
 	}
 	if (rest < JK_PB_FRAME_ACK_LEN) {
-		return -EAGAIN;
+		if (!final) {
+			return -EAGAIN;
+		}
+		/* no echo by the deadline: the frame alone is the answer */
+		*ret_frame = f;
+		return 0;
 	}
 	if (ack[0] != addr || ack[1] != 0x10 || get_be16(&ack[2]) != reg ||
 	    get_be16(&ack[4]) != 1 || jk_pb_crc16(ack, 6) != get_le16(&ack[6])) {
@@ -690,7 +695,8 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 	}
 	if (data.used) {
 		if (!image_covers(&data, JK_PB_DATA_LEN) ||
-		    decode_into(JK_PB_BLOCK_DATA_REGS, data.bytes, JK_PB_DATA_LEN, now_usec, &p) < 0) {
+		    decode_into(JK_PB_BLOCK_DATA_REGS, data.bytes, JK_PB_DATA_LEN, now_usec,
+				&p) < 0) {
 			return -EBADMSG;
 		}
 		blocks++;
@@ -705,8 +711,8 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 		blocks++;
 		i += JK_PB_FRAME_LEN;
 		/* a write echo between frames is allowed and skipped */
-		if (n_bytes - i >= JK_PB_FRAME_ACK_LEN && bytes[i] != 0x55 && bytes[i + 1] == 0x10 &&
-		    jk_pb_crc16(&bytes[i], 6) == get_le16(&bytes[i + 6])) {
+		if (n_bytes - i >= JK_PB_FRAME_ACK_LEN && bytes[i] != 0x55 &&
+		    bytes[i + 1] == 0x10 && jk_pb_crc16(&bytes[i], 6) == get_le16(&bytes[i + 6])) {
 			i += JK_PB_FRAME_ACK_LEN;
 		}
 	}

@@ -22,6 +22,7 @@
  * The data of a trigger frame from byte 6 on is the register block byte
  * for byte (same offsets), only the byte order of the fields differs.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,16 +112,18 @@ int jk_pb_check_read_response(uint8_t addr, const uint8_t *buf, size_t len,
  * @reg: the trigger register written
  * @buf: the bytes received so far (may start with an echo or noise)
  * @len: their number
+ * @final: the wait is over (response timeout): a valid frame whose write
+ *         echo never came is accepted (jkbms_pb.py only warns then)
  * @ret_frame: where the 300-byte frame starts in @buf
  *
  * The frame counts once its checksum holds; the write echo that follows
- * it is checked when present (address, function, register, CRC) and a
- * wrong one rejects the answer.
+ * it is waited for (it keeps the bus in step) and checked when present
+ * (address, function, register, CRC): a wrong one rejects the answer.
  *
  * Return: 0 found; -EAGAIN not complete yet; -EBADMSG what is there is
  * malformed (bad checksum, wrong frame type or echo).
  */
-int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len,
+int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len, bool final,
 		     const uint8_t **ret_frame);
 
 /**

@@ -341,15 +341,18 @@ static void exchange_done(struct bms_input *in, uint64_t now, const uint8_t *pay
 	advance(in, now, false);
 }
 
-/* Check what has arrived. Return: 0 complete, -EAGAIN more to come, <0 bad. */
-static int check_answer(struct bms_input *in, const uint8_t **ret, size_t *ret_n)
+/*
+ * Check what has arrived. @final: the response timeout has passed.
+ * Return: 0 complete, -EAGAIN more to come, <0 bad.
+ */
+static int check_answer(struct bms_input *in, bool final, const uint8_t **ret, size_t *ret_n)
 {
 	const struct modbus_step *st = &in->steps[in->step];
 	uint8_t addr = in->packs[in->pack].addr;
 	int r;
 
 	if (st->trigger) {
-		r = jk_pb_find_frame(addr, st->reg, in->rx, in->rx_len, ret);
+		r = jk_pb_find_frame(addr, st->reg, in->rx, in->rx_len, final, ret);
 		*ret_n = JK_PB_FRAME_LEN;
 		return r;
 	}
@@ -380,7 +383,7 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
 		return 0;
 	}
 	in->rx_len += (size_t)k;
-	r = check_answer(in, &payload, &n);
+	r = check_answer(in, false, &payload, &n);
 	if (r == 0) {
 		exchange_done(in, now, payload, n);
 	} else if (r != -EAGAIN || in->rx_len >= sizeof(in->rx)) {
@@ -465,7 +468,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 			return 0;
 		}
 		in->rx_len += (size_t)k;
-		if (check_answer(in, &payload, &n) == 0) {
+		if (check_answer(in, true, &payload, &n) == 0) {
 			exchange_done(in, now, payload, n);
 			return 0;
 		}

@@ -496,18 +496,24 @@ static void test_find_frame(void **state)
 	put_le16(rx + n + 6, jk_pb_crc16(rx + n, 6));
 	n += JK_PB_FRAME_ACK_LEN;
 
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, 5, &fr), -EAGAIN);
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, 11 + 200, &fr), -EAGAIN);
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n - 1, &fr), -EAGAIN);
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n, &fr), 0);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, 5, false, &fr), -EAGAIN);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, 11 + 200, false, &fr),
+			 -EAGAIN);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n - 1, false, &fr), -EAGAIN);
+	/* at the deadline, a frame whose echo is incomplete is still the answer */
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n - 1, true, &fr), 0);
+	assert_ptr_equal(fr, rx + 11);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, 11 + 200, true, &fr),
+			 -EAGAIN);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n, false, &fr), 0);
 	assert_ptr_equal(fr, rx + 11);
 	/* asked for settings, got status */
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_SETTINGS, rx, n, &fr), -EBADMSG);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_SETTINGS, rx, n, false, &fr), -EBADMSG);
 	/* echo from another address */
-	assert_int_equal(jk_pb_find_frame(4, JK_PB_TRIGGER_STATUS, rx, n, &fr), -EBADMSG);
+	assert_int_equal(jk_pb_find_frame(4, JK_PB_TRIGGER_STATUS, rx, n, false, &fr), -EBADMSG);
 	/* a corrupted frame byte */
 	rx[11 + 100] ^= 0xFF;
-	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n, &fr), -EBADMSG);
+	assert_int_equal(jk_pb_find_frame(3, JK_PB_TRIGGER_STATUS, rx, n, false, &fr), -EBADMSG);
 }
 
 
@@ -564,8 +570,8 @@ static void test_golden_rs485_exchange(void **state)
 	assert_int_equal(n, JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN);
 	assert_int_equal(jk_pb_build_trigger(1, JK_PB_TRIGGER_STATUS, req), sizeof(req_real));
 	assert_memory_equal(req, req_real, sizeof(req_real));
-	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n - 1, &fr), -EAGAIN);
-	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n, &fr), 0);
+	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n - 1, false, &fr), -EAGAIN);
+	assert_int_equal(jk_pb_find_frame(1, JK_PB_TRIGGER_STATUS, rx, n, false, &fr), 0);
 	assert_ptr_equal(fr, rx);
 
 	battery_state_init(&bs, 1);

@@ -235,7 +235,8 @@ static void answer(const uint8_t *req, size_t len)
 			if (off + bytes > JK_PB_DATA_LEN) {
 				return;
 			}
-		} else if (reg >= JK_PB_REG_SETTINGS && reg < JK_PB_REG_SETTINGS + JK_PB_SETTINGS_LEN) {
+		} else if (reg >= JK_PB_REG_SETTINGS &&
+			   reg < JK_PB_REG_SETTINGS + JK_PB_SETTINGS_LEN) {
 			img = p->settings;
 			off = reg - JK_PB_REG_SETTINGS;
 			if (off + bytes > JK_PB_SETTINGS_LEN) {
