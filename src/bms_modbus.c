@@ -121,7 +121,7 @@ struct bms_input {
 
 	unsigned consecutive_failures;
 	uint64_t exchanges, errors, timeouts, bad_messages, reopens, overruns;
-	struct ratelimit rl_err, rl_stale, rl_open;
+	struct ratelimit rl_timeout, rl_bad, rl_stale, rl_open;
 };
 
 static void start_exchange(struct bms_input *in, uint64_t now);
@@ -291,7 +291,8 @@ static void exchange_failed(struct bms_input *in, uint64_t now, int err)
 	} else {
 		in->bad_messages++;
 	}
-	log_ratelimit(&in->rl_err, now, LOG_WARNING,
+	/* an absent pack's timeouts must not hide a bad answer of another one */
+	log_ratelimit(err == -ETIMEDOUT ? &in->rl_timeout : &in->rl_bad, now, LOG_WARNING,
 		      "Pack address %u, %s 0x%04X: %s (%zu bytes)%s", in->packs[in->pack].addr,
 		      st->trigger ? "trigger" : "read", st->reg, strerror(-err), in->rx_len,
 		      in->attempt == 0 ? ", retrying" : "");
@@ -418,7 +419,7 @@ static void send_request(struct bms_input *in, uint64_t now)
 	if (modbus_send_raw_request(in->ctx, req, (int)n - 2) < 0) {
 		int err = errno;
 
-		log_ratelimit(&in->rl_err, now, LOG_WARNING, "Cannot send to %s: %s",
+		log_ratelimit(&in->rl_bad, now, LOG_WARNING, "Cannot send to %s: %s",
 			      in->br->cfg.bms.port, modbus_strerror(err));
 		schedule_reopen(in, now, "write failed");
 		return;
@@ -531,7 +532,8 @@ static int modbus_input_open(struct bridge *br, struct bms_input **ret)
 	in->br = br;
 	in->fd = -1;
 	in->phase = PHASE_CLOSED;
-	in->rl_err = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
+	in->rl_timeout = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
+	in->rl_bad = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
 	in->rl_stale = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
 	in->rl_open = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
 	in->poll_usec = c->poll_interval_usec ? c->poll_interval_usec : MODBUS_DEFAULT_POLL_USEC;

@@ -17,8 +17,8 @@ to a candump file:
 Usage: test-jk-pb.py BUILD_DIR SERVER DATA_HEX   (prints TAP)
 """
 import os
+import queue
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -47,18 +47,26 @@ class Server:
     def __init__(self, link):
         self.p = subprocess.Popen([SERVER, link, DATA], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
         self.ready = self.readline(5)
 
+    def _read(self):
+        for line in self.p.stdout:
+            self.q.put(line.strip())
+
     def readline(self, timeout=5):
-        r, _, _ = select.select([self.p.stdout], [], [], timeout)
-        if not r:
+        try:
+            return self.q.get(timeout=timeout)
+        except queue.Empty:
             raise TimeoutError("jk-pb-server silent")
-        return self.p.stdout.readline().strip()
 
     def cmd(self, line):
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
         out = self.readline()
+        if out.startswith("ready"):  # "return": the new pty, then "ok"
+            out = self.readline()
         if out.startswith("stats"):
             self.readline()  # its "ok"
             return out
