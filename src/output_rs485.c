@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The `rs485` output: the inverter polls, we answer as the battery.
+ *
+ * Bytes from the serial port (src/serial.c) are cut into requests: a
+ * request starts at '~' and ends at '\r'; a '~' in the middle starts over,
+ * anything longer than PROTOCOL_RS485_MAX is dropped, bytes outside a
+ * request are noise. Each complete request goes to the protocol's pure
+ * ->respond() with the state the safety layer allows now
+ * (bridge_output_state(); NULL means "say nothing", and the inverter then
+ * sees a silent battery, which it treats as communication loss).
+ *
+ * The inverter's polling is the link monitor: every valid poll for our
+ * address calls bridge_inverter_heard(); we log when polls start and stop,
+ * each request at debug and a summary of commands and addresses at info,
+ * count malformed requests, and when the line looks like a baud mismatch
+ * (bytes with the high bit set, bytes outside any frame, checksum errors in
+ * a row) say so, rate-limited: "check baud rate: 9600 or 19200".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MODULE "rs485"
+#include "bridge.h"
+#include "log.h"
+#include "macro.h"
+#include "protocol.h"
+#include "protocols/pylontech_rs485.h"
+#include "serial.h"
+
+#define RS485_WATCH_USEC USEC_PER_SEC
+#define RS485_SUMMARY_FIRST_USEC (30 * USEC_PER_SEC) /* after polls start */
+#define RS485_SUMMARY_EVERY_USEC (3600 * USEC_PER_SEC)
+#define RS485_NOISE_THRESHOLD 8 /* noise events since the last good poll */
+#define RS485_CHKSUM_IN_A_ROW 3
+
+struct output {
+	struct bridge *br;
+	struct serial *port;
+	uint32_t baud;
+	sd_event_source *watch;
+
+	/* framing */
+	uint8_t rx[PROTOCOL_RS485_MAX];
+	size_t rx_len;
+	bool in_frame;
+
+	/* link monitor */
+	bool polling;
+	uint64_t first_poll_usec;
+	uint64_t last_poll_usec;
+	uint64_t next_summary_usec;
+	uint32_t cid2_count[256];   /* requests for us, by command */
+	uint32_t adr_count[256];    /* valid requests by address (ours or not) */
+
+	/* counters */
+	uint64_t polls;		/* valid requests for our address */
+	uint64_t answered;	/* responses queued */
+	uint64_t unanswered;	/* for us, but nothing may be sent (NULL state / no data) */
+	uint64_t other_adr;	/* valid requests for other addresses */
+	uint64_t malformed;	/* not a frame, checksum or length wrong, over-long */
+	uint64_t high_bit;	/* bytes with bit 7 set */
+	uint64_t outside;	/* bytes outside any frame */
+	uint64_t tx_dropped;	/* responses the queue refused */
+	unsigned chksum_in_row;
+	unsigned noise;		/* noise events since the last good poll */
+	struct ratelimit baud_rl;
+	struct ratelimit tx_rl;
+};
+
+static const char *cid2_name(uint8_t cid2)
+{
+	switch (cid2) {
+	case 0x42:
+		return "analog values";
+	case 0x44:
+		return "alarm info";
+	case 0x47:
+		return "system parameters";
+	case 0x4F:
+		return "protocol version";
+	case 0x51:
+		return "manufacturer info";
+	case 0x60:
+		return "system basic info";
+	case 0x61:
+		return "system analog";
+	case 0x62:
+		return "system alarms";
+	case 0x63:
+		return "system charge/discharge";
+	case 0x92:
+		return "charge/discharge management";
+	case 0x93:
+		return "serial number";
+	default:
+		return "unknown";
+	}
+}
+
+static void log_summary(struct output *out)
+{
+	char cmds[256] = "", adrs[128] = "";
+	size_t c = 0, a = 0;
+
+	for (unsigned i = 0; i < 256; i++) {
+		if (out->cid2_count[i] && c < sizeof(cmds)) {
+			c += (size_t)snprintf(cmds + c, sizeof(cmds) - c, "%s0x%02X x%u", c ? ", " : "",
+					      i, out->cid2_count[i]);
+		}
+		if (out->adr_count[i] && a < sizeof(adrs)) {
+			a += (size_t)snprintf(adrs + a, sizeof(adrs) - a, "%s0x%02X x%u", a ? ", " : "",
+					      i, out->adr_count[i]);
+		}
+	}
+	log_info("Inverter polls so far: %llu for us (ADR 0x%02X), %llu for other addresses, "
+		 "%llu malformed; commands: %s; addresses: %s",
+		 (unsigned long long)out->polls, pylon_rs485_adr(&out->br->cfg.inverter.options),
+		 (unsigned long long)out->other_adr, (unsigned long long)out->malformed,
+		 cmds[0] ? cmds : "none", adrs[0] ? adrs : "none");
+}
+
+/* the line looks like the wrong baud rate: say so, rate-limited */
+static void noise_event(struct output *out, uint64_t now)
+{
+	out->noise++;
+	if (out->noise < RS485_NOISE_THRESHOLD && out->chksum_in_row < RS485_CHKSUM_IN_A_ROW) {
+		return;
+	}
+	log_ratelimit(&out->baud_rl, now, LOG_WARNING,
+		      "Framing noise on %s (%llu bytes with the high bit set, %llu outside frames, "
+		      "%u checksum errors in a row) at %u baud: check baud rate: 9600 or 19200",
+		      serial_path(out->port), (unsigned long long)out->high_bit,
+		      (unsigned long long)out->outside, out->chksum_in_row, out->baud);
+	out->noise = 0;
+}
+
+static void handle_request(struct output *out, const uint8_t *req, size_t n, uint64_t now)
+{
+	struct bridge *br = out->br;
+	const struct protocol_options *opt = &br->cfg.inverter.options;
+	const struct battery_state *bs;
+	struct pylon_rs485_head h;
+	uint8_t rsp[PROTOCOL_RS485_MAX];
+	bool for_us;
+	ssize_t r;
+
+	if (pylon_rs485_peek(req, n, &h) < 0) {
+		out->malformed++;
+		noise_event(out, now);
+		return;
+	}
+	if (!h.chksum_ok || !h.length_ok) {
+		out->malformed++;
+		if (!h.chksum_ok) {
+			out->chksum_in_row++;
+		}
+		log_debug("request with a bad %s: ADR 0x%02X CID2 0x%02X",
+			  h.chksum_ok ? "LENGTH" : "CHKSUM", h.adr, h.cid2);
+		noise_event(out, now);
+	} else {
+		out->chksum_in_row = 0;
+		out->noise = 0;
+		out->adr_count[h.adr]++;
+	}
+
+	for_us = h.adr == pylon_rs485_adr(opt) ||
+		 (h.adr == 0x00 && (h.cid2 == 0x4F || h.cid2 == 0x51));
+	if (!for_us) {
+		if (h.chksum_ok) {
+			out->other_adr++;
+			log_debug("poll for ADR 0x%02X (not ours), CID2 0x%02X: silent", h.adr,
+				  h.cid2);
+		}
+		return;
+	}
+	if (h.chksum_ok && h.length_ok) {
+		out->polls++;
+		out->cid2_count[h.cid2]++;
+		out->last_poll_usec = now;
+		if (!out->polling) {
+			out->polling = true;
+			out->first_poll_usec = now;
+			out->next_summary_usec = now + RS485_SUMMARY_FIRST_USEC;
+			log_info("Inverter polls started: ADR 0x%02X, CID2 0x%02X (%s), VER 0x%02X",
+				 h.adr, h.cid2, cid2_name(h.cid2), h.ver);
+		}
+		bridge_inverter_heard(br, now);
+		log_debug("poll ADR 0x%02X CID2 0x%02X (%s)", h.adr, h.cid2, cid2_name(h.cid2));
+	}
+
+	bs = bridge_output_state(br, now);
+	if (!bs) {
+		out->unanswered++;
+		log_debug("nothing may be sent now: no answer to CID2 0x%02X", h.cid2);
+		return;
+	}
+	r = br->proto->respond(opt, bs, req, n, rsp, sizeof(rsp));
+	if (r <= 0) {
+		out->unanswered++;
+		log_debug("no answer to CID2 0x%02X: %s", h.cid2, r < 0 ? strerror((int)-r) : "silent");
+		return;
+	}
+	if (serial_write(out->port, rsp, (size_t)r) < 0) {
+		out->tx_dropped++;
+		log_ratelimit(&out->tx_rl, now, LOG_WARNING,
+			      "%s: cannot queue an answer (%llu dropped so far)",
+			      serial_path(out->port), (unsigned long long)out->tx_dropped);
+		return;
+	}
+	out->answered++;
+	br->last_tx_usec = now;
+	br->frames_sent++;
+}
+
+static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now, void *userdata)
+{
+	struct output *out = userdata;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = buf[i];
+
+		if (c & 0x80) {
+			out->high_bit++; /* never part of an ASCII frame: wrong baud rate */
+			noise_event(out, now);
+		}
+		if (c == PYLON_RS485_SOI) {
+			if (out->in_frame && out->rx_len > 1) {
+				out->malformed++; /* a request cut short by a new one */
+			}
+			out->in_frame = true;
+			out->rx_len = 0;
+		} else if (!out->in_frame) {
+			if (c != '\r' && c != '\n' && c != 0) {
+				out->outside++;
+				noise_event(out, now);
+			}
+			continue;
+		}
+		if (out->rx_len >= sizeof(out->rx)) {
+			/* over-long: drop it, resync on the next '~' */
+			out->malformed++;
+			out->in_frame = false;
+			out->rx_len = 0;
+			noise_event(out, now);
+			continue;
+		}
+		out->rx[out->rx_len++] = c;
+		if (c == PYLON_RS485_EOI) {
+			out->in_frame = false;
+			handle_request(out, out->rx, out->rx_len, now);
+			out->rx_len = 0;
+			if (!out->port || !serial_is_open(s)) {
+				return;
+			}
+		}
+	}
+}
+
+static void on_state(struct serial *s, bool open, void *userdata)
+{
+	struct output *out = userdata;
+
+	out->in_frame = false;
+	out->rx_len = 0;
+	out->br->output_open = open;
+	if (open) {
+		bridge_port_ready(out->br);
+	}
+}
+
+/* once a second: did the inverter stop polling? time for a summary? */
+static int on_watch(sd_event_source *es, uint64_t usec, void *userdata)
+{
+	struct output *out = userdata;
+	uint64_t now = bridge_now(out->br);
+
+	if (out->polling && now - out->last_poll_usec > out->br->inverter_timeout_usec) {
+		out->polling = false;
+		log_warning("Inverter polls stopped: none for %.1f s (%llu polls in %.0f s)",
+			    (double)(now - out->last_poll_usec) / USEC_PER_SEC,
+			    (unsigned long long)out->polls,
+			    (double)(out->last_poll_usec - out->first_poll_usec) / USEC_PER_SEC);
+		log_summary(out);
+	} else if (out->polling && now >= out->next_summary_usec) {
+		log_summary(out);
+		out->next_summary_usec = now + RS485_SUMMARY_EVERY_USEC;
+	}
+	return sd_event_source_set_time(es, usec + RS485_WATCH_USEC);
+}
+
+static struct output *rs485_free(struct output *out)
+{
+	if (!out) {
+		return NULL;
+	}
+	if (out->polls || out->malformed) {
+		log_summary(out);
+	}
+	out->watch = sd_event_source_disable_unref(out->watch);
+	out->port = serial_free(out->port);
+	out->br->output_open = false;
+	free(out);
+	return NULL;
+}
+
+static int rs485_open(struct bridge *br, struct output **ret)
+{
+	struct serial_config sc = { .path = br->cfg.inverter.port, .rs485 = true };
+	struct output *out;
+	int r;
+
+	if (!br->proto->respond) {
+		return log_error_errno(-EINVAL, "protocol %s cannot answer polls: use a CAN output",
+				       br->proto->name);
+	}
+	sc.baud = br->cfg.inverter.baud ? br->cfg.inverter.baud : br->proto->baud;
+	if (!serial_baud_supported(sc.baud)) {
+		return log_error_errno(-EINVAL, "inverter baud %u not supported: use 9600, 19200 "
+					       "or 115200", sc.baud);
+	}
+	out = calloc(1, sizeof(*out));
+	if (!out) {
+		return -ENOMEM;
+	}
+	out->br = br;
+	out->baud = sc.baud;
+	out->baud_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 1);
+	out->tx_rl = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 1);
+
+	r = sd_event_add_time_relative(br->event, &out->watch, CLOCK_MONOTONIC, RS485_WATCH_USEC,
+				       RS485_WATCH_USEC / 20, on_watch, out);
+	if (r < 0) {
+		free(out);
+		return log_error_errno(r, "Failed to add the RS485 watch timer: %s", strerror(-r));
+	}
+	r = serial_new(br->event, &sc, on_read, on_state, out, &out->port);
+	if (r < 0) {
+		out->watch = sd_event_source_disable_unref(out->watch);
+		free(out);
+		return r;
+	}
+	log_info("Answering %s polls as ADR 0x%02X on %s at %u baud", br->proto->name,
+		 pylon_rs485_adr(&br->cfg.inverter.options), sc.path, sc.baud);
+	br->output_open = serial_is_open(out->port);
+	*ret = out;
+	return 0;
+}
+
+static void rs485_status(struct output *out, char *buf, size_t n)
+{
+	if (!serial_is_open(out->port)) {
+		snprintf(buf, n, "rs485 %s closed, retrying every %llu s", serial_path(out->port),
+			 (unsigned long long)(serial_retry_usec(out->port) / USEC_PER_SEC));
+		return;
+	}
+	snprintf(buf, n, "rs485 %s %u baud, %s, %llu polls answered, %llu malformed",
+		 serial_path(out->port), out->baud, out->polling ? "polled" : "not polled",
+		 (unsigned long long)out->answered, (unsigned long long)out->malformed);
+}
+
+const struct output_ops output_rs485_ops = {
+	.name = "rs485",
+	.open = rs485_open,
+	.free = rs485_free,
+	.send = NULL, /* polled: answers go out from the read path */
+	.status = rs485_status,
+};
