@@ -108,7 +108,7 @@ struct bms_input {
 	const struct modbus_step *steps;
 	size_t n_steps;
 	unsigned pack, step, attempt;
-	bool round_failed_pack;
+	bool round_pending; /* the poll timer fired during a round */
 
 	uint8_t rx[RX_MAX];
 	size_t rx_len;
@@ -174,6 +174,7 @@ static void port_close(struct bms_input *in)
 	}
 	in->fd = -1;
 	in->phase = PHASE_CLOSED;
+	in->round_pending = false;
 	if (in->br->input_open) {
 		in->br->input_open = false;
 		bridge_port_ready(in->br);
@@ -240,13 +241,21 @@ static void schedule_reopen(struct bms_input *in, uint64_t now, const char *why)
 	arm_timer(in, now + REOPEN_DELAY_USEC);
 }
 
-/* The round is over: back to idle until the poll timer starts the next. */
-static void end_round(struct bms_input *in)
+/*
+ * The round is over: back to idle until the poll timer starts the next,
+ * or at once if the timer fired meanwhile (a round longer than
+ * poll_interval: the bus is then polled back to back, never less often).
+ */
+static void end_round(struct bms_input *in, uint64_t now)
 {
 	in->phase = PHASE_IDLE;
 	in->pack = in->step = in->attempt = 0;
 	sd_event_source_set_enabled(in->io, SD_EVENT_OFF);
 	sd_event_source_set_enabled(in->timer, SD_EVENT_OFF);
+	if (in->round_pending) {
+		in->round_pending = false;
+		start_exchange(in, now);
+	}
 }
 
 /* Move on to the next step, the next pack, or end the round. */
@@ -272,7 +281,7 @@ static void advance(struct bms_input *in, uint64_t now, bool pack_failed)
 		in->step = 0;
 		in->pack++;
 		if (in->pack >= in->n_packs) {
-			end_round(in);
+			end_round(in, now);
 			return;
 		}
 	}
@@ -494,6 +503,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 	} else if (in->phase != PHASE_CLOSED) {
 		/* a round takes longer than poll_interval: the next starts when it ends */
 		in->overruns++;
+		in->round_pending = true;
 	}
 	return sd_event_source_set_time(s, usec + in->poll_usec);
 }
