@@ -9,12 +9,14 @@
 
 extern const struct bms_driver jk_pb_modbus_bms_driver;
 extern const struct bms_driver pylontech_can_bms_driver;
+extern const struct bms_driver replay_bms_driver;
 extern const struct bms_driver sim_bms_driver;
 
 /* Keep sorted by name. */
 static const struct bms_driver *const drivers[] = {
 	&jk_pb_modbus_bms_driver,
 	&pylontech_can_bms_driver,
+	&replay_bms_driver,
 	&sim_bms_driver,
 };
 
