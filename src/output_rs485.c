@@ -336,6 +336,8 @@ static int rs485_open(struct bridge *br, struct output **ret)
 		free(out);
 		return log_error_errno(r, "Failed to add the RS485 watch timer: %s", strerror(-r));
 	}
+	/* a repeating timer: on_watch() moves its time on by a second each run */
+	sd_event_source_set_enabled(out->watch, SD_EVENT_ON);
 	r = serial_new(br->event, &sc, on_read, on_state, out, &out->port);
 	if (r < 0) {
 		out->watch = sd_event_source_disable_unref(out->watch);

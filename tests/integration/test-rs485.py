@@ -354,6 +354,8 @@ def run_baud(tmp, baud, test_reconnect):
     text = open(log_path).read()
     check("%s: clean exit on SIGTERM" % tag, rc == 0, text[-2000:])
     check("%s: polls logged when they started" % tag, "polls started" in text, text[-1500:])
+    check("%s: the garbage made it say: check baud rate" % tag,
+          "check baud rate: 9600 or 19200" in text, text[-1500:])
     if test_reconnect:
         check("%s: the port loss and the reopen were logged" % tag,
               "port lost" in text and text.count("open at %d baud" % baud) >= 2, text[-2000:])
