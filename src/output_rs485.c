@@ -70,6 +70,7 @@ struct output {
 	struct ratelimit tx_rl;
 };
 
+/* a name for the log: what the inverter asked for */
 static const char *cid2_name(uint8_t cid2)
 {
 	switch (cid2) {
@@ -100,6 +101,11 @@ static const char *cid2_name(uint8_t cid2)
 	}
 }
 
+/*
+ * One info line: how many polls, for whom, which commands. Tells at a
+ * glance which dialect an inverter speaks (2.x pack commands or the 3.5
+ * system ones) and which address it expects pack #1 at.
+ */
 static void log_summary(struct output *out)
 {
 	char cmds[256] = "", adrs[128] = "";
@@ -137,6 +143,12 @@ static void noise_event(struct output *out, uint64_t now)
 	out->noise = 0;
 }
 
+/*
+ * One complete request ("~...\r"): classify it for the link monitor, then
+ * answer it if it is for us and the safety layer lets us say anything.
+ * A request with a bad checksum for our address still reaches the
+ * responder, which answers the protocol's RTN error.
+ */
 static void handle_request(struct output *out, const uint8_t *req, size_t n, uint64_t now)
 {
 	struct bridge *br = out->br;
@@ -215,6 +227,12 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 	br->frames_sent++;
 }
 
+/*
+ * The framer: '~' always starts a request (resync after garbage), '\r'
+ * ends it, a request longer than PROTOCOL_RS485_MAX is dropped. Bytes
+ * outside a request and bytes with bit 7 set are what a wrong baud rate
+ * looks like on this ASCII protocol.
+ */
 static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now, void *userdata)
 {
 	struct output *out = userdata;
@@ -259,6 +277,7 @@ static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now
 	}
 }
 
+/* the port opened or was lost: a half-read request is void; READY waits for the port */
 static void on_state(struct serial *s, bool open, void *userdata)
 {
 	struct output *out = userdata;

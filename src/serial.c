@@ -59,6 +59,11 @@ struct serial {
 	size_t tx_len;	/* bytes queued */
 };
 
+/*
+ * The three rates the inverters and packs we know use: 9600 (Voltronic
+ * "PYL", Pylontech default), 19200 (some setups), 115200 (newer packs,
+ * JK-PB). Anything else is refused at start rather than half-working.
+ */
 static int baud_to_speed(uint32_t baud, speed_t *ret)
 {
 	switch (baud) {
@@ -140,6 +145,7 @@ static void setup_rs485(struct serial *s)
 static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata);
 static void schedule_retry(struct serial *s);
 
+/* drop the fd and its source; queued bytes belonged to the old link, drop them too */
 static void port_close(struct serial *s)
 {
 	s->io = sd_event_source_disable_unref(s->io);
@@ -150,6 +156,10 @@ static void port_close(struct serial *s)
 	s->tx_head = s->tx_len = 0;
 }
 
+/*
+ * Open, lock, configure, watch. On failure nothing is left open and the
+ * caller decides between "retry later" and "give up".
+ */
 static int port_open(struct serial *s)
 {
 	int fd, r;
@@ -197,6 +207,11 @@ static void port_lost(struct serial *s, int error)
 	schedule_retry(s);
 }
 
+/*
+ * Write what the tty takes now. The ring may wrap, so at most two write()s
+ * per call; EAGAIN leaves the rest to EPOLLOUT, which is only asked for
+ * while bytes are queued (an always-on EPOLLOUT would spin the loop).
+ */
 static void flush_tx(struct serial *s)
 {
 	while (s->tx_len > 0) {
@@ -225,6 +240,11 @@ static void flush_tx(struct serial *s)
 	}
 }
 
+/*
+ * Readable, writable or hung up. Device loss is handled here and never
+ * returned as an error: a negative return would disable the source (and,
+ * with exit-on-failure, stop the daemon) for what is a routine unplug.
+ */
 static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 {
 	struct serial *s = userdata;
@@ -263,6 +283,7 @@ static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
+/* the back-off timer: try once, double the delay on failure (capped at 30 s) */
 static int on_retry(sd_event_source *es, uint64_t usec, void *userdata)
 {
 	struct serial *s = userdata;
@@ -292,6 +313,7 @@ static int on_retry(sd_event_source *es, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* arm the one-shot reopen timer backoff_usec from now (created on first use) */
 static void schedule_retry(struct serial *s)
 {
 	uint64_t now = 0;
