@@ -34,7 +34,9 @@
  * "Master Battery ~20024642E00202FD33", the solar-pylontech README
  * capture), and that is what a Vevor inverter polls (pace2pylon answers
  * ADR 0x02 only). We answer ADR = options.rs485_address + 1, i.e. 0x02
- * for the default address 1. Other addresses get silence (return 0) so
+ * for the default address 1 (ardiehl/pylontech pylontech.h, written from
+ * the V3.3 PDF: "the first device is always @ adr 2"). Other addresses get
+ * silence (return 0) so
  * that an inverter scanning for packs counts exactly one. ADR 0x00 is
  * answered for the identity-only commands 0x4F and 0x51, which
  * python-pylontech sends to ADR 0; nothing with limits is answered there.
@@ -334,7 +336,10 @@ static void info_analog_module(struct pyl_writer *w, const struct battery_pack *
 		w_temp(w, b->temp_min_dc);
 		w_temp(w, b->temp_max_dc);
 	}
-	/* current, s16, 100 mA (python-pylontech ToAmp: FFFA = -0.6 A in a real UP2500 answer) */
+	/*
+	 * current, s16, 100 mA (python-pylontech ToAmp: FFFA = -0.6 A in a real
+	 * UP2500 answer; ardiehl/pylontech PYL_MODULE_CURRENT_DIVIDER 10)
+	 */
 	w_u16(w, (uint16_t)clamp_s16(b->current_ma / 100));
 	w_u16(w, clamp_u16(b->voltage_mv)); /* module voltage, mV */
 	if (b->full_mah > UINT16_MAX) {
