@@ -656,6 +656,14 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 	if (h.adr != our && !(h.adr == 0x00 && (h.cid2 == 0x4F || h.cid2 == 0x51))) {
 		return 0;
 	}
+	/*
+	 * A response (CID2 = an RTN code) is never a request: our own answer
+	 * echoed by a 2-wire adapter, or another pack's. Answering it with an
+	 * error would start an endless ping-pong on the bus.
+	 */
+	if (pylon_rs485_is_response(&h)) {
+		return 0;
+	}
 	if (!h.chksum_ok) {
 		return finish(rsp, n_rsp, &h, PYLON_RS485_RTN_CHKSUM, NULL);
 	}

@@ -48,6 +48,16 @@ struct pylon_rs485_head {
 };
 
 /**
+ * pylon_rs485_is_response() - whether a frame is an answer, not a request:
+ * its CID2 is an RTN code. Requests use CID2 0x42 and above.
+ */
+static inline bool pylon_rs485_is_response(const struct pylon_rs485_head *h)
+{
+	return h->cid2 <= PYLON_RS485_RTN_DATA || h->cid2 == PYLON_RS485_RTN_ADR ||
+	       h->cid2 == PYLON_RS485_RTN_INTERNAL;
+}
+
+/**
  * pylon_rs485_peek() - decode the header of one complete frame.
  * @req: the frame, '~' to '\r' included
  * @n: its length

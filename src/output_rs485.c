@@ -64,6 +64,7 @@ struct output {
 	uint64_t high_bit;	/* bytes with bit 7 set */
 	uint64_t outside;	/* bytes outside any frame */
 	uint64_t tx_dropped;	/* responses the queue refused */
+	uint64_t responses_seen; /* answers on the line: an echoing adapter, another pack */
 	unsigned chksum_in_row;
 	unsigned noise;		/* noise events since the last good poll */
 	struct ratelimit baud_rl;
@@ -122,10 +123,12 @@ static void log_summary(struct output *out)
 		}
 	}
 	log_info("Inverter polls so far: %llu for us (ADR 0x%02X), %llu for other addresses, "
-		 "%llu malformed; commands: %s; addresses: %s",
+		 "%llu malformed, %llu answers seen on the line (echo?); commands: %s; "
+		 "addresses: %s",
 		 (unsigned long long)out->polls, pylon_rs485_adr(&out->br->cfg.inverter.options),
 		 (unsigned long long)out->other_adr, (unsigned long long)out->malformed,
-		 cmds[0] ? cmds : "none", adrs[0] ? adrs : "none");
+		 (unsigned long long)out->responses_seen, cmds[0] ? cmds : "none",
+		 adrs[0] ? adrs : "none");
 }
 
 /* the line looks like the wrong baud rate: say so, rate-limited */
@@ -162,6 +165,12 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 	if (pylon_rs485_peek(req, n, &h) < 0) {
 		out->malformed++;
 		noise_event(out, now);
+		return;
+	}
+	if (pylon_rs485_is_response(&h)) {
+		/* our own answer echoed by the adapter, or another pack talking */
+		out->responses_seen++;
+		log_debug("an answer on the line (ADR 0x%02X RTN 0x%02X): ignored", h.adr, h.cid2);
 		return;
 	}
 	if (!h.chksum_ok || !h.length_ok) {

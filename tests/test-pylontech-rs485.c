@@ -741,6 +741,32 @@ static void test_wrong_address_is_silent(void **state)
 	assert_int_equal(proto->respond(&opt1, &bs, (uint8_t *)req, n, rsp, sizeof(rsp)), 0);
 }
 
+/* an adapter that echoes our own answers must not start a ping-pong */
+static void test_echo_of_answers_is_silent(void **state)
+{
+	struct battery_state bs;
+	uint8_t rsp[PROTOCOL_RS485_MAX], again[PROTOCOL_RS485_MAX];
+	char req[64];
+	size_t n;
+	ssize_t r;
+
+	t_state(&bs);
+	n = t_request(req, sizeof(req), 0x20, 0x02, 0x46, 0x92, "02");
+	r = proto->respond(&opt1, &bs, (uint8_t *)req, n, rsp, sizeof(rsp));
+	assert_true(r > 0);
+	assert_int_equal(proto->respond(&opt1, &bs, rsp, (size_t)r, again, sizeof(again)), 0);
+	/* error answers too (RTN 0x02 after a bad CHKSUM) */
+	req[n - 2] = req[n - 2] == '0' ? '1' : '0';
+	r = proto->respond(&opt1, &bs, (uint8_t *)req, n, rsp, sizeof(rsp));
+	assert_true(r == 18);
+	assert_int_equal(proto->respond(&opt1, &bs, rsp, (size_t)r, again, sizeof(again)), 0);
+	/* a real pack's answer on the same bus (python-pylontech UP2500) */
+	static const char real[] = "~20024600B014026EF05AA0022BFDD5C0F915\r";
+	assert_int_equal(proto->respond(&opt1, &bs, (const uint8_t *)real, strlen(real), again,
+					sizeof(again)),
+			 0);
+}
+
 static void test_garbage_truncated_overlong(void **state)
 {
 	static const char *bad[] = {
@@ -872,6 +898,7 @@ int main(void)
 		cmocka_unit_test(test_error_responses),
 		cmocka_unit_test(test_lower_case_hex_accepted),
 		cmocka_unit_test(test_wrong_address_is_silent),
+		cmocka_unit_test(test_echo_of_answers_is_silent),
 		cmocka_unit_test(test_garbage_truncated_overlong),
 		cmocka_unit_test(test_no_data_no_answer),
 		cmocka_unit_test(test_small_buffer),

@@ -302,6 +302,16 @@ def check_commands(port, tag):
     raw = read_frame(port, 1.0)
     check("%s: polls for ADR 0x01/0x03/0x04/0x10 get silence" % tag, raw is None, raw)
 
+    # an adapter that echoes the daemon's answer back: no ping-pong
+    port.reset_input_buffer()
+    port.write(request(0x02, 0x92, b"02"))
+    raw = read_frame(port, 2.0)
+    if raw:
+        port.write(raw)
+    again = read_frame(port, 1.0)
+    check("%s: an echoed answer gets no answer" % tag, raw is not None and again is None,
+          (raw, again))
+
     # garbage, then a normal poll
     rnd = random.Random(7)
     junk = bytes(rnd.randrange(256) for _ in range(300))
