@@ -76,7 +76,7 @@
 #define PYL_CHARGE_TEMP_LOW_DC 0
 #define PYL_DISCHARGE_TEMP_HIGH_DC 500
 #define PYL_DISCHARGE_TEMP_LOW_DC (-100)
-/* 0x47 when the bank gives no cell list: 16s LFP, the common case */
+/* 0x47 when the bank gives neither cells nor a voltage: 16s LFP, the common case */
 #define PYL_DEFAULT_CELLS 16
 
 /* 0x92 / 0x63 status byte (python-pylontech tests: 0xC0 = both enabled) */
@@ -446,9 +446,26 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
  * discharge current limit 10 mA (signed; bms-to-inverter writes 0.1 A
  * here, python-pylontech's DivideBy100 reads 10 mA: we follow the client).
  */
+/*
+ * Cells in series: the cell list's length, else pack voltage over the mean
+ * of the extreme cells (a bank that reports extremes only), else 16.
+ */
+static unsigned series_cells(const struct battery_pack *b)
+{
+	uint32_t avg_mv = ((uint32_t)b->cell_min_mv + b->cell_max_mv) / 2;
+
+	if (b->cell_count) {
+		return b->cell_count;
+	}
+	if (avg_mv >= 1000 && b->voltage_mv >= avg_mv) {
+		return (unsigned)((b->voltage_mv + avg_mv / 2) / avg_mv);
+	}
+	return PYL_DEFAULT_CELLS;
+}
+
 static void info_system_parameters(struct pyl_writer *w, const struct battery_pack *b)
 {
-	unsigned cells = b->cell_count ? b->cell_count : PYL_DEFAULT_CELLS;
+	unsigned cells = series_cells(b);
 
 	w_u8(w, 0x00);							 /* INFOFLAG */
 	w_u16(w, clamp_u16(b->charge_voltage_limit_mv / cells));	 /* cell high V, mV */

@@ -498,6 +498,18 @@ static void test_system_parameters(void **state)
 	assert_int_equal(t_temp(&r), -100);
 	assert_int_equal(t_s16(&r), 15000);	 /* 150 A */
 	assert_int_equal(r.pos, r.lenid);
+
+	/* extremes only (no cell list): 53.12 V / 3.3185 V = 16 cells */
+	bs.bank.cell_count = 0;
+	t_cmd(&bs, 0x47, "02", &r);
+	r.pos = 2;
+	assert_int_equal(t_u16(&r), 3450);
+	/* an 8s pack reporting extremes only */
+	bs.bank.voltage_mv = 26560;
+	bs.bank.charge_voltage_limit_mv = 28400;
+	t_cmd(&bs, 0x47, "02", &r);
+	r.pos = 2;
+	assert_int_equal(t_u16(&r), 3550);
 }
 
 static void test_management_info(void **state)
