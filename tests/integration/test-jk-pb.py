@@ -161,23 +161,29 @@ def voltages_356(path):
 
 
 def wait_356(path, mv, timeout):
+    """Wait for a 0x356 frame within 10 mV (its 0.01 V unit) of @mv."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if mv in voltages_356(path):
+        if any(abs(v - mv) <= 10 for v in voltages_356(path)):
             return True
         time.sleep(0.1)
     return False
 
 
+# the pack voltage of the capture every simulated pack answers with (its
+# cells add up to it, so no plausibility check of the safety layer trips)
+PACK_MV = 54028
+
+
 def scenario(d, packs, addresses, method="trigger"):
-    """Start a server with @packs {addr: mV} and a daemon reading @addresses."""
+    """Start a server with @packs (addresses) and a daemon reading @addresses."""
     link = os.path.join(d, "ttyJK")
     out = os.path.join(d, "inverter.log")
     if os.path.exists(out):
         os.unlink(out)
     srv = Server(link)
-    for a, mv in packs.items():
-        srv.cmd("pack %d %d" % (a, mv))
+    for a in packs:
+        srv.cmd("pack %d" % a)
     dm = Daemon(write_conf(d, link, out, addresses, method))
     return srv, dm, out
 
@@ -199,34 +205,34 @@ def main():
 
         # -- one pack, both read methods ---------------------------------------------
         for method in ("trigger", "registers"):
-            srv, dm, out = scenario(d, {1: 52000}, [1], method)
+            srv, dm, out = scenario(d, [1], [1], method)
             try:
                 i = dm.wait_log(r"Pack 1 \(address 1\) online", 10)
                 check("%s: one pack comes online" % method, i is not None, "\n".join(dm.log()))
-                check("%s: the inverter gets its voltage (0x356 52.00 V)" % method,
-                      wait_356(out, 52000, 10), "\n".join(dm.log()[-10:]))
+                check("%s: the inverter gets its voltage (0x356 54.02 V)" % method,
+                      wait_356(out, PACK_MV, 10), "\n".join(dm.log()[-10:]))
             finally:
                 dm.stop()
                 srv.stop()
 
         # -- two packs ------------------------------------------------------------------
-        srv, dm, out = scenario(d, {1: 53000, 2: 53000}, [1, 2])
+        srv, dm, out = scenario(d, [1, 2], [1, 2])
         try:
             ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, n), 10) is not None
                      for n in (1, 2))
             check("two packs at addresses 1 and 2 both online", ok, "\n".join(dm.log()))
-            check("two packs: 0x356 carries their voltage", wait_356(out, 53000, 10))
+            check("two packs: 0x356 carries their voltage", wait_356(out, PACK_MV, 10))
         finally:
             dm.stop()
             srv.stop()
 
         # -- three packs, unplug, errors, vanishing tty -----------------------------------
-        srv, dm, out = scenario(d, {1: 51500, 7: 51500, 15: 51500}, [1, 7, 15])
+        srv, dm, out = scenario(d, [1, 7, 15], [1, 7, 15])
         try:
             ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, a), 10) is not None
                      for n, a in ((1, 1), (2, 7), (3, 15)))
             check("three packs at addresses 1, 7, 15 all online", ok, "\n".join(dm.log()))
-            check("three packs: 0x356 carries their voltage", wait_356(out, 51500, 10))
+            check("three packs: 0x356 carries their voltage", wait_356(out, PACK_MV, 10))
 
             srv.cmd("unplug 7")
             mark = len(dm.log())
