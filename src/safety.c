@@ -62,6 +62,7 @@ static const char *const comm_loss_names[] = { "auto", "zero", "stop", "hold", N
  * each default is explained in bmsbridge.conf(5). Defaults are for 16s LFP.
  */
 const struct conf_key safety_conf_keys[] = {
+	/* comm loss: what the inverter is told when the BMS goes silent */
 	{ "comm_loss", CONF_ENUM, U(comm_loss), 0, 3, SAFETY_COMM_LOSS_AUTO,
 	  .enum_names = comm_loss_names },
 	{ "stale_timeout_ms", CONF_UINT, U(stale_timeout_usec), 500, 600000, 10000, .scale = 1000,
@@ -75,6 +76,7 @@ const struct conf_key safety_conf_keys[] = {
 	{ "recovery_reads", CONF_UINT, U(recovery_reads), 1, 100, 3, .unit = "reads" },
 	{ "min_packs_online", CONF_UINT, U(min_packs_online), 1, BATTERY_PACKS_MAX, 1,
 	  .unit = "packs" },
+	/* user caps: 3.45 V per cell, 0.5 C of 200 Ah, 3.0 V per cell */
 	{ "max_charge_voltage_mv", CONF_UINT, U(max_charge_voltage_mv), 1000, 1000000, 55200,
 	  .unit = "mV" },
 	{ "max_charge_current_a", CONF_UINT, U(max_charge_current_ma), 0, 2000, 100, .scale = 1000,
@@ -83,6 +85,7 @@ const struct conf_key safety_conf_keys[] = {
 	  .scale = 1000, .unit = "A" },
 	{ "min_discharge_voltage_mv", CONF_UINT, U(min_discharge_voltage_mv), 0, 1000000, 48000,
 	  .unit = "mV" },
+	/* charge control by cell voltage (LFP: the knee starts near 3.40 V) */
 	{ "cell_max_mv", CONF_UINT, U(cell_max_mv), 1000, 5000, 3550, .unit = "mV" },
 	{ "cell_full_mv", CONF_UINT, U(cell_full_mv), 1000, 5000, 3500, .unit = "mV" },
 	{ "charge_taper_start_mv", CONF_UINT, U(charge_taper_start_mv), 1000, 5000, 3400,
@@ -91,6 +94,7 @@ const struct conf_key safety_conf_keys[] = {
 	{ "discharge_taper_mv", CONF_UINT, U(discharge_taper_mv), 0, 2000, 150, .unit = "mV" },
 	{ "ramp_up_a_per_s", CONF_UINT, U(ramp_up_ma_per_sec), 1, 10000, 10, .scale = 1000,
 	  .unit = "A/s" },
+	/* temperature tables: no charge near 0 degC (plating), derate when hot */
 	{ "charge_temp_min_c", CONF_INT, U(charge_temp_min_dc), -40, 100, 2, .scale = 10,
 	  .unit = "degC" },
 	{ "charge_cold_full_c", CONF_INT, U(charge_cold_full_dc), -40, 100, 15, .scale = 10,
@@ -111,12 +115,14 @@ const struct conf_key safety_conf_keys[] = {
 	{ "discharge_temp_max_c", CONF_INT, U(discharge_temp_max_dc), -40, 100, 60, .scale = 10,
 	  .unit = "degC" },
 	{ "discharge_hot_pct", CONF_UINT, U(discharge_hot_pct), 0, 100, 30, .unit = "%" },
+	/* force charge, with hysteresis */
 	{ "force_charge_soc_pct", CONF_UINT, U(force_charge_soc_pct), 0, 100, 5, .unit = "%" },
 	{ "force_charge_release_soc_pct", CONF_UINT, U(force_charge_release_soc_pct), 0, 100, 10,
 	  .unit = "%" },
 	{ "force_charge_cell_mv", CONF_UINT, U(force_charge_cell_mv), 0, 5000, 2950, .unit = "mV" },
 	{ "force_charge_release_cell_mv", CONF_UINT, U(force_charge_release_cell_mv), 0, 5000,
 	  3150, .unit = "mV" },
+	/* plausibility: bounds, believable steps per read, debounce */
 	{ "cell_valid_min_mv", CONF_UINT, U(cell_valid_min_mv), 0, 5000, 2000, .unit = "mV" },
 	{ "cell_valid_max_mv", CONF_UINT, U(cell_valid_max_mv), 0, 5000, 4000, .unit = "mV" },
 	{ "cell_jump_mv", CONF_UINT, U(cell_jump_mv), 1, 5000, 300, .unit = "mV" },
@@ -326,7 +332,8 @@ static bool filter_value(int32_t v, bool ok, bool *have, int32_t *good, int32_t 
 	return false;
 }
 
-static unsigned filter_cells(struct safety *s, struct safety_pack *pk, const struct battery_pack *raw)
+static unsigned filter_cells(struct safety *s, struct safety_pack *pk,
+			     const struct battery_pack *raw)
 {
 	const struct safety_config *c = &s->cfg;
 	struct battery_pack *g = &pk->good;
@@ -688,12 +695,12 @@ static void pack_limits(const struct safety_config *c, const struct safety_pack 
 					     c->charge_hot_start_dc, c->charge_temp_max_dc,
 					     c->charge_hot_pct),
 				  100);
-		l->dcl_ma = scale(l->dcl_ma,
-				  derate_pct(g->temp_min_dc, g->temp_max_dc, c->discharge_temp_min_dc,
-					     c->discharge_cold_full_dc, c->discharge_cold_pct,
-					     c->discharge_hot_start_dc, c->discharge_temp_max_dc,
-					     c->discharge_hot_pct),
-				  100);
+		uint32_t pct = derate_pct(g->temp_min_dc, g->temp_max_dc, c->discharge_temp_min_dc,
+					  c->discharge_cold_full_dc, c->discharge_cold_pct,
+					  c->discharge_hot_start_dc, c->discharge_temp_max_dc,
+					  c->discharge_hot_pct);
+
+		l->dcl_ma = scale(l->dcl_ma, pct, 100);
 	}
 }
 
@@ -920,7 +927,8 @@ static void bank_normal(struct safety *s, struct battery_state *bs, uint64_t now
 
 	/* each group as old as the oldest data it came from; limits from all of it */
 	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-		b->updated_usec[grp] = grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER : grp_oldest[grp];
+		b->updated_usec[grp] =
+			grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER : grp_oldest[grp];
 	}
 	b->updated_usec[BATTERY_GROUP_LIMITS] = oldest;
 	b->updated_usec[BATTERY_GROUP_STATUS] = oldest;
@@ -935,7 +943,8 @@ static void bank_hold(struct safety *s, struct battery_state *bs)
 	struct battery_pack *b = &bs->bank;
 
 	*b = s->last_bank;
-	b->charge_current_limit_ma = scale(b->charge_current_limit_ma, s->cfg.hold_current_pct, 100);
+	b->charge_current_limit_ma =
+		scale(b->charge_current_limit_ma, s->cfg.hold_current_pct, 100);
 	b->discharge_current_limit_ma =
 		scale(b->discharge_current_limit_ma, s->cfg.hold_current_pct, 100);
 	b->warnings |= BATTERY_ALARM_BMS_LINK_LOST;
@@ -1005,7 +1014,8 @@ static void enter_loss(struct safety *s, uint64_t now, unsigned online, unsigned
 
 	if (online == 0) {
 		snprintf(why, sizeof(why), "BMS silent for %.1f s (stale_timeout %.1f s)",
-			 secs(last && now > last ? now - last : 0), secs(s->cfg.stale_timeout_usec));
+			 secs(last && now > last ? now - last : 0),
+			 secs(s->cfg.stale_timeout_usec));
 	} else {
 		snprintf(why, sizeof(why), "%u/%u packs online (min_packs_online %u)", online,
 			 pack_count, s->cfg.min_packs_online);

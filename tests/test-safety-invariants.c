@@ -297,7 +297,8 @@ static void one_run(uint64_t seed, struct run_stats *st)
 						 cfg.stale_timeout_usec)) {
 					continue;
 				}
-				if (!(t->status_seen && !(t->requests & BATTERY_REQUEST_CHARGE_ENABLE))) {
+				if (!(t->status_seen &&
+				      !(t->requests & BATTERY_REQUEST_CHARGE_ENABLE))) {
 					assert_true(b->charge_current_limit_ma <=
 						    (uint64_t)bs.packs_online * t->ccl_ma);
 				}
@@ -309,7 +310,8 @@ static void one_run(uint64_t seed, struct run_stats *st)
 			}
 			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
 				if (battery_pack_has(b, g)) {
-					assert_true(now - b->updated_usec[g] <= cfg.stale_timeout_usec);
+					assert_true(now - b->updated_usec[g] <=
+						    cfg.stale_timeout_usec);
 				}
 			}
 			assert_true(battery_pack_has(b, BATTERY_GROUP_LIMITS));

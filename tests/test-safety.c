@@ -352,7 +352,8 @@ static void test_profiles(void **state)
 		{ "pylontech", SAFETY_COMM_LOSS_ZERO }, { "goodwe", SAFETY_COMM_LOSS_ZERO },
 		{ "sofar", SAFETY_COMM_LOSS_ZERO },	{ "victron", SAFETY_COMM_LOSS_HOLD },
 		{ "deye", SAFETY_COMM_LOSS_STOP },	{ "luxpower", SAFETY_COMM_LOSS_ZERO },
-		{ "growatt", SAFETY_COMM_LOSS_ZERO },	{ "pylontech-rs485", SAFETY_COMM_LOSS_ZERO },
+		{ "growatt", SAFETY_COMM_LOSS_ZERO },
+		{ "pylontech-rs485", SAFETY_COMM_LOSS_ZERO },
 	};
 	struct safety_config cfg;
 	struct safety s;
@@ -767,6 +768,34 @@ static void test_bank_aggregation(void **state)
 	assert_int_equal(k->discharge_current_limit_ma, 300000);
 }
 
+/* a pack offline for implausible cells but with fresh limits: its limits still bind */
+static void test_offline_pack_limits_still_bind(void **state)
+{
+	struct ctx c;
+	struct sim_read a = sim_read_default(), b = sim_read_default();
+
+	ctx_init(&c, 2, "pylontech");
+	c.cfg.max_charge_current_ma = 1000000;
+	c.cfg.spike_confirm_reads = 100; /* garbage never confirms here */
+	ctx_restart(&c, "pylontech");
+	read_all(&c, &a, 0);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 300000);
+	/* pack 2: a cell reads garbage, alternating, but its BMS limit keeps coming */
+	b.ccl_ma = 20000;
+	b.spike_cell = 1;
+	for (int i = 0; i < 12; i++) {
+		b.spike_mv = i % 2 ? 0 : 65535;
+		read_pack(&c, 0, &a, 500);
+		read_pack(&c, 1, &b, 500);
+	}
+	assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+	assert_int_equal(c.bs.packs_online, 1);
+	assert_true(c.bs.bank.alarms & BATTERY_ALARM_PACK_OFFLINE);
+	/* one pack takes current, at most what the smallest fresh limit allows */
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 20000);
+	assert_int_equal(c.s.rejected_cells, 12);
+}
+
 /* a pack that never answers: after one stale_timeout the others go on without it */
 static void test_bank_missing_pack_at_start(void **state)
 {
@@ -872,6 +901,7 @@ int main(void)
 		cmocka_unit_test(test_discharge_floor),
 		cmocka_unit_test(test_force_charge),
 		cmocka_unit_test(test_bank_aggregation),
+		cmocka_unit_test(test_offline_pack_limits_still_bind),
 		cmocka_unit_test(test_bank_missing_pack_at_start),
 		cmocka_unit_test(test_min_packs_online),
 		cmocka_unit_test(test_conf_keys),
