@@ -132,6 +132,7 @@ struct safety {
 	uint64_t rejected; /* implausible values rejected so far */
 	/* rejected, by kind */
 	uint64_t rejected_cells, rejected_voltage, rejected_soc, rejected_temps;
+	char last_rejected[96];	 /* the last rejection in words, for a rate-limited log */
 	char reason[96];	   /* why the current mode is in force */
 	uint64_t first_complete_usec; /* NOT_READY: first pack complete, 0 = none yet */
 	uint64_t last_eval_usec;

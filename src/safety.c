@@ -302,6 +302,26 @@ static int32_t abs_diff(int32_t a, int32_t b)
 /* ---- 1. plausibility --------------------------------------------------- */
 
 /*
+ * Remember the last rejection in words, for the daemon's rate-limited log
+ * and the status: "pack 2 cell 6: 4500 mV rejected (kept 3301 mV)".
+ */
+static void note_rejected(struct safety *s, const struct safety_pack *pk, const char *what,
+			  int idx, int32_t v, int32_t kept, const char *unit)
+{
+	unsigned pack = (unsigned)(pk - s->pk) + 1;
+
+	if (idx >= 0) {
+		snprintf(s->last_rejected, sizeof(s->last_rejected),
+			 "pack %u %s %d: %d %s rejected (kept %d %s)", pack, what, idx + 1, v,
+			 unit, kept, unit);
+	} else {
+		snprintf(s->last_rejected, sizeof(s->last_rejected),
+			 "pack %u %s: %d %s rejected (kept %d %s)", pack, what, v, unit, kept,
+			 unit);
+	}
+}
+
+/*
  * One value through the spike filter. @ok: plausible by itself (bounds) and
  * near the last good value. Returns true when *good now holds @v.
  */
@@ -355,6 +375,7 @@ static unsigned filter_cells(struct safety *s, struct safety_pack *pk,
 
 		if (!filter_value(v, ok, &have, &good, &pk->cell_cand[i], &pk->cell_pending[i],
 				  c->cell_jump_mv, c->spike_confirm_reads)) {
+			note_rejected(s, pk, "cell", i, v, good, "mV");
 			rejected++;
 		}
 		if (!have) {
@@ -412,6 +433,7 @@ static unsigned filter_voltage(struct safety *s, struct safety_pack *pk,
 	if (!filter_value(v, ok, &pk->have_voltage, &good, &pk->voltage_cand, &pk->voltage_pending,
 			  (int32_t)c->pack_sum_tolerance_mv, c->spike_confirm_reads)) {
 		s->rejected_voltage++;
+		note_rejected(s, pk, "pack voltage", -1, v, good, "mV");
 		g->voltage_mv = (uint32_t)good;
 		return 1;
 	}
@@ -442,6 +464,7 @@ static unsigned filter_soc(struct safety *s, struct safety_pack *pk, const struc
 		pk->soc_usec = now;
 	} else {
 		s->rejected_soc++;
+		note_rejected(s, pk, "SOC", -1, raw->soc_pct, good, "%");
 		r = 1;
 	}
 	g->soc_pct = (uint8_t)(good > 100 ? 100 : good);
@@ -471,6 +494,7 @@ static unsigned filter_temps(struct safety *s, struct safety_pack *pk,
 
 		if (!filter_value(v, ok, &have, &good, &pk->temp_cand[i], &pk->temp_pending[i],
 				  c->temp_jump_dc, c->spike_confirm_reads)) {
+			note_rejected(s, pk, "temperature", i, v, good, "dC");
 			rejected++;
 		}
 		if (!have) {

@@ -410,6 +410,7 @@ static void test_single_spike_moves_nothing(void **state)
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, before.charge_current_limit_ma);
 	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, before.charge_voltage_limit_mv);
 	assert_int_equal(c.bs.bank.cell_max_mv, 3420);
+	assert_string_equal(c.s.last_rejected, "pack 1 cell 6: 4500 mV rejected (kept 3420 mV)");
 	read_all(&c, &r, 1000);
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, before.charge_current_limit_ma);
 	assert_int_equal(c.s.rejected, 1);
