@@ -9,8 +9,13 @@
  *
  * Invariants (checked by tests/test-safety-invariants.c):
  *   - bank limits are never above a user cap or any pack's own limit;
- *   - nothing on the wire is derived from data older than stale_timeout;
+ *   - nothing on the wire is derived from data older than stale_timeout
+ *     (HOLD excepted: by policy it keeps a share of the last limits, for
+ *     at most hold_max and only inside the hold cell window);
  *   - until the first complete read, the output mode is NOT_READY.
+ *
+ * Silence is noticed only when safety_evaluate() runs: the caller must run
+ * it periodically (every transmit tick), not only when the BMS writes.
  */
 #include <stdbool.h>
 #include <stddef.h>
