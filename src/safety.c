@@ -238,7 +238,11 @@ static const struct {
 	const char *name;
 	int comm_loss;
 } profiles[] = {
-	/* off-grid Deye follows SOC, not DCL 0: only silence (F58) stops it */
+	/*
+	 * Deye keeps using a battery whose limits say 0 A
+	 * (dalathegreat/Battery-Emulator#1534) and off-grid follows SOC
+	 * (#873): silence at least raises its BMS fault F58
+	 */
 	{ "deye", SAFETY_COMM_LOSS_STOP },
 	{ "growatt", SAFETY_COMM_LOSS_ZERO },
 	{ "luxpower", SAFETY_COMM_LOSS_ZERO },
