@@ -273,6 +273,29 @@ static void test_hold_output(void **state)
 	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 0);
 }
 
+/* back from hold: after recovery_reads reads, ramping up from the held current */
+static void test_hold_recovers(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "victron");
+	c.cfg.ramp_up_ma_per_sec = 10000; /* 10 A/s */
+	ctx_restart(&c, "victron");
+	for (int i = 0; i < 12; i++) {
+		read_all(&c, &r, 1000);
+	}
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+	assert_int_equal(tick(&c, 11000), SAFETY_MODE_HOLD);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 50000);
+	assert_int_equal(read_all(&c, &r, 1000), SAFETY_MODE_HOLD);
+	assert_int_equal(read_all(&c, &r, 1000), SAFETY_MODE_HOLD);
+	assert_int_equal(read_all(&c, &r, 1000), SAFETY_MODE_NORMAL);
+	assert_int_equal(c.ev.from, SAFETY_MODE_HOLD);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 60000);
+	assert_false(c.bs.bank.warnings & BATTERY_ALARM_BMS_LINK_LOST);
+}
+
 static void test_recovery_needs_good_reads(void **state)
 {
 	struct ctx c;
@@ -884,6 +907,7 @@ int main(void)
 		cmocka_unit_test(test_transition_table),
 		cmocka_unit_test(test_zero_output),
 		cmocka_unit_test(test_hold_output),
+		cmocka_unit_test(test_hold_recovers),
 		cmocka_unit_test(test_recovery_needs_good_reads),
 		cmocka_unit_test(test_stop_recovers),
 		cmocka_unit_test(test_recovery_ramps),
