@@ -18,6 +18,7 @@
 #include "config.h"
 #include "protocol.h"
 #include "safety-helpers.h"
+#include "sim.h"
 
 struct ctx {
 	struct safety s;
@@ -858,6 +859,53 @@ static void test_min_packs_online(void **state)
 	assert_non_null(strstr(c.ev.reason, "1/2 packs online"));
 }
 
+/*
+ * Two days of the simulated pack (protocols/sim.c: a solar day, one cell
+ * running ahead above 90 % SOC), read once a second at real speed: a
+ * plausible BMS never trips the filter nor leaves NORMAL, and near full
+ * the taper and the cell-ahead CVL act.
+ */
+static void test_sim_days(void **state)
+{
+	struct sim sim;
+	struct ctx c;
+	uint32_t min_ccl = UINT32_MAX, min_cvl = UINT32_MAX;
+	uint16_t max_cell = 0;
+
+	ctx_init(&c, 1, "pylontech");
+	c.cfg.max_charge_voltage_mv = 57600; /* let the cell-ahead rule show */
+	ctx_restart(&c, "pylontech");
+	sim_init(&sim, 7, 16, 280000);
+	for (unsigned t = 0; t < 2 * 24 * 3600; t++) {
+		c.now += SEC(1);
+		sim_step(&sim, SEC(1));
+		sim_fill(&sim, 0, c.now, &c.bs);
+		assert_int_equal(eval(&c), SAFETY_MODE_NORMAL);
+		if (c.bs.bank.cell_max_mv > max_cell) {
+			max_cell = c.bs.bank.cell_max_mv;
+		}
+		if (c.bs.bank.soc_pct > 50 && c.bs.bank.charge_current_limit_ma < min_ccl) {
+			min_ccl = c.bs.bank.charge_current_limit_ma;
+		}
+		if (c.bs.bank.charge_voltage_limit_mv < min_cvl) {
+			min_cvl = c.bs.bank.charge_voltage_limit_mv;
+		}
+		/* CVL never lets the highest cell go past cell_max_mv */
+		if (c.bs.bank.cell_max_mv >= c.cfg.charge_taper_start_mv) {
+			assert_true(c.bs.bank.charge_voltage_limit_mv <=
+				    c.bs.bank.voltage_mv + c.cfg.cell_max_mv -
+					    c.bs.bank.cell_max_mv + c.cfg.pack_sum_tolerance_mv);
+		}
+	}
+	print_message("sim: highest cell %u mV, lowest CCL above 50 %% SOC %u mA, lowest CVL %u mV, "
+		      "%llu rejected\n", max_cell, min_ccl, min_cvl,
+		      (unsigned long long)c.s.rejected);
+	assert_int_equal(c.s.rejected, 0);
+	assert_true(max_cell > c.cfg.charge_taper_start_mv); /* the sim reaches the knee */
+	assert_true(min_ccl < 100000);			     /* and the taper acted */
+	assert_true(min_cvl < 16 * 3550);		     /* and so did the CVL rule */
+}
+
 /* ---- config ---------------------------------------------------------------------------- */
 
 static void test_conf_keys(void **state)
@@ -929,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_offline_pack_limits_still_bind),
 		cmocka_unit_test(test_bank_missing_pack_at_start),
 		cmocka_unit_test(test_min_packs_online),
+		cmocka_unit_test(test_sim_days),
 		cmocka_unit_test(test_conf_keys),
 	};
 
