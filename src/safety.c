@@ -356,6 +356,11 @@ static bool filter_value(int32_t v, bool ok, bool *have, int32_t *good, int32_t 
 	return false;
 }
 
+/*
+ * Cells: each within the chemistry bounds and at most cell_jump_mv from
+ * its last good value. A BMS that gives only the extremes (cell_count 0)
+ * has them filtered as two cells. Return: values rejected.
+ */
 static unsigned filter_cells(struct safety *s, struct safety_pack *pk,
 			     const struct battery_pack *raw)
 {
@@ -416,6 +421,11 @@ static uint32_t cell_sum_mv(const struct battery_pack *g)
 	return sum;
 }
 
+/*
+ * Pack voltage: within pack_sum_tolerance_mv of the sum of the good cells
+ * (or, without cells, of the last good voltage). The current has no rule
+ * of its own: it moves no limit, it is shown.
+ */
 static unsigned filter_voltage(struct safety *s, struct safety_pack *pk,
 			       const struct battery_pack *raw)
 {
@@ -445,6 +455,7 @@ static unsigned filter_voltage(struct safety *s, struct safety_pack *pk,
 	return 0;
 }
 
+/* SOC: at most 100 %, and no faster than soc_rate_pct_per_min since the last good one */
 static unsigned filter_soc(struct safety *s, struct safety_pack *pk, const struct battery_pack *raw,
 			   uint64_t now)
 {
@@ -475,6 +486,7 @@ static unsigned filter_soc(struct safety *s, struct safety_pack *pk, const struc
 	return r;
 }
 
+/* Temperatures: bounds and temp_jump_c per read, sensor by sensor (or the extremes) */
 static unsigned filter_temps(struct safety *s, struct safety_pack *pk,
 			     const struct battery_pack *raw)
 {
@@ -796,6 +808,11 @@ static uint32_t slew(const struct safety *s, uint32_t prev, uint32_t target, uin
 	return (uint64_t)prev + up < target ? (uint32_t)(prev + up) : target;
 }
 
+/*
+ * NORMAL: the bank from the online packs. Per pack the rules of
+ * pack_limits(), then the bank rule of bank_current(), the user caps last
+ * and the ramp after them (so the ramp can only lower a value further).
+ */
 static void bank_normal(struct safety *s, struct battery_state *bs, uint64_t now, uint64_t dt)
 {
 	const struct safety_config *c = &s->cfg;
@@ -1068,6 +1085,10 @@ static void enter_loss(struct safety *s, uint64_t now, unsigned online, unsigned
 	set_mode(s, SAFETY_MODE_ZERO, now, ev, why);
 }
 
+/*
+ * One step of the mode machine (the transitions listed at the top of the
+ * file, at most one per call, so each is reported once).
+ */
 static void step_mode(struct safety *s, const struct battery_state *bs, uint64_t now,
 		      unsigned online, const char *missing, unsigned missing_pack,
 		      struct safety_event *ev)
