@@ -2,6 +2,8 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,3 +34,14 @@ static inline void closep(int *fd)
 
 #define USEC_PER_MSEC UINT64_C(1000)
 #define USEC_PER_SEC UINT64_C(1000000)
+
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
+#define _printf_(fmt, args) __attribute__((format(printf, fmt, args)))
+
+static inline bool streq(const char *a, const char *b)
+{
+	return strcmp(a, b) == 0;
+}
