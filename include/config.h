@@ -49,6 +49,7 @@ struct conf_key {
 	const char *const *enum_names; /* CONF_ENUM: NULL-terminated */
 	size_t count_offset;	       /* CONF_UINT_LIST: offset of the uint8_t count */
 	const char *unit;	       /* for --check-config ("mV", "ms") */
+	const int64_t *choices;	       /* CONF_UINT, optional: the only values allowed, 0-terminated */
 };
 
 struct conf_group {
@@ -66,7 +67,7 @@ enum log_target {
 
 /* top level keys */
 struct daemon_config {
-	int log_level; /* LOG_ERR..LOG_DEBUG, from "error".."debug" */
+	int log_level; /* syslog level LOG_EMERG..LOG_DEBUG, from "emerg".."debug" */
 	uint64_t status_interval_usec; /* how often STATUS= and the status log line refresh */
 };
 
@@ -87,6 +88,7 @@ struct bms_config {
 	uint32_t sim_speed;		/* sim: simulated seconds per real second */
 	uint8_t sim_cells;		/* sim: cells in series */
 	uint32_t sim_capacity_mah;	/* sim: pack capacity */
+	uint8_t sim_packs;		/* sim: packs simulated (pack i uses seed + i) */
 	char replay_format[CONFIG_NAME_MAX]; /* replay: decoder for the frames */
 	uint32_t replay_speed;		     /* replay: 1 = recorded speed */
 	bool replay_loop;

@@ -1,23 +1,877 @@
 /* SPDX-License-Identifier: MIT */
-/* PLACEHOLDER: replaced by the config module. */
+/*
+ * The configuration file: libconfig syntax in, struct config out.
+ *
+ * Model: every group of the file has a table of struct conf_key (name,
+ * type, range, default, unit, where it lives in struct config). Loading
+ * runs in four steps, and only the last one touches the caller's struct:
+ *
+ *   1. fill a scratch struct config with the defaults of every table;
+ *   2. let libconfig parse the text (syntax errors carry its line);
+ *   3. walk the parsed tree: every setting must be a known key of its
+ *      group, of the right type, inside its range; the first problem is
+ *      the error, "file:line: group.key: what is wrong";
+ *   4. cross-key checks the tables cannot express (the driver and the
+ *      protocol exist, the output suits the protocol, ports are named),
+ *      then copy the scratch struct out.
+ *
+ * So a bad file never half-applies: SIGHUP with a broken file keeps the
+ * running configuration untouched (src/main.c).
+ *
+ * config_print() walks the same tables backwards, so --check-config prints
+ * every effective value, defaults included, in a form that reads back in.
+ */
 #include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
+
+#include <libconfig.h>
+
+#include "bms.h"
 #include "config.h"
-int config_load(const char *path, struct config *ret, struct config_error *ret_err)
+#include "macro.h"
+#include "protocol.h"
+#include "safety.h"
+
+/* jk_pb.h is not included: the read methods are named here in its order */
+static const char *const read_method_names[] = { "registers", "trigger", NULL };
+/* index = syslog level */
+static const char *const log_level_names[] = { "emerg",	 "alert", "crit", "error",
+					       "warning", "notice", "info", "debug", NULL };
+/* index = enum output_kind */
+static const char *const output_names[] = { "can", "rs485", "candump", NULL };
+
+/* serial rates a USB or on-board UART here does; the inverters use 9600/19200 */
+static const int64_t baud_choices[] = { 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 0 };
+/* the CiA bit rates; inverters use 500 kbit/s, one Victron variant 250 kbit/s */
+static const int64_t bitrate_choices[] = { 10000,  20000,  50000,  100000, 125000,
+					   250000, 500000, 800000, 1000000, 0 };
+
+#define D(field) offsetof(struct daemon_config, field), sizeof(((struct daemon_config *)0)->field)
+#define B(field) offsetof(struct bms_config, field), sizeof(((struct bms_config *)0)->field)
+#define I(field) offsetof(struct inverter_config, field), sizeof(((struct inverter_config *)0)->field)
+
+/* top level: the daemon itself */
+static const struct conf_key daemon_keys[] = {
+	{ "log_level", CONF_ENUM, D(log_level), 0, 0, LOG_INFO, .enum_names = log_level_names },
+	{ "status_interval_s", CONF_UINT, D(status_interval_usec), 1, 3600, 10,
+	  .scale = USEC_PER_SEC, .unit = "s" },
+};
+
+/* bms { }: where the battery is read */
+static const struct conf_key bms_keys[] = {
+	{ "driver", CONF_STRING, B(driver), 1, CONFIG_NAME_MAX - 1, .def_str = "" },
+	{ "port", CONF_STRING, B(port), 0, CONFIG_PATH_MAX - 1, .def_str = "" },
+	{ "baud", CONF_UINT, B(baud), 0, 115200, 0, .unit = "baud", .choices = baud_choices },
+	{ "bitrate", CONF_UINT, B(bitrate), 0, 1000000, 0, .unit = "bit/s",
+	  .choices = bitrate_choices },
+	{ "manage_link", CONF_BOOL, B(manage_link), 0, 1, false },
+	/* JK-PB DIP switch addresses; 0 is a master that broadcasts, never polled */
+	{ "addresses", CONF_UINT_LIST, B(addresses), 1, 15, 1,
+	  .count_offset = offsetof(struct bms_config, n_addresses) },
+	{ "poll_interval_ms", CONF_UINT, B(poll_interval_usec), 100, 600000, 1000,
+	  .scale = USEC_PER_MSEC, .unit = "ms" },
+	{ "response_timeout_ms", CONF_UINT, B(response_timeout_usec), 20, 5000, 200,
+	  .scale = USEC_PER_MSEC, .unit = "ms" },
+	{ "request_gap_ms", CONF_UINT, B(request_gap_usec), 0, 5000, 100,
+	  .scale = USEC_PER_MSEC, .unit = "ms" },
+	{ "read_method", CONF_ENUM, B(read_method), 0, 0, 1, .enum_names = read_method_names },
+	{ "seed", CONF_UINT, B(seed), 0, UINT32_MAX, 1 },
+	{ "sim_speed", CONF_UINT, B(sim_speed), 1, 3600, 1, .unit = "x" },
+	{ "sim_cells", CONF_UINT, B(sim_cells), 4, BATTERY_CELLS_MAX, 16, .unit = "cells" },
+	{ "sim_capacity_ah", CONF_UINT, B(sim_capacity_mah), 1, 10000, 280, .scale = 1000,
+	  .unit = "Ah" },
+	{ "sim_packs", CONF_UINT, B(sim_packs), 1, BATTERY_PACKS_MAX, 1, .unit = "packs" },
+	{ "replay_format", CONF_STRING, B(replay_format), 1, CONFIG_NAME_MAX - 1,
+	  .def_str = "pylontech-can" },
+	{ "replay_speed", CONF_UINT, B(replay_speed), 1, 1000, 1, .unit = "x" },
+	{ "replay_loop", CONF_BOOL, B(replay_loop), 0, 1, false },
+};
+
+/* inverter { }: what the inverter is told, and where */
+static const struct conf_key inverter_keys[] = {
+	{ "protocol", CONF_STRING, I(protocol), 1, CONFIG_NAME_MAX - 1, .def_str = "" },
+	{ "output", CONF_ENUM, I(output), 0, 0, OUTPUT_KIND_CAN, .enum_names = output_names },
+	{ "port", CONF_STRING, I(port), 0, CONFIG_PATH_MAX - 1, .def_str = "" },
+	{ "candump_ifname", CONF_STRING, I(candump_ifname), 1, 15, .def_str = "can0" },
+	{ "baud", CONF_UINT, I(baud), 0, 115200, 0, .unit = "baud", .choices = baud_choices },
+	{ "bitrate", CONF_UINT, I(bitrate), 0, 1000000, 0, .unit = "bit/s",
+	  .choices = bitrate_choices },
+	{ "manage_link", CONF_BOOL, I(manage_link), 0, 1, false },
+	{ "inverter_timeout_s", CONF_UINT, I(inverter_timeout_usec), 0, 86400, 0,
+	  .scale = USEC_PER_SEC, .unit = "s" },
+	/* the seed's DIP switch 1: Voltronic/PIP only talk to pack #1 */
+	{ "rs485_address", CONF_UINT, I(options.rs485_address), 1, 15, 1 },
+	{ "soc_follows_limits", CONF_BOOL, I(options.soc_follows_limits), 0, 1, false },
+	{ "send_dvl", CONF_BOOL, I(options.send_dvl), 0, 1, false },
+	{ "manufacturer", CONF_STRING, I(options.manufacturer), 0, 8, .def_str = "" },
+};
+
+#undef D
+#undef B
+#undef I
+
+/* the groups of the file, in the order --check-config prints them */
+static size_t groups_get(struct conf_group g[static 4])
 {
-	memset(ret_err, 0, sizeof(*ret_err));
-	return -ENOSYS;
+	g[0] = (struct conf_group){ "", daemon_keys, ARRAY_SIZE(daemon_keys),
+				    offsetof(struct config, daemon) };
+	g[1] = (struct conf_group){ "bms", bms_keys, ARRAY_SIZE(bms_keys),
+				    offsetof(struct config, bms) };
+	g[2] = (struct conf_group){ "inverter", inverter_keys, ARRAY_SIZE(inverter_keys),
+				    offsetof(struct config, inverter) };
+	g[3] = (struct conf_group){ "safety", safety_conf_keys, safety_conf_n_keys,
+				    offsetof(struct config, safety) };
+	return 4;
 }
+
+struct loader {
+	const char *name; /* the source, as errors call it */
+	struct config_error *err;
+};
+
+static int fail(struct loader *ld, const char *file, int line, const char *setting,
+		const char *fmt, ...) _printf_(5, 6);
+static int fail(struct loader *ld, const char *file, int line, const char *setting,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(ld->err, 0, sizeof(*ld->err));
+	snprintf(ld->err->file, sizeof(ld->err->file), "%s", file ? file : ld->name);
+	ld->err->line = line;
+	snprintf(ld->err->setting, sizeof(ld->err->setting), "%s", setting ? setting : "");
+	va_start(ap, fmt);
+	vsnprintf(ld->err->text, sizeof(ld->err->text), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* fail() at the place of a parsed setting; @what is "group.key" */
+static int fail_at(struct loader *ld, const config_setting_t *s, const char *what,
+		   const char *fmt, ...) _printf_(4, 5);
+static int fail_at(struct loader *ld, const config_setting_t *s, const char *what,
+		   const char *fmt, ...)
+{
+	char text[sizeof(ld->err->text)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return fail(ld, s ? config_setting_source_file(s) : NULL,
+		    s ? (int)config_setting_source_line(s) : 0, what, "%s", text);
+}
+
+static void *field(void *base, const struct conf_key *k)
+{
+	return (char *)base + k->offset;
+}
+
+/* store @v (file units) scaled into the integer field of @k */
+static void store_int(const struct conf_key *k, void *base, int64_t v)
+{
+	int64_t x = v * (k->scale ? k->scale : 1);
+	void *p = field(base, k);
+
+	switch (k->size) {
+	case 1:
+		*(uint8_t *)p = (uint8_t)x;
+		break;
+	case 2:
+		*(uint16_t *)p = (uint16_t)x;
+		break;
+	case 4:
+		*(uint32_t *)p = (uint32_t)x;
+		break;
+	case 8:
+		*(uint64_t *)p = (uint64_t)x;
+		break;
+	default:
+		break;
+	}
+}
+
+/* read the integer field of @k back in file units */
+static int64_t load_int(const struct conf_key *k, const void *base)
+{
+	const void *p = (const char *)base + k->offset;
+	bool sign = k->type == CONF_INT;
+	int64_t x = 0;
+
+	switch (k->size) {
+	case 1:
+		x = sign ? *(const int8_t *)p : *(const uint8_t *)p;
+		break;
+	case 2:
+		x = sign ? *(const int16_t *)p : *(const uint16_t *)p;
+		break;
+	case 4:
+		x = sign ? *(const int32_t *)p : (int64_t) * (const uint32_t *)p;
+		break;
+	case 8:
+		x = (int64_t) * (const uint64_t *)p;
+		break;
+	default:
+		break;
+	}
+	return x / (k->scale ? k->scale : 1);
+}
+
+static void key_default(const struct conf_key *k, void *base)
+{
+	switch (k->type) {
+	case CONF_BOOL:
+		*(bool *)field(base, k) = k->def != 0;
+		break;
+	case CONF_UINT:
+	case CONF_INT:
+		store_int(k, base, k->def);
+		break;
+	case CONF_STRING:
+		snprintf(field(base, k), k->size, "%s", k->def_str ? k->def_str : "");
+		break;
+	case CONF_ENUM:
+		*(int *)field(base, k) = (int)k->def;
+		break;
+	case CONF_UINT_LIST:
+		/* one element, the default */
+		memset(field(base, k), 0, k->size);
+		*(uint8_t *)field(base, k) = (uint8_t)k->def;
+		*((uint8_t *)base + k->count_offset) = 1;
+		break;
+	}
+}
+
+static const char *type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a number with a fraction";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+static bool is_int(const config_setting_t *s)
+{
+	int t = config_setting_type(s);
+
+	return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
+}
+
+/* "a, b, c" from a NULL-terminated name list */
+static void join_names(const char *const *names, char *buf, size_t n)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; names[i] && len < n; i++) {
+		len += (size_t)snprintf(buf + len, n - len, "%s\"%s\"", i ? ", " : "", names[i]);
+	}
+}
+
+/* parse one setting @s into the field of @k; @what names it in errors */
+static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		     void *base, const char *what)
+{
+	char list[160];
+	int64_t v;
+
+	switch (k->type) {
+	case CONF_BOOL:
+		if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+			return fail_at(ld, s, what, "expected true or false, not %s",
+				       type_name(config_setting_type(s)));
+		}
+		*(bool *)field(base, k) = config_setting_get_bool(s);
+		return 0;
+	case CONF_UINT:
+	case CONF_INT:
+		if (!is_int(s)) {
+			return fail_at(ld, s, what, "expected an integer%s%s, not %s",
+				       k->unit ? " in " : "", k->unit ? k->unit : "",
+				       type_name(config_setting_type(s)));
+		}
+		v = config_setting_get_int64(s);
+		if (k->choices) {
+			size_t len = 0;
+			bool ok = false;
+
+			for (const int64_t *c = k->choices; *c; c++) {
+				ok = ok || v == *c || (v == 0 && k->def == 0);
+				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
+							c == k->choices ? "" : ", ", *c);
+			}
+			if (!ok) {
+				return fail_at(ld, s, what,
+					       "%" PRId64 " %s is not supported; use one of %s%s",
+					       v, k->unit ? k->unit : "", list,
+					       k->def == 0 ? " (or 0 for the default)" : "");
+			}
+			store_int(k, base, v);
+			return 0;
+		}
+		if (v < k->min || v > k->max) {
+			return fail_at(ld, s, what,
+				       "%" PRId64 "%s%s is out of range [%" PRId64 ", %" PRId64 "]",
+				       v, k->unit ? " " : "", k->unit ? k->unit : "", k->min,
+				       k->max);
+		}
+		store_int(k, base, v);
+		return 0;
+	case CONF_STRING: {
+		const char *str;
+		size_t len;
+
+		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+			return fail_at(ld, s, what, "expected a string, not %s",
+				       type_name(config_setting_type(s)));
+		}
+		str = config_setting_get_string(s);
+		len = strlen(str);
+		if (len < (size_t)k->min) {
+			return fail_at(ld, s, what, "must not be empty");
+		}
+		if (len > (size_t)k->max || len >= k->size) {
+			return fail_at(ld, s, what, "is %zu characters long, at most %" PRId64,
+				       len, k->max);
+		}
+		for (size_t i = 0; i < len; i++) {
+			if ((unsigned char)str[i] < 0x20 || str[i] == 0x7f) {
+				return fail_at(ld, s, what, "contains a control character");
+			}
+		}
+		memcpy(field(base, k), str, len + 1);
+		return 0;
+	}
+	case CONF_ENUM: {
+		const char *str;
+
+		join_names(k->enum_names, list, sizeof(list));
+		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+			return fail_at(ld, s, what, "expected one of %s, not %s", list,
+				       type_name(config_setting_type(s)));
+		}
+		str = config_setting_get_string(s);
+		for (int i = 0; k->enum_names[i]; i++) {
+			if (streq(str, k->enum_names[i])) {
+				*(int *)field(base, k) = i;
+				return 0;
+			}
+		}
+		return fail_at(ld, s, what, "\"%.40s\" is not one of %s", str, list);
+	}
+	case CONF_UINT_LIST: {
+		int t = config_setting_type(s);
+		int n = config_setting_length(s);
+		uint8_t *a = field(base, k);
+
+		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+				       type_name(t));
+		}
+		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+				       type_name(t));
+		}
+		if (n < 1 || (size_t)n > k->size) {
+			return fail_at(ld, s, what, "needs 1 to %zu entries, has %d", k->size, n);
+		}
+		for (int i = 0; i < n; i++) {
+			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+			if (!e || !is_int(e)) {
+				return fail_at(ld, s, what, "entry %d is not an integer", i + 1);
+			}
+			v = config_setting_get_int64(e);
+			if (v < k->min || v > k->max) {
+				return fail_at(ld, s, what,
+					       "entry %d (%" PRId64 ") is out of range [%" PRId64
+					       ", %" PRId64 "]",
+					       i + 1, v, k->min, k->max);
+			}
+			for (int j = 0; j < i; j++) {
+				if (a[j] == v) {
+					return fail_at(ld, s, what, "%" PRId64 " is listed twice", v);
+				}
+			}
+			a[i] = (uint8_t)v;
+		}
+		*((uint8_t *)base + k->count_offset) = (uint8_t)n;
+		return 0;
+	}
+	}
+	return fail_at(ld, s, what, "internal error: unknown key type");
+}
+
+/* Levenshtein distance, capped: for "did you mean" */
+static unsigned distance(const char *a, const char *b)
+{
+	unsigned prev[CONFIG_NAME_MAX + 1], cur[CONFIG_NAME_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > CONFIG_NAME_MAX || lb > CONFIG_NAME_MAX) {
+		return UINT32_MAX;
+	}
+	for (size_t j = 0; j <= lb; j++) {
+		prev[j] = (unsigned)j;
+	}
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			unsigned del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = MIN(sub, MIN(del, ins));
+		}
+		memcpy(prev, cur, sizeof(prev));
+	}
+	return prev[lb];
+}
+
+/* the closest known key of @g to @name, or NULL if none is close */
+static const char *closest(const struct conf_group *g, const char *name)
+{
+	const char *best = NULL;
+	unsigned best_d = 3; /* at most two edits away */
+
+	for (size_t i = 0; i < g->n_keys; i++) {
+		unsigned d = distance(name, g->keys[i].name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = g->keys[i].name;
+		}
+	}
+	return best;
+}
+
+static const struct conf_key *key_find(const struct conf_group *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_keys; i++) {
+		if (streq(g->keys[i].name, name)) {
+			return &g->keys[i];
+		}
+	}
+	return NULL;
+}
+
+static int unknown(struct loader *ld, const config_setting_t *s, const struct conf_group *g,
+		   const char *what)
+{
+	const char *near = closest(g, config_setting_name(s));
+
+	if (near) {
+		return fail_at(ld, s, what, "unknown setting; did you mean \"%s\"?", near);
+	}
+	return fail_at(ld, s, what, "unknown setting%s%s", g->name[0] ? " in group " : "",
+		       g->name);
+}
+
+static int parse_group(struct loader *ld, const struct conf_group *g, const config_setting_t *gs,
+		       struct config *cfg)
+{
+	void *base = (char *)cfg + g->offset;
+	int n = config_setting_length(gs);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(gs, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct conf_key *k;
+		char what[64];
+		int r;
+
+		snprintf(what, sizeof(what), "%s.%s", g->name, name ? name : "?");
+		k = name ? key_find(g, name) : NULL;
+		if (!k) {
+			return unknown(ld, s, g, what);
+		}
+		r = parse_key(ld, k, s, base, what);
+		if (r < 0) {
+			return r;
+		}
+	}
+	return 0;
+}
+
+static int parse_root(struct loader *ld, const config_setting_t *root, struct config *cfg)
+{
+	struct conf_group g[4];
+	size_t n_groups = groups_get(g);
+	int n = config_setting_length(root);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct conf_group *grp = NULL;
+		const struct conf_key *k;
+		int r;
+
+		if (!name) {
+			return fail_at(ld, s, "", "a setting without a name");
+		}
+		for (size_t j = 1; j < n_groups; j++) {
+			if (streq(g[j].name, name)) {
+				grp = &g[j];
+			}
+		}
+		if (grp) {
+			if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+				return fail_at(ld, s, name, "expected a group: %s: { ... };", name);
+			}
+			r = parse_group(ld, grp, s, cfg);
+		} else if ((k = key_find(&g[0], name))) {
+			r = parse_key(ld, k, s, &cfg->daemon, name);
+		} else if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
+			return fail_at(ld, s, name,
+				       "unknown group; the groups are bms, inverter and safety");
+		} else {
+			r = unknown(ld, s, &g[0], name);
+		}
+		if (r < 0) {
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* "a, b, c" of the BMS drivers or inverter protocols, for error messages */
+static void driver_names(char *buf, size_t n, bool can_only)
+{
+	const struct bms_driver *d;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; (d = bms_driver_get(i)) && len < n; i++) {
+		if (can_only && d->transport != BMS_TRANSPORT_CAN) {
+			continue;
+		}
+		len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "", d->name);
+	}
+}
+
+static void protocol_names(char *buf, size_t n)
+{
+	const struct inverter_protocol *p;
+	const struct protocol_alias *a;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; (p = protocol_get(i)) && len < n; i++) {
+		len += (size_t)snprintf(buf + len, n - len, "%s%s", len ? ", " : "", p->name);
+	}
+	for (size_t i = 0; (a = protocol_alias_get(i)) && len < n; i++) {
+		len += (size_t)snprintf(buf + len, n - len, ", %s", a->name);
+	}
+}
+
+/* checks across keys; errors point at the setting that has to change */
+static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
+{
+	const config_setting_t *s;
+	const struct bms_driver *drv;
+	const struct inverter_protocol *proto;
+	char names[256];
+	char why[160];
+
+	driver_names(names, sizeof(names), false);
+	s = config_lookup(lc, "bms.driver");
+	if (!s) {
+		return fail_at(ld, config_lookup(lc, "bms"), "bms.driver",
+			       "missing: say which BMS to read (%s)", names);
+	}
+	drv = bms_driver_find(cfg->bms.driver);
+	if (!drv) {
+		return fail_at(ld, s, "bms.driver", "unknown BMS driver \"%s\"; known: %s",
+			       cfg->bms.driver, names);
+	}
+	if (drv->transport != BMS_TRANSPORT_SIM && !cfg->bms.port[0]) {
+		return fail_at(ld, config_lookup(lc, "bms"), "bms.port",
+			       "missing: %s reads %s", drv->name,
+			       drv->transport == BMS_TRANSPORT_CAN ? "a CAN interface (port = \"can0\";)"
+			       : drv->transport == BMS_TRANSPORT_SERIAL
+				       ? "a serial port (port = \"/dev/ttyUSB0\";)"
+				       : "a candump log file (port = \"capture.log\";)");
+	}
+	if (drv->transport == BMS_TRANSPORT_FILE) {
+		const struct bms_driver *fmt = bms_driver_find(cfg->bms.replay_format);
+
+		if (!fmt || fmt->transport != BMS_TRANSPORT_CAN) {
+			driver_names(names, sizeof(names), true);
+			return fail_at(ld, config_lookup(lc, "bms.replay_format"),
+				       "bms.replay_format",
+				       "\"%s\" is not a CAN BMS format; known: %s",
+				       cfg->bms.replay_format, names);
+		}
+	}
+	protocol_names(names, sizeof(names));
+	s = config_lookup(lc, "inverter.protocol");
+	if (!s) {
+		return fail_at(ld, config_lookup(lc, "inverter"), "inverter.protocol",
+			       "missing: say which battery the inverter should see (%s)", names);
+	}
+	proto = protocol_find(cfg->inverter.protocol);
+	if (!proto) {
+		return fail_at(ld, s, "inverter.protocol", "unknown protocol \"%s\"; known: %s",
+			       cfg->inverter.protocol, names);
+	}
+	s = config_lookup(lc, "inverter.output");
+	if (!s) {
+		/* the protocol's own transport */
+		cfg->inverter.output = proto->transport == PROTOCOL_TRANSPORT_RS485
+					       ? OUTPUT_KIND_RS485
+					       : OUTPUT_KIND_CAN;
+	} else if (proto->transport == PROTOCOL_TRANSPORT_RS485 &&
+		   cfg->inverter.output != OUTPUT_KIND_RS485) {
+		return fail_at(ld, s, "inverter.output",
+			       "%s is polled by the inverter over a serial line: use output = "
+			       "\"rs485\"",
+			       proto->name);
+	} else if (proto->transport == PROTOCOL_TRANSPORT_CAN &&
+		   cfg->inverter.output == OUTPUT_KIND_RS485) {
+		return fail_at(ld, s, "inverter.output",
+			       "%s is a CAN protocol: use output = \"can\" (or \"candump\")",
+			       proto->name);
+	}
+	if (!cfg->inverter.port[0]) {
+		if (cfg->inverter.output != OUTPUT_KIND_CANDUMP) {
+			return fail_at(ld, config_lookup(lc, "inverter"), "inverter.port",
+				       "missing: name the %s",
+				       cfg->inverter.output == OUTPUT_KIND_CAN
+					       ? "CAN interface (port = \"can0\";)"
+					       : "serial port (port = \"/dev/ttyUSB0\";)");
+		}
+		snprintf(cfg->inverter.port, sizeof(cfg->inverter.port), "-");
+	}
+	if (cfg->inverter.output != OUTPUT_KIND_CANDUMP && drv->transport != BMS_TRANSPORT_SIM &&
+	    drv->transport != BMS_TRANSPORT_FILE && streq(cfg->inverter.port, cfg->bms.port)) {
+		return fail_at(ld, config_lookup(lc, "inverter.port"), "inverter.port",
+			       "\"%s\" is also the BMS port; the BMS and the inverter need a port "
+			       "each",
+			       cfg->inverter.port);
+	}
+	if (safety_config_check(&cfg->safety, why, sizeof(why)) < 0) {
+		return fail_at(ld, config_lookup(lc, "safety"), "safety", "%s", why);
+	}
+	return 0;
+}
+
+static void config_defaults(struct config *cfg)
+{
+	struct conf_group g[4];
+	size_t n = groups_get(g);
+
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < g[i].n_keys; j++) {
+			key_default(&g[i].keys[j], (char *)cfg + g[i].offset);
+		}
+	}
+}
+
+/* steps 3 and 4 on a parsed tree; @cfg is the scratch copy */
+static int config_build(struct loader *ld, config_t *lc, struct config *cfg)
+{
+	int r;
+
+	r = parse_root(ld, config_root_setting(lc), cfg);
+	if (r < 0) {
+		return r;
+	}
+	return cross_check(ld, lc, cfg);
+}
+
+static int syntax_error(struct loader *ld, const config_t *lc)
+{
+	const char *text = config_error_text(lc);
+
+	return fail(ld, config_error_file(lc), config_error_line(lc), "", "syntax error: %s",
+		    text ? text : "unreadable");
+}
+
 int config_load_string(const char *name, const char *text, struct config *ret,
 		       struct config_error *ret_err)
 {
-	memset(ret_err, 0, sizeof(*ret_err));
-	return -ENOSYS;
+	struct loader ld = { .name = name, .err = ret_err };
+	struct config *cfg;
+	config_t lc;
+	int r;
+
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		return fail(&ld, NULL, 0, "", "out of memory");
+	}
+	config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	config_init(&lc);
+	if (config_read_string(&lc, text) != CONFIG_TRUE) {
+		r = syntax_error(&ld, &lc);
+	} else {
+		r = config_build(&ld, &lc, cfg);
+	}
+	config_destroy(&lc);
+	if (r >= 0) {
+		*ret = *cfg;
+	}
+	free(cfg);
+	return r;
 }
+
+int config_load(const char *path, struct config *ret, struct config_error *ret_err)
+{
+	struct loader ld = { .name = path, .err = ret_err };
+	struct config *cfg;
+	char dir[CONFIG_PATH_MAX];
+	config_t lc;
+	FILE *f;
+	int r;
+
+	if (strlen(path) >= CONFIG_PATH_MAX) {
+		return fail(&ld, NULL, 0, "", "path longer than %d characters",
+			    CONFIG_PATH_MAX - 1);
+	}
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		fail(&ld, NULL, 0, "", "cannot read: %s", strerror(-r));
+		return r;
+	}
+	cfg = malloc(sizeof(*cfg));
+	if (!cfg) {
+		fclose(f);
+		return fail(&ld, NULL, 0, "", "out of memory");
+	}
+	config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	config_init(&lc);
+	/* @include "x.conf" is relative to the file's own directory */
+	config_set_include_dir(&lc, dirname(dir));
+	if (config_read(&lc, f) != CONFIG_TRUE) {
+		r = syntax_error(&ld, &lc);
+	} else {
+		r = config_build(&ld, &lc, cfg);
+	}
+	config_destroy(&lc);
+	fclose(f);
+	if (r >= 0) {
+		*ret = *cfg;
+	}
+	free(cfg);
+	return r;
+}
+
 void config_error_format(const struct config_error *err, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s:%d: %s: %s", err->file, err->line, err->setting, err->text);
+	char where[CONFIG_PATH_MAX + 16];
+
+	if (err->line > 0) {
+		snprintf(where, sizeof(where), "%s:%d", err->file, err->line);
+	} else {
+		snprintf(where, sizeof(where), "%s", err->file);
+	}
+	if (err->setting[0]) {
+		snprintf(buf, n, "%s: %s: %s", where, err->setting, err->text);
+	} else {
+		snprintf(buf, n, "%s: %s", where, err->text);
+	}
 }
+
+/* print a string so that libconfig reads it back */
+static void print_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\') {
+			fputc('\\', f);
+		}
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void print_key(FILE *f, const struct conf_key *k, const void *base, const char *indent)
+{
+	const void *p = (const char *)base + k->offset;
+
+	fprintf(f, "%s%s = ", indent, k->name);
+	switch (k->type) {
+	case CONF_BOOL:
+		fputs(*(const bool *)p ? "true" : "false", f);
+		break;
+	case CONF_UINT:
+	case CONF_INT:
+		fprintf(f, "%" PRId64, load_int(k, base));
+		break;
+	case CONF_STRING:
+		print_string(f, p);
+		break;
+	case CONF_ENUM:
+		print_string(f, k->enum_names[*(const int *)p]);
+		break;
+	case CONF_UINT_LIST: {
+		uint8_t n = *((const uint8_t *)base + k->count_offset);
+
+		fputc('[', f);
+		for (uint8_t i = 0; i < n; i++) {
+			fprintf(f, "%s%u", i ? ", " : "", ((const uint8_t *)p)[i]);
+		}
+		fputc(']', f);
+		break;
+	}
+	}
+	fputc(';', f);
+	if (k->unit) {
+		fprintf(f, "\t# %s", k->unit);
+	}
+	fputc('\n', f);
+}
+
 void config_print(const struct config *cfg, FILE *f)
 {
+	struct conf_group g[4];
+	size_t n = groups_get(g);
+	const struct inverter_protocol *proto = protocol_find(cfg->inverter.protocol);
+
+	fprintf(f, "# effective settings of %s\n", cfg->path);
+	if (proto && !streq(proto->name, cfg->inverter.protocol)) {
+		fprintf(f, "# protocol \"%s\" is an alias of \"%s\"\n", cfg->inverter.protocol,
+			proto->name);
+	}
+	if (cfg->safety.comm_loss == SAFETY_COMM_LOSS_AUTO && proto) {
+		fprintf(f, "# comm_loss \"auto\" is \"%s\" for %s\n",
+			safety_comm_loss_name(safety_profile_comm_loss(proto->name)), proto->name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const void *base = (const char *)cfg + g[i].offset;
+		const char *indent = g[i].name[0] ? "\t" : "";
+
+		if (g[i].name[0]) {
+			fprintf(f, "%s: {\n", g[i].name);
+		}
+		for (size_t j = 0; j < g[i].n_keys; j++) {
+			print_key(f, &g[i].keys[j], base, indent);
+		}
+		if (g[i].name[0]) {
+			fputs("};\n", f);
+		}
+	}
 }
