@@ -346,6 +346,8 @@ static int bridge_start(struct bridge *br)
 		return log_error_errno(r, "Failed to add the tick timer: %s", strerror(-r));
 	}
 	sd_event_source_set_exit_on_failure(br->tick_timer, true);
+	/* periodic: tick() moves the time on; a one-shot source would fire once */
+	sd_event_source_set_enabled(br->tick_timer, SD_EVENT_ON);
 
 	log_info("BMS: %s on %s; inverter: %s (%s) via %s %s", br->driver->name,
 		 br->cfg.bms.port[0] ? br->cfg.bms.port : "-", br->proto->name,
