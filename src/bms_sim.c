@@ -64,7 +64,8 @@ static int sim_open(struct bridge *br, struct bms_input **ret)
 		return -ENOMEM;
 	}
 	in->br = br;
-	in->n_packs = br->state.pack_count;
+	in->n_packs = br->cfg.bms.sim_packs ? br->cfg.bms.sim_packs : 1;
+	br->state.pack_count = (uint8_t)in->n_packs;
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		sim_init(&in->sims[i], br->cfg.bms.seed + i, br->cfg.bms.sim_cells,
 			 br->cfg.bms.sim_capacity_mah);
