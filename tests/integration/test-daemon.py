@@ -224,7 +224,7 @@ BAD = {
               "inverter: { protocol = \"pylontech\"; output = \"candump\"; port = \"-\";\n"
               "  baud = 12345; };\n",
               ":3:", "baud"),
-    "syntax": ("bms: { driver = \"sim\" };\n"
+    "syntax": ("bms: { driver = \"sim\"; seed = ; };\n"
                "inverter: { protocol = \"pylontech\"; output = \"candump\"; port = \"-\"; };\n",
                ":1:", ""),
 }
