@@ -288,6 +288,23 @@ static void join_names(const char *const *names, char *buf, size_t n)
 	}
 }
 
+/* @str made safe to echo in a one-line error: at most 40 characters, controls as '?' */
+static const char *printable(const char *str, char buf[static 48])
+{
+	size_t i;
+
+	for (i = 0; str[i] && i < 40; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[i] = '\0';
+	if (str[i]) {
+		memcpy(buf + i, "...", 4);
+	}
+	return buf;
+}
+
 /* parse one setting @s into the field of @k; @what names it in errors */
 static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
 		     void *base, const char *what)
@@ -363,6 +380,7 @@ static int parse_key(struct loader *ld, const struct conf_key *k, const config_s
 		return 0;
 	}
 	case CONF_ENUM: {
+		char shown[48];
 		const char *str;
 
 		join_names(k->enum_names, list, sizeof(list));
@@ -377,7 +395,8 @@ static int parse_key(struct loader *ld, const struct conf_key *k, const config_s
 				return 0;
 			}
 		}
-		return fail_at(ld, s, what, "\"%.40s\" is not one of %s", str, list);
+		return fail_at(ld, s, what, "\"%s\" is not one of %s", printable(str, shown),
+			       list);
 	}
 	case CONF_UINT_LIST: {
 		int t = config_setting_type(s);
@@ -703,8 +722,16 @@ static int syntax_error(struct loader *ld, const config_t *lc)
 {
 	const char *text = config_error_text(lc);
 
-	return fail(ld, config_error_file(lc), config_error_line(lc), "", "syntax error: %s",
-		    text ? text : "unreadable");
+	if (!text) {
+		text = "unreadable";
+	}
+	if (streq(text, "syntax error")) {
+		/* libconfig says no more: point at the usual suspects */
+		return fail(ld, config_error_file(lc), config_error_line(lc), "",
+			    "syntax error (check the ';', '=', braces and quotes here and on the line "
+			    "before)");
+	}
+	return fail(ld, config_error_file(lc), config_error_line(lc), "", "%s", text);
 }
 
 int config_load_string(const char *name, const char *text, struct config *ret,
