@@ -45,8 +45,8 @@ static const char *const log_level_names[] = { "emerg",	 "alert", "crit", "error
 /* index = enum output_kind */
 static const char *const output_names[] = { "can", "rs485", "candump", NULL };
 
-/* serial rates a USB or on-board UART here does; the inverters use 9600/19200 */
-static const int64_t baud_choices[] = { 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 0 };
+/* the serial port module's rates (src/serial.c): inverters 9600/19200, JK-PB 115200 */
+static const int64_t baud_choices[] = { 9600, 19200, 115200, 0 };
 /* the CiA bit rates; inverters use 500 kbit/s, one Victron variant 250 kbit/s */
 static const int64_t bitrate_choices[] = { 10000,  20000,  50000,  100000, 125000,
 					   250000, 500000, 800000, 1000000, 0 };
