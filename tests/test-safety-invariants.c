@@ -360,12 +360,12 @@ static void test_invariants(void **state)
 	for (uint64_t seed = first; seed < first + runs; seed++) {
 		one_run(seed, &st);
 	}
-	print_message("%lu runs, %llu evaluations, %llu values rejected\n", runs,
+	print_message("# %lu runs, %llu evaluations, %llu values rejected\n", runs,
 		      (unsigned long long)st.evaluations, (unsigned long long)st.rejected);
 	for (unsigned f = 0; f < 5; f++) {
 		for (unsigned t = 0; t < 5; t++) {
 			if (st.transitions[f][t]) {
-				print_message("  %s -> %s: %llu\n", safety_mode_name(f),
+				print_message("#   %s -> %s: %llu\n", safety_mode_name(f),
 					      safety_mode_name(t),
 					      (unsigned long long)st.transitions[f][t]);
 			}
