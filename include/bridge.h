@@ -19,6 +19,7 @@
 
 #include "battery.h"
 #include "config.h"
+#include "log.h"
 #include "safety.h"
 
 struct bridge;
@@ -88,6 +89,8 @@ struct bridge {
 	uint64_t frames_sent;
 	uint64_t urgent_frames_sent;
 	uint64_t last_tx_usec;
+	uint64_t rejected_seen;	      /* safety.rejected already logged */
+	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
 	bool input_open;  /* set by the input when its port is open */
 	bool output_open; /* set by the output when its port is open */
 	bool ready_sent;

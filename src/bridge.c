@@ -82,6 +82,13 @@ static enum safety_mode evaluate(struct bridge *br, uint64_t now)
 		log_full_errno(level, 0, "Safety: %s -> %s: %s", safety_mode_name(ev.from),
 			       safety_mode_name(ev.to), ev.reason);
 	}
+	/* one absurd reading never moves a limit; say so, a few times a minute at most */
+	if (br->safety.rejected != br->rejected_seen) {
+		log_ratelimit(&br->rejected_rl, now, LOG_WARNING,
+			      "Safety: implausible value rejected (%llu so far): %s",
+			      (unsigned long long)br->safety.rejected, br->safety.last_rejected);
+		br->rejected_seen = br->safety.rejected;
+	}
 	return br->mode;
 }
 
@@ -360,6 +367,7 @@ int bridge_init(struct bridge *br, sd_event *e, const struct config *cfg)
 {
 	memset(br, 0, sizeof(*br));
 	br->event = e;
+	br->rejected_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
 	br->cfg = *cfg;
 	return bridge_start(br);
 }
