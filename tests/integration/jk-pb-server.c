@@ -22,6 +22,9 @@
  *   pack ADDR [VOLTAGE_MV]   add a pack (pack voltage in its status)
  *   unplug ADDR | plug ADDR  the pack stops / resumes answering
  *   crc ADDR N               corrupt the next N answers of ADDR
+ *   cells ADDR MV            every cell at MV, the pack voltage their sum
+ *   spike ADDR CELL MV N     cell CELL (0-based) reads MV in the next N status
+ *                            answers, then its old value again
  *   garbage N                put N bytes of noise on the line now
  *   vanish | return          the tty disappears / comes back (new pty)
  *   stats                    "stats ADDR:requests:answers ..."
@@ -51,6 +54,8 @@ struct sim_pack {
 	uint8_t frames[3][JK_PB_FRAME_LEN]; /* settings, about, status */
 	uint8_t data[JK_PB_DATA_LEN];	     /* register images */
 	uint8_t settings[JK_PB_SETTINGS_LEN];
+	uint8_t saved[JK_PB_FRAME_LEN]; /* the status frame before a spike */
+	unsigned spike_left;		/* status answers still spiked */
 };
 
 static struct sim_pack packs[MAX_ADDR];
@@ -96,6 +101,32 @@ static void build_images(struct sim_pack *p)
 	for (size_t o = 0; o < JK_PB_SETTINGS_LEN; o += 4) {
 		put_be32(p->settings + o, get_le32(se + o));
 	}
+}
+
+/* a status answer went out: the spike is over after the last spiked one */
+static void spike_answered(struct sim_pack *p)
+{
+	if (p->spike_left > 0 && --p->spike_left == 0) {
+		memcpy(p->frames[2], p->saved, JK_PB_FRAME_LEN);
+		build_images(p);
+	}
+}
+
+/* the status frame's cells: u16 mV each at data offset 0, mask at 64 */
+static void set_cell(struct sim_pack *p, unsigned cell, unsigned mv)
+{
+	put_le16(p->frames[2] + 6 + 2 * cell, (uint16_t)mv);
+}
+
+static unsigned cell_count(const struct sim_pack *p)
+{
+	uint32_t mask = get_le32(p->frames[2] + 6 + 64);
+	unsigned n = 0;
+
+	while (n < 32 && (mask & (UINT32_C(1) << n))) {
+		n++;
+	}
+	return n;
 }
 
 static int load_frames(const char *path)
@@ -216,6 +247,9 @@ static void answer(const uint8_t *req, size_t len)
 		}
 		memcpy(out, fr, JK_PB_FRAME_LEN);
 		n = JK_PB_FRAME_LEN;
+		if (fr == p->frames[2]) {
+			spike_answered(p);
+		}
 		/* the write echo: ADDR 10 REG 00 01 CRC */
 		memcpy(out + n, req, 6);
 		put_le16(out + n + 6, jk_pb_crc16(out + n, 6));
@@ -249,6 +283,9 @@ static void answer(const uint8_t *req, size_t len)
 		out[1] = 0x03;
 		out[2] = (uint8_t)bytes;
 		memcpy(out + 3, img + off, bytes);
+		if (img == p->data) {
+			spike_answered(p);
+		}
 		put_le16(out + 3 + bytes, jk_pb_crc16(out, 3 + bytes));
 		n = 5 + bytes;
 		if (p->corrupt > 0) {
@@ -288,7 +325,7 @@ static void on_master(uint8_t *buf, size_t *len)
 
 static bool command(char *line)
 {
-	unsigned a = 0, v = 0;
+	unsigned a = 0, v = 0, c = 0;
 	int n;
 
 	if (sscanf(line, "pack %u %u", &a, &v) >= 1 && a > 0 && a < MAX_ADDR) {
@@ -306,6 +343,27 @@ static bool command(char *line)
 		packs[a].unplugged = true;
 	} else if (sscanf(line, "plug %u", &a) == 1 && a < MAX_ADDR) {
 		packs[a].unplugged = false;
+	} else if (sscanf(line, "cells %u %u", &a, &v) == 2 && a < MAX_ADDR && packs[a].present) {
+		struct sim_pack *p = &packs[a];
+		unsigned cells = cell_count(p);
+
+		for (unsigned i = 0; i < cells; i++) {
+			set_cell(p, i, v);
+		}
+		put_le32(p->frames[2] + 150, v * cells); /* pack voltage, u32 mV */
+		fix_sum(p->frames[2]);
+		build_images(p);
+	} else if (sscanf(line, "spike %u %u %u %d", &a, &c, &v, &n) == 4 && a < MAX_ADDR &&
+		   packs[a].present && c < cell_count(&packs[a]) && n > 0) {
+		struct sim_pack *p = &packs[a];
+
+		if (p->spike_left == 0) {
+			memcpy(p->saved, p->frames[2], JK_PB_FRAME_LEN);
+		}
+		set_cell(p, c, v);
+		fix_sum(p->frames[2]);
+		build_images(p);
+		p->spike_left = (unsigned)n;
 	} else if (sscanf(line, "crc %u %u", &a, &v) == 2 && a < MAX_ADDR) {
 		packs[a].corrupt = v;
 	} else if (sscanf(line, "garbage %d", &n) == 1 && n > 0) {

@@ -15,9 +15,15 @@ project's decoders.
   after recovery_reads good reads, ramped from 0;
 - comm_loss "stop": the pack unplugged -> frames stop within stale_timeout;
   plugged back -> they resume;
+- one cell spiking to 4.5 V for one read moves no limit (and is logged);
+- cells approaching full: the charge current tapers, and is 0 at full;
 - every transition is logged once, with its reason.
 
-Usage: test-safety.py BUILD_DIR SERVER DATA_HEX   (prints TAP)
+With --can IFACE (the CAN suite, tests/can/run, on vcan) the daemon sends
+on IFACE and a python-can listener is the inverter; otherwise it writes a
+candump file that this test reads.
+
+Usage: test-safety.py BUILD_DIR SERVER DATA_HEX [--can IFACE]   (prints TAP)
 """
 import os
 import queue
@@ -28,9 +34,15 @@ import tempfile
 import threading
 import time
 
-BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
-SERVER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "jk-pb-server")
-DATA = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
+ARGS = [a for a in sys.argv[1:]]
+CAN_IFACE = None
+if "--can" in ARGS:
+    i = ARGS.index("--can")
+    CAN_IFACE = ARGS[i + 1]
+    del ARGS[i:i + 2]
+BUILD = ARGS[0] if len(ARGS) > 0 else os.environ.get("BUILD_DIR", "build")
+SERVER = ARGS[1] if len(ARGS) > 1 else os.path.join(BUILD, "tests", "jk-pb-server")
+DATA = ARGS[2] if len(ARGS) > 2 else os.path.join(
     os.environ.get("SRC_DIR", "."), "tests", "data", "jk-pb-v19.hex")
 DAEMON = os.path.join(BUILD, "bmsbridged")
 
@@ -112,23 +124,75 @@ class Daemon:
         self.t.join(timeout=5)
 
 
-def frames_351(path):
-    """[(time, cvl_mv, ccl_ma, dcl_ma)] of the 0x351 frames in the candump file."""
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                m = re.match(r"\((\d+\.\d+)\) \S+ 351#([0-9A-Fa-f]+)", line.strip())
-                if not m:
-                    continue
-                d = bytes.fromhex(m.group(2))
-                out.append((float(m.group(1)),
-                            int.from_bytes(d[0:2], "little") * 100,
-                            int.from_bytes(d[2:4], "little", signed=True) * 100,
-                            int.from_bytes(d[4:6], "little", signed=True) * 100))
-    except FileNotFoundError:
+def decode_351(t, d):
+    """(time, cvl_mv, ccl_ma, dcl_ma) from a 0x351 payload (Pylontech CAN V1.2)."""
+    return (t,
+            int.from_bytes(d[0:2], "little") * 100,
+            int.from_bytes(d[2:4], "little", signed=True) * 100,
+            int.from_bytes(d[4:6], "little", signed=True) * 100)
+
+
+class FileInverter:
+    """The inverter reads the candump file the daemon writes."""
+
+    def __init__(self, d, name):
+        self.path = os.path.join(d, name + ".log")
+
+    def conf(self):
+        return 'output = "candump"; port = "%s";' % self.path
+
+    def frames(self):
+        out = []
+        try:
+            with open(self.path) as f:
+                for line in f:
+                    m = re.match(r"\((\d+\.\d+)\) \S+ 351#([0-9A-Fa-f]+)", line.strip())
+                    if m:
+                        out.append(decode_351(float(m.group(1)), bytes.fromhex(m.group(2))))
+        except FileNotFoundError:
+            pass
+        return out
+
+    def close(self):
         pass
-    return out
+
+
+class CanInverter:
+    """The inverter is a python-can listener on the daemon's CAN interface."""
+
+    def __init__(self, iface):
+        import can
+        self.iface = iface
+        self.bus = can.interface.Bus(interface="socketcan", channel=iface,
+                                     can_filters=[{"can_id": 0x351, "can_mask": 0x7FF}])
+        self.got = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while self.running:
+            m = self.bus.recv(0.2)
+            if m is not None and m.arbitration_id == 0x351 and not m.is_error_frame:
+                with self.lock:
+                    self.got.append(decode_351(m.timestamp, bytes(m.data)))
+
+    def conf(self):
+        return 'output = "can"; port = "%s";' % self.iface
+
+    def frames(self):
+        with self.lock:
+            return list(self.got)
+
+    def close(self):
+        self.running = False
+        self.t.join(timeout=2)
+        self.bus.shutdown()
+
+
+def inverter(d, name):
+    return CanInverter(CAN_IFACE) if CAN_IFACE else FileInverter(d, name)
 
 
 def wait_for(pred, timeout, step=0.05):
@@ -142,46 +206,46 @@ def wait_for(pred, timeout, step=0.05):
     return pred()
 
 
-def write_conf(d, link, out, comm_loss):
+def write_conf(d, link, inv, comm_loss):
     path = os.path.join(d, "safety.conf")
     with open(path, "w") as f:
         f.write('bms: { driver = "jk-pb-modbus"; port = "%s"; addresses = [1];\n'
                 '       read_method = "trigger"; poll_interval_ms = 500;\n'
                 '       response_timeout_ms = 150; request_gap_ms = 20; };\n'
-                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
+                'inverter: { protocol = "pylontech"; %s };\n'
                 'safety: { comm_loss = "%s"; stale_timeout_ms = %d; recovery_reads = %d;\n'
                 '          ramp_up_a_per_s = 20; };\n'
-                % (link, out, comm_loss, STALE_MS, RECOVERY_READS))
+                % (link, inv.conf(), comm_loss, STALE_MS, RECOVERY_READS))
     return path
 
 
 def scenario_zero(d):
     link = os.path.join(d, "ttyJK")
-    out = os.path.join(d, "inverter-zero.log")
+    inv = inverter(d, "inverter-zero")
     srv = Server(link)
     dm = None
     try:
         # the pack is unplugged at start: the daemon must send nothing
         srv.cmd("pack 1")
         srv.cmd("unplug 1")
-        dm = Daemon(write_conf(d, link, out, "zero"))
+        dm = Daemon(write_conf(d, link, inv, "zero"))
         time.sleep(2.0)  # a while with no BMS: nothing may go out (a negative check)
-        check("no BMS yet: nothing reaches the inverter", frames_351(out) == [],
+        check("no BMS yet: nothing reaches the inverter", inv.frames() == [],
               "\n".join(dm.log()[-10:]))
         srv.cmd("plug 1")
-        up = wait_for(lambda: [f for f in frames_351(out) if f[2] > 0], 15)
+        up = wait_for(lambda: [f for f in inv.frames() if f[2] > 0], 15)
         check("first complete read: limits on the wire", up, "\n".join(dm.log()[-10:]))
         check("not-ready -> normal logged with its reason",
               any(re.search(r"not-ready -> normal: first complete read", l)
                   for l in dm.transitions()), "\n".join(dm.transitions()))
         # the real capture: 80 A BMS CCL, cells 3.37-3.38 V, 11.4 degC coldest sensor
-        check("CCL never above the pack's own 80 A", all(f[2] <= 80000 for f in frames_351(out)))
+        check("CCL never above the pack's own 80 A", all(f[2] <= 80000 for f in inv.frames()))
 
         # unplug: zero within stale_timeout + one poll round + one period
         t_unplug = time.monotonic()
         srv.cmd("unplug 1")
-        n_before = len(frames_351(out))
-        zero = wait_for(lambda: [f for f in frames_351(out)[n_before:]
+        n_before = len(inv.frames())
+        zero = wait_for(lambda: [f for f in inv.frames()[n_before:]
                                  if f[2] == 0 and f[3] == 0], STALE_MS / 1000 + 5)
         took = time.monotonic() - t_unplug
         check("BMS unplugged: CCL = DCL = 0 within stale_timeout (%.1f s)" % took,
@@ -190,9 +254,9 @@ def scenario_zero(d):
               sum(1 for l in dm.transitions() if "normal -> zero" in l) == 1 and
               any("BMS silent" in l for l in dm.transitions()), "\n".join(dm.transitions()))
         # frames keep going out in zero
-        n = len(frames_351(out))
+        n = len(inv.frames())
         check("zero: frames keep going out",
-              wait_for(lambda: len(frames_351(out)) > n + 1, 5))
+              wait_for(lambda: len(inv.frames()) > n + 1, 5))
 
         # plug back: recovery after RECOVERY_READS good reads, ramped from 0
         srv.cmd("plug 1")
@@ -202,7 +266,7 @@ def scenario_zero(d):
               "\n".join(dm.transitions()))
 
         def after_zero():
-            ccls = [f[2] for f in frames_351(out)]
+            ccls = [f[2] for f in inv.frames()]
             last_zero = max(i for i, v in enumerate(ccls) if v == 0)
             return ccls[last_zero + 1:]
 
@@ -213,33 +277,87 @@ def scenario_zero(d):
         if dm:
             dm.stop()
         srv.stop()
+        inv.close()
 
 
 def scenario_stop(d):
     link = os.path.join(d, "ttyJK2")
-    out = os.path.join(d, "inverter-stop.log")
+    inv = inverter(d, "inverter-stop")
     srv = Server(link)
     dm = None
     try:
         srv.cmd("pack 1")
-        dm = Daemon(write_conf(d, link, out, "stop"))
-        check("stop: limits on the wire", wait_for(lambda: frames_351(out), 15),
+        dm = Daemon(write_conf(d, link, inv, "stop"))
+        check("stop: limits on the wire", wait_for(lambda: inv.frames(), 15),
               "\n".join(dm.log()[-10:]))
         srv.cmd("unplug 1")
         stopped = wait_for(lambda: any("normal -> stop" in l for l in dm.transitions()),
                            STALE_MS / 1000 + 5)
         check("stop: BMS unplugged -> normal -> stop", stopped, "\n".join(dm.log()[-10:]))
-        n = len(frames_351(out))
+        n = len(inv.frames())
         time.sleep(2.5)  # negative check: silence must last
-        check("stop: no frame goes out while the BMS is lost", len(frames_351(out)) == n,
-              "%d new frames" % (len(frames_351(out)) - n))
+        check("stop: no frame goes out while the BMS is lost", len(inv.frames()) == n,
+              "%d new frames" % (len(inv.frames()) - n))
         srv.cmd("plug 1")
         check("stop: frames resume after recovery",
-              wait_for(lambda: len(frames_351(out)) > n, 15), "\n".join(dm.transitions()))
+              wait_for(lambda: len(inv.frames()) > n, 15), "\n".join(dm.transitions()))
     finally:
         if dm:
             dm.stop()
         srv.stop()
+        inv.close()
+
+
+def scenario_shaping(d):
+    """A spike moves nothing; cells near full taper the charge current."""
+    link = os.path.join(d, "ttyJK3")
+    inv = inverter(d, "inverter-shaping")
+    srv = Server(link)
+    dm = None
+    try:
+        srv.cmd("pack 1")
+        dm = Daemon(write_conf(d, link, inv, "zero"))
+
+        def steady():
+            # the ramp (20 A/s) has settled: the last 3 CCLs equal and non-zero
+            c = [f[2] for f in inv.frames()][-3:]
+            return len(c) == 3 and c[0] == c[1] == c[2] and c[0] > 0 and c[0]
+        ccl = wait_for(steady, 20)
+        check("shaping: a steady CCL on the wire (%s mA)" % ccl, ccl,
+              "\n".join(dm.log()[-10:]))
+        if not ccl:
+            return
+
+        # one cell reads 4.5 V in one answer: no limit may move
+        n = len(inv.frames())
+        mark = len(dm.log())
+        srv.cmd("spike 1 4 4500 1")
+        time.sleep(3.5)  # three poll rounds after the spike: a negative check
+        after = inv.frames()[n:]
+        check("one cell at 4.5 V for one read: no limit changes",
+              len(after) >= 3 and all(f[1:] == inv.frames()[n - 1][1:] for f in after),
+              "0x351 after the spike: %s" % after[:6])
+        check("the rejected spike is logged",
+              any("implausible value rejected" in l and "4500" in l
+                  for l in dm.log()[mark:]), "\n".join(dm.log()[mark:]))
+
+        # the cells approach full (taper starts at 3.40 V, 0 A at 3.50 V)
+        srv.cmd("cells 1 3450")
+        tapered = wait_for(lambda: [f for f in inv.frames()[n:] if 0 < f[2] < ccl], 8)
+        check("cells at 3.45 V: the charge current tapers below %d mA" % ccl, tapered,
+              "CCLs: %s" % [f[2] for f in inv.frames()[-8:]])
+        srv.cmd("cells 1 3500")
+        full = wait_for(lambda: inv.frames()[-1][2] == 0, 8)
+        check("cells at 3.50 V (cell_full_mv): CCL 0, discharge still allowed",
+              full and inv.frames()[-1][3] > 0, "last 0x351: %s" % inv.frames()[-3:])
+        cvl = inv.frames()[-1][1]
+        check("CVL keeps every cell at or below cell_max_mv (16 x 3.55 V)",
+              0 < cvl <= 16 * 3550, "CVL %d mV" % cvl)
+    finally:
+        if dm:
+            dm.stop()
+        srv.stop()
+        inv.close()
 
 
 def main():
@@ -247,7 +365,7 @@ def main():
         print("1..0 # SKIP bmsbridged or jk-pb-server not built")
         return 0
     with tempfile.TemporaryDirectory() as d:
-        probe = write_conf(d, "/dev/null", "-", "zero")
+        probe = write_conf(d, "/dev/null", FileInverter(d, "probe"), "zero")
         r = subprocess.run([DAEMON, "--check-config", probe], capture_output=True,
                            text=True, timeout=10)
         if r.returncode != 0:
@@ -256,6 +374,7 @@ def main():
             return 0
         scenario_zero(d)
         scenario_stop(d)
+        scenario_shaping(d)
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 
