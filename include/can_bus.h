@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One SocketCAN port: a raw CAN socket on a named interface, run by the
+ * sd-event loop, that survives everything a CAN adapter does.
+ *
+ *   - receive filters for the ids the driver/protocol wants, plus every
+ *     error class (CAN_RAW_ERR_FILTER), turned into a bus state;
+ *   - the kernel's receive-queue drops read with every frame (SO_RXQ_OVFL);
+ *   - transmit never blocks: what the queue refuses (ENOBUFS/EAGAIN) waits
+ *     in a small pending set holding at most ONE copy per CAN id (a newer
+ *     frame of the same id replaces the stale one, counted), retried on a
+ *     short timer;
+ *   - the interface missing at start, unplugged (USB), or taken down: the
+ *     port reports it once, retries with back-off and resumes by itself;
+ *   - link management with libsocketcan: the bit rate is read and checked
+ *     against the protocol's; with manage_link the port sets bit rate and
+ *     restart-ms and brings the link up, and restarts it after bus-off.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/can.h>
+#include <systemd/sd-event.h>
+
+enum can_bus_state {
+	CAN_BUS_DOWN,	      /* no interface, interface down, or not open yet */
+	CAN_BUS_ERROR_ACTIVE, /* normal */
+	CAN_BUS_WARNING,      /* error counters above 96 */
+	CAN_BUS_PASSIVE,      /* above 127: the controller only listens to errors */
+	CAN_BUS_OFF,	      /* above 255: the controller is off the bus */
+};
+
+struct can_bus_config {
+	const char *ifname;
+	const char *user;	/* who uses the port, for messages ("pylontech") */
+	const canid_t *rx_ids;	/* standard ids to receive; NULL/0: none */
+	size_t n_rx_ids;
+	uint32_t bitrate;	/* expected (and set, with manage_link); 0: no check */
+	bool manage_link;
+};
+
+/* What one error frame says (pure decode, fuzzed). */
+struct can_error_info {
+	int new_state;		/* enum can_bus_state, or -1: no change */
+	bool rx_overflow;	/* controller lost frames */
+	bool restarted;		/* the controller came back from bus-off */
+	uint8_t tx_errors;	/* error counters, when the frame carries them */
+	uint8_t rx_errors;
+	char text[96];		/* "bus-off", "error passive (tx 130, rx 0)" */
+};
+
+struct can_bus_stats {
+	uint64_t rx_frames;
+	uint64_t tx_frames;
+	uint64_t tx_replaced;	/* a pending frame replaced by a newer one of its id */
+	uint64_t tx_dropped;	/* dropped: pending set full or port down */
+	uint64_t rx_overflows;	/* the kernel's socket queue drops (SO_RXQ_OVFL) */
+	uint64_t error_frames;
+	uint64_t bus_off;	/* times the bus went off */
+};
+
+struct can_bus;
+
+/* a frame received (never an error frame); @now_usec CLOCK_MONOTONIC */
+typedef void (*can_bus_rx_fn)(struct can_bus *bus, const struct can_frame *f, uint64_t now_usec,
+			      void *userdata);
+/* the port opened (@open) or went away */
+typedef void (*can_bus_state_fn)(struct can_bus *bus, bool open, void *userdata);
+
+/**
+ * can_bus_new() - open @cfg->ifname now, or keep trying in the background.
+ * Return: 0 (the port may still be closed: @on_state reports it),
+ * -EINVAL for a bad interface name, -ENOMEM.
+ */
+int can_bus_new(sd_event *e, const struct can_bus_config *cfg, can_bus_rx_fn on_rx,
+		can_bus_state_fn on_state, void *userdata, struct can_bus **ret);
+
+/**
+ * can_bus_free() - close and free; NULL-safe. Return: NULL.
+ */
+struct can_bus *can_bus_free(struct can_bus *bus);
+
+/**
+ * can_bus_send() - put @n frames on the bus without blocking.
+ * Return: frames written or queued (pending), -ENOTCONN if the port is
+ * down (the frames are dropped and counted: a stale frame is worth
+ * nothing later).
+ */
+int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n);
+
+bool can_bus_is_open(const struct can_bus *bus);
+enum can_bus_state can_bus_get_state(const struct can_bus *bus);
+const struct can_bus_stats *can_bus_get_stats(const struct can_bus *bus);
+const char *can_bus_state_name(enum can_bus_state state);
+
+/**
+ * can_bus_status() - "can0 error-active, 1234 tx, 0 dropped" for STATUS=.
+ */
+void can_bus_status(const struct can_bus *bus, char *buf, size_t n);
+
+/**
+ * can_error_decode() - what an error frame (CAN_ERR_FLAG) says. Pure.
+ * Return: 0, or -EBADMSG if @f is not an error frame or is malformed.
+ */
+int can_error_decode(const struct can_frame *f, struct can_error_info *ret);
