@@ -30,16 +30,6 @@
 #include "notify.h"
 #include "protocol.h"
 
-/*
- * The inputs and outputs of other transports live in their own files; weak
- * references let a partial build (or a future build option) leave one out,
- * and bridge_start() then says so instead of failing to link.
- */
-extern const struct bms_input_ops bms_can_input_ops __attribute__((weak));
-extern const struct bms_input_ops bms_modbus_input_ops __attribute__((weak));
-extern const struct bms_input_ops bms_replay_input_ops __attribute__((weak));
-extern const struct output_ops output_can_ops __attribute__((weak));
-extern const struct output_ops output_rs485_ops __attribute__((weak));
 
 #define BRIDGE_DEFAULT_INVERTER_TIMEOUT_USEC (10 * USEC_PER_SEC)
 

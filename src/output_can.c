@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The inverter on a SocketCAN port: frames out, keep-alives in.
+ *
+ * The port (src/can_bus.c) receives only the ids the protocol lists in
+ * ->rx_ids; each goes through ->inverter_rx(), which says whether it was a
+ * keep-alive (the inverter is there) or a request for the whole set
+ * (Growatt 0x301-style protocols). The bridge keeps the presence
+ * bookkeeping and its log lines; this file only connects the two.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MODULE "output-can"
+#include "bridge.h"
+#include "can_bus.h"
+#include "log.h"
+#include "protocol.h"
+
+struct output {
+	struct bridge *br;
+	struct can_bus *bus;
+};
+
+static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, void *userdata)
+{
+	struct output *out = userdata;
+	const struct inverter_protocol *proto = out->br->proto;
+
+	if (!proto->inverter_rx) {
+		return;
+	}
+	switch (proto->inverter_rx(f)) {
+	case PROTOCOL_RX_KEEPALIVE:
+		bridge_inverter_heard(out->br, now);
+		break;
+	case PROTOCOL_RX_REQUEST:
+		bridge_inverter_request(out->br, now);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_state(struct can_bus *bus, bool open, void *userdata)
+{
+	struct output *out = userdata;
+
+	out->br->output_open = open;
+	if (open) {
+		bridge_port_ready(out->br);
+	}
+}
+
+static struct output *can_out_free(struct output *out)
+{
+	if (!out) {
+		return NULL;
+	}
+	can_bus_free(out->bus);
+	out->br->output_open = false;
+	free(out);
+	return NULL;
+}
+
+static int can_out_open(struct bridge *br, struct output **ret)
+{
+	const struct inverter_config *c = &br->cfg.inverter;
+	struct can_bus_config bc = {
+		.ifname = c->port,
+		.user = br->proto->name,
+		.rx_ids = br->proto->rx_ids,
+		.n_rx_ids = br->proto->n_rx_ids,
+		.bitrate = c->bitrate ? c->bitrate : br->proto->bitrate,
+		.manage_link = c->manage_link,
+	};
+	struct output *out;
+	int r;
+
+	out = calloc(1, sizeof(*out));
+	if (!out) {
+		return -ENOMEM;
+	}
+	out->br = br;
+	r = can_bus_new(br->event, &bc, on_rx, on_state, out, &out->bus);
+	if (r < 0) {
+		free(out);
+		return log_error_errno(r, "inverter port '%s': %s", c->port, strerror(-r));
+	}
+	*ret = out;
+	return 0;
+}
+
+static int can_out_send(struct output *out, const struct can_frame *frames, size_t n,
+			uint64_t now_usec)
+{
+	return can_bus_send(out->bus, frames, n);
+}
+
+static void can_out_status(struct output *out, char *buf, size_t n)
+{
+	can_bus_status(out->bus, buf, n);
+}
+
+const struct output_ops output_can_ops = {
+	.name = "can",
+	.open = can_out_open,
+	.free = can_out_free,
+	.send = can_out_send,
+	.status = can_out_status,
+};
