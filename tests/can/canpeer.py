@@ -1,0 +1,140 @@
+# SPDX-License-Identifier: MIT
+"""
+Shared pieces of the CAN integration tests: TAP output, the real daemon
+with its log, and a python-can peer that records what it hears.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import can  # python3-can
+
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build"))
+DAEMON = os.path.join(BUILD, "bmsbridged")
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
+    if not cond and detail != "":
+        for line in str(detail).splitlines()[-25:]:
+            print("# " + line, flush=True)
+    return cond
+
+
+def finish():
+    print("1..%d" % len(results), flush=True)
+    return 0 if results and all(results) else 1
+
+
+def wait_for(pred, timeout, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Daemon:
+    """bmsbridged with CONF, its stderr collected line by line."""
+
+    def __init__(self, conf_text, tmp, name="test"):
+        self.conf = os.path.join(tmp, name + ".conf")
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
+        env = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
+            env.pop(k, None)
+        self.lines = []
+        self.lock = threading.Lock()
+        self.p = subprocess.Popen([DAEMON, "-c", self.conf, "-v"], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  env=env)
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        for line in self.p.stderr:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def log(self, since=0):
+        with self.lock:
+            return list(self.lines[since:])
+
+    def mark(self):
+        with self.lock:
+            return len(self.lines)
+
+    def wait_log(self, pattern, timeout, since=0):
+        rx = re.compile(pattern)
+        return wait_for(lambda: next((l for l in self.log(since) if rx.search(l)), None), timeout)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self):
+        rc = None
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                rc = self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        else:
+            rc = self.p.returncode
+        self.t.join(timeout=5)
+        return rc
+
+
+class Peer:
+    """A python-can node on IFACE that records every frame it receives."""
+
+    def __init__(self, iface, filters=None):
+        self.iface = iface
+        self.bus = can.interface.Bus(interface="socketcan", channel=iface, can_filters=filters)
+        self.got = []
+        self.lock = threading.Lock()
+        self.running = True
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        while self.running:
+            try:
+                m = self.bus.recv(0.1)
+            except can.CanError:
+                time.sleep(0.1)  # the interface is down for a while
+                continue
+            if m is not None and not m.is_error_frame:
+                with self.lock:
+                    self.got.append((time.monotonic(), m.arbitration_id, bytes(m.data)))
+
+    def frames(self, ident=None, since=0.0):
+        with self.lock:
+            return [f for f in self.got if (ident is None or f[1] == ident) and f[0] >= since]
+
+    def send(self, ident, data, error=False):
+        self.bus.send(can.Message(arbitration_id=ident, data=data, is_extended_id=False,
+                                  is_error_frame=error))
+
+    def close(self):
+        self.running = False
+        self.t.join(timeout=2)
+        self.bus.shutdown()
+
+
+def tmpdir():
+    return tempfile.TemporaryDirectory(prefix="bmsbridge-can-")
+
+
+def ip(*args):
+    return subprocess.run(["ip"] + list(args), capture_output=True, text=True)
