@@ -734,25 +734,33 @@ static int syntax_error(struct loader *ld, const config_t *lc)
 	return fail(ld, config_error_file(lc), config_error_line(lc), "", "%s", text);
 }
 
-int config_load_string(const char *name, const char *text, struct config *ret,
-		       struct config_error *ret_err)
+/*
+ * Steps 1-4 on one source: @f (a file) or else @text. The caller's @ret is
+ * written only when all of it passed.
+ */
+static int load(struct loader *ld, FILE *f, const char *text, struct config *ret)
 {
-	struct loader ld = { .name = name, .err = ret_err };
+	char dir[CONFIG_PATH_MAX];
 	struct config *cfg;
 	config_t lc;
 	int r;
 
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg) {
-		return fail(&ld, NULL, 0, "", "out of memory");
+		return fail(ld, NULL, 0, "", "out of memory");
 	}
 	config_defaults(cfg);
-	snprintf(cfg->path, sizeof(cfg->path), "%s", name);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", ld->name);
 	config_init(&lc);
-	if (config_read_string(&lc, text) != CONFIG_TRUE) {
-		r = syntax_error(&ld, &lc);
+	if (f) {
+		/* @include "x.conf" is relative to the file's own directory */
+		snprintf(dir, sizeof(dir), "%s", ld->name);
+		config_set_include_dir(&lc, dirname(dir));
+	}
+	if ((f ? config_read(&lc, f) : config_read_string(&lc, text)) != CONFIG_TRUE) {
+		r = syntax_error(ld, &lc);
 	} else {
-		r = config_build(&ld, &lc, cfg);
+		r = config_build(ld, &lc, cfg);
 	}
 	config_destroy(&lc);
 	if (r >= 0) {
@@ -762,12 +770,17 @@ int config_load_string(const char *name, const char *text, struct config *ret,
 	return r;
 }
 
+int config_load_string(const char *name, const char *text, struct config *ret,
+		       struct config_error *ret_err)
+{
+	struct loader ld = { .name = name, .err = ret_err };
+
+	return load(&ld, NULL, text, ret);
+}
+
 int config_load(const char *path, struct config *ret, struct config_error *ret_err)
 {
 	struct loader ld = { .name = path, .err = ret_err };
-	struct config *cfg;
-	char dir[CONFIG_PATH_MAX];
-	config_t lc;
 	FILE *f;
 	int r;
 
@@ -781,28 +794,8 @@ int config_load(const char *path, struct config *ret, struct config_error *ret_e
 		fail(&ld, NULL, 0, "", "cannot read: %s", strerror(-r));
 		return r;
 	}
-	cfg = malloc(sizeof(*cfg));
-	if (!cfg) {
-		fclose(f);
-		return fail(&ld, NULL, 0, "", "out of memory");
-	}
-	config_defaults(cfg);
-	snprintf(cfg->path, sizeof(cfg->path), "%s", path);
-	snprintf(dir, sizeof(dir), "%s", path);
-	config_init(&lc);
-	/* @include "x.conf" is relative to the file's own directory */
-	config_set_include_dir(&lc, dirname(dir));
-	if (config_read(&lc, f) != CONFIG_TRUE) {
-		r = syntax_error(&ld, &lc);
-	} else {
-		r = config_build(&ld, &lc, cfg);
-	}
-	config_destroy(&lc);
+	r = load(&ld, f, NULL, ret);
 	fclose(f);
-	if (r >= 0) {
-		*ret = *cfg;
-	}
-	free(cfg);
 	return r;
 }
 
