@@ -37,7 +37,7 @@ static struct config *load_ok(const char *text)
 	r = config_load_string("t.conf", text, cfg, &err);
 	if (r < 0) {
 		config_error_format(&err, msg, sizeof(msg));
-		print_message("unexpected error: %s\n", msg);
+		print_message("# unexpected error: %s\n", msg);
 	}
 	assert_int_equal(r, 0);
 	return cfg;
@@ -201,7 +201,7 @@ static void test_bad_files(void **state)
 		before = cfg;
 		r = config_load_string("bad.conf", c->text, &cfg, &err);
 		config_error_format(&err, msg, sizeof(msg));
-		print_message("case %zu: %s\n", i, msg);
+		print_message("# case %zu: %s\n", i, msg);
 		assert_int_equal(r, -EINVAL);
 		assert_string_equal(err.file, "bad.conf");
 		assert_int_equal(err.line, c->line);

@@ -220,7 +220,7 @@ static void test_transition_table(void **state)
 				c.now += SEC(1);
 				eval(&c);
 			}
-			print_message("%s: t=%u s: %s\n", tc->name, tc->steps[i].t_s,
+			print_message("# %s: t=%u s: %s\n", tc->name, tc->steps[i].t_s,
 				      safety_mode_name(c.s.mode));
 			assert_int_equal(c.s.mode, tc->steps[i].mode);
 		}
@@ -664,7 +664,7 @@ static void test_temperature_derating(void **state)
 		ctx_init(&c, 1, "pylontech");
 		r.temp_dc = cases[i].temp_dc;
 		read_all(&c, &r, 0);
-		print_message("%d dC: CCL %u DCL %u\n", cases[i].temp_dc,
+		print_message("# %d dC: CCL %u DCL %u\n", cases[i].temp_dc,
 			      c.bs.bank.charge_current_limit_ma,
 			      c.bs.bank.discharge_current_limit_ma);
 		assert_int_equal(c.bs.bank.charge_current_limit_ma, cases[i].ccl_ma);
@@ -897,7 +897,7 @@ static void test_sim_days(void **state)
 					    c.bs.bank.cell_max_mv + c.cfg.pack_sum_tolerance_mv);
 		}
 	}
-	print_message("sim: highest cell %u mV, lowest CCL above 50 %% SOC %u mA, lowest CVL %u mV, "
+	print_message("# sim: highest cell %u mV, lowest CCL above 50 %% SOC %u mA, lowest CVL %u mV, "
 		      "%llu rejected\n", max_cell, min_ccl, min_cvl,
 		      (unsigned long long)c.s.rejected);
 	assert_int_equal(c.s.rejected, 0);
@@ -926,7 +926,7 @@ static void test_conf_keys(void **state)
 
 			unit |= len > ul && strcmp(k->name + len - ul, suffixes[u]) == 0;
 		}
-		print_message("%s\n", k->name);
+		print_message("# %s\n", k->name);
 		assert_true(unit);
 		assert_true(k->def >= k->min && k->def <= k->max);
 		assert_true(k->offset + k->size <= sizeof(struct safety_config));

@@ -157,7 +157,7 @@ static void test_bad_input(void **state)
 		memset(err, 0, sizeof(err));
 		assert_int_equal(battery_state_from_json(bad[i].json, 1, &bs, err, sizeof(err)),
 				 -EINVAL);
-		print_message("%s -> %s\n", bad[i].json, err);
+		print_message("# %s -> %s\n", bad[i].json, err);
 		assert_non_null(strstr(err, bad[i].says));
 	}
 }
