@@ -27,6 +27,7 @@
 #include "notify.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
+static bool arg_config_given; /* -c or a --check-config FILE */
 static bool arg_demo;
 static bool arg_check;
 static int arg_verbose;
@@ -67,6 +68,7 @@ static int parse_argv(int argc, char **argv)
 		switch (c) {
 		case 'c':
 			arg_config = optarg;
+			arg_config_given = true;
 			break;
 		case ARG_CHECK:
 			arg_check = true;
@@ -94,6 +96,7 @@ static int parse_argv(int argc, char **argv)
 	/* --check-config FILE: the file may follow as a plain argument */
 	if (arg_check && optind < argc) {
 		arg_config = argv[optind++];
+		arg_config_given = true;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "bmsbridged: unexpected argument '%s'. Try 'bmsbridged --help'.\n",
@@ -114,6 +117,18 @@ static int load_config(struct config *ret)
 		r = config_load_string("demo.conf (embedded)", config_demo_text, ret, &err);
 	} else {
 		r = config_load(arg_config, ret, &err);
+		/*
+		 * No file at the default place and none asked for: the embedded
+		 * demo, which only writes candump lines to stdout, never to a
+		 * port. A file given with -c must exist.
+		 */
+		if (r == -ENOENT && !arg_config_given && !arg_check) {
+			log_warning("No %s: running the embedded demo (simulated BMS, frames on "
+				    "stdout). Install a configuration: bmsbridge.conf(5)",
+				    arg_config);
+			arg_demo = true;
+			r = config_load_string("demo.conf (embedded)", config_demo_text, ret, &err);
+		}
 	}
 	if (r < 0) {
 		config_error_format(&err, msg, sizeof(msg));

@@ -253,6 +253,26 @@ def test_check_config(tmp):
           r.returncode != 0 and "missing.conf" in r.stderr, r.stderr)
 
 
+def test_no_config_runs_demo(tmp):
+    """No -c and no /etc/bmsbridge.conf: the embedded demo, said in the log."""
+    if os.path.exists("/etc/bmsbridge.conf"):
+        check("no config file: the demo (skipped: /etc/bmsbridge.conf exists here)", True)
+        return
+    proc = start([], tmp)
+    try:
+        frames = read_frames(proc, 2.5)
+        check("no config file: the embedded demo runs (frames on stdout)",
+              any(f[2] == 0x351 for f in frames), "%d frames" % len(frames))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=5)[1]
+    check("no config file: one warning says so", "No /etc/bmsbridge.conf: running the embedded"
+          " demo" in err, err)
+    r = subprocess.run([DAEMON, "--check-config"], capture_output=True, text=True, timeout=10)
+    check("--check-config without a file still fails", r.returncode != 0 and
+          "/etc/bmsbridge.conf" in r.stderr, r.stderr)
+
+
 def main():
     if not os.access(DAEMON, os.X_OK):
         print("1..0 # SKIP no daemon at %s" % DAEMON)
@@ -263,6 +283,7 @@ def main():
         test_reload_keeps_old_on_error(tmp)
         os.unlink(os.path.join(tmp, "notify"))
         test_check_config(tmp)
+        test_no_config_runs_demo(tmp)
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 
