@@ -155,6 +155,13 @@ void safety_init(struct safety *s, const struct safety_config *cfg,
 		 const struct inverter_protocol *proto);
 
 /**
+ * safety_reconfigure() - new settings (a reload), keeping the mode, the
+ * filters and the ramp; they bind at the next safety_evaluate().
+ */
+void safety_reconfigure(struct safety *s, const struct safety_config *cfg,
+			const struct inverter_protocol *proto);
+
+/**
  * safety_evaluate() - decide what the inverter is told at @now_usec.
  * @s: the layer
  * @bs: reads bs->packs[], writes bs->bank, bs->packs_online

@@ -376,7 +376,7 @@ int bridge_reload(struct bridge *br, const struct config *cfg)
 	    memcmp(&old.inverter, &cfg->inverter, sizeof(old.inverter)) == 0) {
 		/* same ports: apply the new limits and policy in place */
 		br->cfg = *cfg;
-		safety_init(&br->safety, &br->cfg.safety, br->proto);
+		safety_reconfigure(&br->safety, &br->cfg.safety, br->proto);
 		log_notice("Configuration reloaded from %s (ports unchanged)", cfg->path);
 		return 0;
 	}

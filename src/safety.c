@@ -293,6 +293,21 @@ void safety_init(struct safety *s, const struct safety_config *cfg,
 	snprintf(s->reason, sizeof(s->reason), "no complete read yet");
 }
 
+void safety_reconfigure(struct safety *s, const struct safety_config *cfg,
+			const struct inverter_protocol *proto)
+{
+	/*
+	 * Only the settings change: the mode, the filters' last good values
+	 * and the slew state stay, so a reload does not send the inverter
+	 * back to "not ready" or restart the ramp. New caps and thresholds
+	 * bind at the next evaluation, which comes before anything is sent.
+	 */
+	s->cfg = *cfg;
+	s->comm_loss = cfg->comm_loss == SAFETY_COMM_LOSS_AUTO
+			       ? safety_profile_comm_loss(proto ? proto->name : NULL)
+			       : cfg->comm_loss;
+}
+
 static uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;

@@ -562,6 +562,39 @@ static void test_user_caps(void **state)
 	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, 54000);
 }
 
+/* a reload: new caps bind at the next evaluation, the mode and the ramp stay */
+static void test_reconfigure(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "pylontech");
+	c.cfg.ramp_up_ma_per_sec = 10000; /* 10 A/s */
+	safety_init(&c.s, &c.cfg, protocol_find("pylontech"));
+	read_all(&c, &r, 0);
+	for (int i = 0; i < 15; i++) {
+		read_all(&c, &r, 1000);
+	}
+	assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+
+	c.cfg.max_charge_current_ma = 40000;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("pylontech"));
+	assert_int_equal(tick(&c, 10), SAFETY_MODE_NORMAL); /* not back to not-ready */
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 40000); /* a decrease: at once */
+
+	c.cfg.max_charge_current_ma = 100000;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("pylontech"));
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 50000); /* an increase: ramped */
+
+	/* the policy follows the new settings too */
+	c.cfg.comm_loss = SAFETY_COMM_LOSS_STOP;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("pylontech"));
+	assert_int_equal(tick(&c, c.cfg.stale_timeout_usec / USEC_PER_MSEC + 1000),
+			 SAFETY_MODE_STOP);
+}
+
 static void test_slew(void **state)
 {
 	struct ctx c;
@@ -967,6 +1000,7 @@ int main(void)
 		cmocka_unit_test(test_soc_rate),
 		cmocka_unit_test(test_temperature_jump),
 		cmocka_unit_test(test_user_caps),
+		cmocka_unit_test(test_reconfigure),
 		cmocka_unit_test(test_slew),
 		cmocka_unit_test(test_taper),
 		cmocka_unit_test(test_cell_ahead_lowers_cvl),
