@@ -257,6 +257,8 @@ static void link_check(struct can_bus *bus, bool at_open)
 static void link_setup(struct can_bus *bus)
 {
 	struct can_bittiming bt = { 0 };
+	__u32 restart_ms = 0;
+	bool rate_ok, restart_ok;
 
 	if (!bus->manage_link) {
 		return;
@@ -266,14 +268,24 @@ static void link_setup(struct can_bus *bus)
 		can_do_start(bus->ifname);
 		return;
 	}
-	if (bus->bitrate && (can_get_bittiming(bus->ifname, &bt) < 0 || bt.bitrate != bus->bitrate)) {
+	/* both can only change while the link is down: stop it only if needed */
+	rate_ok = !bus->bitrate ||
+		  (can_get_bittiming(bus->ifname, &bt) == 0 && bt.bitrate == bus->bitrate);
+	restart_ok = can_get_restart_ms(bus->ifname, &restart_ms) == 0 && restart_ms > 0;
+	if (!rate_ok || !restart_ok) {
 		can_do_stop(bus->ifname);
-		if (can_set_bitrate(bus->ifname, bus->bitrate) < 0) {
-			log_debug("%s: cannot set the bit rate (virtual interface?)", bus->ifname);
-		} else {
-			log_info("%s: bit rate set to %u", bus->ifname, bus->bitrate);
+		if (!rate_ok) {
+			if (can_set_bitrate(bus->ifname, bus->bitrate) < 0) {
+				log_warning("%s: cannot set the bit rate to %u: %s", bus->ifname,
+					    bus->bitrate, strerror(errno));
+			} else {
+				log_info("%s: bit rate set to %u", bus->ifname, bus->bitrate);
+			}
 		}
-		can_set_restart_ms(bus->ifname, CAN_BUS_RESTART_MS);
+		/* the kernel then restarts the controller after bus-off by itself */
+		if (!restart_ok && can_set_restart_ms(bus->ifname, CAN_BUS_RESTART_MS) < 0) {
+			log_debug("%s: cannot set restart-ms: %s", bus->ifname, strerror(errno));
+		}
 	}
 	if (can_do_start(bus->ifname) < 0) {
 		log_debug("%s: libsocketcan cannot start the link: %s", bus->ifname, strerror(errno));
