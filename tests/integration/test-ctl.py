@@ -8,7 +8,7 @@ read here from the published layouts, not through the project's code:
   the BMS drivers;
 - encode pylontech from a JSON state: 0x351 CVL/CCL/DCL/DVL u16/s16 LE in
   0.1 V / 0.1 A, 0x355 SOC/SOH u16, 0x356 voltage 0.01 V, current 0.1 A,
-  temperature 0.1 degC (Pylontech LV CAN V1.2, as in /shared/protocols.md);
+  temperature 0.1 degC (Pylontech LV CAN V1.2, as in the team's protocols.md);
 - encode victron: 0x351 the same scaling, 0x355 SOC, 0x356 (Victron CAN-bus
   BMS frames);
 - decode pylontech-can of the real US5000 capture (setfirelabs.com):

@@ -6,7 +6,7 @@ The real bmsbridged, end to end, without CAN hardware:
 - the embedded demo (sim BMS -> pylontech -> candump on stdout): the frame
   set, its 1 s period and plausible values, decoded here with an
   independent table written from the Pylontech LV CAN layout
-  (/work/shared/protocols.md; Battery-Emulator PYLON-LV-CAN.cpp);
+  (the team's protocols.md; Battery-Emulator PYLON-LV-CAN.cpp);
 - sd_notify through a fake NOTIFY_SOCKET: READY=1, STATUS=, WATCHDOG=1,
   RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM, then a clean exit 0;
 - SIGHUP with an invalid file keeps the old configuration running;
