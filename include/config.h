@@ -27,6 +27,8 @@
 #define CONFIG_DEFAULT_PATH "/etc/bmsbridge.conf"
 #define CONFIG_NAME_MAX 32
 #define CONFIG_PATH_MAX 256
+/* the largest configuration file read; a real one is a few KiB */
+#define CONFIG_FILE_MAX (1024 * 1024)
 
 enum conf_type {
 	CONF_BOOL,   /* bool */
