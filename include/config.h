@@ -21,10 +21,12 @@
 #include <stdio.h>
 
 #include "battery.h"
+#include "build-config.h"
 #include "protocol.h"
 #include "safety.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/bmsbridge.conf"
+/* sysconfdir as configured (meson setup --sysconfdir=/etc), from build-config.h */
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/bmsbridge.conf"
 #define CONFIG_NAME_MAX 32
 #define CONFIG_PATH_MAX 256
 /* the largest configuration file read; a real one is a few KiB */
