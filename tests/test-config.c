@@ -522,6 +522,115 @@ static void test_print_round_trip(void **state)
 	free(cfg);
 }
 
+#define SRC_DIR TESTS_DATA_DIR "/../.."
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = calloc(1, 256 * 1024);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, 256 * 1024 - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* every key name, from what config_print() writes: "\tname = value;" */
+static bool is_key(const char *keys, const char *name, size_t len)
+{
+	for (const char *p = keys; (p = strstr(p, " = ")); p++) {
+		const char *b = p;
+
+		while (b > keys && b[-1] != '\t' && b[-1] != '\n') {
+			b--;
+		}
+		if ((size_t)(p - b) == len && strncmp(b, name, len) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One truth for the key names: every *word_with_underscore* in the man
+ * pages that talk about the configuration is a real key, every key is
+ * documented in bmsbridge.conf(5), and every key the example file sets or
+ * shows commented out exists (inverter_timeout vs inverter_timeout_s).
+ */
+static void test_docs_name_real_keys(void **state)
+{
+	static const char *const pages[] = { "bmsbridge.conf.5.scd", "bmsbridge-protocols.7.scd",
+					     "bmsbridge-rs485.7.scd", "bmsbridge-safety.7.scd",
+					     "bmsbridged.8.scd" };
+	struct config *cfg = load_ok(minimal);
+	char *keys = NULL, *text;
+	size_t len = 0, bad = 0;
+	FILE *f = open_memstream(&keys, &len);
+	char path[512];
+
+	assert_non_null(f);
+	config_print(cfg, f);
+	assert_int_equal(fclose(f), 0);
+	free(cfg);
+
+	for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+		snprintf(path, sizeof(path), "%s/man/%s", SRC_DIR, pages[i]);
+		text = slurp(path);
+		for (char *p = text; (p = strchr(p, '*')); p++) {
+			size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+			if (n == 0 || p[1 + n] != '*' || !memchr(p + 1, '_', n) ||
+			    (p[1] >= '0' && p[1] <= '9')) {
+				continue;
+			}
+			if (!is_key(keys, p + 1, n)) {
+				print_message("# %s: *%.*s* is no configuration key\n", pages[i],
+					      (int)n, p + 1);
+				bad++;
+			}
+			p += n + 1;
+		}
+		free(text);
+	}
+
+	text = slurp(SRC_DIR "/man/bmsbridge.conf.5.scd");
+	for (const char *p = keys; (p = strstr(p, " = ")); p++) {
+		const char *b = p;
+		char want[64];
+
+		while (b > keys && b[-1] != '\t' && b[-1] != '\n') {
+			b--;
+		}
+		snprintf(want, sizeof(want), "*%.*s*", (int)(p - b), b);
+		if (!strstr(text, want)) {
+			print_message("# bmsbridge.conf(5) does not document %s\n", want);
+			bad++;
+		}
+	}
+	free(text);
+
+	text = slurp(SRC_DIR "/conf/bmsbridge.conf");
+	for (char *line = text; line; line = strchr(line, '\n')) {
+		const char *p;
+		size_t n;
+
+		line += *line == '\n';
+		p = line + strspn(line, " \t#");
+		n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (n > 0 && strncmp(p + n, " = ", 3) == 0 && !is_key(keys, p, n)) {
+			print_message("# conf/bmsbridge.conf: %.*s is no configuration key\n", (int)n,
+				      p);
+			bad++;
+		}
+	}
+	free(text);
+	free(keys);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -536,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_utf8_bom_skipped),
 		cmocka_unit_test(test_wide_integers),
 		cmocka_unit_test(test_same_device_through_link),
+		cmocka_unit_test(test_docs_name_real_keys),
 		cmocka_unit_test(test_print_round_trip),
 	};
 
