@@ -141,7 +141,11 @@ struct config_error {
  * @path: the file
  * @ret: filled only on success
  * @ret_err: filled only on failure
- * Return: 0, -ENOENT / -EACCES (cannot read), -EINVAL (bad content).
+ * The file is opened without blocking and must be a regular file of at
+ * most CONFIG_FILE_MAX bytes (a FIFO, a device or a directory is -EINVAL
+ * at once).
+ * Return: 0, -ENOENT / -EACCES (cannot read), -EINVAL (bad content, or not
+ * a regular file).
  */
 int config_load(const char *path, struct config *ret, struct config_error *ret_err);
 

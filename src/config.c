@@ -4,7 +4,7 @@
  *
  * Model: every group of the file has a table of struct conf_key (name,
  * type, range, default, unit, where it lives in struct config). Loading
- * runs in four steps, and only the last one touches the caller's struct:
+ * runs in five steps, and only the last one touches the caller's struct:
  *
  *   0. (a file) open it without blocking, refuse anything but a regular
  *      file of at most CONFIG_FILE_MAX bytes, read it into memory;
