@@ -21,12 +21,16 @@
 #include <stdio.h>
 
 #include "battery.h"
+#include "build-config.h"
 #include "protocol.h"
 #include "safety.h"
 
-#define CONFIG_DEFAULT_PATH "/etc/bmsbridge.conf"
+/* sysconfdir as configured (meson setup --sysconfdir=/etc), from build-config.h */
+#define CONFIG_DEFAULT_PATH SYSCONFDIR "/bmsbridge.conf"
 #define CONFIG_NAME_MAX 32
 #define CONFIG_PATH_MAX 256
+/* the largest configuration file read; a real one is a few KiB */
+#define CONFIG_FILE_MAX (1024 * 1024)
 
 enum conf_type {
 	CONF_BOOL,   /* bool */
@@ -137,7 +141,11 @@ struct config_error {
  * @path: the file
  * @ret: filled only on success
  * @ret_err: filled only on failure
- * Return: 0, -ENOENT / -EACCES (cannot read), -EINVAL (bad content).
+ * The file is opened without blocking and must be a regular file of at
+ * most CONFIG_FILE_MAX bytes (a FIFO, a device or a directory is -EINVAL
+ * at once).
+ * Return: 0, -ENOENT / -EACCES (cannot read), -EINVAL (bad content, or not
+ * a regular file).
  */
 int config_load(const char *path, struct config *ret, struct config_error *ret_err);
 

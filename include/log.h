@@ -78,13 +78,20 @@ struct ratelimit {
  */
 bool ratelimit_below(struct ratelimit *rl, uint64_t now_usec);
 
-#define log_ratelimit(rl, now, level, ...)                                                   \
-	do {                                                                                 \
-		if (ratelimit_below((rl), (now))) {                                          \
-			if ((rl)->suppressed > 0) {                                          \
-				log_full_errno((level), 0, "(%u similar messages suppressed)", \
-					       (rl)->suppressed);                            \
-			}                                                                    \
-			log_full_errno((level), 0, __VA_ARGS__);                             \
-		}                                                                            \
-	} while (0)
+/**
+ * log_ratelimit_internal() - log_internal() through @rl: nothing when over
+ * the limit; the first line after a suppressed stretch ends with
+ * "(N similar messages suppressed)", one line, not two.
+ * Return: 1 if the line was written (or dropped only for its level), 0 if
+ * the limit suppressed it.
+ */
+int log_ratelimit_internal(struct ratelimit *rl, uint64_t now_usec, int level, const char *module,
+			   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/*
+ * log_ratelimit(&rl, now_usec, LOG_WARNING, "fmt", ...): a repeating
+ * run-time condition, e.g. with rl = RATELIMIT_INIT(60 * USEC_PER_SEC, 5)
+ * kept beside the thing that repeats.
+ */
+#define log_ratelimit(rl, now, level, ...) \
+	log_ratelimit_internal((rl), (now), (level), LOG_MODULE, __VA_ARGS__)

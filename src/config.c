@@ -4,16 +4,22 @@
  *
  * Model: every group of the file has a table of struct conf_key (name,
  * type, range, default, unit, where it lives in struct config). Loading
- * runs in four steps, and only the last one touches the caller's struct:
+ * runs in five steps, and only the last one touches the caller's struct:
  *
+ *   0. (a file) open it without blocking, refuse anything but a regular
+ *      file of at most CONFIG_FILE_MAX bytes, read it into memory;
+ *      (any text) skip a UTF-8 byte order mark, refuse UTF-16 and NUL
+ *      bytes and @include, and mark integer literals wider than 32 bits
+ *      with libconfig's L suffix (libconfig 1.5 wraps them silently);
  *   1. fill a scratch struct config with the defaults of every table;
  *   2. let libconfig parse the text (syntax errors carry its line);
  *   3. walk the parsed tree: every setting must be a known key of its
  *      group, of the right type, inside its range; the first problem is
  *      the error, "file:line: group.key: what is wrong";
  *   4. cross-key checks the tables cannot express (the driver and the
- *      protocol exist, the output suits the protocol, ports are named),
- *      then copy the scratch struct out.
+ *      protocol exist, the output suits the protocol, ports are named and
+ *      distinct, the poll round fits the stale timeout, options and rates
+ *      suit the driver and protocol), then copy the scratch struct out.
  *
  * So a bad file never half-applies: SIGHUP with a broken file keeps the
  * running configuration untouched (src/main.c).
@@ -22,12 +28,15 @@
  * every effective value, defaults included, in a form that reads back in.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <libconfig.h>
 
@@ -496,8 +505,27 @@ static const struct conf_key *key_find(const struct conf_group *g, const char *n
 static int unknown(struct loader *ld, const config_setting_t *s, const struct conf_group *g,
 		   const char *what)
 {
-	const char *near = closest(g, config_setting_name(s));
+	const char *name = config_setting_name(s);
+	struct conf_group all[4];
+	size_t n = groups_get(all);
+	const char *near;
 
+	/* a known key of another group: say where it belongs */
+	for (size_t i = 0; name && i < n; i++) {
+		if (streq(all[i].name, g->name) || !key_find(&all[i], name)) {
+			continue;
+		}
+		if (!all[i].name[0]) {
+			return fail_at(ld, s, what,
+				       "unknown in group %s; %s belongs at the top level, outside any "
+				       "group",
+				       g->name, name);
+		}
+		return fail_at(ld, s, what, "unknown %s%s; did you mean %s.%s?",
+			       g->name[0] ? "in group " : "at the top level", g->name, all[i].name,
+			       name);
+	}
+	near = closest(g, name);
 	if (near) {
 		return fail_at(ld, s, what, "unknown setting; did you mean \"%s\"?", near);
 	}
@@ -602,6 +630,197 @@ static void protocol_names(char *buf, size_t n)
 	}
 }
 
+/* the first of @paths (NULL-terminated) set in the file, else @fallback's group */
+static const config_setting_t *first_set(config_t *lc, const char *const *paths,
+					 const char *fallback, const char **ret_what)
+{
+	for (size_t i = 0; paths[i]; i++) {
+		const config_setting_t *s = config_lookup(lc, paths[i]);
+
+		if (s) {
+			*ret_what = paths[i];
+			return s;
+		}
+	}
+	*ret_what = paths[0];
+	return config_lookup(lc, fallback);
+}
+
+/*
+ * The BMS and the inverter need a port each, also when one is named
+ * through a link (/dev/serial/by-id/...): both are resolved and compared.
+ * A port that does not exist yet (an adapter plugged in later) is
+ * compared by name only.
+ */
+static int check_ports_distinct(struct loader *ld, config_t *lc, const struct config *cfg)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	const config_setting_t *s = config_lookup(lc, "inverter.port");
+
+	if (streq(cfg->inverter.port, cfg->bms.port)) {
+		return fail_at(ld, s, "inverter.port",
+			       "\"%s\" is also the BMS port; the BMS and the inverter need a port "
+			       "each",
+			       cfg->inverter.port);
+	}
+	if (cfg->bms.port[0] == '/' && cfg->inverter.port[0] == '/' &&
+	    realpath(cfg->bms.port, a) && realpath(cfg->inverter.port, b) && streq(a, b)) {
+		return fail_at(ld, s, "inverter.port",
+			       "the same device as bms.port (both are %s); the BMS and the "
+			       "inverter need a port each",
+			       a);
+	}
+	return 0;
+}
+
+static const char *bms_transport_name(enum bms_transport t)
+{
+	switch (t) {
+	case BMS_TRANSPORT_CAN:
+		return "a CAN";
+	case BMS_TRANSPORT_SERIAL:
+		return "a serial";
+	case BMS_TRANSPORT_SIM:
+		return "a simulated";
+	case BMS_TRANSPORT_FILE:
+		return "a replayed";
+	}
+	return "an unknown";
+}
+
+/*
+ * A serial speed only where there is a serial line, a bit rate only on
+ * CAN, and on CAN only the rate the protocol is specified at: every
+ * driver and protocol here names one (struct bms_driver.bitrate,
+ * struct inverter_protocol.bitrate, 500 kbit/s from each protocol's
+ * document), and a bus at another rate carries no frame at all.
+ */
+static int check_rates(struct loader *ld, config_t *lc, const struct config *cfg,
+		       const struct bms_driver *drv, const struct inverter_protocol *proto)
+{
+	const config_setting_t *s;
+
+	s = config_lookup(lc, "bms.baud");
+	if (cfg->bms.baud && drv->transport != BMS_TRANSPORT_SERIAL) {
+		return fail_at(ld, s, "bms.baud",
+			       "%s is %s BMS: baud is for a serial BMS; remove this setting",
+			       drv->name, bms_transport_name(drv->transport));
+	}
+	s = config_lookup(lc, "bms.bitrate");
+	if (cfg->bms.bitrate && drv->transport != BMS_TRANSPORT_CAN) {
+		return fail_at(ld, s, "bms.bitrate",
+			       "%s is %s BMS: bitrate is for a CAN BMS; remove this setting",
+			       drv->name, bms_transport_name(drv->transport));
+	}
+	if (cfg->bms.bitrate && drv->bitrate && cfg->bms.bitrate != drv->bitrate) {
+		return fail_at(ld, s, "bms.bitrate",
+			       "%s runs at %u bit/s; set bitrate = 0 (the driver's) or %u",
+			       drv->name, drv->bitrate, drv->bitrate);
+	}
+	s = config_lookup(lc, "inverter.baud");
+	if (cfg->inverter.baud && proto->transport == PROTOCOL_TRANSPORT_CAN) {
+		return fail_at(ld, s, "inverter.baud",
+			       "%s is a CAN protocol: baud is for RS485; remove this setting",
+			       proto->name);
+	}
+	s = config_lookup(lc, "inverter.bitrate");
+	if (cfg->inverter.bitrate && proto->transport == PROTOCOL_TRANSPORT_RS485) {
+		return fail_at(ld, s, "inverter.bitrate",
+			       "%s is polled over a serial line: bitrate is for CAN; use baud",
+			       proto->name);
+	}
+	if (cfg->inverter.bitrate && proto->bitrate && cfg->inverter.bitrate != proto->bitrate) {
+		return fail_at(ld, s, "inverter.bitrate",
+			       "%s runs at %u bit/s; set bitrate = 0 (the protocol's) or %u",
+			       proto->name, proto->bitrate, proto->bitrate);
+	}
+	return 0;
+}
+
+/*
+ * Protocol options that only some encoders (protocols/) read: set on
+ * another protocol they would do nothing, silently. Kept in step with the
+ * encoders: pylontech_rs485.c reads rs485_address, the Pylontech family
+ * layout with .soc_follows (deye.c) reads soc_follows_limits, and only
+ * pylontech.c's layout has .dvl = false (deye, luxpower and victron
+ * always send the DVL; growatt has no field for it).
+ */
+static int check_quirks(struct loader *ld, config_t *lc, const struct config *cfg,
+			const struct inverter_protocol *proto)
+{
+	static const struct {
+		const char *key;
+		const char *only;
+	} quirks[] = {
+		{ "rs485_address", "pylontech-rs485" },
+		{ "soc_follows_limits", "deye" },
+		{ "send_dvl", "pylontech" },
+	};
+	const struct protocol_options *o = &cfg->inverter.options;
+	bool set[] = { o->rs485_address != 1, o->soc_follows_limits, o->send_dvl };
+
+	for (size_t i = 0; i < ARRAY_SIZE(quirks); i++) {
+		char what[64];
+
+		if (!set[i] || streq(proto->name, quirks[i].only)) {
+			continue;
+		}
+		snprintf(what, sizeof(what), "inverter.%s", quirks[i].key);
+		return fail_at(ld, config_lookup(lc, what), what,
+			       "only %s uses it; %s ignores it: remove this setting",
+			       quirks[i].only, proto->name);
+	}
+	return 0;
+}
+
+/*
+ * Every pack of a polled (Modbus) BMS is read once a round. A round that
+ * is not shorter than the stale timeout lets each pack go stale before it
+ * is read again: the limits flap NORMAL/ZERO every round ("BMS silent for
+ * 0.0 s"). A round is the poll interval, or longer when the packs' worst
+ * case (each answer timing out, plus the gap) does not fit in it.
+ */
+static int check_poll_round(struct loader *ld, config_t *lc, const struct config *cfg)
+{
+	static const char *const poll[] = { "bms.poll_interval_ms", "safety.stale_timeout_ms",
+					    NULL };
+	static const char *const round[] = { "bms.addresses", "bms.response_timeout_ms",
+					     "bms.request_gap_ms", "safety.stale_timeout_ms",
+					     NULL };
+	const struct bms_config *b = &cfg->bms;
+	uint64_t stale_ms = cfg->safety.stale_timeout_usec / USEC_PER_MSEC;
+	uint64_t timeout_ms = b->response_timeout_usec / USEC_PER_MSEC;
+	uint64_t gap_ms = b->request_gap_usec / USEC_PER_MSEC;
+	uint64_t round_ms = b->n_addresses * (timeout_ms + gap_ms);
+	const config_setting_t *s;
+	const char *what;
+
+	if (b->poll_interval_usec >= cfg->safety.stale_timeout_usec) {
+		s = first_set(lc, poll, "bms", &what);
+		if (streq(what, "safety.stale_timeout_ms")) {
+			return fail_at(ld, s, what,
+				       "%" PRIu64 " ms is not above bms.poll_interval_ms (%" PRIu64
+				       " ms): packs go stale between reads and the limits flap; "
+				       "raise it or poll more often",
+				       stale_ms, b->poll_interval_usec / USEC_PER_MSEC);
+		}
+		return fail_at(ld, s, what,
+			       "%" PRIu64 " ms is not below safety.stale_timeout_ms (%" PRIu64
+			       " ms): packs go stale between reads and the limits flap; poll "
+			       "more often or raise stale_timeout_ms",
+			       b->poll_interval_usec / USEC_PER_MSEC, stale_ms);
+	}
+	if (round_ms >= stale_ms) {
+		s = first_set(lc, round, "bms", &what);
+		return fail_at(ld, s, what,
+			       "%u packs x (%" PRIu64 " ms + %" PRIu64 " ms) = %" PRIu64
+			       " ms a round, not below safety.stale_timeout_ms (%" PRIu64
+			       " ms): fewer packs, shorter timeouts or a longer stale timeout",
+			       b->n_addresses, timeout_ms, gap_ms, round_ms, stale_ms);
+	}
+	return 0;
+}
+
 /* checks across keys; errors point at the setting that has to change */
 static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 {
@@ -610,6 +829,7 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 	const struct inverter_protocol *proto;
 	char names[256];
 	char why[160];
+	int r;
 
 	driver_names(names, sizeof(names), false);
 	s = config_lookup(lc, "bms.driver");
@@ -681,11 +901,25 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 		snprintf(cfg->inverter.port, sizeof(cfg->inverter.port), "-");
 	}
 	if (cfg->inverter.output != OUTPUT_KIND_CANDUMP && drv->transport != BMS_TRANSPORT_SIM &&
-	    drv->transport != BMS_TRANSPORT_FILE && streq(cfg->inverter.port, cfg->bms.port)) {
-		return fail_at(ld, config_lookup(lc, "inverter.port"), "inverter.port",
-			       "\"%s\" is also the BMS port; the BMS and the inverter need a port "
-			       "each",
-			       cfg->inverter.port);
+	    drv->transport != BMS_TRANSPORT_FILE) {
+		r = check_ports_distinct(ld, lc, cfg);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = check_rates(ld, lc, cfg, drv, proto);
+	if (r < 0) {
+		return r;
+	}
+	r = check_quirks(ld, lc, cfg, proto);
+	if (r < 0) {
+		return r;
+	}
+	if (drv->transport == BMS_TRANSPORT_SERIAL) {
+		r = check_poll_round(ld, lc, cfg);
+		if (r < 0) {
+			return r;
+		}
 	}
 	if (safety_config_check(&cfg->safety, why, sizeof(why)) < 0) {
 		return fail_at(ld, config_lookup(lc, "safety"), "safety", "%s", why);
@@ -734,17 +968,200 @@ static int syntax_error(struct loader *ld, const config_t *lc)
 	return fail(ld, config_error_file(lc), config_error_line(lc), "", "%s", text);
 }
 
-/*
- * Steps 1-4 on one source: @f (a file) or else @text. The caller's @ret is
- * written only when all of it passed.
- */
-static int load(struct loader *ld, FILE *f, const char *text, struct config *ret)
+/* the line of @p in @text, 1-based */
+static int line_of(const char *text, const char *p)
 {
-	char dir[CONFIG_PATH_MAX];
+	int line = 1;
+
+	for (; text < p; text++) {
+		line += *text == '\n';
+	}
+	return line;
+}
+
+static bool is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '*';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+static bool is_utf16(const char *p, size_t n)
+{
+	return n >= 2 && (memcmp(p, "\xff\xfe", 2) == 0 || memcmp(p, "\xfe\xff", 2) == 0);
+}
+
+static int fail_utf16(struct loader *ld)
+{
+	return fail(ld, NULL, 1, "",
+		    "the file is UTF-16 (it starts with a byte order mark): save it as UTF-8 or "
+		    "plain ASCII");
+}
+
+/*
+ * Step 0 on text: the copy libconfig gets, in *@ret (free() it).
+ *
+ * libconfig 1.5 reads a decimal integer with atoi() and a hex one with
+ * strtoul() into an int, so 4294967346 becomes 50 and 0xFFFFFFFF becomes
+ * -1 without a word; only a literal with the L suffix is read as 64 bits.
+ * So every integer literal outside int32 (and inside int64) gets an L
+ * here and reaches the range checks with its real value; one outside
+ * int64 is an error at its line. Strings, comments and names (which may
+ * hold digits) are copied untouched; lines stay where they were.
+ */
+static int prepare(struct loader *ld, const char *text, char **ret)
+{
+	size_t n = strlen(text);
+	const char *p = text;
+	char *out, *o;
+
+	/* Windows Notepad and some editors start a UTF-8 file with EF BB BF */
+	if (strncmp(p, "\xef\xbb\xbf", 3) == 0) {
+		p += 3;
+	} else if (is_utf16(p, n)) {
+		return fail_utf16(ld);
+	}
+	/* one L per literal of at least 10 digits: n + n / 10 is enough */
+	out = malloc(n + n / 10 + 2);
+	if (!out) {
+		return fail(ld, NULL, 0, "", "out of memory");
+	}
+	o = out;
+	while (*p) {
+		const char *tok = p;
+
+		if (*p == '"') {
+			/* a string, with backslash escapes; an unterminated one is libconfig's */
+			*o++ = *p++;
+			while (*p && *p != '"') {
+				if (*p == '\\' && p[1]) {
+					*o++ = *p++;
+				}
+				*o++ = *p++;
+			}
+			if (*p) {
+				*o++ = *p++;
+			}
+		} else if (*p == '#' || (p[0] == '/' && p[1] == '/')) {
+			while (*p && *p != '\n') {
+				*o++ = *p++;
+			}
+		} else if (p[0] == '/' && p[1] == '*') {
+			const char *e = strstr(p + 2, "*/");
+			size_t len = e ? (size_t)(e + 2 - p) : strlen(p);
+
+			memcpy(o, p, len);
+			o += len;
+			p += len;
+		} else if (*p == '@') {
+			free(out);
+			return fail(ld, NULL, line_of(text, tok), "",
+				    "@include and other @ directives are not supported: keep the "
+				    "whole configuration in this one file");
+		} else if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '*') {
+			while (is_name_char(*p)) {
+				*o++ = *p++;
+			}
+		} else if (*p == '.' && is_digit(p[1])) {
+			/* a float without integer part: .5e3 */
+			do {
+				*o++ = *p++;
+			} while (is_digit(*p) || *p == 'e' || *p == 'E' ||
+				 ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E')));
+		} else if (is_digit(*p)) {
+			bool neg = o > out && o[-1] == '-';
+			bool hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && hex_value(p[2]) >= 0;
+			uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX;
+			bool over = false;
+			uint64_t v = 0;
+			const char *d = hex ? p + 2 : p;
+
+			if (!hex && (p[1] == '.' || is_digit(p[1]) || p[1] == 'e' || p[1] == 'E')) {
+				/* a float? look past the digits */
+				const char *q = p;
+
+				while (is_digit(*q)) {
+					q++;
+				}
+				if (*q == '.' || *q == 'e' || *q == 'E') {
+					while (is_digit(*p) || *p == '.' || *p == 'e' || *p == 'E' ||
+					       ((*p == '-' || *p == '+') &&
+						(p[-1] == 'e' || p[-1] == 'E'))) {
+						*o++ = *p++;
+					}
+					continue;
+				}
+			}
+			for (; hex ? hex_value(*d) >= 0 : is_digit(*d); d++) {
+				unsigned digit = (unsigned)(hex ? hex_value(*d) : *d - '0');
+				unsigned base = hex ? 16 : 10;
+
+				if (v > (limit - digit) / base) {
+					over = true;
+				} else {
+					v = v * base + digit;
+				}
+			}
+			if (over) {
+				char shown[48];
+
+				snprintf(shown, sizeof(shown), "%.*s%s", (int)MIN(d - p, 30), p,
+					 d - p > 30 ? "..." : "");
+				free(out);
+				return fail(ld, NULL, line_of(text, tok), "",
+					    "the integer %s%s is too large (the most any setting "
+					    "takes is far below 2^63)",
+					    neg ? "-" : "", shown);
+			}
+			memcpy(o, p, (size_t)(d - p));
+			o += d - p;
+			p = d;
+			/* INT32_MIN is 2^31 in magnitude */
+			if (*p != 'L' && v > (neg ? (uint64_t)INT32_MAX + 1 : (uint64_t)INT32_MAX)) {
+				*o++ = 'L';
+			}
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	*ret = out;
+	return 0;
+}
+
+/*
+ * Steps 1-4 on one source, @text (a file's content or a string). The
+ * caller's @ret is written only when all of it passed.
+ */
+static int load(struct loader *ld, const char *text, struct config *ret)
+{
+	_cleanup_free_ char *prepared = NULL;
 	struct config *cfg;
 	config_t lc;
 	int r;
 
+	r = prepare(ld, text, &prepared);
+	if (r < 0) {
+		return r;
+	}
 	cfg = malloc(sizeof(*cfg));
 	if (!cfg) {
 		return fail(ld, NULL, 0, "", "out of memory");
@@ -752,12 +1169,8 @@ static int load(struct loader *ld, FILE *f, const char *text, struct config *ret
 	config_defaults(cfg);
 	snprintf(cfg->path, sizeof(cfg->path), "%s", ld->name);
 	config_init(&lc);
-	if (f) {
-		/* @include "x.conf" is relative to the file's own directory */
-		snprintf(dir, sizeof(dir), "%s", ld->name);
-		config_set_include_dir(&lc, dirname(dir));
-	}
-	if ((f ? config_read(&lc, f) : config_read_string(&lc, text)) != CONFIG_TRUE) {
+	/* error messages name the source as the caller does */
+	if (config_read_string(&lc, prepared) != CONFIG_TRUE) {
 		r = syntax_error(ld, &lc);
 	} else {
 		r = config_build(ld, &lc, cfg);
@@ -775,28 +1188,118 @@ int config_load_string(const char *name, const char *text, struct config *ret,
 {
 	struct loader ld = { .name = name, .err = ret_err };
 
-	return load(&ld, NULL, text, ret);
+	return load(&ld, text, ret);
+}
+
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "not a plain file";
+	}
+}
+
+/*
+ * Read @path into memory without ever blocking: O_NONBLOCK makes opening
+ * a FIFO or a tty return at once (a blocking fopen() would stop the event
+ * loop inside the SIGHUP handler, SIGTERM unread), and only a regular file
+ * of at most CONFIG_FILE_MAX bytes is read (libconfig's scanner exit()s
+ * on a directory).
+ */
+static int read_file(struct loader *ld, const char *path, char **ret)
+{
+	_cleanup_close_ int fd = -EBADF;
+	_cleanup_free_ char *buf = NULL;
+	const char *nul;
+	struct stat st;
+	size_t len = 0;
+	int r;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		fail(ld, NULL, 0, "", "cannot read: %s", strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		fail(ld, NULL, 0, "", "cannot read: %s", strerror(-r));
+		return r;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		return fail(ld, NULL, 0, "", "is a directory: name the configuration file itself");
+	}
+	if (!S_ISREG(st.st_mode)) {
+		return fail(ld, NULL, 0, "",
+			    "not a regular file (%s): name the configuration file itself",
+			    file_kind(st.st_mode));
+	}
+	if (st.st_size > CONFIG_FILE_MAX) {
+		return fail(ld, NULL, 0, "", "larger than 1 MiB (%jd bytes): not a configuration",
+			    (intmax_t)st.st_size);
+	}
+	/* one byte more than allowed, to see a file that grew meanwhile */
+	buf = malloc(CONFIG_FILE_MAX + 2);
+	if (!buf) {
+		return fail(ld, NULL, 0, "", "out of memory");
+	}
+	while (len <= CONFIG_FILE_MAX) {
+		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
+
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
+			r = -errno;
+			fail(ld, NULL, 0, "", "cannot read: %s", strerror(-r));
+			return r;
+		}
+		if (n == 0) {
+			break;
+		}
+		len += (size_t)n;
+	}
+	if (len > CONFIG_FILE_MAX) {
+		return fail(ld, NULL, 0, "", "larger than 1 MiB: not a configuration");
+	}
+	buf[len] = '\0';
+	if (is_utf16(buf, len)) {
+		return fail_utf16(ld);
+	}
+	/* libconfig would stop reading at a NUL and take the rest as missing */
+	nul = memchr(buf, '\0', len);
+	if (nul) {
+		return fail(ld, NULL, line_of(buf, nul), "",
+			    "a NUL byte: this is not a text file");
+	}
+	*ret = buf;
+	buf = NULL;
+	return 0;
 }
 
 int config_load(const char *path, struct config *ret, struct config_error *ret_err)
 {
 	struct loader ld = { .name = path, .err = ret_err };
-	FILE *f;
+	_cleanup_free_ char *text = NULL;
 	int r;
 
 	if (strlen(path) >= CONFIG_PATH_MAX) {
 		return fail(&ld, NULL, 0, "", "path longer than %d characters",
 			    CONFIG_PATH_MAX - 1);
 	}
-	f = fopen(path, "re");
-	if (!f) {
-		r = -errno;
-		fail(&ld, NULL, 0, "", "cannot read: %s", strerror(-r));
+	r = read_file(&ld, path, &text);
+	if (r < 0) {
 		return r;
 	}
-	r = load(&ld, f, NULL, ret);
-	fclose(f);
-	return r;
+	return load(&ld, text, ret);
 }
 
 void config_error_format(const struct config_error *err, char *buf, size_t n)

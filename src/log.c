@@ -139,3 +139,24 @@ bool ratelimit_below(struct ratelimit *rl, uint64_t now_usec)
 	}
 	return false;
 }
+
+int log_ratelimit_internal(struct ratelimit *rl, uint64_t now_usec, int level, const char *module,
+			   const char *fmt, ...)
+{
+	char buf[448];
+	va_list ap;
+
+	if (!ratelimit_below(rl, now_usec)) {
+		return 0;
+	}
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (rl->suppressed > 0) {
+		log_internal(level, 0, module, "%s (%u similar messages suppressed)", buf,
+			     rl->suppressed);
+	} else {
+		log_internal(level, 0, module, "%s", buf);
+	}
+	return 1;
+}

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -84,8 +87,8 @@ static void test_values_scaled(void **state)
 	struct config *cfg = load_ok(
 		"log_level = \"debug\";\n"
 		"bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\"; addresses = [3, 1, 15];\n"
-		"  read_method = \"registers\"; poll_interval_ms = 2500; request_gap_ms = 0; };\n"
-		"inverter: { protocol = \"deye\"; port = \"can1\"; bitrate = 250000;\n"
+		"  read_method = \"registers\"; poll_interval_ms = 2000; request_gap_ms = 0; };\n"
+		"inverter: { protocol = \"deye\"; port = \"can1\"; bitrate = 500000;\n"
 		"  soc_follows_limits = true; manufacturer = \"JK-BMS\"; inverter_timeout_s = 90; };\n"
 		"safety: { stale_timeout_ms = 2500; max_charge_current_a = 50;\n"
 		"  charge_temp_min_c = -5; charge_cold_full_c = 5; comm_loss = \"hold\"; };\n");
@@ -95,11 +98,11 @@ static void test_values_scaled(void **state)
 	assert_int_equal(cfg->bms.addresses[0], 3);
 	assert_int_equal(cfg->bms.addresses[2], 15);
 	assert_int_equal(cfg->bms.read_method, 0);
-	assert_int_equal(cfg->bms.poll_interval_usec, 2500 * USEC_PER_MSEC);
+	assert_int_equal(cfg->bms.poll_interval_usec, 2000 * USEC_PER_MSEC);
 	assert_int_equal(cfg->bms.request_gap_usec, 0);
 	/* output defaults to the protocol's transport */
 	assert_int_equal(cfg->inverter.output, OUTPUT_KIND_CAN);
-	assert_int_equal(cfg->inverter.bitrate, 250000);
+	assert_int_equal(cfg->inverter.bitrate, 500000);
 	assert_true(cfg->inverter.options.soc_follows_limits);
 	assert_string_equal(cfg->inverter.options.manufacturer, "JK-BMS");
 	assert_int_equal(cfg->inverter.inverter_timeout_usec, 90 * USEC_PER_SEC);
@@ -186,6 +189,70 @@ static const struct bad_case {
 	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
 	  "safety: { max_charge_current_a = 5000; };",
 	  3, "safety.max_charge_current_a", "5000 A is out of range [0, 2000]" },
+	/* libconfig 1.5 wraps decimal literals to 32 bits: 4294967346 would read as 50 */
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
+	  "safety: { max_charge_current_a = 4294967346; };",
+	  3, "safety.max_charge_current_a", "4294967346 A is out of range [0, 2000]" },
+	{ "bms: { driver = \"sim\";\n seed = 4294967296; };", 2, "bms.seed",
+	  "4294967296 is out of range [0, 4294967295]" },
+	{ "bms: { driver = \"sim\"; seed = 0x1FFFFFFFF; };", 1, "bms.seed", "out of range" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
+	  "safety: { charge_temp_min_c = -4294967298; };",
+	  3, "safety.charge_temp_min_c", "-4294967298 degC is out of range [-40, 100]" },
+	{ "bms: { driver = \"sim\";\n seed = 99999999999999999999; };", 2, "", "too large" },
+	/* a round over the packs that the stale timeout cannot wait for flaps NORMAL/ZERO */
+	{ "bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\";\n poll_interval_ms = 10000; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can0\"; };",
+	  2, "bms.poll_interval_ms", "stale_timeout_ms" },
+	{ "bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\"; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
+	  "safety: { stale_timeout_ms = 800; };",
+	  3, "safety.stale_timeout_ms", "poll_interval_ms" },
+	{ "bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\";\n"
+	  " addresses = [1, 2, 3, 4, 5, 6, 7, 8]; response_timeout_ms = 1200; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can0\"; };",
+	  2, "bms.addresses", "8 packs x (1200 ms + 100 ms) = 10400 ms" },
+	/* quirk options where the protocol ignores them */
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"victron\"; port = \"can0\";\n"
+	  " soc_follows_limits = true; };",
+	  3, "inverter.soc_follows_limits", "only deye" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"deye\"; port = \"can0\";\n"
+	  " send_dvl = true; };",
+	  3, "inverter.send_dvl", "only pylontech" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"sofar\"; port = \"can0\";\n"
+	  " rs485_address = 2; };",
+	  3, "inverter.rs485_address", "only pylontech-rs485" },
+	/* a serial speed on CAN, a bit rate on a serial line, a bit rate not the protocol's */
+	{ "bms: { driver = \"pylontech-can\"; port = \"can0\";\n baud = 9600; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can1\"; };",
+	  2, "bms.baud", "CAN" },
+	{ "bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\"; bitrate = 500000; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can1\"; };",
+	  1, "bms.bitrate", "serial" },
+	{ "bms: { driver = \"pylontech-can\"; port = \"can0\"; bitrate = 250000; };\n"
+	  "inverter: { protocol = \"pylontech\"; port = \"can1\"; };",
+	  1, "bms.bitrate", "500000" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"victron\"; port = \"can1\";\n"
+	  " bitrate = 250000; };",
+	  3, "inverter.bitrate", "victron runs at 500000 bit/s" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"growatt\"; port = \"can1\";\n"
+	  " baud = 9600; };",
+	  3, "inverter.baud", "CAN" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech-rs485\";\n"
+	  " port = \"/dev/ttyS0\"; bitrate = 500000; };",
+	  3, "inverter.bitrate", "serial" },
+	/* a key in the wrong group */
+	{ "bms: { driver = \"sim\";\n stale_timeout_ms = 5000; };", 2, "bms.stale_timeout_ms",
+	  "did you mean safety.stale_timeout_ms?" },
+	{ "max_charge_current_a = 50;", 1, "max_charge_current_a",
+	  "did you mean safety.max_charge_current_a?" },
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech\"; port = \"can0\";\n"
+	  " addresses = [1]; };",
+	  3, "inverter.addresses", "did you mean bms.addresses?" },
+	/* @include would open files libconfig reads blocking, beyond these checks */
+	{ "@include \"other.conf\"\nbms: { driver = \"sim\"; };", 1, "", "@include" },
+	/* UTF-16 is not UTF-8 */
+	{ "\xff\xfe" "b\0m\0s\0", 1, "", "UTF-16" },
 };
 
 static void test_bad_files(void **state)
@@ -242,6 +309,170 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err.text, "cannot read"));
 }
 
+/* a scratch directory for files of every kind; removed by the caller */
+static char *scratch_dir(void)
+{
+	char tmpl[] = "/tmp/test-config-XXXXXX";
+	char *d = mkdtemp(tmpl);
+
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "we");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void load_fails(const char *path, int line, const char *says)
+{
+	struct config cfg, before;
+	struct config_error err;
+	char msg[512];
+	int r;
+
+	memset(&cfg, 0x5a, sizeof(cfg));
+	before = cfg;
+	r = config_load(path, &cfg, &err);
+	config_error_format(&err, msg, sizeof(msg));
+	print_message("# %s\n", msg);
+	assert_int_equal(r, -EINVAL);
+	assert_int_equal(err.line, line);
+	assert_non_null(strstr(err.text, says));
+	assert_memory_equal(&cfg, &before, sizeof(cfg));
+	assert_null(strchr(msg, '\n'));
+}
+
+/*
+ * The path names something that is not a configuration file: a FIFO (fopen
+ * would block the loop inside the SIGHUP handler), a directory (libconfig's
+ * scanner exit()s on EISDIR), a huge file, a binary with a NUL. Each is one
+ * clear error, at once: an alarm ends the test if anything blocks.
+ */
+static void test_not_a_config_file(void **state)
+{
+	char *dir = scratch_dir();
+	char path[256];
+	char *big;
+
+	alarm(20);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	load_fails(path, 0, "not a regular file (a FIFO)");
+	unlink(path);
+
+	load_fails(dir, 0, "is a directory");
+
+	snprintf(path, sizeof(path), "%s/big.conf", dir);
+	big = malloc(CONFIG_FILE_MAX + 2);
+	assert_non_null(big);
+	memset(big, '#', CONFIG_FILE_MAX + 1);
+	big[CONFIG_FILE_MAX + 1] = '\n';
+	write_file(path, big, CONFIG_FILE_MAX + 2);
+	free(big);
+	load_fails(path, 0, "larger than 1 MiB");
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/nul.conf", dir);
+	write_file(path, "bms: { driver = \"sim\"; };\n\nx\0y", 31);
+	load_fails(path, 3, "NUL byte");
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/utf16.conf", dir);
+	write_file(path, "\xfe\xff\0b\0m\0s", 8);
+	load_fails(path, 1, "UTF-16");
+	unlink(path);
+	alarm(0);
+
+	assert_int_equal(rmdir(dir), 0);
+	free(dir);
+}
+
+/* a UTF-8 byte order mark (Windows Notepad) is skipped, lines count as before */
+static void test_utf8_bom_skipped(void **state)
+{
+	char *dir = scratch_dir();
+	char path[256];
+	static const char good[] = "\xef\xbb\xbf"
+				   "bms: { driver = \"sim\"; seed = 7; };\n"
+				   "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n";
+	static const char bad[] = "\xef\xbb\xbf"
+				  "bms: { driver = \"sim\"; seed = 7; };\n"
+				  "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+				  "safety: { sede = 1; };\n";
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	struct config_error err;
+
+	assert_non_null(cfg);
+	snprintf(path, sizeof(path), "%s/bom.conf", dir);
+	write_file(path, good, strlen(good));
+	assert_int_equal(config_load(path, cfg, &err), 0);
+	assert_int_equal(cfg->bms.seed, 7);
+	/* the same through config_load_string() */
+	assert_int_equal(config_load_string("t.conf", good, cfg, &err), 0);
+	write_file(path, bad, strlen(bad));
+	assert_int_equal(config_load(path, cfg, &err), -EINVAL);
+	assert_int_equal(err.line, 3);
+	assert_string_equal(err.setting, "safety.sede");
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+	free(dir);
+	free(cfg);
+}
+
+/* integers past 32 bits: taken at their value, in decimal and hex */
+static void test_wide_integers(void **state)
+{
+	struct config *cfg = load_ok("bms: { driver = \"sim\"; seed = 4294967295; };\n"
+				     "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n");
+
+	/* the documented maximum of bms.seed (bmsbridge.conf(5)) */
+	assert_int_equal(cfg->bms.seed, UINT32_MAX);
+	free(cfg);
+	cfg = load_ok("bms: { driver = \"sim\"; seed = 0xFFFFFFFF; };\n"
+		      "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n");
+	assert_int_equal(cfg->bms.seed, UINT32_MAX);
+	free(cfg);
+	/* an L suffix and digits in names and strings are left alone */
+	cfg = load_ok("bms: { driver = \"sim\"; seed = 3000000000L; };\n"
+		      "inverter: { protocol = \"pylontech\"; output = \"candump\";\n"
+		      "  port = \"/tmp/x4294967346\"; };\n"
+		      "# 99999999999999999999 in a comment\n");
+	assert_int_equal(cfg->bms.seed, 3000000000u);
+	assert_string_equal(cfg->inverter.port, "/tmp/x4294967346");
+	free(cfg);
+}
+
+/* the same device under two names (a /dev/serial/by-id link) is one port */
+static void test_same_device_through_link(void **state)
+{
+	char *dir = scratch_dir();
+	char dev[256], link[256], text[1024];
+	struct config cfg;
+	struct config_error err;
+
+	snprintf(dev, sizeof(dev), "%s/ttyUSB0", dir);
+	snprintf(link, sizeof(link), "%s/usb-FTDI_RS485-if00-port0", dir);
+	write_file(dev, "", 0);
+	assert_int_equal(symlink(dev, link), 0);
+	snprintf(text, sizeof(text),
+		 "bms: { driver = \"jk-pb-modbus\"; port = \"%s\"; };\n"
+		 "inverter: { protocol = \"pylontech-rs485\";\n port = \"%s\"; };\n",
+		 dev, link);
+	assert_int_equal(config_load_string("t.conf", text, &cfg, &err), -EINVAL);
+	assert_int_equal(err.line, 3);
+	assert_string_equal(err.setting, "inverter.port");
+	assert_non_null(strstr(err.text, "same device as bms.port"));
+	unlink(link);
+	unlink(dev);
+	assert_int_equal(rmdir(dir), 0);
+	free(dir);
+}
+
 /* what --check-config prints is a config file that loads to the same struct */
 static void round_trip(const struct config *cfg)
 {
@@ -274,6 +505,11 @@ static void test_print_round_trip(void **state)
 	round_trip(cfg);
 	free(cfg);
 
+	cfg = load_ok("bms: { driver = \"sim\"; seed = 4294967295; };\n"
+		      "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n");
+	round_trip(cfg);
+	free(cfg);
+
 	cfg = calloc(1, sizeof(*cfg));
 	assert_non_null(cfg);
 	assert_int_equal(config_load(EXAMPLE_CONF, cfg, &err), 0);
@@ -286,6 +522,115 @@ static void test_print_round_trip(void **state)
 	free(cfg);
 }
 
+#define SRC_DIR TESTS_DATA_DIR "/../.."
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = calloc(1, 256 * 1024);
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(buf);
+	n = fread(buf, 1, 256 * 1024 - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* every key name, from what config_print() writes: "\tname = value;" */
+static bool is_key(const char *keys, const char *name, size_t len)
+{
+	for (const char *p = keys; (p = strstr(p, " = ")); p++) {
+		const char *b = p;
+
+		while (b > keys && b[-1] != '\t' && b[-1] != '\n') {
+			b--;
+		}
+		if ((size_t)(p - b) == len && strncmp(b, name, len) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * One truth for the key names: every *word_with_underscore* in the man
+ * pages that talk about the configuration is a real key, every key is
+ * documented in bmsbridge.conf(5), and every key the example file sets or
+ * shows commented out exists (inverter_timeout vs inverter_timeout_s).
+ */
+static void test_docs_name_real_keys(void **state)
+{
+	static const char *const pages[] = { "bmsbridge.conf.5.scd", "bmsbridge-protocols.7.scd",
+					     "bmsbridge-rs485.7.scd", "bmsbridge-safety.7.scd",
+					     "bmsbridged.8.scd" };
+	struct config *cfg = load_ok(minimal);
+	char *keys = NULL, *text;
+	size_t len = 0, bad = 0;
+	FILE *f = open_memstream(&keys, &len);
+	char path[512];
+
+	assert_non_null(f);
+	config_print(cfg, f);
+	assert_int_equal(fclose(f), 0);
+	free(cfg);
+
+	for (size_t i = 0; i < ARRAY_SIZE(pages); i++) {
+		snprintf(path, sizeof(path), "%s/man/%s", SRC_DIR, pages[i]);
+		text = slurp(path);
+		for (char *p = text; (p = strchr(p, '*')); p++) {
+			size_t n = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz0123456789_");
+
+			if (n == 0 || p[1 + n] != '*' || !memchr(p + 1, '_', n) ||
+			    (p[1] >= '0' && p[1] <= '9')) {
+				continue;
+			}
+			if (!is_key(keys, p + 1, n)) {
+				print_message("# %s: *%.*s* is no configuration key\n", pages[i],
+					      (int)n, p + 1);
+				bad++;
+			}
+			p += n + 1;
+		}
+		free(text);
+	}
+
+	text = slurp(SRC_DIR "/man/bmsbridge.conf.5.scd");
+	for (const char *p = keys; (p = strstr(p, " = ")); p++) {
+		const char *b = p;
+		char want[64];
+
+		while (b > keys && b[-1] != '\t' && b[-1] != '\n') {
+			b--;
+		}
+		snprintf(want, sizeof(want), "*%.*s*", (int)(p - b), b);
+		if (!strstr(text, want)) {
+			print_message("# bmsbridge.conf(5) does not document %s\n", want);
+			bad++;
+		}
+	}
+	free(text);
+
+	text = slurp(SRC_DIR "/conf/bmsbridge.conf");
+	for (char *line = text; line; line = strchr(line, '\n')) {
+		const char *p;
+		size_t n;
+
+		line += *line == '\n';
+		p = line + strspn(line, " \t#");
+		n = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+		if (n > 0 && strncmp(p + n, " = ", 3) == 0 && !is_key(keys, p, n)) {
+			print_message("# conf/bmsbridge.conf: %.*s is no configuration key\n", (int)n,
+				      p);
+			bad++;
+		}
+	}
+	free(text);
+	free(keys);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +641,11 @@ int main(void)
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_error_format),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_not_a_config_file),
+		cmocka_unit_test(test_utf8_bom_skipped),
+		cmocka_unit_test(test_wide_integers),
+		cmocka_unit_test(test_same_device_through_link),
+		cmocka_unit_test(test_docs_name_real_keys),
 		cmocka_unit_test(test_print_round_trip),
 	};
 

@@ -9,8 +9,11 @@ The real bmsbridged, end to end, without CAN hardware:
   (the team's protocols.md; Battery-Emulator PYLON-LV-CAN.cpp);
 - sd_notify through a fake NOTIFY_SOCKET: READY=1, STATUS=, WATCHDOG=1,
   RELOADING=1 on SIGHUP, STOPPING=1 on SIGTERM, then a clean exit 0;
-- SIGHUP with an invalid file keeps the old configuration running;
-- --check-config: one precise line per bad file, non-zero exit.
+- SIGHUP with an invalid file keeps the old configuration running, also
+  when the path became a FIFO or a directory (no blocking open);
+- --check-config: one precise line per bad file, non-zero exit;
+- the default path is the configured sysconfdir's;
+- the periodic status goes to STATUS= only, not to the log.
 
 Usage: test-daemon.py BUILD_DIR   (prints TAP)
 """
@@ -253,11 +256,34 @@ def test_check_config(tmp):
           r.returncode != 0 and "missing.conf" in r.stderr, r.stderr)
 
 
+def default_config_path():
+    """prefix/sysconfdir/bmsbridge.conf as this build was configured (meson-info)."""
+    import json
+    with open(os.path.join(BUILD, "meson-info", "intro-buildoptions.json")) as f:
+        opts = {o["name"]: o["value"] for o in json.load(f)}
+    return os.path.join(opts["prefix"], opts["sysconfdir"], "bmsbridge.conf")
+
+
+def test_default_path():
+    """The default configuration is the configured sysconfdir's, not a fixed /etc."""
+    want = default_config_path()
+    r = subprocess.run([DAEMON, "--help"], capture_output=True, text=True, timeout=10)
+    check("--help names the configured sysconfdir's file (%s)" % want,
+          r.returncode == 0 and ("(default %s)" % want) in r.stdout, r.stdout)
+
+
 def test_no_config_runs_demo(tmp):
-    """No -c and no /etc/bmsbridge.conf: the embedded demo, said in the log."""
-    if os.path.exists("/etc/bmsbridge.conf"):
-        check("no config file: the demo (skipped: /etc/bmsbridge.conf exists here)", True)
+    """No -c: the file at the configured place, or the embedded demo when there is none."""
+    path = default_config_path()
+    r = subprocess.run([DAEMON, "--check-config"], capture_output=True, text=True, timeout=10)
+    if os.path.exists(path):
+        # a file is installed here: --check-config reads exactly that one
+        check("--check-config without a file reads %s" % path,
+              path in r.stderr and ("effective settings of %s" % path in r.stdout
+                                    or r.returncode != 0), r.stdout[:300] + r.stderr)
         return
+    check("--check-config without a file fails and names %s" % path,
+          r.returncode != 0 and path in r.stderr, r.stderr)
     proc = start([], tmp)
     try:
         frames = read_frames(proc, 2.5)
@@ -266,11 +292,77 @@ def test_no_config_runs_demo(tmp):
     finally:
         proc.send_signal(signal.SIGTERM)
         err = proc.communicate(timeout=5)[1]
-    check("no config file: one warning says so", "No /etc/bmsbridge.conf: running the embedded"
-          " demo" in err, err)
-    r = subprocess.run([DAEMON, "--check-config"], capture_output=True, text=True, timeout=10)
-    check("--check-config without a file still fails", r.returncode != 0 and
-          "/etc/bmsbridge.conf" in r.stderr, r.stderr)
+    check("no config file: one warning says so",
+          ("No %s: running the embedded demo" % path) in err, err)
+
+
+def test_reload_not_a_file(tmp):
+    """SIGHUP while the path is a FIFO or a directory: one error, the loop keeps running,
+    SIGTERM still stops it at once (a blocking open used to hang the loop)."""
+    conf = os.path.join(tmp, "swap.conf")
+    write(conf, GOOD)
+    notify = Notify(os.path.join(tmp, "notify"))
+    proc = start(["-c", conf], tmp)
+    try:
+        notify.drain(time.monotonic() + 5, "READY=1")
+        for kind in ("fifo", "directory"):
+            os.unlink(conf)
+            if kind == "fifo":
+                os.mkfifo(conf)
+            else:
+                os.mkdir(conf)
+            proc.send_signal(signal.SIGHUP)
+            got = notify.drain(time.monotonic() + 3, "READY=1")
+            frames = read_frames(proc, 1.5)
+            check("reload with a %s: the loop answers and frames keep flowing" % kind,
+                  got and proc.poll() is None and any(f[2] == 0x351 for f in frames),
+                  "READY after HUP: %s, frames: %d" % (got, len(frames)))
+            if kind == "fifo":
+                os.unlink(conf)
+            else:
+                os.rmdir(conf)
+            write(conf, GOOD)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=5)[1]
+        check("SIGTERM after those reloads: exit 0 within 2 s",
+              proc.returncode == 0 and time.monotonic() - t0 < 2, err)
+        check("the errors say what the path is",
+              "not a regular file (a FIFO)" in err and "is a directory" in err, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    for name, make in (("fifo", os.mkfifo), ("dir", os.mkdir)):
+        path = os.path.join(tmp, "check-" + name)
+        make(path)
+        r = subprocess.run([DAEMON, "--check-config", path], capture_output=True, text=True,
+                           timeout=10)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        check("--check-config on a %s: exit 1, one line" % name,
+              r.returncode == 1 and len(lines) == 1 and path in lines[0], r.stderr)
+
+
+def test_heartbeat_not_logged(tmp):
+    """The periodic status goes to STATUS= only: 8,640 journal lines a day otherwise."""
+    conf = os.path.join(tmp, "status.conf")
+    write(conf, "status_interval_s = 1;\n" + GOOD)
+    notify = Notify(os.path.join(tmp, "notify"))
+    proc = start(["-c", conf], tmp)
+    try:
+        notify.drain(time.monotonic() + 5, "READY=1")
+        read_frames(proc, 3.5)
+        notify.drain(time.monotonic() + 0.5)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=5)[1]
+        statuses = [m for m in notify.messages if "STATUS=BMS" in m and "READY=1" not in m]
+        check("heartbeat: STATUS= refreshed while running", len(statuses) >= 1,
+              notify.messages)
+        check("heartbeat: no status line in the log", "Status:" not in err, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def main():
@@ -283,7 +375,11 @@ def main():
         test_reload_keeps_old_on_error(tmp)
         os.unlink(os.path.join(tmp, "notify"))
         test_check_config(tmp)
+        test_default_path()
         test_no_config_runs_demo(tmp)
+        test_reload_not_a_file(tmp)
+        os.unlink(os.path.join(tmp, "notify"))
+        test_heartbeat_not_logged(tmp)
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 
