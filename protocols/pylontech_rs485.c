@@ -439,25 +439,28 @@ static uint32_t div_up(uint32_t v, uint32_t d)
 }
 
 /*
- * 0x42 analog values of one module (python-pylontech get_values_single_fmt;
- * real UP2500 / US3000 answers in its tests and in the solar-pylontech
- * README): cells, temperatures, current, voltage, capacities, cycles.
+ * 0x42 analog values of one module, the "Data of battery" table of V3.3
+ * §3.3 (python-pylontech get_values_single_fmt reads the same; real
+ * UP2500 / US3000 answers in its tests and in the solar-pylontech README,
+ * and a US2000B Plus answer matched byte for byte in the tests): cells,
+ * temperatures, current, voltage, capacities, cycles.
  */
 static void info_analog_module(struct pyl_writer *w, const struct battery_pack *b)
 {
 	unsigned cells = b->cell_count < BATTERY_CELLS_MAX ? b->cell_count : BATTERY_CELLS_MAX;
 
-	w_u8(w, (uint8_t)cells); /* number of cells; 0 when the bank gives extremes only */
+	/* §3.3 #1 number of cells M; 0 when the bank gives extremes only */
+	w_u8(w, (uint8_t)cells);
 	for (unsigned i = 0; i < cells; i++) {
-		w_u16(w, b->cell_mv[i]); /* cell voltage, mV */
+		w_u16(w, b->cell_mv[i]); /* §3.3 #2..M+1 cell voltage, mV ("V, accuracy 3") */
 	}
 	if (b->temp_count > 0) {
 		unsigned n = b->temp_count < BATTERY_TEMPS_MAX ? b->temp_count : BATTERY_TEMPS_MAX;
 
-		w_u8(w, (uint8_t)(1 + n)); /* BMS board + cell groups (real packs: 5) */
-		w_temp(w, board_temp_dc(b)); /* BMS board, 0.1 K */
+		w_u8(w, (uint8_t)(1 + n)); /* §3.3 M+2 N: BMS board + cell groups (real: 5) */
+		w_temp(w, board_temp_dc(b)); /* §3.3 M+3 BMS board, 0.1 K (2731 = 0 degC) */
 		for (unsigned i = 0; i < n; i++) {
-			w_temp(w, b->temp_dc[i]); /* cell group temperature, 0.1 K */
+			w_temp(w, b->temp_dc[i]); /* §3.3 M+4.. cell group temperature, 0.1 K */
 		}
 	} else {
 		w_u8(w, 3);
@@ -466,24 +469,27 @@ static void info_analog_module(struct pyl_writer *w, const struct battery_pack *
 		w_temp(w, b->temp_max_dc);
 	}
 	/*
-	 * current, s16, 100 mA (python-pylontech ToAmp: FFFA = -0.6 A in a real
-	 * UP2500 answer; ardiehl/pylontech PYL_MODULE_CURRENT_DIVIDER 10)
+	 * §3.3 M+N+3 current, s16, "actual value = transmission value * 100"
+	 * mA, positive charging (python-pylontech ToAmp: FFFA = -0.6 A in a
+	 * real UP2500 answer; ardiehl/pylontech PYL_MODULE_CURRENT_DIVIDER 10)
 	 */
 	w_u16(w, (uint16_t)clamp_s16(b->current_ma / 100));
-	w_u16(w, clamp_u16(b->voltage_mv)); /* module voltage, mV */
+	w_u16(w, clamp_u16(b->voltage_mv)); /* §3.3 M+N+4 module voltage, mV */
 	if (b->full_mah > UINT16_MAX) {
-		/* > 65 Ah: the 16-bit fields say FFFF, user defined 4, 24-bit fields follow */
-		w_u16(w, 0xffff);
-		w_u8(w, 4);
-		w_u16(w, 0xffff);
-		w_u16(w, clamp_u16(b->cycles));
-		w_u24(w, b->remaining_mah > 0xffffff ? 0xffffff : b->remaining_mah); /* mAh */
-		w_u24(w, b->full_mah > 0xffffff ? 0xffffff : b->full_mah);	       /* mAh */
+		/* > 65 Ah (§3.3 note, V3.2): the 16-bit fields say FFFF, user defined 4 */
+		w_u16(w, 0xffff); /* §3.3 M+N+5 remain capacity 1 */
+		w_u8(w, 4);	  /* §3.3 M+N+6 user defined items */
+		w_u16(w, 0xffff); /* §3.3 M+N+7 module total capacity 1 */
+		w_u16(w, clamp_u16(b->cycles)); /* §3.3 M+N+8 cycle number */
+		/* §3.3 M+N+9 remain capacity 2, 24-bit mAh */
+		w_u24(w, b->remaining_mah > 0xffffff ? 0xffffff : b->remaining_mah);
+		/* §3.3 M+N+10 module total capacity 2, 24-bit mAh */
+		w_u24(w, b->full_mah > 0xffffff ? 0xffffff : b->full_mah);
 	} else {
-		w_u16(w, clamp_u16(b->remaining_mah)); /* remaining capacity, mAh */
-		w_u8(w, 2);			       /* user defined items: 2 */
-		w_u16(w, clamp_u16(b->full_mah));      /* module total capacity, mAh */
-		w_u16(w, clamp_u16(b->cycles));	       /* cycle number */
+		w_u16(w, clamp_u16(b->remaining_mah)); /* §3.3 M+N+5 remain capacity, mAh */
+		w_u8(w, 2);			       /* §3.3 M+N+6 user defined items: 2 */
+		w_u16(w, clamp_u16(b->full_mah));      /* §3.3 M+N+7 total capacity, mAh */
+		w_u16(w, clamp_u16(b->cycles));	       /* §3.3 M+N+8 cycle number */
 	}
 }
 
@@ -507,9 +513,9 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 					   : 3u;
 	uint8_t st1 = 0, st2 = 0, st3 = 0;
 
-	w_u8(w, 0x00); /* INFOFLAG */
-	w_u8(w, cmd);  /* command value: the address asked for */
-	w_u8(w, (uint8_t)cells);
+	w_u8(w, 0x00);		 /* §3.5 DATAFLAG (§2.2.2): nothing unread */
+	w_u8(w, cmd);		 /* §3.5 WARNSTATE #1 command value: our ADR */
+	w_u8(w, (uint8_t)cells); /* module alarm info #1 number of cells M */
 	for (unsigned i = 0; i < cells; i++) {
 		uint8_t s = PYL_ITEM_NORMAL;
 
@@ -519,9 +525,9 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 		if ((any & BATTERY_ALARM_CELL_OVERVOLTAGE) && i == b->cell_max_idx) {
 			s = PYL_ITEM_HIGH;
 		}
-		w_u8(w, s); /* cell i voltage state */
+		w_u8(w, s); /* #2..M+1 cell i: 00 normal, 01 below, 02 above (§3.5 note) */
 	}
-	w_u8(w, (uint8_t)temps);
+	w_u8(w, (uint8_t)temps); /* M+2 number of temperatures N */
 	for (unsigned i = 0; i < temps; i++) {
 		uint8_t s = PYL_ITEM_NORMAL;
 
@@ -541,15 +547,18 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 				s = PYL_ITEM_HIGH;
 			}
 		}
-		w_u8(w, s); /* temperature state, board first */
+		w_u8(w, s); /* M+3.. temperature state, BMS board first */
 	}
+	/* M+N+3 charge current */
 	w_u8(w, (any & BATTERY_ALARM_CHARGE_OVERCURRENT) ? PYL_ITEM_HIGH : PYL_ITEM_NORMAL);
+	/* M+N+4 module voltage */
 	w_u8(w, (any & BATTERY_ALARM_PACK_OVERVOLTAGE)	   ? PYL_ITEM_HIGH
 		: (any & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? PYL_ITEM_LOW
-							   : PYL_ITEM_NORMAL); /* module voltage */
+							   : PYL_ITEM_NORMAL);
+	/* M+N+5 discharge current */
 	w_u8(w, (any & BATTERY_ALARM_DISCHARGE_OVERCURRENT) ? PYL_ITEM_HIGH : PYL_ITEM_NORMAL);
 
-	/* Status1: protections in force (alarms only, not warnings) */
+	/* §3.5 Status 1: protections in force (alarms only, not warnings) */
 	st1 |= (b->alarms & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x01 : 0;	  /* module over voltage */
 	st1 |= (b->alarms & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x02 : 0;	  /* cell under voltage */
 	st1 |= (b->alarms & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x04 : 0;	  /* charge over current */
@@ -557,13 +566,17 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 	st1 |= (b->alarms & BATTERY_ALARM_DISCHARGE_OVERTEMP) ? 0x20 : 0;	  /* discharge OT */
 	st1 |= (b->alarms & BATTERY_ALARM_CHARGE_OVERTEMP) ? 0x40 : 0;	  /* charge OT */
 	st1 |= (b->alarms & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x80 : 0;	  /* module under V */
-	/* Status2: bit1 charge MOSFET, bit2 discharge MOSFET, bit3 using battery power */
+	/* §3.5 Status 2: bit 1 charge MOSFET, bit 2 discharge MOSFET, bit 3 using battery */
 	st2 |= (b->requests & BATTERY_REQUEST_CHARGE_ENABLE) ? 0x02 : 0;
 	st2 |= (b->requests & BATTERY_REQUEST_DISCHARGE_ENABLE) ? 0x0C : 0;
-	/* Status3: bit7 effective charge current, bit6 effective discharge current */
-	st3 |= b->current_ma > 0 ? 0x80 : 0;
-	st3 |= b->current_ma < 0 ? 0x40 : 0;
-	st3 |= b->soc_pct >= 100 ? 0x08 : 0; /* bit3 fully charged */
+	/*
+	 * §3.5 Status 3: bit 7 effective charge current ("current detected by
+	 * BMS > 0.1A"), bit 6 effective discharge current (< -0.1 A); before
+	 * issue 10 any current above / below 0 set them
+	 */
+	st3 |= b->current_ma > 100 ? 0x80 : 0;
+	st3 |= b->current_ma < -100 ? 0x40 : 0;
+	st3 |= b->soc_pct >= 100 ? 0x08 : 0; /* bit 3 fully charged (SOC = 100 %) */
 	w_u8(w, st1);
 	w_u8(w, st2);
 	w_u8(w, st3);
@@ -687,12 +700,12 @@ static void info_software_version(struct pyl_writer *w, uint8_t adr)
 static void info_system_basic(struct pyl_writer *w, const struct protocol_options *opt,
 			      uint8_t adr)
 {
-	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN);
-	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN);
-	w_u8(w, PYL_SW_MAJOR);
+	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN); /* V3.5 0x60 device name, 10 ASCII */
+	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN); /* manufacturer name, 20 ASCII */
+	w_u8(w, PYL_SW_MAJOR);			     /* software version, 2 bytes */
 	w_u8(w, PYL_SW_MINOR);
-	w_u8(w, 1); /* modules in the system */
-	w_serial(w, adr);
+	w_u8(w, 1);	  /* modules in the system */
+	w_serial(w, adr); /* module serial number, 16 ASCII */
 }
 
 /*
@@ -926,9 +939,9 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 	case 0x51:
 		info_manufacturer(&w, opt);
 		break;
-	case 0x93: /* serial number: command value + 16 characters */
-		w_u8(&w, our);
-		w_serial(&w, our);
+	case 0x93:
+		w_u8(&w, our);	   /* §3.7 DATAI #1 command value: our ADR */
+		w_serial(&w, our); /* §3.7 #2 module SN, 16 ASCII */
 		break;
 	case 0x60:
 		info_system_basic(&w, opt, our);
@@ -937,8 +950,11 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 		if (!bank_has(bs, G(ELECTRICAL) | G(CAPACITY) | G(CELLS) | G(TEMPS))) {
 			return -ENODATA;
 		}
-		w_u8(&w, 0x00); /* INFOFLAG: no unread alarm/switch change */
-		/* "FF" asks for every module: a count follows instead of the address */
+		w_u8(&w, 0x00); /* §3.3 INFOFLAG (§2.2.2): no unread alarm/switch change */
+		/*
+		 * §3.3 DATAI #1 command value: our ADR; "FF" (the system, §2.5.3)
+		 * asks for every module: a module count follows instead
+		 */
 		w_u8(&w, cmd == 0xFF ? 1 : our);
 		info_analog_module(&w, &bs->bank);
 		break;

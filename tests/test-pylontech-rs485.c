@@ -803,6 +803,18 @@ static void test_alarm_info(void **state)
 	assert_int_equal(t_u8(&r), 0);	  /* Status4 */
 	assert_int_equal(t_u8(&r), 0);	  /* Status5, the last field (V3.3 §3.5) */
 	assert_int_equal(r.pos, r.lenid);
+
+	/* Status3 bits 7/6: "current detected by BMS > 0.1A" / "< -0.1A" (V3.3 §3.5) */
+	static const struct {
+		int32_t ma;
+		unsigned st3;
+	} cur[] = { { 100, 0x00 }, { 101, 0x80 }, { -100, 0x00 }, { -101, 0x40 }, { 0, 0x00 } };
+	for (size_t i = 0; i < ARRAY_SIZE(cur); i++) {
+		bs.bank.current_ma = cur[i].ma;
+		t_cmd(&bs, 0x44, "02", &r);
+		r.pos = r.lenid - 6; /* Status3, Status4, Status5 */
+		assert_int_equal(t_u8(&r), cur[i].st3);
+	}
 }
 
 static void test_system_parameters(void **state)
