@@ -4,7 +4,10 @@
  * The first input byte picks the configured address and whether battery
  * data exists; the rest is the request. Whatever comes back must be a
  * well-formed frame: '~' ... '\r', upper-case hex, LENGTH and CHKSUM right,
- * CID1 0x46, and only for our address (or ADR 0 identity queries).
+ * CID1 0x46, and only for a request we are addressed by (our ADR or an ADR
+ * 0 identity query, CID1 0x46). Its VER is 2.x/3.x, never a VER 0x00
+ * echoed; a well-formed 0x4F is always answered RTN 0 with VER 0x20 (V3.3
+ * §3.1), whatever VER it carried.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -55,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const struct inverter_protocol *p;
 	static struct battery_state bs;
 	struct protocol_options opt = { 0 };
-	struct pylon_rs485_head h;
+	struct pylon_rs485_head h, q;
 	uint8_t rsp[PROTOCOL_RS485_MAX];
 	ssize_t n;
 
@@ -74,6 +77,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (n < 0 || n > (ssize_t)sizeof(rsp) || pylon_rs485_peek(rsp, (size_t)n, &h) < 0 ||
 	    !h.chksum_ok || !h.length_ok || h.cid1 != 0x46 ||
 	    (h.adr != pylon_rs485_adr(&opt) && h.adr != 0)) {
+		__builtin_trap();
+	}
+	/* an answer means the request was a frame addressed to us */
+	if (pylon_rs485_peek(data + 1, size - 1, &q) < 0 ||
+	    !pylon_rs485_addressed(&q, pylon_rs485_adr(&opt)) || h.adr != q.adr ||
+	    h.ver < 0x20 || h.ver > 0x3F) {
+		__builtin_trap();
+	}
+	if (q.cid2 == 0x4F && q.chksum_ok && q.length_ok && (q.length & 0x0fff) % 2 == 0 &&
+	    (h.cid2 != 0x00 || h.ver != 0x20)) {
 		__builtin_trap();
 	}
 	for (ssize_t i = 1; i < n - 1; i++) {

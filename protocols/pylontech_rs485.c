@@ -20,33 +20,75 @@
  * CID1 is 0x46 (battery); in a response CID2 carries the return code RTN.
  *
  * Commands answered:
- *   protocol 2.x pack commands (what python-pylontech and "PYL" poll):
- *     0x4F protocol version, 0x51 manufacturer info, 0x42 analog values,
- *     0x44 alarm info, 0x47 system parameters, 0x92 charge/discharge
- *     management info, 0x93 serial number;
- *   protocol 3.5 system commands (a Vevor EML3500, a Voltronic clone,
- *   polls 0x61 and 0x63 at ADR 0x02: kitor/pace2pylon README and
- *   pylon_slave.py):
+ *   protocol 2.x pack commands (V3.3 §2.5.2 CID2 table; what python-pylontech,
+ *   ardiehl/pylontech and the Voltronic "PYL" setting poll):
+ *     0x4F protocol version (§3.1), 0x51 manufacturer info (§3.2), 0x42
+ *     analog values (§3.3), 0x47 system parameters (§3.4), 0x44 alarm info
+ *     (§3.5), 0x92 charge/discharge management info (§3.6), 0x93 serial
+ *     number (§3.7), 0x96 software version (§3.10);
+ *   protocol 3.5 system commands (Pylontech RS485 V3.5; the PDF is only
+ *   published as a Russian-language scan, so its layouts are taken from the
+ *   three open encoders that implement it and agree on the field order:
+ *   Fahmula/esphome-pylontech-rs485 components/pylontech_rs485, kitor/
+ *   pace2pylon api/pylon.py + api/pylon_data.py (answering a real Vevor
+ *   EML3500, which polls 0x61 and 0x63 at ADR 0x02) and ai-republic/
+ *   bms-to-inverter inverter-pylon-rs485):
  *     0x60 system basic info, 0x61 system analog, 0x62 system alarms,
  *     0x63 system charge/discharge management.
+ *   0x94 (set management info) and 0x95 (turn off) are never obeyed: the
+ *   inverter does not set our limits nor switch the battery off (RTN 0x04).
  *
- * Addresses: Pylontech numbers packs from ADR 0x02 (the master, pack #1;
- * "Master Battery ~20024642E00202FD33", the solar-pylontech README
- * capture), and that is what a Vevor inverter polls (pace2pylon answers
- * ADR 0x02 only). We answer ADR = options.rs485_address + 1, i.e. 0x02
- * for the default address 1 (ardiehl/pylontech pylontech.h, written from
- * the V3.3 PDF: "the first device is always @ adr 2"). Other addresses get
- * silence (return 0) so
- * that an inverter scanning for packs counts exactly one. ADR 0x00 is
- * answered for the identity-only commands 0x4F and 0x51, which
- * python-pylontech sends to ADR 0; nothing with limits is answered there.
- * A response echoes the request's VER and ADR (pace2pylon does the same).
+ * VER (V3.3 §3.1: "VER: arbitrary value ... While receiving, battery
+ * ignore VER value"): 0x4F is answered whatever VER it carries, and always
+ * with VER 0x20, what a real US2000B Plus answers (`~200246000000FDB2`,
+ * Tomcat42/pylontech-python examples/lowLevelRS485/output.txt). Masters
+ * take the VER of that answer for every later request (ardiehl/pylontech
+ * pylontechapi.c pyl_getProtocolVersion; diyBMS pylon_rs485.cpp answers 0x28
+ * and then drops requests with another VER), so an answer never echoes a
+ * VER 0x00 poll (a captured Voltronic Axpert VM IV sends
+ * `~0002464F0000FD9A` until it is answered normally). Every other command
+ * is accepted with any 2.x or 3.x VER (0x20-0x3F: masters that learnt 0x20
+ * from us, 0x28 from a diyBMS, 0x35 for V3.5) and answered with the VER it
+ * carries; any other VER gets RTN 0x01 "VER error" (V3.3 §2.5.2), in an
+ * answer that carries VER 0x20 so a master that learns from it learns a
+ * version we accept.
  *
- * Malformed requests for us get the protocol's RTN error response: 0x01
- * VER (not 2.x / 3.x), 0x02 CHKSUM, 0x03 LCHKSUM (or LENID not matching the
- * INFO length), 0x04 CID1/CID2 invalid, 0x05 format (INFO of odd length).
+ * Addresses (V3.3 §2.5.3, "Address start from 2"): pack #1, the master, is
+ * ADR 0x02 ("Master Battery ~20024642E00202FD33", solar-pylontech README;
+ * what a Vevor, a PIP and python-pylontech poll). We answer ADR =
+ * options.rs485_address + 1, i.e. 0x02 for the default address 1
+ * (ardiehl/pylontech pylontech.h: "the first device is always @ adr 2").
+ * Requests for any other address get silence (return 0), whatever they
+ * carry, as a real pack on a shared bus does: the pack that owns that
+ * address answers, and a master counts packs by who answers (ardiehl
+ * pyl_setGroup scans 0x4F from ADR 2 up until a poll goes unanswered;
+ * python-pylontech scan_for_batteries counts any answer to 0x93; an
+ * Axpert probes 0x4F at the group masters 0x02, 0x52, 0x42 ... 0x12,
+ * §2.5.3 ADR = 0x02 + 0x10 * group). ADR 0x00 is "reserved" (V3.3 §2.2.2)
+ * but python-pylontech sends its identity polls 0x4F and 0x51 there
+ * (get_protocol_version, get_manufacturer_info, for a pack wired alone):
+ * those two are answered at ADR 0x00, nothing else is (no limits, no data,
+ * and no 0x93 that a scan would count). The command value inside INFO
+ * ("should be matched with ADR", §3.3) is not checked: a real US2000B Plus
+ * answers `~20024642C0040201FCD2` (ADR 2, command 1) in full with command
+ * value 0x02, and so do we.
+ *
+ * CID1: V3.3 §2.5.1 defines one family, 0x46 "battery data". A request with
+ * another CID1 addresses another kind of device on the same YD/T 1363 bus;
+ * it gets silence, as in the two open emulators that handle it
+ * (bms-to-inverter: "cid1 != 0x46 ... not supported", no frame; diyBMS
+ * pylon_rs485.cpp drops it).
+ *
+ * Malformed requests for us get the protocol's RTN error response (V3.3
+ * §2.5.2): 0x01 VER, 0x02 CHKSUM, 0x03 LCHKSUM (or LENID not matching the
+ * INFO length), 0x04 CID2 invalid, 0x05 format (INFO of odd length).
  * Bytes that are not a frame at all return -EBADMSG (the caller stays
  * silent and counts them).
+ *
+ * Rounding never loosens a limit: upper bounds (charge voltage limit, charge
+ * and discharge current limits) are rounded toward zero in magnitude, lower
+ * bounds (discharge voltage limit and the per-cell lower limits of 0x47)
+ * are rounded up.
  *
  * Everything is read from bs->bank (the safety layer has shaped it) and
  * pack_count; a data command whose groups were never received returns
@@ -68,9 +110,18 @@
 #define PYL_MANUFACTURER_LEN 20
 #define PYL_DEFAULT_BRAND "PYLON"
 #define PYL_MAKER "bmsbridge"
-/* software version in 0x51/0x60: two bytes, major minor */
+/* software version in 0x51/0x60 and the "manufacture version" of 0x96: major, minor */
 #define PYL_SW_MAJOR 1
 #define PYL_SW_MINOR 0
+/* 0x96 "main line version", 3 bytes (V3.3 §3.10): ours, 1.0.0 */
+#define PYL_MAINLINE_MAJOR 1
+#define PYL_MAINLINE_MINOR 0
+#define PYL_MAINLINE_PATCH 0
+/* VER in the 0x4F answer: a real US2000B Plus answers 0x20 (see above) */
+#define PYL_VER_ANSWER 0x20
+/* VERs accepted on every other command: protocol 2.x and 3.x */
+#define PYL_VER_MIN 0x20
+#define PYL_VER_MAX 0x3F
 /* 0x47 temperature limits: Pylontech US2000 datasheet, charge 0..50 degC, discharge -10..50 */
 #define PYL_CHARGE_TEMP_HIGH_DC 500
 #define PYL_CHARGE_TEMP_LOW_DC 0
@@ -79,12 +130,25 @@
 /* 0x47 when the bank gives neither cells nor a voltage: 16s LFP, the common case */
 #define PYL_DEFAULT_CELLS 16
 
-/* 0x92 / 0x63 status byte (python-pylontech tests: 0xC0 = both enabled) */
+/*
+ * 0x92 "charge, discharge status" (V3.3 §3.6 table; python-pylontech tests
+ * and the real US2000B Plus answer: 0xC0 = both enabled)
+ */
 #define PYL_STATUS_CHARGE_ENABLE 0x80
 #define PYL_STATUS_DISCHARGE_ENABLE 0x40
-#define PYL_STATUS_CHARGE_IMMEDIATELY_1 0x20 /* SOC 5-9 % */
-#define PYL_STATUS_CHARGE_IMMEDIATELY_2 0x10 /* SOC 9-13 % */
-#define PYL_STATUS_FULL_CHARGE_REQUEST 0x08
+#define PYL_STATUS_CHARGE_IMMEDIATELY_1 0x20 /* V3.3 §3.6 bit 5: SOC 5-9 % */
+#define PYL_STATUS_CHARGE_IMMEDIATELY_2 0x10 /* V3.3 §3.6 bit 4: SOC 9-13 % */
+#define PYL_STATUS_FULL_CHARGE_REQUEST 0x08  /* V3.3 §3.6 bit 3 */
+/*
+ * 0x63 status (V3.5): bit 7 charge enable, bit 6 discharge enable, bit 5
+ * charge immediately (one bit, no I/II pair), bit 4 full charge request
+ * (pace2pylon api/pylon_data.py PylonChargeFlags, answering a real Vevor;
+ * bms-to-inverter sets bits 7, 6, 5 the same way; Fahmula sends 0xC0).
+ */
+#define PYL35_STATUS_CHARGE_ENABLE 0x80
+#define PYL35_STATUS_DISCHARGE_ENABLE 0x40
+#define PYL35_STATUS_CHARGE_IMMEDIATELY 0x20
+#define PYL35_STATUS_FULL_CHARGE_REQUEST 0x10
 
 /* 0x44 per-item state (V3.3: 0 normal, 1 below lower limit, 2 above upper, 0xF0 other) */
 #define PYL_ITEM_NORMAL 0x00
@@ -171,6 +235,27 @@ static int hex_byte(const uint8_t *p)
 	int hi = hex_nibble(p[0]), lo = hex_nibble(p[1]);
 
 	return hi < 0 || lo < 0 ? -1 : hi << 4 | lo;
+}
+
+bool pylon_rs485_addressed(const struct pylon_rs485_head *h, uint8_t our)
+{
+	if (h->cid1 != PYLON_RS485_CID1_BATTERY) {
+		return false;
+	}
+	return h->adr == our || (h->adr == 0x00 && (h->cid2 == 0x4F || h->cid2 == 0x51));
+}
+
+bool pylon_rs485_ver_ok(const struct pylon_rs485_head *h)
+{
+	return h->cid2 == 0x4F || (h->ver >= PYL_VER_MIN && h->ver <= PYL_VER_MAX);
+}
+
+uint8_t pylon_rs485_answer_ver(const struct pylon_rs485_head *h)
+{
+	if (h->cid2 == 0x4F || h->ver < PYL_VER_MIN || h->ver > PYL_VER_MAX) {
+		return PYL_VER_ANSWER;
+	}
+	return h->ver;
 }
 
 uint16_t pylon_rs485_chksum(const uint8_t *p, size_t n)
@@ -284,51 +369,98 @@ static void w_serial(struct pyl_writer *w, uint8_t adr)
 	w_ascii(w, sn, PYL_SERIAL_LEN);
 }
 
-/* The status byte of 0x92 and 0x63 (bits: python-pylontech tests, OpenDTU-onBattery). */
-static uint8_t charge_status(const struct battery_pack *b)
+/*
+ * Bits 7 and 6 of the 0x92 (V3.3 §3.6) and 0x63 (V3.5) status bytes, the
+ * same in both: an enable flag never contradicts a zero limit next to it.
+ */
+static uint8_t enable_bits(const struct battery_pack *b)
 {
 	uint8_t s = 0;
 
-	/* an enable flag never contradicts a zero limit next to it */
-	if ((b->requests & BATTERY_REQUEST_CHARGE_ENABLE) && b->charge_current_limit_ma > 0) {
-		s |= PYL_STATUS_CHARGE_ENABLE;
+	if ((b->requests & BATTERY_REQUEST_CHARGE_ENABLE) && b->charge_current_limit_ma >= 100) {
+		s |= PYL_STATUS_CHARGE_ENABLE; /* bit 7 charge enable */
 	}
 	if ((b->requests & BATTERY_REQUEST_DISCHARGE_ENABLE) &&
-	    b->discharge_current_limit_ma > 0) {
-		s |= PYL_STATUS_DISCHARGE_ENABLE;
+	    b->discharge_current_limit_ma >= 100) {
+		s |= PYL_STATUS_DISCHARGE_ENABLE; /* bit 6 discharge enable */
 	}
+	return s;
+}
+
+/* 0x92 "charge, discharge status" (V3.3 §3.6 table) */
+static uint8_t charge_status_v33(const struct battery_pack *b)
+{
+	uint8_t s = enable_bits(b);
+
 	if (b->requests & BATTERY_REQUEST_FORCE_CHARGE) {
-		s |= PYL_STATUS_CHARGE_IMMEDIATELY_1;
+		s |= PYL_STATUS_CHARGE_IMMEDIATELY_1; /* bit 5 charge immediately 1 */
 	}
 	if (b->requests & BATTERY_REQUEST_FORCE_CHARGE_2) {
-		s |= PYL_STATUS_CHARGE_IMMEDIATELY_2;
+		s |= PYL_STATUS_CHARGE_IMMEDIATELY_2; /* bit 4 charge immediately 2 */
 	}
 	if (b->requests & BATTERY_REQUEST_FULL_CHARGE) {
-		s |= PYL_STATUS_FULL_CHARGE_REQUEST;
+		s |= PYL_STATUS_FULL_CHARGE_REQUEST; /* bit 3 full charge request */
+	}
+	return s;
+}
+
+/* 0x63 status (V3.5): one "charge immediately" bit for either request */
+static uint8_t charge_status_v35(const struct battery_pack *b)
+{
+	uint8_t s = enable_bits(b);
+
+	if (b->requests & (BATTERY_REQUEST_FORCE_CHARGE | BATTERY_REQUEST_FORCE_CHARGE_2)) {
+		s |= PYL35_STATUS_CHARGE_IMMEDIATELY; /* bit 5 charge immediately */
+	}
+	if (b->requests & BATTERY_REQUEST_FULL_CHARGE) {
+		s |= PYL35_STATUS_FULL_CHARGE_REQUEST; /* bit 4 full charge request */
 	}
 	return s;
 }
 
 /*
- * 0x42 analog values of one module (python-pylontech get_values_single_fmt;
- * real UP2500 / US3000 answers in its tests and in the solar-pylontech
- * README): cells, temperatures, current, voltage, capacities, cycles.
+ * Limits in the units of the wire, rounded so that they never loosen:
+ * an upper bound toward zero, a lower bound up.
+ */
+static int16_t ccl_da(const struct battery_pack *b)
+{
+	return clamp_s16(b->charge_current_limit_ma / 100); /* 0.1 A, truncated: down */
+}
+
+/* the discharge current limit's magnitude in 0.1 A, truncated: down */
+static int16_t dcl_da(const struct battery_pack *b)
+{
+	return clamp_s16(b->discharge_current_limit_ma / 100);
+}
+
+static uint32_t div_up(uint32_t v, uint32_t d)
+{
+	return (v + d - 1) / d;
+}
+
+/*
+ * 0x42 analog values of one module, the "Data of battery" table of V3.3
+ * §3.3 (python-pylontech get_values_single_fmt reads the same; real
+ * UP2500 / US3000 answers in its tests and in the solar-pylontech README,
+ * and a US2000B Plus answer matched byte for byte in the tests): cells,
+ * temperatures, current, voltage, capacities, cycles.
  */
 static void info_analog_module(struct pyl_writer *w, const struct battery_pack *b)
 {
 	unsigned cells = b->cell_count < BATTERY_CELLS_MAX ? b->cell_count : BATTERY_CELLS_MAX;
 
-	w_u8(w, (uint8_t)cells); /* number of cells; 0 when the bank gives extremes only */
+	/* §3.3 #1 number of cells M; 0 when the bank gives extremes only */
+	w_u8(w, (uint8_t)cells);
 	for (unsigned i = 0; i < cells; i++) {
-		w_u16(w, b->cell_mv[i]); /* cell voltage, mV */
+		w_u16(w, b->cell_mv[i]); /* §3.3 #2..M+1 cell voltage, mV ("V, accuracy 3") */
 	}
 	if (b->temp_count > 0) {
 		unsigned n = b->temp_count < BATTERY_TEMPS_MAX ? b->temp_count : BATTERY_TEMPS_MAX;
 
-		w_u8(w, (uint8_t)(1 + n)); /* BMS board + cell groups (real packs: 5) */
-		w_temp(w, board_temp_dc(b)); /* BMS board, 0.1 K */
+		w_u8(w, (uint8_t)(1 + n)); /* §3.3 M+2 N: BMS board + cell groups (real: 5) */
+		w_temp(w, board_temp_dc(b)); /* §3.3 M+3 BMS board, 0.1 K (2731 = 0 degC) */
 		for (unsigned i = 0; i < n; i++) {
-			w_temp(w, b->temp_dc[i]); /* cell group temperature, 0.1 K */
+			w_temp(w, b->temp_dc[i]); /* §3.3 M+4.. cell group temperature, 0.1 K */
 		}
 	} else {
 		w_u8(w, 3);
@@ -337,32 +469,39 @@ static void info_analog_module(struct pyl_writer *w, const struct battery_pack *
 		w_temp(w, b->temp_max_dc);
 	}
 	/*
-	 * current, s16, 100 mA (python-pylontech ToAmp: FFFA = -0.6 A in a real
-	 * UP2500 answer; ardiehl/pylontech PYL_MODULE_CURRENT_DIVIDER 10)
+	 * §3.3 M+N+3 current, s16, "actual value = transmission value * 100"
+	 * mA, positive charging (python-pylontech ToAmp: FFFA = -0.6 A in a
+	 * real UP2500 answer; ardiehl/pylontech PYL_MODULE_CURRENT_DIVIDER 10)
 	 */
 	w_u16(w, (uint16_t)clamp_s16(b->current_ma / 100));
-	w_u16(w, clamp_u16(b->voltage_mv)); /* module voltage, mV */
+	w_u16(w, clamp_u16(b->voltage_mv)); /* §3.3 M+N+4 module voltage, mV */
 	if (b->full_mah > UINT16_MAX) {
-		/* > 65 Ah: the 16-bit fields say FFFF, user defined 4, 24-bit fields follow */
-		w_u16(w, 0xffff);
-		w_u8(w, 4);
-		w_u16(w, 0xffff);
-		w_u16(w, clamp_u16(b->cycles));
-		w_u24(w, b->remaining_mah > 0xffffff ? 0xffffff : b->remaining_mah); /* mAh */
-		w_u24(w, b->full_mah > 0xffffff ? 0xffffff : b->full_mah);	       /* mAh */
+		/* > 65 Ah (§3.3 note, V3.2): the 16-bit fields say FFFF, user defined 4 */
+		w_u16(w, 0xffff); /* §3.3 M+N+5 remain capacity 1 */
+		w_u8(w, 4);	  /* §3.3 M+N+6 user defined items */
+		w_u16(w, 0xffff); /* §3.3 M+N+7 module total capacity 1 */
+		w_u16(w, clamp_u16(b->cycles)); /* §3.3 M+N+8 cycle number */
+		/* §3.3 M+N+9 remain capacity 2, 24-bit mAh */
+		w_u24(w, b->remaining_mah > 0xffffff ? 0xffffff : b->remaining_mah);
+		/* §3.3 M+N+10 module total capacity 2, 24-bit mAh */
+		w_u24(w, b->full_mah > 0xffffff ? 0xffffff : b->full_mah);
 	} else {
-		w_u16(w, clamp_u16(b->remaining_mah)); /* remaining capacity, mAh */
-		w_u8(w, 2);			       /* user defined items: 2 */
-		w_u16(w, clamp_u16(b->full_mah));      /* module total capacity, mAh */
-		w_u16(w, clamp_u16(b->cycles));	       /* cycle number */
+		w_u16(w, clamp_u16(b->remaining_mah)); /* §3.3 M+N+5 remain capacity, mAh */
+		w_u8(w, 2);			       /* §3.3 M+N+6 user defined items: 2 */
+		w_u16(w, clamp_u16(b->full_mah));      /* §3.3 M+N+7 total capacity, mAh */
+		w_u16(w, clamp_u16(b->cycles));	       /* §3.3 M+N+8 cycle number */
 	}
 }
 
 /*
  * 0x44 alarm info (field order: the PylontechMonitoring-style decoders'
  * parse of real US2000 answers; status bits: OpenDTU-onBattery
- * PylontechRS485 AlarmInfo_t). Real packs send one more 0x00 after
- * Status5 (two real answers: LENGTH 66 with 5 sensors, 68 with 6); so do we.
+ * PylontechRS485 AlarmInfo_t; V3.3 §3.5). The answer ends with Status 5,
+ * as V3.3 §3.5 lists it and as a real US2000B Plus sends it (15 cells, 5
+ * sensors, LENGTH 0x040: Tomcat42/pylontech-python output.txt). Two other
+ * real packs (tests/data/pylontech-rs485-golden.txt) append one more 0x00
+ * that no document defines; we follow the document and the US2000B Plus
+ * (before issue 10 we sent that byte).
  */
 static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint8_t cmd)
 {
@@ -374,9 +513,9 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 					   : 3u;
 	uint8_t st1 = 0, st2 = 0, st3 = 0;
 
-	w_u8(w, 0x00); /* INFOFLAG */
-	w_u8(w, cmd);  /* command value: the address asked for */
-	w_u8(w, (uint8_t)cells);
+	w_u8(w, 0x00);		 /* §3.5 DATAFLAG (§2.2.2): nothing unread */
+	w_u8(w, cmd);		 /* §3.5 WARNSTATE #1 command value: our ADR */
+	w_u8(w, (uint8_t)cells); /* module alarm info #1 number of cells M */
 	for (unsigned i = 0; i < cells; i++) {
 		uint8_t s = PYL_ITEM_NORMAL;
 
@@ -386,9 +525,9 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 		if ((any & BATTERY_ALARM_CELL_OVERVOLTAGE) && i == b->cell_max_idx) {
 			s = PYL_ITEM_HIGH;
 		}
-		w_u8(w, s); /* cell i voltage state */
+		w_u8(w, s); /* #2..M+1 cell i: 00 normal, 01 below, 02 above (§3.5 note) */
 	}
-	w_u8(w, (uint8_t)temps);
+	w_u8(w, (uint8_t)temps); /* M+2 number of temperatures N */
 	for (unsigned i = 0; i < temps; i++) {
 		uint8_t s = PYL_ITEM_NORMAL;
 
@@ -408,15 +547,18 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 				s = PYL_ITEM_HIGH;
 			}
 		}
-		w_u8(w, s); /* temperature state, board first */
+		w_u8(w, s); /* M+3.. temperature state, BMS board first */
 	}
+	/* M+N+3 charge current */
 	w_u8(w, (any & BATTERY_ALARM_CHARGE_OVERCURRENT) ? PYL_ITEM_HIGH : PYL_ITEM_NORMAL);
+	/* M+N+4 module voltage */
 	w_u8(w, (any & BATTERY_ALARM_PACK_OVERVOLTAGE)	   ? PYL_ITEM_HIGH
 		: (any & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? PYL_ITEM_LOW
-							   : PYL_ITEM_NORMAL); /* module voltage */
+							   : PYL_ITEM_NORMAL);
+	/* M+N+5 discharge current */
 	w_u8(w, (any & BATTERY_ALARM_DISCHARGE_OVERCURRENT) ? PYL_ITEM_HIGH : PYL_ITEM_NORMAL);
 
-	/* Status1: protections in force (alarms only, not warnings) */
+	/* §3.5 Status 1: protections in force (alarms only, not warnings) */
 	st1 |= (b->alarms & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x01 : 0;	  /* module over voltage */
 	st1 |= (b->alarms & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x02 : 0;	  /* cell under voltage */
 	st1 |= (b->alarms & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x04 : 0;	  /* charge over current */
@@ -424,27 +566,37 @@ static void info_alarms(struct pyl_writer *w, const struct battery_pack *b, uint
 	st1 |= (b->alarms & BATTERY_ALARM_DISCHARGE_OVERTEMP) ? 0x20 : 0;	  /* discharge OT */
 	st1 |= (b->alarms & BATTERY_ALARM_CHARGE_OVERTEMP) ? 0x40 : 0;	  /* charge OT */
 	st1 |= (b->alarms & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x80 : 0;	  /* module under V */
-	/* Status2: bit1 charge MOSFET, bit2 discharge MOSFET, bit3 using battery power */
+	/* §3.5 Status 2: bit 1 charge MOSFET, bit 2 discharge MOSFET, bit 3 using battery */
 	st2 |= (b->requests & BATTERY_REQUEST_CHARGE_ENABLE) ? 0x02 : 0;
 	st2 |= (b->requests & BATTERY_REQUEST_DISCHARGE_ENABLE) ? 0x0C : 0;
-	/* Status3: bit7 effective charge current, bit6 effective discharge current */
-	st3 |= b->current_ma > 0 ? 0x80 : 0;
-	st3 |= b->current_ma < 0 ? 0x40 : 0;
-	st3 |= b->soc_pct >= 100 ? 0x08 : 0; /* bit3 fully charged */
+	/*
+	 * §3.5 Status 3: bit 7 effective charge current ("current detected by
+	 * BMS > 0.1A"), bit 6 effective discharge current (< -0.1 A); before
+	 * issue 10 any current above / below 0 set them
+	 */
+	st3 |= b->current_ma > 100 ? 0x80 : 0;
+	st3 |= b->current_ma < -100 ? 0x40 : 0;
+	st3 |= b->soc_pct >= 100 ? 0x08 : 0; /* bit 3 fully charged (SOC = 100 %) */
 	w_u8(w, st1);
 	w_u8(w, st2);
 	w_u8(w, st3);
 	w_u8(w, 0x00); /* Status4: cell 1-8 error (not known per cell) */
-	w_u8(w, 0x00); /* Status5: cell 9-16 error */
-	w_u8(w, 0x00); /* trailing byte real packs send */
+	w_u8(w, 0x00); /* Status5: cell 9-16 error (V3.3 §3.5), the last field */
 }
 
 /*
- * 0x47 system parameters (python-pylontech system_parameters_fmt, after
- * INFOFLAG): cell limits mV, charge temperature limits 0.1 K, charge
- * current limit 10 mA, module limits mV, discharge temperature limits,
- * discharge current limit 10 mA (signed; bms-to-inverter writes 0.1 A
- * here, python-pylontech's DivideBy100 reads 10 mA: we follow the client).
+ * 0x47 system parameters (V3.3 §3.4 DATAI table, INFO = INFOFLAG + DATAI):
+ * cell limits mV, charge temperature limits 0.1 K, charge current limit,
+ * module limits mV, discharge temperature limits, discharge current limit.
+ * The current limits are "A, with symbol, value = transmission value * 100"
+ * (in mA): signed 0.1 A, the discharge limit negative. Checked field by
+ * field on a real US2000B Plus answer (Tomcat42/pylontech-python
+ * examples/lowLevelRS485/output.txt, `~20024647C0040000FCD0` ->
+ * `~20024600B032110E420BEA0B540D0D0A3D03FCD2F0B3B0ADD40D0D0A3DFC18F23D`:
+ * CCL 0x03FC = 102.0 A, DCL 0xFC18 = -100.0 A; tests/data/
+ * pylontech-rs485-us2000bplus.txt). Before issue 10 we sent both in 10 mA
+ * and the DCL positive, after an old version of python-pylontech's
+ * DivideBy100 reader.
  */
 /*
  * Cells in series: the cell list's length, else pack voltage over the mean
@@ -467,44 +619,77 @@ static void info_system_parameters(struct pyl_writer *w, const struct battery_pa
 {
 	unsigned cells = series_cells(b);
 
-	w_u8(w, 0x00);							 /* INFOFLAG */
-	w_u16(w, clamp_u16(b->charge_voltage_limit_mv / cells));	 /* cell high V, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv / cells));	 /* cell low V, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv / cells));	 /* cell under V, mV */
-	w_temp(w, PYL_CHARGE_TEMP_HIGH_DC);				 /* charge high T */
-	w_temp(w, PYL_CHARGE_TEMP_LOW_DC);				 /* charge low T */
-	w_u16(w, (uint16_t)clamp_s16(b->charge_current_limit_ma / 10)); /* CCL, 10 mA */
-	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));		 /* module high V, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv));		 /* module low V, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv));		 /* module under V, mV */
-	w_temp(w, PYL_DISCHARGE_TEMP_HIGH_DC);				 /* discharge high T */
-	w_temp(w, PYL_DISCHARGE_TEMP_LOW_DC);				 /* discharge low T */
-	w_u16(w, (uint16_t)clamp_s16(b->discharge_current_limit_ma / 10)); /* DCL, 10 mA */
+	/* V3.3 §2.2.2 DATA FLAG: no unread alarm or switch change (the real pack: 0x11) */
+	w_u8(w, 0x00);
+	/* §3.4 #1 cell high voltage limit, mV: an upper bound, rounded down */
+	w_u16(w, clamp_u16(b->charge_voltage_limit_mv / cells));
+	/* §3.4 #2 cell low voltage limit (alarm), mV: a lower bound, rounded up */
+	w_u16(w, clamp_u16(div_up(b->discharge_voltage_limit_mv, cells)));
+	/* §3.4 #3 cell under voltage limit (protect), mV: rounded up */
+	w_u16(w, clamp_u16(div_up(b->discharge_voltage_limit_mv, cells)));
+	w_temp(w, PYL_CHARGE_TEMP_HIGH_DC);   /* §3.4 #4 charge high temperature, 0.1 K */
+	w_temp(w, PYL_CHARGE_TEMP_LOW_DC);    /* §3.4 #5 charge low temperature, 0.1 K */
+	w_u16(w, (uint16_t)ccl_da(b));	      /* §3.4 #6 charge current limit, s16 0.1 A */
+	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));    /* §3.4 #7 module high V, mV */
+	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv)); /* §3.4 #8 module low V, mV */
+	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv)); /* §3.4 #9 module under V, mV */
+	w_temp(w, PYL_DISCHARGE_TEMP_HIGH_DC); /* §3.4 #10 discharge high temperature */
+	w_temp(w, PYL_DISCHARGE_TEMP_LOW_DC);  /* §3.4 #11 discharge low temperature */
+	/* §3.4 #12 discharge current limit, s16 0.1 A, negative (the real pack: FC18) */
+	w_u16(w, (uint16_t)(int16_t)-dcl_da(b));
 }
 
 /*
- * 0x92 charge/discharge management info (real UP2500 answer in
- * python-pylontech tests: "026EF05AA0022BFDD5C0" = ADR, 28.4 V, 23.2 V,
- * 55.5 A, -55.5 A, 0xC0).
+ * 0x92 charge/discharge management info (V3.3 §3.6: command value, then
+ * the "charge and discharge management value" table). Real answers: a
+ * UP2500 in python-pylontech tests ("026EF05AA0022BFDD5C0" = ADR, 28.4 V,
+ * 23.2 V, 55.5 A, -55.5 A, 0xC0) and a US2000B Plus in Tomcat42/
+ * pylontech-python output.txt ("02D002B79800FAFF06C0" = 53.25 V, 47.0 V,
+ * 25.0 A, -25.0 A, 0xC0). §3.6 gives the currents as "A, accuracy 1";
+ * every real answer is signed 0.1 A with the discharge limit negative.
  */
 static void info_management(struct pyl_writer *w, const struct battery_pack *b, uint8_t cmd)
 {
-	w_u8(w, cmd);						/* command value */
-	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));	/* CVL, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv));	/* DVL, mV */
-	w_u16(w, (uint16_t)clamp_s16(b->charge_current_limit_ma / 100)); /* CCL, 0.1 A */
-	/* DCL, 0.1 A, negative (discharge direction) as the real answer carries it */
-	w_u16(w, (uint16_t)clamp_s16(-(int64_t)b->discharge_current_limit_ma / 100));
-	w_u8(w, charge_status(b));
+	w_u8(w, cmd); /* §3.6 DATAI #1 command value: our ADR */
+	/* #1 charge voltage limit, mV (the bank's mV, no rounding) */
+	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));
+	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv)); /* #2 discharge voltage limit, mV */
+	w_u16(w, (uint16_t)ccl_da(b));			    /* #3 charge current limit, 0.1 A */
+	w_u16(w, (uint16_t)(int16_t)-dcl_da(b)); /* #4 discharge current limit, 0.1 A, < 0 */
+	w_u8(w, charge_status_v33(b));		  /* #5 charge, discharge status */
 }
 
-/* 0x51 manufacturer info (python-pylontech manufacturer_info_fmt) */
+/*
+ * 0x51 manufacturer info (V3.3 §3.2 DATAINFO: battery name 10 ASCII,
+ * software version 2, manufacturer name 20 ASCII; LENID 0x40). A real
+ * US2000B Plus answers "US2KBPL\0\0\0", 02 03, "Pylon---------------"
+ * (Tomcat42/pylontech-python output.txt); we pad with spaces.
+ */
 static void info_manufacturer(struct pyl_writer *w, const struct protocol_options *opt)
 {
-	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN); /* device name, 10 characters */
-	w_u8(w, PYL_SW_MAJOR);			     /* software version, 2 bytes */
+	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN); /* §3.2 #1 battery name, 10 characters */
+	w_u8(w, PYL_SW_MAJOR);			     /* §3.2 #2 software version, 2 bytes */
 	w_u8(w, PYL_SW_MINOR);
-	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN); /* manufacturer name, 20 characters */
+	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN); /* §3.2 #3 manufacturer name, 20 */
+}
+
+/*
+ * 0x96 software version (V3.3 §3.10 DATAI: command value 1 byte, then the
+ * module software version, 5 bytes: "manufacture version" 2 bytes and
+ * "main line version" 3 bytes). A real US2000B Plus answers
+ * `~20024696C0040201FCC9` with `~20024600400C020203000605FB49`: command
+ * value 0x02 (its own ADR, though the request said 01), 02 03, 00 06 05.
+ * Answered because real packs answer it: a monitor that gets an error here
+ * abandons its whole read cycle (before issue 10: RTN 0x04).
+ */
+static void info_software_version(struct pyl_writer *w, uint8_t adr)
+{
+	w_u8(w, adr);			/* §3.10 #1 command value: our ADR */
+	w_u8(w, PYL_SW_MAJOR);		/* §3.10 #2 manufacture version, 2 bytes */
+	w_u8(w, PYL_SW_MINOR);
+	w_u8(w, PYL_MAINLINE_MAJOR);	/* §3.10 #2 main line version, 3 bytes */
+	w_u8(w, PYL_MAINLINE_MINOR);
+	w_u8(w, PYL_MAINLINE_PATCH);
 }
 
 /*
@@ -515,29 +700,40 @@ static void info_manufacturer(struct pyl_writer *w, const struct protocol_option
 static void info_system_basic(struct pyl_writer *w, const struct protocol_options *opt,
 			      uint8_t adr)
 {
-	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN);
-	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN);
-	w_u8(w, PYL_SW_MAJOR);
+	w_ascii(w, brand(opt), PYL_DEVICE_NAME_LEN); /* V3.5 0x60 device name, 10 ASCII */
+	w_ascii(w, PYL_MAKER, PYL_MANUFACTURER_LEN); /* manufacturer name, 20 ASCII */
+	w_u8(w, PYL_SW_MAJOR);			     /* software version, 2 bytes */
 	w_u8(w, PYL_SW_MINOR);
-	w_u8(w, 1); /* modules in the system */
-	w_serial(w, adr);
+	w_u8(w, 1);	  /* modules in the system */
+	w_serial(w, adr); /* module serial number, 16 ASCII */
 }
 
-/* pack number (1-based, high byte) and cell/sensor number (1-based, low byte) */
+/*
+ * A V3.5 0x61 location field, 16 bits: the pack number (1-based) in the
+ * high byte, the cell or sensor number (1-based) in the low byte. Fahmula
+ * writes 0x0101 / 0x0108 (pack 1, cell 1 / 8) and pace2pylon renders the
+ * field as one 16-bit id; bms-to-inverter writes the pack as a 0-based
+ * index instead. We follow the 1-based form (Pylontech numbers packs and
+ * cells from 1 everywhere else, e.g. V3.3 §3.3 "Cell 1 voltage").
+ */
 static uint16_t where(uint8_t pack, uint8_t idx)
 {
 	uint8_t p = pack == BATTERY_INDEX_NONE ? 1 : (uint8_t)(pack + 1);
-	uint8_t i = idx == BATTERY_INDEX_NONE ? 0 : (uint8_t)(idx + 1);
+	uint8_t i = idx == BATTERY_INDEX_NONE ? 0 : (uint8_t)(idx + 1); /* 0: unknown */
 
 	return (uint16_t)(p << 8 | i);
 }
 
 /*
- * 0x61 system analog (3.5; same order in kitor/pace2pylon api/pylon.py,
- * answering a real Vevor, and bms-to-inverter createBatteryInformation):
- * voltage mV, current 10 mA, SOC %, average/max cycles, average/min SOH %,
- * cell max/min mV with where, cell temperature average/max/min 0.1 K with
- * where, MOSFET temperatures, BMS board temperatures.
+ * 0x61 system analog (V3.5; the same field order in Fahmula
+ * pylontech_rs485.cpp handle_command_61_, pace2pylon api/pylon.py
+ * AnalogInfo answering a real Vevor, and bms-to-inverter
+ * createBatteryInformation): voltage mV, current 10 mA (Fahmula "current *
+ * 100", pace2pylon renders /100; bms-to-inverter writes 0.1 A: we follow
+ * the two that agree), SOC %, average/max cycles, average/min SOH %, cell
+ * max/min mV each with its location, cell temperature average/max/min 0.1
+ * K with locations, MOSFET temperature average/max/min with locations, BMS
+ * board temperature average/max/min with locations.
  */
 static void info_system_analog(struct pyl_writer *w, const struct battery_state *bs)
 {
@@ -545,28 +741,30 @@ static void info_system_analog(struct pyl_writer *w, const struct battery_state 
 	int16_t mos = board_temp_dc(b);
 	uint16_t mos_where = where(0, 0);
 
-	w_u16(w, clamp_u16(b->voltage_mv));				  /* mV */
-	w_u16(w, (uint16_t)clamp_s16(b->current_ma / 10));		  /* 10 mA, + charging */
-	w_u8(w, clamp_u8(b->soc_pct));					  /* % */
-	w_u16(w, clamp_u16(b->cycles));					  /* average cycles */
-	w_u16(w, clamp_u16(b->cycles));					  /* maximum cycles */
-	w_u8(w, clamp_u8(b->soh_pct));					  /* average SOH % */
-	w_u8(w, clamp_u8(b->soh_pct));					  /* lowest SOH % */
-	w_u16(w, b->cell_max_mv);					  /* highest cell, mV */
-	w_u16(w, where(b->cell_max_pack, b->cell_max_idx));
-	w_u16(w, b->cell_min_mv);					  /* lowest cell, mV */
-	w_u16(w, where(b->cell_min_pack, b->cell_min_idx));
-	w_temp(w, avg_temp_dc(b));					  /* cell temperature avg */
-	w_temp(w, b->temp_max_dc);					  /* cell temperature max */
-	w_u16(w, where(b->temp_max_pack, b->temp_max_idx));
-	w_temp(w, b->temp_min_dc);					  /* cell temperature min */
-	w_u16(w, where(b->temp_min_pack, b->temp_min_idx));
-	w_temp(w, mos); /* MOSFET avg, max, where, min, where: one sensor per bank */
+	w_u16(w, clamp_u16(b->voltage_mv));		      /* V3.5 0x61 system voltage, mV */
+	w_u16(w, (uint16_t)clamp_s16(b->current_ma / 10));   /* current, s16 10 mA, + charge */
+	w_u8(w, clamp_u8(b->soc_pct));			      /* SOC, % */
+	w_u16(w, clamp_u16(b->cycles));			      /* average cycles */
+	w_u16(w, clamp_u16(b->cycles));			      /* maximum cycles */
+	w_u8(w, clamp_u8(b->soh_pct));			      /* average SOH, % */
+	w_u8(w, clamp_u8(b->soh_pct));			      /* lowest SOH, % */
+	w_u16(w, b->cell_max_mv);			      /* highest cell voltage, mV */
+	w_u16(w, where(b->cell_max_pack, b->cell_max_idx));   /* its location */
+	w_u16(w, b->cell_min_mv);			      /* lowest cell voltage, mV */
+	w_u16(w, where(b->cell_min_pack, b->cell_min_idx));   /* its location */
+	w_temp(w, avg_temp_dc(b));			      /* cell temperature average */
+	w_temp(w, b->temp_max_dc);			      /* cell temperature max, 0.1 K */
+	w_u16(w, where(b->temp_max_pack, b->temp_max_idx));   /* its location */
+	w_temp(w, b->temp_min_dc);			      /* cell temperature min, 0.1 K */
+	w_u16(w, where(b->temp_min_pack, b->temp_min_idx));   /* its location */
+	/* MOSFET temperature average, max + location, min + location: one sensor per bank */
+	w_temp(w, mos);
 	w_temp(w, mos);
 	w_u16(w, mos_where);
 	w_temp(w, mos);
 	w_u16(w, mos_where);
-	w_temp(w, mos); /* BMS board: the same sensor */
+	/* BMS board temperature average, max + location, min + location: the same sensor */
+	w_temp(w, mos);
 	w_temp(w, mos);
 	w_u16(w, mos_where);
 	w_temp(w, mos);
@@ -574,37 +772,52 @@ static void info_system_analog(struct pyl_writer *w, const struct battery_state 
 }
 
 /*
- * 0x62 system alarms (3.5; bits from bms-to-inverter createAlarms, the one
- * open source for them): warning 1, warning 2, protection 1, protection 2.
+ * 0x62 system alarms (V3.5): alarm status 1, alarm status 2, protection
+ * status 1, protection status 2, one byte each. Bits as Fahmula
+ * handle_command_62_ names them (the fullest of the three encoders; the
+ * MOSFET bits are its own, bms-to-inverter leaves bit 1 at 0):
+ *   alarm 1 / protection 1: bit 7 module (total) over voltage, 6 module
+ *     under voltage, 5 cell over voltage, 4 cell under voltage, 3 cell
+ *     over temperature, 2 cell under temperature, 1 MOSFET over
+ *     temperature, 0 (alarm only) cell imbalance;
+ *   alarm 2: bit 7 cell temperature imbalance, 6 charge over current, 5
+ *     discharge over current, 4 internal communication error;
+ *   protection 2: bit 6 charge over current, 5 discharge over current, 3
+ *     system fault ("other failure" in bms-to-inverter).
+ * Before issue 10 a MOSFET over temperature raised the cell temperature
+ * bit 3 of protection 1 and never bit 1.
  */
 static void info_system_alarms(struct pyl_writer *w, const struct battery_pack *b)
 {
 	uint32_t wa = b->warnings, al = b->alarms;
 	uint8_t w1 = 0, w2 = 0, p1 = 0, p2 = 0;
+	const uint32_t ot = BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP;
+	const uint32_t ut = BATTERY_ALARM_CHARGE_UNDERTEMP | BATTERY_ALARM_DISCHARGE_UNDERTEMP;
 
-	w1 |= (wa & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x80 : 0;
-	w1 |= (wa & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x40 : 0;
-	w1 |= (wa & BATTERY_ALARM_CELL_OVERVOLTAGE) ? 0x20 : 0;
-	w1 |= (wa & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x10 : 0;
-	w1 |= (wa & (BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP)) ? 0x08 : 0;
-	w1 |= (wa & (BATTERY_ALARM_CHARGE_UNDERTEMP | BATTERY_ALARM_DISCHARGE_UNDERTEMP)) ? 0x04
-											   : 0;
-	w1 |= (wa & BATTERY_ALARM_CELL_IMBALANCE) ? 0x01 : 0;
-	w2 |= (wa & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x40 : 0;
-	w2 |= (wa & BATTERY_ALARM_DISCHARGE_OVERCURRENT) ? 0x20 : 0;
+	w1 |= (wa & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x80 : 0;	 /* bit 7 module OV */
+	w1 |= (wa & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x40 : 0; /* bit 6 module UV */
+	w1 |= (wa & BATTERY_ALARM_CELL_OVERVOLTAGE) ? 0x20 : 0;	 /* bit 5 cell OV */
+	w1 |= (wa & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x10 : 0; /* bit 4 cell UV */
+	w1 |= (wa & ot) ? 0x08 : 0;				 /* bit 3 cell OT */
+	w1 |= (wa & ut) ? 0x04 : 0;				 /* bit 2 cell UT */
+	w1 |= (wa & BATTERY_ALARM_MOSFET_OVERTEMP) ? 0x02 : 0;	 /* bit 1 MOSFET OT */
+	w1 |= (wa & BATTERY_ALARM_CELL_IMBALANCE) ? 0x01 : 0;	 /* bit 0 cell imbalance */
+	w2 |= (wa & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x40 : 0;    /* bit 6 charge OC */
+	w2 |= (wa & BATTERY_ALARM_DISCHARGE_OVERCURRENT) ? 0x20 : 0; /* bit 5 discharge OC */
+	/* bit 4 internal communication error: the link to the BMS, or a pack of the bank */
 	w2 |= (wa & (BATTERY_ALARM_BMS_LINK_LOST | BATTERY_ALARM_PACK_OFFLINE)) ? 0x10 : 0;
-	p1 |= (al & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x80 : 0;
-	p1 |= (al & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x40 : 0;
-	p1 |= (al & BATTERY_ALARM_CELL_OVERVOLTAGE) ? 0x20 : 0;
-	p1 |= (al & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x10 : 0;
-	p1 |= (al & (BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP |
-		     BATTERY_ALARM_MOSFET_OVERTEMP)) ? 0x08 : 0;
-	p1 |= (al & (BATTERY_ALARM_CHARGE_UNDERTEMP | BATTERY_ALARM_DISCHARGE_UNDERTEMP)) ? 0x04
-											   : 0;
-	p2 |= (al & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x40 : 0;
+	p1 |= (al & BATTERY_ALARM_PACK_OVERVOLTAGE) ? 0x80 : 0;	 /* bit 7 module OV */
+	p1 |= (al & BATTERY_ALARM_PACK_UNDERVOLTAGE) ? 0x40 : 0; /* bit 6 module UV */
+	p1 |= (al & BATTERY_ALARM_CELL_OVERVOLTAGE) ? 0x20 : 0;	 /* bit 5 cell OV */
+	p1 |= (al & BATTERY_ALARM_CELL_UNDERVOLTAGE) ? 0x10 : 0; /* bit 4 cell UV */
+	p1 |= (al & ot) ? 0x08 : 0;				 /* bit 3 cell OT */
+	p1 |= (al & ut) ? 0x04 : 0;				 /* bit 2 cell UT */
+	p1 |= (al & BATTERY_ALARM_MOSFET_OVERTEMP) ? 0x02 : 0;	 /* bit 1 MOSFET OT */
+	p2 |= (al & BATTERY_ALARM_CHARGE_OVERCURRENT) ? 0x40 : 0; /* bit 6 charge OC */
+	/* bit 5 discharge over current (a short circuit is one) */
 	p2 |= (al & (BATTERY_ALARM_DISCHARGE_OVERCURRENT | BATTERY_ALARM_SHORT_CIRCUIT)) ? 0x20
 											  : 0;
-	/* "other failure": the BMS's own fault, or the link to it lost */
+	/* bit 3 system fault: the BMS's own fault, or the link to it lost */
 	p2 |= (al & (BATTERY_ALARM_BMS_INTERNAL | BATTERY_ALARM_BMS_LINK_LOST)) ? 0x08 : 0;
 	w_u8(w, w1);
 	w_u8(w, w2);
@@ -613,22 +826,41 @@ static void info_system_alarms(struct pyl_writer *w, const struct battery_pack *
 }
 
 /*
- * 0x63 system charge/discharge management (3.5; pace2pylon ChargeDischarge
- * answering a real Vevor, and bms-to-inverter): CVL mV, DVL mV, CCL 0.1 A,
- * DCL 0.1 A as a POSITIVE magnitude (both emulators; unlike 0x92), status.
+ * 0x63 system charge/discharge management (V3.5): charge voltage limit
+ * mV, discharge voltage limit mV, charge current limit 0.1 A, discharge
+ * current limit 0.1 A as a POSITIVE magnitude, status byte. Units: pace2pylon
+ * (answering a real Vevor; renders the currents /10) and bms-to-inverter
+ * (x10) write 0.1 A; Fahmula writes 10 mA ("* 100"). We follow the two that
+ * agree and the one tested against a real inverter. All three send the
+ * discharge limit positive (unlike 0x92, V3.3 §3.6). Status bits: see
+ * PYL35_STATUS_* (before issue 10 this byte used the 0x92 layout, with the
+ * full charge request in bit 3 instead of bit 4).
  */
 static void info_system_management(struct pyl_writer *w, const struct battery_pack *b)
 {
-	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));		     /* CVL, mV */
-	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv));		     /* DVL, mV */
-	w_u16(w, (uint16_t)clamp_s16(b->charge_current_limit_ma / 100));    /* CCL, 0.1 A */
-	w_u16(w, (uint16_t)clamp_s16(b->discharge_current_limit_ma / 100)); /* DCL, 0.1 A */
-	w_u8(w, charge_status(b));
+	w_u16(w, clamp_u16(b->charge_voltage_limit_mv));    /* charge voltage limit, mV */
+	w_u16(w, clamp_u16(b->discharge_voltage_limit_mv)); /* discharge voltage limit, mV */
+	w_u16(w, (uint16_t)ccl_da(b));			    /* charge current limit, 0.1 A */
+	w_u16(w, (uint16_t)dcl_da(b)); /* discharge current limit, 0.1 A, positive */
+	w_u8(w, charge_status_v35(b));
 }
 
 /* Frame a response: header, the INFO already written at offset 13, LENGTH, CHKSUM. */
+static ssize_t frame(uint8_t *rsp, size_t n_rsp, const struct pylon_rs485_head *h, uint8_t rtn,
+		     struct pyl_writer *info);
+
 static ssize_t finish(uint8_t *rsp, size_t n_rsp, const struct pylon_rs485_head *h, uint8_t rtn,
 		      struct pyl_writer *info)
+{
+	struct pylon_rs485_head a = *h;
+
+	a.ver = pylon_rs485_answer_ver(h);
+	return frame(rsp, n_rsp, &a, rtn, info);
+}
+
+/* the frame itself (V3.3 §2.2.1): SOI VER ADR CID1 RTN LENGTH INFO CHKSUM EOI */
+static ssize_t frame(uint8_t *rsp, size_t n_rsp, const struct pylon_rs485_head *h, uint8_t rtn,
+		     struct pyl_writer *info)
 {
 	struct pyl_writer w = { .buf = rsp, .size = n_rsp };
 	size_t lenid = info ? info->pos - 13 : 0;
@@ -636,15 +868,15 @@ static ssize_t finish(uint8_t *rsp, size_t n_rsp, const struct pylon_rs485_head 
 	if ((info && info->overflow) || lenid > 0x0fff || 13 + lenid + 5 > n_rsp) {
 		return -ENOBUFS;
 	}
-	w_char(&w, PYLON_RS485_SOI);
-	w_u8(&w, h->ver);
-	w_u8(&w, h->adr);
-	w_u8(&w, PYLON_RS485_CID1_BATTERY);
-	w_u8(&w, rtn);
-	w_u16(&w, pylon_rs485_length((uint16_t)lenid));
-	w.pos = 13 + lenid;
-	w_u16(&w, pylon_rs485_chksum(&rsp[1], 12 + lenid));
-	w_char(&w, PYLON_RS485_EOI);
+	w_char(&w, PYLON_RS485_SOI);			 /* §2.2.2 #1 SOI '~' */
+	w_u8(&w, h->ver);				 /* #2 VER: see pylon_rs485_answer_ver() */
+	w_u8(&w, h->adr);				 /* #3 ADR: the request's */
+	w_u8(&w, PYLON_RS485_CID1_BATTERY);		 /* #4 CID1 0x46 (§2.5.1) */
+	w_u8(&w, rtn);					 /* #5 CID2 = RTN (§2.5.2) */
+	w_u16(&w, pylon_rs485_length((uint16_t)lenid)); /* #6 LENGTH (§2.3.2) */
+	w.pos = 13 + lenid;				 /* #7 INFO, already written */
+	w_u16(&w, pylon_rs485_chksum(&rsp[1], 12 + lenid)); /* #8 CHKSUM (§2.3.3) */
+	w_char(&w, PYLON_RS485_EOI);			     /* #9 EOI CR */
 	return w.overflow ? -ENOBUFS : (ssize_t)w.pos;
 }
 
@@ -669,10 +901,6 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 	if (r < 0) {
 		return r;
 	}
-	/* another pack's address: silence, whatever else is wrong with it */
-	if (h.adr != our && !(h.adr == 0x00 && (h.cid2 == 0x4F || h.cid2 == 0x51))) {
-		return 0;
-	}
 	/*
 	 * A response (CID2 = an RTN code) is never a request: our own answer
 	 * echoed by a 2-wire adapter, or another pack's. Answering it with an
@@ -681,17 +909,18 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 	if (pylon_rs485_is_response(&h)) {
 		return 0;
 	}
+	/* another pack's address, another CID1 family: silence, whatever else is wrong */
+	if (!pylon_rs485_addressed(&h, our)) {
+		return 0;
+	}
 	if (!h.chksum_ok) {
 		return finish(rsp, n_rsp, &h, PYLON_RS485_RTN_CHKSUM, NULL);
 	}
-	if (h.ver < 0x20 || h.ver > 0x3F) {
+	if (!pylon_rs485_ver_ok(&h)) {
 		return finish(rsp, n_rsp, &h, PYLON_RS485_RTN_VER, NULL);
 	}
 	if (!h.length_ok) {
 		return finish(rsp, n_rsp, &h, PYLON_RS485_RTN_LCHKSUM, NULL);
-	}
-	if (h.cid1 != PYLON_RS485_CID1_BATTERY) {
-		return finish(rsp, n_rsp, &h, PYLON_RS485_RTN_CID2, NULL);
 	}
 	info_chars = n_req - PYLON_RS485_FRAME_MIN;
 	if (info_chars % 2) {
@@ -702,14 +931,17 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 	}
 
 	switch (h.cid2) {
-	case 0x4F: /* protocol version: the answer's VER says it, INFO empty */
+	case 0x4F: /* protocol version (§3.1): the answer's VER says it, INFO empty */
+		break;
+	case 0x96: /* software version (§3.10) */
+		info_software_version(&w, our);
 		break;
 	case 0x51:
 		info_manufacturer(&w, opt);
 		break;
-	case 0x93: /* serial number: command value + 16 characters */
-		w_u8(&w, our);
-		w_serial(&w, our);
+	case 0x93:
+		w_u8(&w, our);	   /* §3.7 DATAI #1 command value: our ADR */
+		w_serial(&w, our); /* §3.7 #2 module SN, 16 ASCII */
 		break;
 	case 0x60:
 		info_system_basic(&w, opt, our);
@@ -718,8 +950,11 @@ static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 		if (!bank_has(bs, G(ELECTRICAL) | G(CAPACITY) | G(CELLS) | G(TEMPS))) {
 			return -ENODATA;
 		}
-		w_u8(&w, 0x00); /* INFOFLAG: no unread alarm/switch change */
-		/* "FF" asks for every module: a count follows instead of the address */
+		w_u8(&w, 0x00); /* §3.3 INFOFLAG (§2.2.2): no unread alarm/switch change */
+		/*
+		 * §3.3 DATAI #1 command value: our ADR; "FF" (the system, §2.5.3)
+		 * asks for every module: a module count follows instead
+		 */
 		w_u8(&w, cmd == 0xFF ? 1 : our);
 		info_analog_module(&w, &bs->bank);
 		break;

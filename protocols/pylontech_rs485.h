@@ -23,7 +23,7 @@ struct protocol_options;
 #define PYLON_RS485_FRAME_MIN 18 /* '~' + 12 header chars + 4 CHKSUM + '\r' */
 #define PYLON_RS485_CID1_BATTERY 0x46
 
-/* RTN codes, carried in CID2 of a response (Pylontech RS485 protocol V3.3, 2.3) */
+/* RTN codes, carried in CID2 of a response (Pylontech RS485 protocol V3.3 §2.5.2) */
 enum pylon_rs485_rtn {
 	PYLON_RS485_RTN_OK = 0x00,
 	PYLON_RS485_RTN_VER = 0x01,	/* VER error */
@@ -66,6 +66,30 @@ static inline bool pylon_rs485_is_response(const struct pylon_rs485_head *h)
  * or '\r', a non-hex character).
  */
 int pylon_rs485_peek(const uint8_t *req, size_t n, struct pylon_rs485_head *ret);
+
+/**
+ * pylon_rs485_addressed() - whether a request is one we answer at all:
+ * CID1 0x46 (V3.3 §2.5.1) and our ADR, or ADR 0x00 for the identity
+ * commands 0x4F and 0x51. Everything else is another device's and gets
+ * silence.
+ * @h: the request's header
+ * @our: our ADR, pylon_rs485_adr()
+ */
+bool pylon_rs485_addressed(const struct pylon_rs485_head *h, uint8_t our);
+
+/**
+ * pylon_rs485_ver_ok() - whether a request's VER is accepted: any VER on
+ * 0x4F (V3.3 §3.1 "battery ignore VER value"), 0x20-0x3F on the others.
+ * A request that fails this gets RTN 0x01.
+ */
+bool pylon_rs485_ver_ok(const struct pylon_rs485_head *h);
+
+/**
+ * pylon_rs485_answer_ver() - the VER an answer to @h carries: 0x20 (what a
+ * real US2000B Plus answers) for 0x4F and for a VER we do not accept, the
+ * request's own VER otherwise.
+ */
+uint8_t pylon_rs485_answer_ver(const struct pylon_rs485_head *h);
 
 /**
  * pylon_rs485_adr() - the ADR we answer as, from options.rs485_address.

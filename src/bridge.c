@@ -216,6 +216,10 @@ static void check_presence(struct bridge *br, uint64_t now)
 {
 	if (br->inverter_present && now - br->inverter_seen_usec > br->inverter_timeout_usec) {
 		br->inverter_present = false;
+		/* RS485: the output logs "polls stopped" with its counts, once (issue 10) */
+		if (br->proto->transport != PROTOCOL_TRANSPORT_CAN) {
+			return;
+		}
 		log_warning("Inverter silent for %.1f s (timeout %.1f s), still sending",
 			    (double)(now - br->inverter_seen_usec) / USEC_PER_SEC,
 			    (double)br->inverter_timeout_usec / USEC_PER_SEC);

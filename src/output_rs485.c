@@ -11,11 +11,22 @@
  * sees a silent battery, which it treats as communication loss).
  *
  * The inverter's polling is the link monitor: every valid poll for our
- * address calls bridge_inverter_heard(); we log when polls start and stop,
- * each request at debug and a summary of commands and addresses at info,
- * count malformed requests, and when the line looks like a baud mismatch
- * (bytes with the high bit set, bytes outside any frame, checksum errors in
- * a row) say so, rate-limited: "check baud rate: 9600 or 19200".
+ * address calls bridge_inverter_heard(); we log when polls start and stop
+ * (the one log line for RS485 silence: bridge.c leaves it to us), each
+ * request at debug and a summary of commands and addresses at info, count
+ * malformed requests, and when the line looks like a baud mismatch (bytes
+ * with the high bit set, bytes outside any frame, checksum errors in a row)
+ * say so, rate-limited: "check baud rate: 9600 or 19200".
+ *
+ * An answer is only "answered" when its RTN is 0x00 (V3.3 §2.5.2). An
+ * inverter that polls but only ever gets error answers is a link that does
+ * not work, however busy it looks (issue 10: a Voltronic repeated 0x4F VER
+ * 0x00 for ever, answered RTN 0x01, while the log said "polls answered").
+ * After RS485_STUCK_AFTER error answers in a row we say which command it
+ * is stuck on and why, e.g. "inverter polls 0x4F VER 0x00 at ADR 0x02,
+ * answered RTN 0x01 VER error 37 times", once and then at most every
+ * RS485_STUCK_EVERY_USEC, and in STATUS=; a notice says when a normal
+ * answer goes out again.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +46,8 @@
 #define RS485_SUMMARY_EVERY_USEC (3600 * USEC_PER_SEC)
 #define RS485_NOISE_THRESHOLD 8 /* noise events since the last good poll */
 #define RS485_CHKSUM_IN_A_ROW 3
+#define RS485_STUCK_AFTER 3 /* error answers in a row, none normal */
+#define RS485_STUCK_EVERY_USEC (600 * USEC_PER_SEC)
 
 struct output {
 	struct bridge *br;
@@ -57,7 +70,8 @@ struct output {
 
 	/* counters */
 	uint64_t polls;		/* valid requests for our address */
-	uint64_t answered;	/* responses queued */
+	uint64_t answered;	/* normal responses (RTN 0x00) queued */
+	uint64_t errors;	/* error responses (RTN != 0x00) queued */
 	uint64_t unanswered;	/* for us, but nothing may be sent (NULL state / no data) */
 	uint64_t other_adr;	/* valid requests for other addresses */
 	uint64_t malformed;	/* not a frame, checksum or length wrong, over-long */
@@ -66,6 +80,13 @@ struct output {
 	uint64_t tx_dropped;	/* responses the queue refused */
 	uint64_t responses_seen; /* answers on the line: an echoing adapter, another pack */
 	unsigned chksum_in_row;
+
+	/* error answers in a row, and the last one's request and RTN */
+	uint64_t err_in_row;
+	struct pylon_rs485_head err_req;
+	uint8_t err_rtn;
+	bool stuck;		/* said so in the log; a notice when it clears */
+	struct ratelimit stuck_rl;
 	unsigned noise;		/* noise events since the last good poll */
 	struct ratelimit baud_rl;
 	struct ratelimit tx_rl;
@@ -97,9 +118,90 @@ static const char *cid2_name(uint8_t cid2)
 		return "charge/discharge management";
 	case 0x93:
 		return "serial number";
+	case 0x94:
+		return "set charge/discharge management";
+	case 0x95:
+		return "turn off";
+	case 0x96:
+		return "software version";
 	default:
 		return "unknown";
 	}
+}
+
+static const char *rtn_name(uint8_t rtn)
+{
+	switch (rtn) {
+	case PYLON_RS485_RTN_OK:
+		return "normal";
+	case PYLON_RS485_RTN_VER:
+		return "VER error";
+	case PYLON_RS485_RTN_CHKSUM:
+		return "CHKSUM error";
+	case PYLON_RS485_RTN_LCHKSUM:
+		return "LCHKSUM error";
+	case PYLON_RS485_RTN_CID2:
+		return "CID2 invalid";
+	case PYLON_RS485_RTN_FORMAT:
+		return "command format error";
+	case PYLON_RS485_RTN_DATA:
+		return "invalid data";
+	case PYLON_RS485_RTN_ADR:
+		return "ADR error";
+	case PYLON_RS485_RTN_INTERNAL:
+		return "internal communication error";
+	default:
+		return "unknown RTN";
+	}
+}
+
+/*
+ * What the inverter is stuck on, for the log and STATUS=:
+ * "0x4F VER 0x00 at ADR 0x02, answered RTN 0x01 VER error 37 times".
+ */
+static void stuck_text(const struct output *out, char *buf, size_t n)
+{
+	snprintf(buf, n, "0x%02X VER 0x%02X at ADR 0x%02X, answered RTN 0x%02X %s %llu times",
+		 out->err_req.cid2, out->err_req.ver, out->err_req.adr, out->err_rtn,
+		 rtn_name(out->err_rtn), (unsigned long long)out->err_in_row);
+}
+
+/* the link monitor's view of one answer that went out */
+static void answer_sent(struct output *out, const struct pylon_rs485_head *req, uint8_t rtn,
+			uint64_t now)
+{
+	char what[128];
+
+	if (rtn == PYLON_RS485_RTN_OK) {
+		out->answered++;
+		if (out->stuck) {
+			stuck_text(out, what, sizeof(what));
+			log_notice("Inverter link works again: 0x%02X (%s) answered normally, after "
+				   "polls %s",
+				   req->cid2, cid2_name(req->cid2), what);
+		}
+		out->stuck = false;
+		out->err_in_row = 0;
+		return;
+	}
+	out->errors++;
+	out->err_in_row++;
+	out->err_req = *req;
+	out->err_rtn = rtn;
+	if (out->err_in_row < RS485_STUCK_AFTER) {
+		return;
+	}
+	if (!out->stuck) {
+		/* the first time always, then through the rate limiter */
+		out->stuck = true;
+		out->stuck_rl = (struct ratelimit)RATELIMIT_INIT(RS485_STUCK_EVERY_USEC, 1);
+	}
+	stuck_text(out, what, sizeof(what));
+	log_ratelimit(&out->stuck_rl, now, LOG_WARNING,
+		      "Inverter link stuck: inverter polls %s (%s), %s",
+		      what, cid2_name(req->cid2),
+		      out->answered ? "none answered normally in between"
+				    : "no poll answered normally yet");
 }
 
 /*
@@ -122,10 +224,12 @@ static void log_summary(struct output *out)
 					      i, out->adr_count[i]);
 		}
 	}
-	log_info("Inverter polls so far: %llu for us (ADR 0x%02X), %llu for other addresses, "
+	log_info("Inverter polls so far: %llu for us (ADR 0x%02X), %llu answered normally, "
+		 "%llu with an error, %llu for other addresses or families, "
 		 "%llu malformed, %llu answers seen on the line (echo?); commands: %s; "
 		 "addresses: %s",
 		 (unsigned long long)out->polls, pylon_rs485_adr(&out->br->cfg.inverter.options),
+		 (unsigned long long)out->answered, (unsigned long long)out->errors,
 		 (unsigned long long)out->other_adr, (unsigned long long)out->malformed,
 		 (unsigned long long)out->responses_seen, cmds[0] ? cmds : "none",
 		 adrs[0] ? adrs : "none");
@@ -157,7 +261,7 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 	struct bridge *br = out->br;
 	const struct protocol_options *opt = &br->cfg.inverter.options;
 	const struct battery_state *bs;
-	struct pylon_rs485_head h;
+	struct pylon_rs485_head h, a;
 	uint8_t rsp[PROTOCOL_RS485_MAX];
 	bool for_us;
 	ssize_t r;
@@ -187,13 +291,12 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 		out->adr_count[h.adr]++;
 	}
 
-	for_us = h.adr == pylon_rs485_adr(opt) ||
-		 (h.adr == 0x00 && (h.cid2 == 0x4F || h.cid2 == 0x51));
+	for_us = pylon_rs485_addressed(&h, pylon_rs485_adr(opt));
 	if (!for_us) {
 		if (h.chksum_ok) {
 			out->other_adr++;
-			log_debug("poll for ADR 0x%02X (not ours), CID2 0x%02X: silent", h.adr,
-				  h.cid2);
+			log_debug("poll for ADR 0x%02X CID1 0x%02X (not ours), CID2 0x%02X: silent",
+				  h.adr, h.cid1, h.cid2);
 		}
 		return;
 	}
@@ -231,7 +334,10 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 			      serial_path(out->port), (unsigned long long)out->tx_dropped);
 		return;
 	}
-	out->answered++;
+	/* the answer's RTN, from our own frame: only 0x00 counts as answered */
+	if (pylon_rs485_peek(rsp, (size_t)r, &a) == 0) {
+		answer_sent(out, &h, a.cid2, now);
+	}
 	br->last_tx_usec = now;
 	br->frames_sent++;
 }
@@ -386,9 +492,21 @@ static void rs485_status(struct output *out, char *buf, size_t n)
 			 (unsigned long long)(serial_retry_usec(out->port) / USEC_PER_SEC));
 		return;
 	}
-	snprintf(buf, n, "rs485 %s %u baud, %s, %llu polls answered, %llu malformed",
+	if (out->stuck) {
+		char what[128];
+
+		/* short: bridge_status() gives the output 96 characters */
+		snprintf(what, sizeof(what), "0x%02X VER 0x%02X ADR 0x%02X -> RTN 0x%02X %s x%llu",
+			 out->err_req.cid2, out->err_req.ver, out->err_req.adr, out->err_rtn,
+			 rtn_name(out->err_rtn), (unsigned long long)out->err_in_row);
+		snprintf(buf, n, "rs485 STUCK: %s, %llu ok, %u baud", what,
+			 (unsigned long long)out->answered, out->baud);
+		return;
+	}
+	snprintf(buf, n, "rs485 %s %u baud, %s, %llu answered, %llu errors, %llu malformed",
 		 serial_path(out->port), out->baud, out->polling ? "polled" : "not polled",
-		 (unsigned long long)out->answered, (unsigned long long)out->malformed);
+		 (unsigned long long)out->answered, (unsigned long long)out->errors,
+		 (unsigned long long)out->malformed);
 }
 
 const struct output_ops output_rs485_ops = {
