@@ -56,9 +56,16 @@ def named_states():
     p2 = pack([3279 + (i % 2) for i in range(16)], [208, 199], current_ma=-19000, soc=68)
     bank = pack(c16 + [], [210, 212, 208, 199], current_ma=-39000, soc=69,
                 full_mah=560000, dcl=300000, ccl=200000)
-    bank["cells"] = {"cell_mv": [], "cell_min_mv": 3279, "cell_max_mv": 3283,
+    # the safety layer gives a bank the cell list of the pack with the highest cell
+    bank["cells"] = {"cell_mv": list(c16), "cell_min_mv": 3279, "cell_max_mv": 3283,
                      "cell_min_idx": 0, "cell_max_idx": 2, "cell_min_pack": 1, "cell_max_pack": 0}
     out["two-packs"] = state(bank, [p1, p2])
+    # a BMS that reports only the extremes (Pylontech CAN 0x373-style inputs)
+    ext = pack(c16, [180, 190], current_ma=-5000, soc=55)
+    ext["cells"] = {"cell_mv": [], "cell_min_mv": 3270, "cell_max_mv": 3301,
+                    "cell_min_idx": None, "cell_max_idx": None}
+    ext["temps"] = {"temp_dc": [], "temp_min_dc": 180, "temp_max_dc": 190, "mosfet_temp_dc": None}
+    out["extremes-only"] = state(ext)
     out["force-charge"] = state(pack([3010] * 16, [120], soc=3, current_ma=0,
                                      requests=("charge_enable", "force_charge"),
                                      alarms=("cell_undervoltage",)))
