@@ -62,8 +62,12 @@ static void test_golden_us5000_capture(void **state)
 	b->voltage_mv = 49860;	/* 7A 13 */
 	b->current_ma = -27000; /* F2 FE: discharging */
 	battery_pack_mark(b, BATTERY_GROUP_ELECTRICAL, T_NOW);
+	/*
+	 * 6B 01 = 36.3 degC, the "Average cell temperature" (V1.2): a bank of
+	 * six packs whose extremes are 35.0 and 37.6 degC has it as midpoint
+	 */
 	b->temp_min_dc = 350;
-	b->temp_max_dc = 363; /* 6B 01: the highest */
+	b->temp_max_dc = 376;
 	battery_pack_mark(b, BATTERY_GROUP_TEMPS, T_NOW);
 	b->requests = BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE; /* C0 */
 	battery_pack_mark(b, BATTERY_GROUP_STATUS, T_NOW);
@@ -142,14 +146,15 @@ static void test_negative_values(void **state)
 	t_state(&bs);
 	bs.bank.voltage_mv = 48000;
 	bs.bank.current_ma = -150000; /* -150.0 A = 0xFA24 */
+	bs.bank.temp_count = 0; /* extremes only: their midpoint */
 	bs.bank.temp_min_dc = -200;
-	bs.bank.temp_max_dc = -105; /* -10.5 degC = 0xFF97 */
+	bs.bank.temp_max_dc = -105; /* (-20.0 + -10.5) / 2 = -15.25 -> -15.3 degC = 0xFF67 */
 	encode(&opt, &bs, f);
-	t_assert_hex(&f[2], 0x356, "C012 24FA 97FF");
+	t_assert_hex(&f[2], 0x356, "C012 24FA 67FF");
 	/* a current below one 0.1 A step reads as 0, never -0.1 */
 	bs.bank.current_ma = -99;
 	encode(&opt, &bs, f);
-	t_assert_hex(&f[2], 0x356, "C012 0000 97FF");
+	t_assert_hex(&f[2], 0x356, "C012 0000 67FF");
 }
 
 /* Zero and maximum limits: clamped into the field, never wrapped. */
@@ -178,7 +183,8 @@ static void test_limits_edges(void **state)
 	/* 0x356 voltage s16 0.01 V stops at 327.67 V */
 	bs.bank.voltage_mv = 400000;
 	bs.bank.current_ma = INT32_MIN;
-	bs.bank.temp_max_dc = INT16_MAX;
+	bs.bank.temp_count = 0;
+	bs.bank.temp_min_dc = bs.bank.temp_max_dc = INT16_MAX;
 	encode(&opt, &bs, f);
 	t_assert_hex(&f[2], 0x356, "FF7F 0080 FF7F");
 }
@@ -401,7 +407,19 @@ static void test_inverter_rx(void **state)
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
 	f = t_frame(0x301, "00");
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	/* a Schneider XW Pro acks with 0x305 in an extended frame (issue 10): present */
 	f = t_frame(0x305, "00");
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
+	f = t_frame(0x307, "00"); /* no other extended id is an ack */
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x1305, "00"); /* extended, but not 0x305 */
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x305, "");
+	f.can_id |= CAN_RTR_FLAG; /* a remote request is nobody's ack */
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
 	f.can_id |= CAN_EFF_FLAG;
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
 	assert_int_equal(P->schedule, PROTOCOL_SCHEDULE_PERIODIC);
