@@ -132,49 +132,60 @@ static void test_decode_seplos_capture(void **state)
 	assert_int_equal(P->inverter_rx(&cap[1]), PROTOCOL_RX_KEEPALIVE);
 }
 
-/* Every alarm bit: 0x35A alarms (bytes 0-3) and warnings (bytes 4-7). */
+/*
+ * Every alarm bit: 0x35A alarms (bytes 0-3) and warnings (bytes 4-7), SMA
+ * FSS-ConnectingBat-TI-en-10 §5.3 (External Alarm / Warning 1-13) and MG
+ * Master LV v8 (1 raised, 2 cleared). The general pair (byte 0 bits 0-1)
+ * only for what no specific pair covers; a silent pack is a general
+ * warning whichever set it came in.
+ */
 static void test_every_alarm_bit(void **state)
 {
 	static const struct {
 		uint32_t bit;
-		const char *hex; /* four bytes */
+		const char *alarm;   /* 0x35A when the bit is an alarm */
+		const char *warning; /* 0x35A when the bit is a warning */
 	} cases[] = {
-		{ BATTERY_ALARM_CELL_OVERVOLTAGE, "A5AAAA02" },	   /* general + high voltage */
-		{ BATTERY_ALARM_CELL_UNDERVOLTAGE, "99AAAA02" },   /* low voltage */
-		{ BATTERY_ALARM_PACK_OVERVOLTAGE, "A5AAAA02" },
-		{ BATTERY_ALARM_PACK_UNDERVOLTAGE, "99AAAA02" },
-		{ BATTERY_ALARM_CHARGE_OVERTEMP, "A9A6AA02" },	   /* high charge temperature */
-		{ BATTERY_ALARM_CHARGE_UNDERTEMP, "A99AAA02" },	   /* low charge temperature */
-		{ BATTERY_ALARM_DISCHARGE_OVERTEMP, "69AAAA02" },  /* high temperature */
-		{ BATTERY_ALARM_DISCHARGE_UNDERTEMP, "A9A9AA02" }, /* low temperature */
-		{ BATTERY_ALARM_CHARGE_OVERCURRENT, "A9AAA902" },  /* high charge current */
-		{ BATTERY_ALARM_DISCHARGE_OVERCURRENT, "A96AAA02" }, /* high discharge current */
-		{ BATTERY_ALARM_SHORT_CIRCUIT, "A9AA9A02" },
-		{ BATTERY_ALARM_MOSFET_OVERTEMP, "69AAAA02" },
-		{ BATTERY_ALARM_CELL_IMBALANCE, "A9AAAA01" },
-		{ BATTERY_ALARM_BMS_INTERNAL, "A9AA6A02" },
-		{ BATTERY_ALARM_BMS_LINK_LOST, "A9AA6A02" },
-		{ BATTERY_ALARM_LOW_SOC, "AAAAAA02" },	   /* no pair */
-		{ BATTERY_ALARM_PACK_OFFLINE, "AAAAAA02" }, /* told in 0x372 instead */
+		{ BATTERY_ALARM_CELL_OVERVOLTAGE, "A6AAAA02 AAAAAA02", "AAAAAA02 A6AAAA02" },
+		{ BATTERY_ALARM_CELL_UNDERVOLTAGE, "9AAAAA02 AAAAAA02", "AAAAAA02 9AAAAA02" },
+		{ BATTERY_ALARM_PACK_OVERVOLTAGE, "A6AAAA02 AAAAAA02", "AAAAAA02 A6AAAA02" },
+		{ BATTERY_ALARM_PACK_UNDERVOLTAGE, "9AAAAA02 AAAAAA02", "AAAAAA02 9AAAAA02" },
+		{ BATTERY_ALARM_CHARGE_OVERTEMP, "AAA6AA02 AAAAAA02", "AAAAAA02 AAA6AA02" },
+		{ BATTERY_ALARM_CHARGE_UNDERTEMP, "AA9AAA02 AAAAAA02", "AAAAAA02 AA9AAA02" },
+		{ BATTERY_ALARM_DISCHARGE_OVERTEMP, "6AAAAA02 AAAAAA02", "AAAAAA02 6AAAAA02" },
+		{ BATTERY_ALARM_DISCHARGE_UNDERTEMP, "AAA9AA02 AAAAAA02", "AAAAAA02 AAA9AA02" },
+		{ BATTERY_ALARM_CHARGE_OVERCURRENT, "AAAAA902 AAAAAA02", "AAAAAA02 AAAAA902" },
+		{ BATTERY_ALARM_DISCHARGE_OVERCURRENT, "AA6AAA02 AAAAAA02", "AAAAAA02 AA6AAA02" },
+		{ BATTERY_ALARM_SHORT_CIRCUIT, "AAAA9A02 AAAAAA02", "AAAAAA02 AAAA9A02" },
+		{ BATTERY_ALARM_MOSFET_OVERTEMP, "6AAAAA02 AAAAAA02", "AAAAAA02 6AAAAA02" },
+		{ BATTERY_ALARM_CELL_IMBALANCE, "AAAAAA01 AAAAAA02", "AAAAAA02 AAAAAA01" },
+		{ BATTERY_ALARM_BMS_INTERNAL, "AAAA6A02 AAAAAA02", "AAAAAA02 AAAA6A02" },
+		{ BATTERY_ALARM_BMS_LINK_LOST, "AAAA6A02 AAAAAA02", "AAAAAA02 AAAA6A02" },
+		/* no specific pair: the general one */
+		{ BATTERY_ALARM_LOW_SOC, "A9AAAA02 AAAAAA02", "AAAAAA02 A9AAAA02" },
+		/* a silent pack: a general warning, never an alarm (0x372 counts it) */
+		{ BATTERY_ALARM_PACK_OFFLINE, "AAAAAA02 A9AAAA02", "AAAAAA02 A9AAAA02" },
 	};
 	struct can_frame f[PROTOCOL_FRAMES_MAX];
 	struct protocol_options opt = { 0 };
 	struct battery_state bs;
-	char hex[32];
 
 	assert_int_equal(ARRAY_SIZE(cases), BATTERY_ALARM__COUNT);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		t_state(&bs);
 		bs.bank.alarms = cases[i].bit;
 		encode(&opt, &bs, f);
-		snprintf(hex, sizeof(hex), "%s AAAAAA02", cases[i].hex);
-		t_assert_hex(&f[3], 0x35A, hex);
+		t_assert_hex(&f[3], 0x35A, cases[i].alarm);
 		bs.bank.alarms = 0;
 		bs.bank.warnings = cases[i].bit;
 		encode(&opt, &bs, f);
-		snprintf(hex, sizeof(hex), "AAAAAA02 %s", cases[i].hex);
-		t_assert_hex(&f[3], 0x35A, hex);
+		t_assert_hex(&f[3], 0x35A, cases[i].warning);
 	}
+	/* a covered and an uncovered bit together: both pairs */
+	t_state(&bs);
+	bs.bank.warnings = BATTERY_ALARM_CELL_OVERVOLTAGE | BATTERY_ALARM_LOW_SOC;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[3], 0x35A, "AAAAAA02 A5AAAA02");
 	/* a general alarm alone (another BMS's) still means "stop": BMS internal */
 	f[0] = t_frame(0x35A, "01000000 00000000");
 	battery_state_init(&bs, 1);
@@ -279,8 +290,37 @@ static void test_urgent(void **state)
 	t_assert_hex(&f[0], 0x351, "2802 E803 C800 D001");
 	bs.bank.alarms = BATTERY_ALARM_SHORT_CIRCUIT;
 	assert_int_equal(P->encode_urgent(&opt, &prev, &bs, T_NOW, f, 8), 2);
-	t_assert_hex(&f[1], 0x35A, "A9AA9A02 AAAAAA02");
+	t_assert_hex(&f[1], 0x35A, "AAAA9A02 AAAAAA02");
 	assert_int_equal(P->encode_urgent(&opt, &prev, &bs, T_NOW, f, 1), -ENOBUFS);
+}
+
+/*
+ * A bank whose extreme's pack is unknown: the cell number alone, never
+ * "256.<n>" (the pack index BATTERY_INDEX_NONE + 1). DVL is a lower
+ * bound: 46.45 V goes out as 46.5 V, CVL 55.29 V as 55.2 V.
+ */
+static void test_unknown_pack_and_rounding(void **state)
+{
+	struct can_frame f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { 0 };
+	struct battery_state bs;
+	int n;
+
+	t_state(&bs);
+	bs.pack_count = 3;
+	bs.packs_online = 3;
+	bs.bank.cell_min_pack = BATTERY_INDEX_NONE;
+	bs.bank.temp_max_pack = BATTERY_INDEX_NONE;
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x374), 0x374, "3132000000000000"); /* "12" */
+	t_assert_hex(t_find(f, n, 0x375), 0x375, "312E360000000000"); /* "1.6" */
+	t_assert_hex(t_find(f, n, 0x377), 0x377, "3300000000000000"); /* "3" */
+	bs.bank.charge_voltage_limit_mv = 55290;
+	bs.bank.discharge_voltage_limit_mv = 46450;
+	bs.bank.charge_current_limit_ma = 100099;
+	bs.bank.discharge_current_limit_ma = 150001;
+	n = encode(&opt, &bs, f);
+	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D101");
 }
 
 int main(void)
@@ -292,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_modules_and_ids),
 		cmocka_unit_test(test_missing_groups_and_edges),
 		cmocka_unit_test(test_urgent),
+		cmocka_unit_test(test_unknown_pack_and_rounding),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
