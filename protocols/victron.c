@@ -171,7 +171,13 @@ static void pairs_encode(uint32_t bits, uint8_t *out)
 	out[0] |= (bits & BATTERY_ALARM__ALL & ~pairs_covered()) ? VIC_PAIR_ACTIVE : VIC_PAIR_OK;
 }
 
-static uint32_t pairs_decode(const uint8_t *in)
+/*
+ * four bytes of 0x35A -> neutral bits. A general pair with no detail is
+ * "something no specific pair covers": as an alarm it still stops the
+ * inverter, so BMS internal; as a warning a low SOC, which our encoder
+ * sends there.
+ */
+static uint32_t pairs_decode(const uint8_t *in, bool alarm)
 {
 	uint32_t bits = 0;
 
@@ -180,9 +186,12 @@ static uint32_t pairs_decode(const uint8_t *in)
 			bits |= victron_pair_canonical[i];
 		}
 	}
-	/* a general alarm with no detail still stops the inverter: BMS internal */
-	if (bits == 0 && (in[0] & 0x3) == VIC_PAIR_ACTIVE) {
-		bits = BATTERY_ALARM_BMS_INTERNAL;
+	if ((in[0] & 0x3) == VIC_PAIR_ACTIVE) {
+		if (alarm && bits == 0) {
+			bits = BATTERY_ALARM_BMS_INTERNAL;
+		} else if (!alarm) {
+			bits |= BATTERY_ALARM_LOW_SOC;
+		}
 	}
 	return bits;
 }
@@ -435,8 +444,8 @@ static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct b
 		if (len < 8) {
 			return -EBADMSG;
 		}
-		b->alarms = pairs_decode(&d[0]);
-		b->warnings = pairs_decode(&d[4]);
+		b->alarms = pairs_decode(&d[0], true);
+		b->warnings = pairs_decode(&d[4], false);
 		battery_pack_mark(b, BATTERY_GROUP_STATUS, now_usec);
 		return 1;
 	case VIC_ID_INFO:

@@ -191,6 +191,11 @@ static void test_every_alarm_bit(void **state)
 	battery_state_init(&bs, 1);
 	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
 	assert_int_equal(bs.bank.alarms, BATTERY_ALARM_BMS_INTERNAL);
+	/* a general warning: what our encoder puts there, a low SOC */
+	f[0] = t_frame(0x35A, "02000000 01000000");
+	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
+	assert_int_equal(bs.bank.alarms, 0);
+	assert_int_equal(bs.bank.warnings, BATTERY_ALARM_LOW_SOC);
 	/* 11 ("not supported"/invalid) and 10 are not active */
 	f[0] = t_frame(0x35A, "FFFFFFFF AAAAAAAA");
 	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
