@@ -56,14 +56,16 @@
  * Choices where the sources leave room:
  *   - 0x356 temperature: SMA asks for "the actual measured battery system
  *     temperature" and names no statistic; we send the highest (the lowest
- *     and highest also go in 0x373), as the Seplos and YamBMS do.
- *   - 0x35F bytes 4-5 capacity: MG v8 says "Total battery capacity", the
- *     open encoders "online capacity" (next to 0x379 "installed"). We send
- *     the bank's full capacity, which the safety layer sums over the packs
- *     that are online: the figure the bank SOC is a percentage of, so a GX
- *     that multiplies the two gets the energy actually there. With every
- *     pack online (the Seplos capture) total and online are the same
- *     number, and the real BMS sends it in both 0x35F and 0x379; so do we.
+ *     and highest also go in 0x373), as the Seplos and YamBMS do. A real
+ *     BYD sends its lowest (dfch/BydCanProtocol README).
+ *   - 0x35F bytes 4-5 capacity: the sources disagree. MG v8 says "Total
+ *     battery capacity", SMA "Bat-Capacity", the open encoders "online
+ *     capacity" (next to 0x379 "installed"); a real Seplos sends its full
+ *     304 Ah in both 0x35F and 0x379, a real BYD 105 Ah "available" (its
+ *     SOC times the 156 Ah of 0x379). We follow the documents: the bank's
+ *     full capacity, which the safety layer sums over the packs online,
+ *     the figure the bank SOC is a percentage of. A GX only displays it;
+ *     no control hangs on it.
  *   - Unused bytes: SMA §5.1 asks for "invalid" (0xFFFF / 0x8000) in
  *     unused fields of used frames; MG and the real Seplos send 0, which
  *     Venus OS reads fine: 0.

@@ -328,6 +328,109 @@ static void test_unknown_pack_and_rounding(void **state)
 	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D101");
 }
 
+/* the state of the BYD capture (dfch/BydCanProtocol README) */
+static void byd_state(struct battery_state *bs)
+{
+	struct battery_pack *b = &bs->bank;
+
+	t_state(bs);
+	bs->pack_count = bs->packs_online = 2; /* 0x372: 2 batteries online */
+	b->charge_voltage_limit_mv = 58400;	/* 48 02 */
+	b->charge_current_limit_ma = 128000;	/* 00 05 */
+	b->discharge_current_limit_ma = 128000; /* 00 05 */
+	b->discharge_voltage_limit_mv = 43000;	/* AE 01 */
+	b->soc_pct = 67;			/* 43 00 */
+	b->soh_pct = 100;			/* 64 00 */
+	b->voltage_mv = 53100;			/* BE 14 */
+	b->current_ma = -700;			/* F9 FF */
+	b->cell_min_mv = 3306;			/* EA 0C */
+	b->cell_max_mv = 3329;			/* 01 0D */
+	b->temp_count = 0;
+	b->temp_min_dc = 140; /* 287 K */
+	b->temp_max_dc = 170; /* 290 K */
+	b->full_mah = 156000; /* 0x379: 156 Ah installed, 2 x 78 Ah */
+}
+
+/*
+ * Source: a BYD Battery-Box Premium LVS to a Venus OS GX
+ * (tests/data/victron-byd-venus.log). Same bytes where the choices agree;
+ * where BYD chose otherwise the test names the difference.
+ */
+static void test_golden_byd_capture(void **state)
+{
+	struct can_frame cap[20], f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { .manufacturer = "BYD" };
+	struct battery_state bs;
+	int n = t_load("victron-byd-venus.log", cap, 20), m;
+
+	assert_int_equal(n, 17);
+	byd_state(&bs);
+	m = encode(&opt, &bs, f);
+	t_assert_frame(t_find(f, m, 0x351), t_find(cap, n, 0x351));
+	t_assert_frame(t_find(f, m, 0x372), t_find(cap, n, 0x372));
+	t_assert_frame(t_find(f, m, 0x373), t_find(cap, n, 0x373));
+	t_assert_frame(t_find(f, m, 0x379), t_find(cap, n, 0x379));
+	/* 0x355: BYD sends no HiResSOC (SMA: optional); we send SOC x 100 */
+	assert_memory_equal(t_find(f, m, 0x355)->data, t_find(cap, n, 0x355)->data, 4);
+	t_assert_hex(t_find(f, m, 0x355), 0x355, "4300 6400 2C1A 0000");
+	/*
+	 * 0x356: voltage and current the same; BYD's 14.0 degC is its lowest
+	 * (287 K in 0x373), we send the highest (17.0 degC), as the Seplos
+	 */
+	assert_memory_equal(t_find(f, m, 0x356)->data, t_find(cap, n, 0x356)->data, 4);
+	t_assert_hex(t_find(f, m, 0x356), 0x356, "BE14 F9FF AA00 0000");
+	/* 0x35A: every evaluated pair "ok" as BYD; its reserved pairs 10, ours 00 */
+	assert_memory_equal(t_find(f, m, 0x35A)->data, t_find(cap, n, 0x35A)->data, 3);
+	t_assert_hex(t_find(f, m, 0x35A), 0x35A, "AAAAAA02 AAAAAA02");
+	/* 0x35E: BYD NUL pads, SMA names no padding, we pad with spaces */
+	t_assert_hex(t_find(f, m, 0x35E), 0x35E, "4259442020202020");
+	/*
+	 * 0x35F bytes 4-5: BYD 105 Ah, its available capacity (67 % of 156 Ah);
+	 * MG v8 "Total battery capacity": 156 Ah (victron.c)
+	 */
+	t_assert_hex(t_find(cap, n, 0x35F), 0x35F, "4C69 0117 6900 0000");
+	t_assert_hex(t_find(f, m, 0x35F), 0x35F, "0000 0000 9C00 0000");
+	/* 0x374: BYD names the battery ("2"), we the pack and the cell ("1.12") */
+	t_assert_hex(t_find(cap, n, 0x374), 0x374, "3200000000000000");
+	t_assert_hex(t_find(f, m, 0x374), 0x374, "312E313200000000");
+}
+
+/* What a GX reads from the BYD frames, through our decoder. */
+static void test_decode_byd_capture(void **state)
+{
+	struct can_frame cap[20];
+	struct battery_state bs;
+	const struct battery_pack *b = &bs.bank;
+	int n = t_load("victron-byd-venus.log", cap, 20);
+
+	battery_state_init(&bs, 1);
+	for (int i = 0; i < n; i++) {
+		/* 0x35B events, 0x360, 0x378 energy, 0x382 product: not read */
+		canid_t id = cap[i].can_id;
+		int want = id == 0x35B || id == 0x360 || id == 0x378 || id == 0x382 ? 0 : 1;
+
+		assert_int_equal(P->decode(&cap[i], T_NOW, &bs), want);
+	}
+	assert_int_equal(b->charge_voltage_limit_mv, 58400);
+	assert_int_equal(b->charge_current_limit_ma, 128000);
+	assert_int_equal(b->discharge_current_limit_ma, 128000);
+	assert_int_equal(b->discharge_voltage_limit_mv, 43000);
+	assert_int_equal(b->soc_pct, 67);
+	assert_int_equal(b->soh_pct, 100);
+	assert_int_equal(b->voltage_mv, 53100);
+	assert_int_equal(b->current_ma, -700);
+	assert_int_equal(b->temp_max_dc, 140); /* 0x356 wins over 290 K */
+	assert_int_equal(b->temp_min_dc, 139); /* 287 K */
+	assert_int_equal(b->cell_min_mv, 3306);
+	assert_int_equal(b->cell_max_mv, 3329);
+	assert_int_equal(b->alarms, 0);
+	assert_int_equal(b->warnings, 0);
+	assert_int_equal(b->full_mah, 156000); /* 0x379 after 0x35F's 105 Ah */
+	assert_int_equal(bs.packs_online, 2);
+	assert_int_equal(bs.pack_count, 2);
+	assert_int_equal(b->cell_min_idx, 1); /* "2": cell 2 to us */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,6 +441,8 @@ int main(void)
 		cmocka_unit_test(test_missing_groups_and_edges),
 		cmocka_unit_test(test_urgent),
 		cmocka_unit_test(test_unknown_pack_and_rounding),
+		cmocka_unit_test(test_golden_byd_capture),
+		cmocka_unit_test(test_decode_byd_capture),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
