@@ -110,7 +110,8 @@ static int luxpower_encode(const struct protocol_options *opt, const struct batt
 		luxpower_fixup(bs, &frames[i]);
 	}
 	frames[n] = (struct can_frame){ .can_id = LUX_ID_CAPACITY, .len = 8 };
-	put_le16(&frames[n].data[0], capacity_ah(&bs->bank)); /* installed capacity u16 LE Ah */
+	/* 0x379 installed capacity u16 LE Ah: not in V04.2 (ArminJo, Sol-Ark v1.3 0x379) */
+	put_le16(&frames[n].data[0], capacity_ah(&bs->bank));
 	return n + 1;
 }
 

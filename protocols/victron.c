@@ -324,7 +324,10 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 	/* capacity u16 1 Ah, the bank's online packs (file comment), truncated */
 	put_le16(&f->data[4], clamp_u16(b->full_mah / 1000));
 
-	/* battery name: 16 characters over two frames, space padded */
+	/*
+	 * 0x370/0x371 battery name: 16 characters over two frames, space
+	 * padded (in no document: YamBMS, bsc_fw; Venus OS shows it)
+	 */
 	memset(name16, ' ', 16);
 	name16[16] = '\0';
 	memcpy(name16, name,
@@ -336,7 +339,11 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 	*f = (struct can_frame){ .can_id = VIC_ID_NAME2, .len = 8 };
 	memcpy(f->data, name16 + 8, 8);
 
-	/* module counts, u16 each; "blocking" is a bank-wide statement here */
+	/*
+	 * 0x372 module counts, u16 each: online, blocking charge, blocking
+	 * discharge, offline (in no document: YamBMS, bsc_fw; real Seplos and
+	 * BYD frames agree on online and offline). "Blocking" is bank-wide here
+	 */
 	f = &frames[n++];
 	*f = (struct can_frame){ .can_id = VIC_ID_MODULES, .len = 8 };
 	put_le16(&f->data[0], online);
@@ -354,6 +361,11 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 		put_le16(&f->data[4], dc_to_kelvin(b->temp_min_dc));
 		put_le16(&f->data[6], dc_to_kelvin(b->temp_max_dc));
 	}
+	/*
+	 * 0x374-0x377: ASCII ids of the lowest / highest cell and the lowest /
+	 * highest temperature sensor (in no document: YamBMS, bsc_fw, diyBMS;
+	 * real Seplos and BYD frames carry their own names)
+	 */
 	if (cells) {
 		put_index(&frames[n++], VIC_ID_MIN_CELL_ID, bs, b->cell_min_pack, b->cell_min_idx);
 		put_index(&frames[n++], VIC_ID_MAX_CELL_ID, bs, b->cell_max_pack, b->cell_max_idx);
@@ -365,7 +377,8 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 
 	f = &frames[n++];
 	*f = (struct can_frame){ .can_id = VIC_ID_CAPACITY, .len = 8 };
-	put_le16(&f->data[0], clamp_u16(b->full_mah / 1000)); /* installed capacity u16 Ah */
+	/* 0x379 installed capacity u16 1 Ah (YamBMS, bsc_fw; real Seplos and BYD frames) */
+	put_le16(&f->data[0], clamp_u16(b->full_mah / 1000));
 	return (int)n;
 }
 
