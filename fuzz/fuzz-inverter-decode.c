@@ -88,8 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				__builtin_trap();
 			}
 			/* a shutdown request only from a standard 0x300 (Luxpower V04.2) */
-			if ((r == PROTOCOL_RX_SHUTDOWN_ASKED || r == PROTOCOL_RX_SHUTDOWN_CLEARED) &&
-			    f.can_id != 0x300) {
+			if ((r == PROTOCOL_RX_SHUTDOWN_ASKED ||
+			     r == PROTOCOL_RX_SHUTDOWN_CLEARED) && f.can_id != 0x300) {
 				__builtin_trap();
 			}
 			/* an extended frame is only ever the 0x305 ack (Schneider XW Pro) */

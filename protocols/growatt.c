@@ -288,8 +288,10 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	f->can_id = GROWATT_ID_FAULTS;
 	if (status) {
 		/* bytes 0-1 protection (V1.04 0x312 Tables 1-2), 2-3 alarm (Tables 3-4) */
-		bits_encode(growatt_protection, ARRAY_SIZE(growatt_protection), b->alarms, &f->data[0]);
-		bits_encode(growatt_warning, ARRAY_SIZE(growatt_warning), b->warnings, &f->data[2]);
+		bits_encode(growatt_protection, ARRAY_SIZE(growatt_protection), b->alarms,
+			    &f->data[0]);
+		bits_encode(growatt_warning, ARRAY_SIZE(growatt_warning), b->warnings,
+			    &f->data[2]);
 		/* a silent pack: "internal communication fail" (Table 4 bit 0), whichever set */
 		if (b->alarms & BATTERY_ALARM_PACK_OFFLINE) {
 			f->data[3] |= 0x01;
@@ -315,11 +317,13 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	f->can_id = GROWATT_ID_MEASURED;
 	/* V1.04 0x313: voltage Sint16 BE 0.01 V (clamped as signed) */
 	put_be16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10));
-	put_be16(&f->data[2], (uint16_t)clamp_s16(deci_a)); /* current Sint16 BE 0.1 A, + charging */
+	/* current Sint16 BE 0.1 A, + charging */
+	put_be16(&f->data[2], (uint16_t)clamp_s16(deci_a));
 	/* "Cell maximum temperature" Sint16 BE 0.1 degC */
 	put_be16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0));
 	f->data[6] = b->soc_pct > 100 ? 100 : b->soc_pct; /* SOC u8 % */
-	f->data[7] = b->soh_pct > 100 ? 100 : b->soh_pct; /* SOH bits 0-6 %, bit 7 "SOH flag" clear */
+	/* SOH bits 0-6 %, bit 7 "SOH flag" clear */
+	f->data[7] = b->soh_pct > 100 ? 100 : b->soh_pct;
 
 	f = &frames[3];
 	f->can_id = GROWATT_ID_CAPACITY;

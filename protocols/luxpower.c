@@ -84,7 +84,8 @@ static void luxpower_fixup(const struct battery_state *bs, struct can_frame *f)
 		put_le16(&f->data[6], (uint16_t)b->temp_min_dc); /* V04.2 "Min Cell temperature" */
 		break;
 	case PYLON_ID_ALARMS:
-		put_le16(&f->data[5], capacity_ah(b)); /* V04.2 0x359 "Capacity" u16 LE Ah, not "PN" */
+		/* V04.2 0x359 "Capacity" u16 LE Ah, not "PN" */
+		put_le16(&f->data[5], capacity_ah(b));
 		f->data[7] = 0;
 		break;
 	case PYLON_ID_REQUESTS:

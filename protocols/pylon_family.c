@@ -421,7 +421,7 @@ static void put_name(const struct pylon_layout *l, const struct protocol_options
 	size_t n = strnlen(name, 8);
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_NAME, .len = 8 };
-	/* Pylon V1.2 0x35E "Manufacturer Name", ASCII, space padded ("PYLON   " in real captures) */
+	/* Pylon V1.2 0x35E "Manufacturer Name", ASCII, space padded (real packs: "PYLON   ") */
 	memset(f->data, ' ', 8);
 	memcpy(f->data, name, n);
 }

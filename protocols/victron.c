@@ -254,7 +254,10 @@ static void put_limits(const struct battery_state *bs, struct can_frame *f)
 	const struct battery_pack *b = &bs->bank;
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_LIMITS, .len = 8 };
-	/* SMA §5.3 / MG v8 0x351: CVL u16 0.1 V, CCL s16 0.1 A, DCL s16 0.1 A (positive), rounded down */
+	/*
+	 * SMA §5.3 / MG v8 0x351: CVL u16 0.1 V, CCL s16 0.1 A, DCL s16 0.1 A
+	 * (positive), rounded down
+	 */
 	put_le16(&f->data[0], clamp_u16(protocol_upper_limit(b->charge_voltage_limit_mv, 100)));
 	put_le16(&f->data[2],
 		 (uint16_t)clamp_s16(protocol_upper_limit(b->charge_current_limit_ma, 100)));
@@ -308,7 +311,10 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 
 	f = &frames[n++];
 	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = 8 };
-	/* SMA §5.3 0x356: voltage S16 0.01 V, current S16 0.1 A (+ charging), temperature S16 0.1 degC */
+	/*
+	 * SMA §5.3 0x356: voltage S16 0.01 V, current S16 0.1 A (+ charging),
+	 * temperature S16 0.1 degC
+	 */
 	put_le16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10));
 	put_le16(&f->data[2], (uint16_t)clamp_s16(b->current_ma / 100));
 	put_le16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0)); /* the highest */

@@ -63,7 +63,8 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 		bridge_inverter_heard(out->br, now);
 		break;
 	case PROTOCOL_RX_REQUEST:
-		if (out->answered_usec && now - out->answered_usec < proto->request_min_interval_usec) {
+		if (out->answered_usec &&
+		    now - out->answered_usec < proto->request_min_interval_usec) {
 			bridge_inverter_heard(out->br, now); /* asked again too soon */
 			break;
 		}
