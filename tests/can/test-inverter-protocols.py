@@ -258,7 +258,8 @@ class Daemon:
     def __init__(self, tmp, protocol):
         self.conf = os.path.join(tmp, protocol + ".conf")
         with open(self.conf, "w") as f:
-            f.write('bms: { driver = "sim"; seed = 7; };\n'
+            f.write('status_interval_s = 1;\n'
+                    'bms: { driver = "sim"; seed = 7; };\n'
                     'inverter: { protocol = "%s"; output = "can"; port = "%s"; };\n'
                     % (protocol, IFACE))
         env = dict(os.environ)
@@ -333,6 +334,14 @@ def luxpower_shutdown(bus, d, tag):
     lines = [l for l in d.log if "asks the battery to shut down" in l]
     check(tag + ": 0x300 shutdown request logged once for three frames", len(lines) == 1,
           "\n".join(d.log[-10:]))
+    mark = len(d.log)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end and not any(
+            "Status:" in l and "inverter asks battery shutdown" in l for l in d.log[mark:]):
+        time.sleep(0.1)
+    check(tag + ": STATUS says the inverter asks for a shutdown",
+          any("Status:" in l and "inverter asks battery shutdown" in l for l in d.log[mark:]),
+          "\n".join(d.log[-5:]))
     # the sim's current limits may move on their own: CVL the same, CCL/DCL not cut to 0
     check(tag + ": 0x351 not cut by the request (CVL same, CCL and DCL above 0)",
           before and after and before[0][:2] == after[0][:2] and
@@ -342,6 +351,13 @@ def luxpower_shutdown(bus, d, tag):
     collect(bus, 0.5)
     check(tag + ": 0x300 with bit 0 clear logged as withdrawn",
           d.logged("no longer asks the battery to shut down"), "\n".join(d.log[-10:]))
+    mark = len(d.log)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end and not any("Status:" in l for l in d.log[mark:]):
+        time.sleep(0.1)
+    st = [l for l in d.log[mark:] if "Status:" in l]
+    check(tag + ": STATUS no longer mentions it",
+          st and "shutdown" not in st[-1], st[-1:] or d.log[-5:])
 
 
 def run_periodic(tmp, protocol, tag, checker, extra=None):
