@@ -9,7 +9,13 @@
  * sets CAN_EFF_FLAG, bit 14 CAN_RTR_FLAG, bit 13 CAN_ERR_FLAG), len (any
  * value 0-255: decoders must not trust it), 8 data bytes.
  *
- * Traps on: a return value outside the documented set, a frame count
+ * Corpus: real sets (fuzz/corpus/inverter-decode/, one file per source),
+ * Luxpower's 0x300 remote command, the extended 0x305 of a Schneider XW
+ * Pro, a Growatt SPH6000's 0x301 polls among a GBLI6532 bank's frames.
+ *
+ * Traps on: a return value outside the documented set, a shutdown request
+ * from anything but a standard 0x300, an extended frame taken for anything
+ * but the 0x305 ack, a frame count
  * above PROTOCOL_FRAMES_MAX, an encoded frame longer than 8 bytes or with
  * an id beyond 11 bits.
  */
@@ -77,7 +83,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			r = p->inverter_rx(&f);
 			if (r != PROTOCOL_RX_IGNORED && r != PROTOCOL_RX_KEEPALIVE &&
-			    r != PROTOCOL_RX_REQUEST) {
+			    r != PROTOCOL_RX_REQUEST && r != PROTOCOL_RX_SHUTDOWN_ASKED &&
+			    r != PROTOCOL_RX_SHUTDOWN_CLEARED) {
+				__builtin_trap();
+			}
+			/* a shutdown request only from a standard 0x300 (Luxpower V04.2) */
+			if ((r == PROTOCOL_RX_SHUTDOWN_ASKED ||
+			     r == PROTOCOL_RX_SHUTDOWN_CLEARED) && f.can_id != 0x300) {
+				__builtin_trap();
+			}
+			/* an extended frame is only ever the 0x305 ack (Schneider XW Pro) */
+			if ((f.can_id & CAN_EFF_FLAG) && r != PROTOCOL_RX_IGNORED &&
+			    (r != PROTOCOL_RX_KEEPALIVE || (f.can_id & CAN_EFF_MASK) != 0x305)) {
 				__builtin_trap();
 			}
 			prev[i] = bs[i];

@@ -9,9 +9,10 @@
  * Every hook is PURE: no I/O, no clock reads (the time is passed in), no
  * allocation, no logging. The caller owns all buffers.
  *
- * Encoders read only bs->bank (plus pack_count / packs_online), which the
- * safety layer has already shaped: they never decide limits themselves,
- * they only put them on the wire.
+ * Encoders read only bs->bank (plus pack_count / packs_online, and the
+ * packs' cell counts where a protocol numbers cells across the bank), which
+ * the safety layer has already shaped: they never decide limits
+ * themselves, they only put them on the wire.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,6 +39,15 @@ enum protocol_rx {
 	PROTOCOL_RX_IGNORED = 0,   /* not a frame of this protocol */
 	PROTOCOL_RX_KEEPALIVE = 1, /* inverter is there (0x305 ack, 0x307 id, ...) */
 	PROTOCOL_RX_REQUEST = 2,   /* inverter asks for the set now (implies presence) */
+	/*
+	 * A remote command from the inverter (Luxpower V04.2, CAN ID 0x300,
+	 * byte 0 bit 0 "RSD battery", 0x01 = shut the battery down). Both
+	 * imply presence. The gateway cannot switch a BMS off and never
+	 * changes a limit because of it: the caller logs each change and shows
+	 * it in STATUS (src/output_can.c), nothing more.
+	 */
+	PROTOCOL_RX_SHUTDOWN_ASKED = 3,	  /* 0x300 with bit 0 set */
+	PROTOCOL_RX_SHUTDOWN_CLEARED = 4, /* 0x300 with bit 0 clear */
 };
 
 /*
@@ -68,6 +78,13 @@ struct inverter_protocol {
 	enum protocol_transport transport;
 	enum protocol_schedule schedule; /* CAN only */
 	uint64_t period_usec;		 /* CAN: broadcast period; 0 for RS485 */
+	/*
+	 * CAN, PROTOCOL_SCHEDULE_ON_REQUEST: a request that comes sooner than
+	 * this after the last one answered only proves presence (a Growatt
+	 * SPH6000 asks every 500 ms; the set goes out once a second). 0:
+	 * every request is answered.
+	 */
+	uint64_t request_min_interval_usec;
 	uint32_t bitrate;		 /* CAN: default bit rate, bit/s */
 	uint32_t baud;			 /* RS485: default baud rate */
 	/*
@@ -98,8 +115,10 @@ struct inverter_protocol {
 			     struct can_frame *frames, size_t n_frames);
 
 	/*
-	 * CAN: classify one frame received from the inverter.
-	 * Returns enum protocol_rx.
+	 * CAN: classify one frame received from the inverter (standard or
+	 * extended id: a Schneider XW Pro acks with an extended 0x305).
+	 * Returns enum protocol_rx; every value but PROTOCOL_RX_IGNORED means
+	 * the inverter is there.
 	 */
 	int (*inverter_rx)(const struct can_frame *f);
 
@@ -145,6 +164,36 @@ const struct inverter_protocol *protocol_get(size_t i);
  * protocol_alias_get() - the @i-th alias, NULL past the end.
  */
 const struct protocol_alias *protocol_alias_get(size_t i);
+
+/*
+ * Limits on a wire never say more than the bank allows, whatever the
+ * field's resolution: an upper bound (CVL, CCL, DCL) is rounded DOWN to
+ * the field's step, a lower bound (DVL) UP. Every CAN encoder goes through
+ * these two; 48.05 V in a 0.1 V DVL field is 48.1 V, never 48.0 V.
+ */
+
+/**
+ * protocol_upper_limit() - an upper bound in wire units, rounded down.
+ * @milli: the limit in mV or mA
+ * @step: mV or mA per wire unit (100 for 0.1 V or 0.1 A)
+ * Return: floor(@milli / @step). The caller clamps into its field, which
+ * can only lower it further.
+ */
+static inline uint32_t protocol_upper_limit(uint32_t milli, uint32_t step)
+{
+	return milli / step;
+}
+
+/**
+ * protocol_lower_limit() - a lower bound in wire units, rounded up.
+ * @milli: the limit in mV or mA
+ * @step: mV or mA per wire unit
+ * Return: ceil(@milli / @step), without overflow.
+ */
+static inline uint32_t protocol_lower_limit(uint32_t milli, uint32_t step)
+{
+	return milli / step + (milli % step != 0);
+}
 
 /* Largest frame set any CAN protocol's ->encode() writes. */
 #define PROTOCOL_FRAMES_MAX 32

@@ -1,43 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `growatt`: Growatt low-voltage CAN ("Growatt BMS CAN-Bus protocol, low
- * voltage", Rev 04, as cited in dalathegreat/Battery-Emulator
- * Software/src/inverter/GROWATT-LV-CAN.cpp).
+ * `growatt`: Growatt low-voltage CAN, from Growatt's own "Growatt BMS
+ * CAN-Bus-protocol-low-voltage" Rev 04, V1.04 (2019-02-22; "V1.04" below:
+ * the Chinese original and its English translation), checked against a
+ * real Growatt GBLI6532 bank talking to a Growatt SPH6000
+ * (schmellic/growatt2solis captures/, kept in
+ * tests/data/growatt-gbli6532-sph6000.log).
  *
- * Not the Pylontech layout: 500 kbit/s, 11-bit ids, BIG-ENDIAN fields,
- * and request-driven: the inverter sends 0x301 about once a second and the
- * battery answers each with its whole set, 0x311-0x321; nothing goes out
- * unprompted (PROTOCOL_SCHEDULE_ON_REQUEST).
+ * Not the Pylontech layout: 500 kbit/s, standard frames, BIG-ENDIAN fields
+ * (V1.04 §1), and request-driven: "after the energy storage device sends
+ * a query ... the battery pack responds with data; the inverter replies
+ * ... per second: 0x301" (V1.04 §1). Nothing goes out unprompted
+ * (PROTOCOL_SCHEDULE_ON_REQUEST).
  *
- *   0x311  CVL u16 0.1 V; CCL u16 0.1 A; DCL u16 0.1 A; status u16: bits
- *          0-1 state and bits 10-11 "SP status" (01 idle, 10 charging,
- *          11 discharging)
- *   0x312  bytes 0-1 protection, 2-3 alarm bits; 4 pack number; 5-6
- *          manufacturer code; 7 total cell count
- *   0x313  voltage u16 0.01 V; current s16 0.1 A; highest cell temperature
- *          s16 0.1 degC; SOC u8 %; SOH u8 % (bit 7 "unsafe use": never set)
- *   0x314  remaining capacity u16 10 mAh; full capacity u16 10 mAh; cell
- *          delta u16 mV; cycle count u16
- *   0x315-0x318  cells 1-16, four u16 mV per frame
- *   0x319  request flags u8 (bit 7 charge enable, bit 6 discharge enable,
- *          bit 5 force charge I, bit 4 force charge II; bits 0-1 chemistry,
- *          00 LiFePO4); highest cell u16 mV; lowest cell u16 mV; index of the
- *          highest / lowest cell u8 (1-based); protecting pack id u8
- *   0x320  manufacturer abbreviation (2 ASCII capitals), hardware version,
- *          software version, packed date/time (zero: no clock here)
- *   0x321  update status, all zero = normal
+ * How often to answer. The real SPH6000 sends 0x301 every 500 ms (x.220
+ * and x.720 s in the capture) and the real GBLI6532 answers with one set a
+ * second, not one per 0x301; V1.04 speaks of one 0x301 a second. We answer
+ * a 0x301 unless the last answer is less than 750 ms old: one set a
+ * second to an SPH6000, as its own battery does, and every 0x301 of an
+ * inverter that asks once a second as V1.04 says (750 ms lies between the
+ * two periods, so jitter cannot skip a second).
  *
- * The 0x312 bits are left unmapped by Battery-Emulator; we follow the
- * byte positions of ai-republic/bms-to-inverter GrowattInverterCANProcessor
- * (the only open mapping; that file writes the rest of the set little
- * endian, against Rev 04 and Battery-Emulator, which we follow there):
- *   byte 0  bit 1 pack under-voltage, 2 pack over-voltage, 3 cell under-
- *           voltage, 4 cell over-voltage, 5 short circuit, 6 charge over-
- *           current, 7 discharge over-current
- *   byte 1  bit 2 cell imbalance, 3 system error, 4 charge under-temp,
- *           5 discharge under-temp, 6 charge over-temp, 7 discharge over-temp
- *   byte 2  warnings as byte 0 (bit 5 unused)
- *   byte 3  bit 0 internal communication failure, bits 2, 4-7 as byte 1
+ *   0x311  CVL u16 0.1 V; CCL u16 0.1 A; DCL u16 0.1 A; status u16
+ *          (V1.04 Table1): bits 0-1 00 soft start / 01 standby / 10
+ *          charging / 11 discharging; bit 2 "Error byte valid"; bit 3
+ *          balance; bit 4 sleep; bit 5 output discharge enabled; bit 6
+ *          output charge enabled; bit 7 terminal (0 connected); bits 8-9
+ *          00 standalone / 01 parallel / 10 parallel ready; bits 10-11 "SP
+ *          status", the storage machine's (inverter's) own state: 00.
+ *          The real GBLI6532 bank (two packs) sends 01 61 idle and enabled,
+ *          01 62 charging, 01 00 with CCL = DCL = 0 and both disabled; we
+ *          give the same bits for the same state (see growatt_status()).
+ *   0x312  bytes 0-1 protection (V1.04 0x312 Tables 1-2), 2-3 alarm
+ *          (Tables 3-4); 4 "Pack Number" (packs in parallel); 5-6
+ *          manufacturer code; 7 "Total Cell Number" (the bank's)
+ *   0x313  voltage Sint16 0.01 V; current Sint16 0.1 A; "Cell maximum
+ *          temperature" Sint16 0.1 degC; SOC u8 %; SOH bits 0-6 %, bit 7
+ *          "SOH flag" (never set)
+ *   0x314  RM u16 10 mAh; FCC u16 10 mAh; delta V u16 1 mV; cycle count
+ *   0x315-0x318  cells 1-16, four u16 mV per frame ("optional", "need not
+ *          be reported in parallel": sent, as the real GBLI bank does)
+ *   0x319  Table 5 flags (bit 7 charge enable, bit 6 discharge enable,
+ *          bit 5 force charge I, bit 4 force charge II; bits 0-1 00
+ *          LiFePO4); max cell u16 mV; min cell u16 mV; max / min cell
+ *          number u8, counted across the bank from the master ("when the
+ *          batteries are connected in parallel, the number ... starts from
+ *          the master, then the first slave ..."; the GBLI bank sends 0x11
+ *          = cell 17 for the first cell of its second pack); protect pack
+ *          id u8 (0: none)
+ *   0x320  manufacturer name (2 ASCII capitals); hardware and software
+ *          version 1-9; date & time, 4 bytes (zero: encoders read no clock)
+ *   0x321  update status, all zero = normal (Table6)
+ *
+ * 0x312 bits (V1.04 Tables 1-4): byte 0 bit 0 soft start fail, 1 module
+ * under-voltage, 2 module over-voltage, 3 cell under-voltage, 4 cell over-
+ * voltage, 5 short circuit, 6 charge over-current, 7 discharge over-
+ * current; byte 1 bit 2 delta V fail, 3 system error, 4 UTC (under-
+ * temperature charge), 5 UTD, 6 OTC, 7 OTD; byte 2 as byte 0 without bits
+ * 0 and 5; byte 3 bit 0 internal communication fail, 1 "pack before turn
+ * off", 2 delta V fail, 4-7 as byte 1.
  * Growatt's CVL range (about 41-63 V) is not forced: raising a limit to
  * fit it is not ours to do.
  */
@@ -62,10 +83,17 @@
 #define GROWATT_CELLS 16
 #define GROWATT_DEFAULT_NAME "BB" /* "bmsbridge"; Battery-Emulator sends "BE" */
 
-/* status u16 bits 0-1 / 10-11 */
-#define GROWATT_STATE_IDLE 0x1
+/* 0x311 status u16, V1.04 Table1 */
+#define GROWATT_STATE_SOFT_START 0x0 /* bits 0-1 */
+#define GROWATT_STATE_STANDBY 0x1
 #define GROWATT_STATE_CHARGING 0x2
 #define GROWATT_STATE_DISCHARGING 0x3
+#define GROWATT_STATUS_ERROR_VALID (1u << 2)	 /* 0x312 carries a bit */
+#define GROWATT_STATUS_DISCHARGE_EN (1u << 5) /* "Output Discharge status" */
+#define GROWATT_STATUS_CHARGE_EN (1u << 6)	 /* "Output Charge status" */
+#define GROWATT_STATUS_PARALLEL (0x1u << 8) /* bits 8-9 01 "Parallel" */
+/* a 0x301 sooner than this after the last answer is not answered (file comment) */
+#define GROWATT_ANSWER_MIN_USEC (750 * USEC_PER_MSEC)
 
 /* One 0x312 bit: byte, bit, the neutral bits that raise it, the one it decodes to. */
 struct growatt_bit {
@@ -139,6 +167,98 @@ static bool growatt_ready(const struct battery_state *bs)
 	       battery_pack_has(&bs->bank, BATTERY_GROUP_CAPACITY);
 }
 
+/* the cells of pack @i, for numbering across the bank; the bank's count if unknown */
+static unsigned pack_cells(const struct battery_state *bs, unsigned i)
+{
+	const struct battery_pack *p = &bs->packs[i];
+
+	if (battery_pack_has(p, BATTERY_GROUP_CELLS) && p->cell_count) {
+		return p->cell_count > BATTERY_CELLS_MAX ? BATTERY_CELLS_MAX : p->cell_count;
+	}
+	return bs->bank.cell_count;
+}
+
+/* V1.04 0x312 byte 7 "Total Cell Number" 1~254: every pack's cells */
+static uint8_t bank_cells(const struct battery_state *bs)
+{
+	unsigned packs = bs->pack_count ? bs->pack_count : 1, n = 0;
+
+	for (unsigned i = 0; i < packs && i < BATTERY_PACKS_MAX; i++) {
+		n += pack_cells(bs, i);
+	}
+	return (uint8_t)(n > 254 ? 254 : n);
+}
+
+/*
+ * V1.04 0x319 bytes 5-6: the 1-based number of cell @idx of pack @pack,
+ * counted from the master's first cell; 0 when unknown or past 255.
+ */
+static uint8_t bank_cell_number(const struct battery_state *bs, uint8_t pack, uint8_t idx)
+{
+	unsigned n = 0;
+
+	if (idx == BATTERY_INDEX_NONE) {
+		return 0;
+	}
+	if (bs->pack_count <= 1) {
+		pack = 0; /* one pack: its cells are the bank's */
+	} else if (pack >= bs->pack_count || pack >= BATTERY_PACKS_MAX) {
+		return 0; /* a pack we cannot place (or none): no number rather than a wrong one */
+	}
+	for (unsigned i = 0; i < pack; i++) {
+		n += pack_cells(bs, i);
+	}
+	n += (unsigned)idx + 1;
+	return (uint8_t)(n > 255 ? 0 : n);
+}
+
+/*
+ * V1.04 0x311 status (Table1), checked against the GBLI6532 bank of the
+ * capture: 01 61 idle and enabled, 01 62 charging, 01 00 disabled.
+ *   bits 0-1  no output enabled: 00 (the GBLI sends 00 with both off);
+ *             else from the current at the wire's 0.1 A: 10 charging,
+ *             11 discharging, 01 standby
+ *   bit 2     whenever 0x312 bytes 0-3 carry a bit ("Error" byte valid)
+ *   bit 5/6   discharge / charge enabled: the BMS's enable flag and a
+ *             limit of at least one 0.1 A step on the wire
+ *   bits 8-9  01 "Parallel" with more than one pack online, else 00
+ *   bits 10-11  "SP status", the inverter's own state: 00 (none)
+ *   bits 3, 4, 7  balancing, sleep: not known here, 0; terminal 0 connected
+ */
+static uint16_t growatt_status(const struct battery_state *bs, int32_t deci_a, bool errors)
+{
+	const struct battery_pack *b = &bs->bank;
+	uint32_t req = battery_pack_has(b, BATTERY_GROUP_STATUS) ? b->requests : 0;
+	bool chg = (req & BATTERY_REQUEST_CHARGE_ENABLE) &&
+		   protocol_upper_limit(b->charge_current_limit_ma, 100) > 0;
+	bool dis = (req & BATTERY_REQUEST_DISCHARGE_ENABLE) &&
+		   protocol_upper_limit(b->discharge_current_limit_ma, 100) > 0;
+	uint16_t st;
+
+	if (!chg && !dis) {
+		st = GROWATT_STATE_SOFT_START;
+	} else if (deci_a > 0) {
+		st = GROWATT_STATE_CHARGING;
+	} else if (deci_a < 0) {
+		st = GROWATT_STATE_DISCHARGING;
+	} else {
+		st = GROWATT_STATE_STANDBY;
+	}
+	if (errors) {
+		st |= GROWATT_STATUS_ERROR_VALID;
+	}
+	if (dis) {
+		st |= GROWATT_STATUS_DISCHARGE_EN;
+	}
+	if (chg) {
+		st |= GROWATT_STATUS_CHARGE_EN;
+	}
+	if (bs->packs_online > 1) {
+		st |= GROWATT_STATUS_PARALLEL;
+	}
+	return st;
+}
+
 static int growatt_encode(const struct protocol_options *opt, const struct battery_state *bs,
 			  uint64_t now_usec, struct can_frame *frames, size_t n_frames)
 {
@@ -149,9 +269,8 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	const char *name = opt && opt->manufacturer[0] ? opt->manufacturer : GROWATT_DEFAULT_NAME;
 	uint32_t req = status ? b->requests : 0;
 	int32_t deci_a = b->current_ma / 100;
-	uint16_t state;
 	uint8_t flags = 0;
-	struct can_frame *f;
+	struct can_frame *f, *faults;
 
 	if (!growatt_ready(bs)) {
 		return -ENODATA;
@@ -161,59 +280,69 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	}
 	memset(frames, 0, GROWATT_FRAMES * sizeof(*frames));
 	for (size_t i = 0; i < GROWATT_FRAMES; i++) {
-		frames[i].len = 8; /* every frame 8 bytes (Battery-Emulator) */
+		frames[i].len = 8; /* every frame of V1.04 has 8 bytes */
 	}
 
-	f = &frames[0];
-	f->can_id = GROWATT_ID_LIMITS;
-	put_be16(&f->data[0], clamp_u16(b->charge_voltage_limit_mv / 100));	/* CVL u16 BE 0.1 V */
-	put_be16(&f->data[2], clamp_u16(b->charge_current_limit_ma / 100));	/* CCL u16 BE 0.1 A */
-	put_be16(&f->data[4], clamp_u16(b->discharge_current_limit_ma / 100)); /* DCL u16 BE 0.1 A */
-	/* state from the current at the wire's resolution, 0.1 A */
-	state = deci_a > 0 ? GROWATT_STATE_CHARGING
-		: deci_a < 0 ? GROWATT_STATE_DISCHARGING
-			     : GROWATT_STATE_IDLE;
-	put_be16(&f->data[6], (uint16_t)(state | state << 10)); /* bits 0-1 and 10-11 */
-
-	f = &frames[1];
+	/* 0x312 first: 0x311's bit 2 says whether it carries a bit */
+	faults = f = &frames[1];
 	f->can_id = GROWATT_ID_FAULTS;
 	if (status) {
-		bits_encode(growatt_protection, ARRAY_SIZE(growatt_protection), b->alarms, &f->data[0]);
-		bits_encode(growatt_warning, ARRAY_SIZE(growatt_warning), b->warnings, &f->data[2]);
-		/* a silent pack is a warning whichever set it came in */
+		/* bytes 0-1 protection (V1.04 0x312 Tables 1-2), 2-3 alarm (Tables 3-4) */
+		bits_encode(growatt_protection, ARRAY_SIZE(growatt_protection), b->alarms,
+			    &f->data[0]);
+		bits_encode(growatt_warning, ARRAY_SIZE(growatt_warning), b->warnings,
+			    &f->data[2]);
+		/* a silent pack: "internal communication fail" (Table 4 bit 0), whichever set */
 		if (b->alarms & BATTERY_ALARM_PACK_OFFLINE) {
 			f->data[3] |= 0x01;
 		}
 	}
-	f->data[4] = bs->packs_online ? bs->packs_online : bs->pack_count; /* pack number u8 */
-	f->data[5] = (uint8_t)name[0];			    /* manufacturer code, 2 bytes */
+	/* "Pack Number" u8 1~254: batteries in parallel (V1.04 0x312 byte 4) */
+	f->data[4] = bs->packs_online ? bs->packs_online : bs->pack_count;
+	f->data[5] = (uint8_t)name[0]; /* manufacturer code, 2 bytes (V1.04 0x312 bytes 5-6) */
 	f->data[6] = name[0] ? (uint8_t)name[1] : 0;
-	f->data[7] = cells ? b->cell_count : 0; /* total cell number u8 */
+	/* "Total Cell Number" u8 1~254, the bank's (V1.04 0x312 byte 7); 0 while unknown */
+	f->data[7] = cells ? bank_cells(bs) : 0;
+
+	f = &frames[0];
+	f->can_id = GROWATT_ID_LIMITS;
+	/* V1.04 0x311: CVL, CCL, DCL u16 BE, 0.1 V / 0.1 A, rounded down (upper bounds) */
+	put_be16(&f->data[0], clamp_u16(protocol_upper_limit(b->charge_voltage_limit_mv, 100)));
+	put_be16(&f->data[2], clamp_u16(protocol_upper_limit(b->charge_current_limit_ma, 100)));
+	put_be16(&f->data[4], clamp_u16(protocol_upper_limit(b->discharge_current_limit_ma, 100)));
+	/* status u16 BE (V1.04 Table1) */
+	put_be16(&f->data[6], growatt_status(bs, deci_a, get_be32(&faults->data[0]) != 0));
 
 	f = &frames[2];
 	f->can_id = GROWATT_ID_MEASURED;
-	put_be16(&f->data[0], clamp_u16(b->voltage_mv / 10));	      /* u16 BE 0.01 V */
-	put_be16(&f->data[2], (uint16_t)clamp_s16(deci_a));	      /* s16 BE 0.1 A, + charging */
-	put_be16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0)); /* s16 BE 0.1 degC, highest */
-	f->data[6] = b->soc_pct > 100 ? 100 : b->soc_pct;	      /* SOC u8 % */
-	f->data[7] = b->soh_pct > 100 ? 100 : b->soh_pct;	      /* SOH u8 %, bit 7 clear */
+	/* V1.04 0x313: voltage Sint16 BE 0.01 V (clamped as signed) */
+	put_be16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10));
+	/* current Sint16 BE 0.1 A, + charging */
+	put_be16(&f->data[2], (uint16_t)clamp_s16(deci_a));
+	/* "Cell maximum temperature" Sint16 BE 0.1 degC */
+	put_be16(&f->data[4], (uint16_t)(temps ? b->temp_max_dc : 0));
+	f->data[6] = b->soc_pct > 100 ? 100 : b->soc_pct; /* SOC u8 % */
+	/* SOH bits 0-6 %, bit 7 "SOH flag" clear */
+	f->data[7] = b->soh_pct > 100 ? 100 : b->soh_pct;
 
 	f = &frames[3];
 	f->can_id = GROWATT_ID_CAPACITY;
-	put_be16(&f->data[0], clamp_u16(b->remaining_mah / 10)); /* u16 BE 10 mAh */
-	put_be16(&f->data[2], clamp_u16(b->full_mah / 10));	  /* u16 BE 10 mAh */
-	put_be16(&f->data[4], cells ? clamp_u16(b->cell_max_mv - b->cell_min_mv) : 0); /* mV */
-	put_be16(&f->data[6], clamp_u16(b->cycles)); /* cycle count u16 BE */
+	/* V1.04 0x314: RM, FCC u16 BE 10 mAh; delta V u16 BE 1 mV; cycle count u16 BE */
+	put_be16(&f->data[0], clamp_u16(b->remaining_mah / 10));
+	put_be16(&f->data[2], clamp_u16(b->full_mah / 10));
+	put_be16(&f->data[4], cells ? clamp_u16(b->cell_max_mv - b->cell_min_mv) : 0);
+	put_be16(&f->data[6], clamp_u16(b->cycles));
 
 	for (unsigned i = 0; i < GROWATT_CELLS; i++) {
 		f = &frames[4 + i / 4];
 		f->can_id = GROWATT_ID_CELLS + i / 4;
-		/* cell i+1, u16 BE mV; 0 where the pack has fewer cells */
+		/* V1.04 0x315-0x318: cell i+1 u16 BE 1 mV; 0 where the pack has fewer cells */
 		put_be16(&f->data[(i % 4) * 2], cells && i < b->cell_count ? b->cell_mv[i] : 0);
 	}
 
 	f = &frames[8];
 	f->can_id = GROWATT_ID_EXTREMES;
+	/* V1.04 0x319 Table 5 */
 	if (req & BATTERY_REQUEST_CHARGE_ENABLE) {
 		flags |= 0x80;
 	}
@@ -226,23 +355,23 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	if (req & BATTERY_REQUEST_FORCE_CHARGE_2) {
 		flags |= 0x10;
 	}
-	f->data[0] = flags; /* bits 0-1: 00 LiFePO4 */
-	put_be16(&f->data[1], cells ? b->cell_max_mv : 0); /* u16 BE mV */
-	put_be16(&f->data[3], cells ? b->cell_min_mv : 0); /* u16 BE mV */
-	/* 1-based cell numbers, 0 when unknown */
-	f->data[5] = cells && b->cell_max_idx != BATTERY_INDEX_NONE ? (uint8_t)(b->cell_max_idx + 1) : 0;
-	f->data[6] = cells && b->cell_min_idx != BATTERY_INDEX_NONE ? (uint8_t)(b->cell_min_idx + 1) : 0;
-	f->data[7] = 0; /* protecting pack id: none */
+	f->data[0] = flags; /* bits 0-1: 00 lithium iron phosphate */
+	put_be16(&f->data[1], cells ? b->cell_max_mv : 0); /* max cell voltage u16 BE 1 mV */
+	put_be16(&f->data[3], cells ? b->cell_min_mv : 0); /* min cell voltage u16 BE 1 mV */
+	/* max / min cell number u8, counted across the bank from the master; 0 unknown */
+	f->data[5] = cells ? bank_cell_number(bs, b->cell_max_pack, b->cell_max_idx) : 0;
+	f->data[6] = cells ? bank_cell_number(bs, b->cell_min_pack, b->cell_min_idx) : 0;
+	f->data[7] = 0; /* "Protect pack ID": none */
 
 	f = &frames[9];
 	f->can_id = GROWATT_ID_INFO;
-	f->data[0] = (uint8_t)name[0]; /* abbreviation, 2 ASCII capitals */
+	f->data[0] = (uint8_t)name[0]; /* V1.04 0x320 manufacturer name, 2 ASCII capitals */
 	f->data[1] = name[0] ? (uint8_t)name[1] : 0;
-	f->data[2] = 1; /* hardware version 1-9 */
-	f->data[3] = 1; /* software version 1-9 */
-	/* bytes 4-7 packed date/time: 0, encoders read no clock */
+	f->data[2] = 1; /* hardware version 1~9 */
+	f->data[3] = 1; /* software version 1~9 */
+	/* bytes 4-7 "Date & Time": 0, encoders read no clock */
 
-	frames[10].can_id = GROWATT_ID_UPDATE; /* update status: all zero = normal */
+	frames[10].can_id = GROWATT_ID_UPDATE; /* V1.04 0x321 Table6: all zero = normal */
 	return GROWATT_FRAMES;
 }
 
@@ -251,7 +380,7 @@ static int growatt_inverter_rx(const struct can_frame *f)
 	if (f->can_id & (CAN_EFF_FLAG | CAN_RTR_FLAG | CAN_ERR_FLAG)) {
 		return PROTOCOL_RX_IGNORED;
 	}
-	/* 0x301: "the inverter replies data every second" (Rev 04): answer it */
+	/* 0x301: "the inverter replies data per second" (V1.04 §1): answer it */
 	return f->can_id == GROWATT_ID_REQUEST ? PROTOCOL_RX_REQUEST : PROTOCOL_RX_IGNORED;
 }
 
@@ -334,6 +463,7 @@ const struct inverter_protocol growatt_protocol = {
 	.transport = PROTOCOL_TRANSPORT_CAN,
 	.schedule = PROTOCOL_SCHEDULE_ON_REQUEST,
 	.period_usec = USEC_PER_SEC, /* the inverter asks about once a second */
+	.request_min_interval_usec = GROWATT_ANSWER_MIN_USEC,
 	.bitrate = 500000,
 	.inverter_timeout_usec = 10 * USEC_PER_SEC,
 	.rx_ids = growatt_rx_ids,

@@ -3,26 +3,26 @@
  * The Pylontech CAN family: the frame builders and the decoder that
  * pylontech.c, deye.c and luxpower.c share (see pylon_family.h).
  *
- * Layout, all fields little endian (Pylontech "CAN-Bus protocol" V1.2 as
- * transcribed in shining-man/bsc_fw src/inverter/Canbus.cpp and
- * stuartpittaway/diyBMSv4ESP32 ESPController/src/pylon_canbus.cpp; checked
+ * Layout, all fields little endian, from Pylontech's own "CANBUS
+ * Protocol" V1.2 (2018-04-08; "V1.2" below, frame by frame), checked
  * against the frames of real US5000 packs published by setfirelabs.com,
  * "Pylontech battery CAN comms V1.2 vs V1.3", kept in
- * tests/data/pylontech-us5000-v12.log):
+ * tests/data/pylontech-us5000-v12.log:
  *
  *   0x351  0-1 CVL u16 0.1 V, 2-3 CCL s16 0.1 A, 4-5 DCL s16 0.1 A (sent
  *          positive), 6-7 DVL u16 0.1 V (real packs send it; 6-byte frame
  *          in Battery-Emulator PYLON-LV-CAN.cpp)
  *   0x355  0-1 SOC u16 %, 2-3 SOH u16 %
  *   0x356  0-1 voltage s16 0.01 V, 2-3 current s16 0.1 A (+ charging),
- *          4-5 temperature s16 0.1 degC
+ *          4-5 "Average cell temperature" s16 0.1 degC (Luxpower: highest)
  *   0x359  0-1 protection bits, 2-3 warning bits, 4 module count, 5-6 "PN"
  *   0x35C  0 request flags, 1 reserved
  *   0x35E  manufacturer, 8 ASCII characters, space padded ("PYLON   ")
  *
  * Values are clamped into the field (byteorder.h clamp helpers), never
- * wrapped; limits are truncated, never rounded up, so the wire never says
- * more than the bank allows.
+ * wrapped; upper limits (CVL, CCL, DCL) are rounded down and the lower one
+ * (DVL) up (protocol_upper_limit() / protocol_lower_limit()), so the wire
+ * never says more than the bank allows.
  *
  * 0x359 bits. The sources disagree; we follow the V1.2 table (bsc_fw,
  * diyBMS, protocols.md), because it is Pylontech's own document, the one
@@ -271,15 +271,26 @@ static void put_limits(const struct pylon_layout *l, const struct protocol_optio
 	bool dvl = l->dvl || (opt && opt->send_dvl);
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_LIMITS, .len = frame_len(l, dvl ? 8 : 6) };
-	/* CVL u16 LE, 0.1 V, truncated (V1.2 table; bsc_fw Canbus.cpp) */
-	put_le16(&f->data[0], clamp_u16(b->charge_voltage_limit_mv / 100));
-	/* CCL s16 LE, 0.1 A, truncated, 0..3276.7 A */
-	put_le16(&f->data[2], (uint16_t)clamp_s16(b->charge_current_limit_ma / 100));
-	/* DCL s16 LE, 0.1 A, sent POSITIVE (real US5000 packs: C0 12 = 480.0 A) */
-	put_le16(&f->data[4], (uint16_t)clamp_s16(b->discharge_current_limit_ma / 100));
+	/* CVL u16 LE 0.1 V, rounded down (Pylon CAN V1.2 0x351 bytes 0-1) */
+	put_le16(&f->data[0], clamp_u16(protocol_upper_limit(b->charge_voltage_limit_mv, 100)));
+	/* CCL s16 LE 0.1 A, rounded down, 0..3276.7 A (V1.2 0x351 bytes 2-3) */
+	put_le16(&f->data[2],
+		 (uint16_t)clamp_s16(protocol_upper_limit(b->charge_current_limit_ma, 100)));
+	/*
+	 * DCL s16 LE 0.1 A, rounded down, sent POSITIVE (V1.2 0x351 bytes 4-5;
+	 * real US5000 packs: C0 12 = 480.0 A)
+	 */
+	put_le16(&f->data[4],
+		 (uint16_t)clamp_s16(protocol_upper_limit(b->discharge_current_limit_ma, 100)));
 	if (dvl) {
-		/* DVL u16 LE, 0.1 V (real US5000 packs: C2 01 = 45.0 V; Sol-Ark v1.3) */
-		put_le16(&f->data[6], clamp_u16(b->discharge_voltage_limit_mv / 100));
+		/*
+		 * DVL u16 LE 0.1 V, rounded UP: a lower bound (Sol-Ark v1.3
+		 * 0x351 bytes 6-7, Luxpower V04.2 0x351 "Discharge cut
+		 * voltage"; reserved in Pylon V1.2, which real US5000 packs
+		 * fill anyway: C2 01 = 45.0 V)
+		 */
+		put_le16(&f->data[6],
+			 clamp_u16(protocol_lower_limit(b->discharge_voltage_limit_mv, 100)));
 	}
 }
 
@@ -287,14 +298,54 @@ static void put_soc(const struct pylon_layout *l, const struct battery_state *bs
 		    struct can_frame *f)
 {
 	*f = (struct can_frame){ .can_id = PYLON_ID_SOC, .len = frame_len(l, 4) };
-	/* SOC u16 LE, 1 %, 0..100 */
+	/* SOC u16 LE 1 %, 0..100 (Pylon V1.2 0x355 bytes 0-1) */
 	put_le16(&f->data[0], soc > 100 ? 100 : soc);
-	/* SOH u16 LE, 1 %, 0..100 */
+	/* SOH u16 LE 1 %, 0..100 (V1.2 0x355 bytes 2-3) */
 	put_le16(&f->data[2], bs->bank.soh_pct > 100 ? 100 : bs->bank.soh_pct);
 }
 
-static int16_t pick_temp_dc(const struct pylon_layout *l, const struct battery_pack *b)
+/* @num / @den rounded to the nearest, halves away from zero; @den > 0 */
+static int32_t div_nearest(int32_t num, int32_t den)
 {
+	return num >= 0 ? (num + den / 2) / den : -((-num + den / 2) / den);
+}
+
+int16_t pylon_family_mean_temp_dc(const struct battery_state *bs)
+{
+	const struct battery_pack *b = &bs->bank;
+	uint8_t packs = bs->packs_online ? bs->packs_online : bs->pack_count;
+	unsigned n = b->temp_count > BATTERY_TEMPS_MAX ? BATTERY_TEMPS_MAX : b->temp_count;
+	int32_t sum = 0;
+
+	/*
+	 * One pack: its sensor list is the whole bank's, so its mean is the
+	 * bank's. In a bank the safety layer keeps only the hottest pack's
+	 * list next to the bank's extremes, whose mean would lean hot: there,
+	 * and whenever only the extremes are known, the midpoint of the
+	 * lowest and the highest.
+	 */
+	if (packs <= 1 && n > 0) {
+		int32_t mean;
+
+		for (unsigned i = 0; i < n; i++) {
+			sum += b->temp_dc[i];
+		}
+		mean = div_nearest(sum, (int32_t)n);
+		/* a mean lies between the extremes; a list that disagrees loses */
+		if (mean < b->temp_min_dc) {
+			mean = b->temp_min_dc;
+		} else if (mean > b->temp_max_dc) {
+			mean = b->temp_max_dc;
+		}
+		return (int16_t)mean;
+	}
+	return clamp_s16(div_nearest((int32_t)b->temp_min_dc + b->temp_max_dc, 2));
+}
+
+static int16_t pick_temp_dc(const struct pylon_layout *l, const struct battery_state *bs)
+{
+	const struct battery_pack *b = &bs->bank;
+
 	if (!battery_pack_has(b, BATTERY_GROUP_TEMPS)) {
 		return 0; /* no sensor data yet: 0.0 degC, documented */
 	}
@@ -302,8 +353,8 @@ static int16_t pick_temp_dc(const struct pylon_layout *l, const struct battery_p
 	case PYLON_TEMP_MAX:
 		return b->temp_max_dc;
 	case PYLON_TEMP_AVERAGE:
-		/* (min + max) / 2 as Sol-Ark v1.3 (Battery-Emulator SOL-ARK-LV-CAN.cpp) */
-		return (int16_t)(((int32_t)b->temp_min_dc + b->temp_max_dc) / 2);
+		/* "Average cell temperature" (Pylon V1.2 and Deye V1.2, 0x356 bytes 4-5) */
+		return pylon_family_mean_temp_dc(bs);
 	}
 	return b->temp_max_dc;
 }
@@ -314,12 +365,15 @@ static void put_measured(const struct pylon_layout *l, const struct battery_stat
 	const struct battery_pack *b = &bs->bank;
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = frame_len(l, 6) };
-	/* voltage s16 LE, 0.01 V, 0..327.67 V (bsc_fw: signed; ArminJo: 0..32767) */
+	/*
+	 * voltage s16 LE 0.01 V, 0..327.67 V (Pylon V1.2 and Deye V1.2 0x356
+	 * bytes 0-1; Sol-Ark v1.3 says 0.1 V: see deye.c)
+	 */
 	put_le16(&f->data[0], (uint16_t)clamp_s16(b->voltage_mv / 10));
-	/* current s16 LE, 0.1 A, + charging (real pack: F2 FE = -27.0 A discharging) */
+	/* current s16 LE 0.1 A, + charging (V1.2 0x356 bytes 2-3; real pack: F2 FE = -27.0 A) */
 	put_le16(&f->data[2], (uint16_t)clamp_s16(b->current_ma / 100));
-	/* temperature s16 LE, 0.1 degC, negative below 0 (two's complement) */
-	put_le16(&f->data[4], (uint16_t)pick_temp_dc(l, b));
+	/* temperature s16 LE 0.1 degC, two's complement (V1.2 0x356 bytes 4-5) */
+	put_le16(&f->data[4], (uint16_t)pick_temp_dc(l, bs));
 }
 
 static void put_alarms(const struct pylon_layout *l, const struct battery_state *bs,
@@ -337,13 +391,14 @@ static void put_alarms(const struct pylon_layout *l, const struct battery_state 
 	warn = pylon_family_warning(warnings, alarms);
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_ALARMS, .len = frame_len(l, 7) };
-	f->data[0] = (uint8_t)(prot & 0xff); /* protection byte 0 (bits: file comment) */
-	f->data[1] = (uint8_t)(prot >> 8);   /* protection byte 1 */
-	f->data[2] = (uint8_t)(warn & 0xff); /* warning byte 2 */
-	f->data[3] = (uint8_t)(warn >> 8);   /* warning byte 3 */
-	f->data[4] = pylon_family_module_count(bs); /* modules in parallel, u8 */
-	f->data[5] = 'P'; /* "PN" as Pylontech packs send it (real capture: 50 4E) */
+	f->data[0] = (uint8_t)(prot & 0xff); /* protection, Pylon V1.2 0x359 Table 1 */
+	f->data[1] = (uint8_t)(prot >> 8);   /* protection, V1.2 Table 2 */
+	f->data[2] = (uint8_t)(warn & 0xff); /* alarm (warning), V1.2 Table 3 */
+	f->data[3] = (uint8_t)(warn >> 8);   /* alarm (warning), V1.2 Table 4 */
+	f->data[4] = pylon_family_module_count(bs); /* "Module numbers" u8 (V1.2 byte 4) */
+	f->data[5] = 'P'; /* "P" 0x50, "N" 0x4E (V1.2 bytes 5-6; real capture: 50 4E) */
 	f->data[6] = 'N';
+	/* byte 7 (8-byte layouts only): "-" in V1.2, "should be 00" in Sol-Ark v1.3 */
 }
 
 static void put_requests(const struct pylon_layout *l, const struct battery_state *bs,
@@ -354,8 +409,9 @@ static void put_requests(const struct pylon_layout *l, const struct battery_stat
 	uint32_t req = battery_pack_has(b, BATTERY_GROUP_STATUS) ? b->requests : 0;
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_REQUESTS, .len = frame_len(l, 2) };
-	f->data[0] = pylon_family_request_flags(req); /* bit 7 charge ... bit 3 full charge */
-	f->data[1] = 0;				      /* reserved */
+	/* Pylon V1.2 0x35C Table 5: bit 7 charge ... bit 3 full charge */
+	f->data[0] = pylon_family_request_flags(req);
+	f->data[1] = 0; /* reserved (V1.2 byte 1 empty; Sol-Ark v1.3 "should be 00") */
 }
 
 static void put_name(const struct pylon_layout *l, const struct protocol_options *opt,
@@ -365,7 +421,7 @@ static void put_name(const struct pylon_layout *l, const struct protocol_options
 	size_t n = strnlen(name, 8);
 
 	*f = (struct can_frame){ .can_id = PYLON_ID_NAME, .len = 8 };
-	/* 8 ASCII characters, space padded ("PYLON   " in real captures) */
+	/* Pylon V1.2 0x35E "Manufacturer Name", ASCII, space padded (real packs: "PYLON   ") */
 	memset(f->data, ' ', 8);
 	memcpy(f->data, name, n);
 }
@@ -445,11 +501,20 @@ int pylon_family_encode_urgent(const struct pylon_layout *l, const struct protoc
 
 int pylon_family_inverter_rx(const struct can_frame *f)
 {
-	if (f->can_id & (CAN_EFF_FLAG | CAN_RTR_FLAG | CAN_ERR_FLAG)) {
+	if (f->can_id & (CAN_RTR_FLAG | CAN_ERR_FLAG)) {
 		return PROTOCOL_RX_IGNORED;
 	}
+	if (f->can_id & CAN_EFF_FLAG) {
+		/*
+		 * A Schneider XW Pro acks with 0x305 in an extended (29-bit)
+		 * frame (issue 10): the same ack. No other extended id is ours.
+		 */
+		return (f->can_id & CAN_EFF_MASK) == PYLON_ID_INV_ACK ? PROTOCOL_RX_KEEPALIVE
+								     : PROTOCOL_RX_IGNORED;
+	}
 	switch (f->can_id) {
-	case PYLON_ID_INV_ACK:	 /* "00 00 00 00 00 00 00 00" every second (Sol-Ark v1.3) */
+	/* "Inverter reply every second: 0x305: 00-00-00-00-00-00-00-00" (Pylon V1.2 p. 2) */
+	case PYLON_ID_INV_ACK:
 	case PYLON_ID_INV_IDENT: /* some inverters identify themselves here */
 		return PROTOCOL_RX_KEEPALIVE;
 	default:

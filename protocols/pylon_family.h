@@ -35,8 +35,8 @@ struct protocol_options;
 
 /* Which temperature a brand puts in 0x356 bytes 4-5. */
 enum pylon_temp_source {
-	PYLON_TEMP_MAX,	    /* highest sensor (Pylontech encoders) */
-	PYLON_TEMP_AVERAGE, /* (min + max) / 2 (Sol-Ark v1.3) */
+	PYLON_TEMP_MAX,	    /* highest sensor (Luxpower V04.2 "Max Cell temperature") */
+	PYLON_TEMP_AVERAGE, /* pylon_family_mean_temp_dc() (Pylon V1.2, Deye V1.2) */
 };
 
 /* The per-brand shape of the common frames. */
@@ -54,6 +54,17 @@ struct pylon_layout {
  * Return: true when the bank has LIMITS, ELECTRICAL and CAPACITY.
  */
 bool pylon_family_ready(const struct battery_state *bs);
+
+/**
+ * pylon_family_mean_temp_dc() - the bank's average cell temperature for
+ * 0x356 bytes 4-5 ("Average cell temperature", Pylon CAN V1.2).
+ * @bs: the state
+ * Return: the mean of the sensor list (rounded to the nearest 0.1 degC,
+ * kept within the extremes) when one pack makes the bank; else, and when
+ * only the extremes are known, the midpoint of the bank's lowest and
+ * highest temperature.
+ */
+int16_t pylon_family_mean_temp_dc(const struct battery_state *bs);
 
 /**
  * pylon_family_soc() - the SOC put in 0x355.
@@ -93,7 +104,8 @@ int pylon_family_encode_urgent(const struct pylon_layout *l, const struct protoc
 
 /**
  * pylon_family_inverter_rx() - classify an inverter frame: 0x305 and 0x307
- * mean the inverter is there.
+ * mean the inverter is there; so does 0x305 in an extended frame
+ * (Schneider XW Pro).
  * @f: the frame
  * Return: PROTOCOL_RX_KEEPALIVE or PROTOCOL_RX_IGNORED.
  */

@@ -10,8 +10,11 @@
  * encoders and of real packs (Battery-Emulator PYLON-LV-CAN.cpp; real
  * US5000 frames from setfirelabs.com): 0x351 6 bytes, or 8 with the
  * discharge voltage limit when `send_dvl` is set (real packs send it),
- * 0x355 4, 0x356 6, 0x359 7, 0x35C 2, 0x35E 8. 0x356 carries the highest
- * temperature (Battery-Emulator, ArminJo/JK-BMSToPylontechCAN, diyBMS).
+ * 0x355 4, 0x356 6, 0x359 7, 0x35C 2, 0x35E 8. 0x356 bytes 4-5 carry the
+ * "Average cell temperature" of Pylontech's CANBUS Protocol V1.2 (and of
+ * Deye V1.2), pylon_family_mean_temp_dc(): not the highest, which
+ * Battery-Emulator, ArminJo/JK-BMSToPylontechCAN and diyBMS send against
+ * the document (the highest and lowest are in no Pylontech frame).
  *
  * The inverter answers 0x305 about once a second (content zero) and some
  * send 0x307; either proves it is there. Battery-Emulator gives up after
@@ -24,7 +27,7 @@
 static const struct pylon_layout pylontech_layout = {
 	.pad_to_8 = false,
 	.dvl = false, /* only with options.send_dvl */
-	.temp = PYLON_TEMP_MAX,
+	.temp = PYLON_TEMP_AVERAGE, /* V1.2 0x356 bytes 4-5 */
 	.soc_follows = false,
 	.default_name = "PYLON",
 };

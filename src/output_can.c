@@ -6,7 +6,15 @@
  * ->rx_ids; each goes through ->inverter_rx(), which says whether it was a
  * keep-alive (the inverter is there) or a request for the whole set
  * (Growatt 0x301-style protocols). The bridge keeps the presence
- * bookkeeping and its log lines; this file only connects the two.
+ * bookkeeping and its log lines; this file only connects the two, and
+ * keeps two small things of its own:
+ *   - a request that comes sooner than ->request_min_interval_usec after
+ *     the last one answered proves presence but is not answered (a
+ *     Growatt SPH6000 asks every 500 ms, its GBLI6532 pack answers once a
+ *     second: see protocols/growatt.c);
+ *   - an inverter's shutdown request (Luxpower 0x300): logged once per
+ *     change and shown in STATUS. The gateway cannot switch a BMS off and
+ *     changes no limit because of it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,7 +30,25 @@
 struct output {
 	struct bridge *br;
 	struct can_bus *bus;
+	uint64_t answered_usec; /* last request answered, 0: none yet */
+	bool shutdown_asked;	/* the inverter's last 0x300 asked for a shutdown */
 };
+
+static void on_shutdown(struct output *out, bool asked, uint64_t now)
+{
+	bridge_inverter_heard(out->br, now);
+	if (asked == out->shutdown_asked) {
+		return; /* once per change */
+	}
+	out->shutdown_asked = asked;
+	if (asked) {
+		log_notice("Inverter asks the battery to shut down (%s remote command); "
+			   "the gateway cannot switch the BMS off, limits unchanged",
+			   out->br->proto->name);
+	} else {
+		log_notice("Inverter no longer asks the battery to shut down");
+	}
+}
 
 static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, void *userdata)
 {
@@ -37,7 +63,19 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 		bridge_inverter_heard(out->br, now);
 		break;
 	case PROTOCOL_RX_REQUEST:
+		if (out->answered_usec &&
+		    now - out->answered_usec < proto->request_min_interval_usec) {
+			bridge_inverter_heard(out->br, now); /* asked again too soon */
+			break;
+		}
+		out->answered_usec = now;
 		bridge_inverter_request(out->br, now);
+		break;
+	case PROTOCOL_RX_SHUTDOWN_ASKED:
+		on_shutdown(out, true, now);
+		break;
+	case PROTOCOL_RX_SHUTDOWN_CLEARED:
+		on_shutdown(out, false, now);
 		break;
 	default:
 		break;
@@ -101,7 +139,13 @@ static int can_out_send(struct output *out, const struct can_frame *frames, size
 
 static void can_out_status(struct output *out, char *buf, size_t n)
 {
+	size_t len;
+
 	can_bus_status(out->bus, buf, n);
+	len = strnlen(buf, n);
+	if (out->shutdown_asked && len < n) {
+		snprintf(buf + len, n - len, ", inverter asks battery shutdown");
+	}
 }
 
 const struct output_ops output_can_ops = {

@@ -44,21 +44,31 @@ static void test_golden_reference(void **state)
 	struct battery_state bs;
 
 	t_state(&bs);
-	assert_int_equal(encode(&opt, &bs, f), 6);
+	assert_int_equal(encode(&opt, &bs, f), 7);
 	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D001"); /* DVL always, Sol-Ark v1.3 */
 	t_assert_hex(&f[1], 0x355, "4300 6200 00000000"); /* padded to 8 */
-	/* mean of 20.9 and 23.1 degC = 22.0 degC = 0x00DC */
+	/*
+	 * "Average cell temperature" (Deye V1.2 0x356): one pack, the mean of
+	 * its four sensors, (21.5 + 22.4 + 23.1 + 20.9) / 4 = 21.975 -> 22.0
+	 * degC = 0x00DC
+	 */
 	t_assert_hex(&f[2], 0x356, "C014 7B00 DC00 0000");
 	t_assert_hex(&f[3], 0x359, "00000000 01 504E 00"); /* byte 7 "unused, should be 00" */
 	t_assert_hex(&f[4], 0x35C, "C000 000000000000");
 	t_assert_hex(&f[5], 0x35E, "50594C4F4E202020"); /* "PYLON   " */
+	/* Sol-Ark v1.3 0x379: bank capacity u16 1 Ah, 280 Ah = 0x0118, rest 00 */
+	t_assert_hex(&f[6], 0x379, "1801 000000000000");
 	/* send_dvl changes nothing: Deye always has it */
 	opt.send_dvl = true;
 	encode(&opt, &bs, f);
 	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D001");
 }
 
-/* Negative mean temperature: (-10.5 + -4.1) / 2 = -7.3 degC = 0xFFB7. */
+/*
+ * Negative mean temperature, only the extremes known (a bank of several
+ * packs, or a BMS without a sensor list): their midpoint, (-10.5 + -4.1) /
+ * 2 = -7.3 degC = 0xFFB7.
+ */
 static void test_negative_mean_temperature(void **state)
 {
 	struct can_frame f[PROTOCOL_FRAMES_MAX];
@@ -66,6 +76,7 @@ static void test_negative_mean_temperature(void **state)
 	struct battery_state bs, back;
 
 	t_state(&bs);
+	bs.bank.temp_count = 0;
 	bs.bank.temp_min_dc = -105;
 	bs.bank.temp_max_dc = -41;
 	bs.bank.current_ma = -85000; /* -85.0 A = 0xFCAE */

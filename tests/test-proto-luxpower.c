@@ -133,6 +133,44 @@ static void test_urgent(void **state)
 	t_assert_hex(&f[2], 0x359, "00000400 01 1801 00");
 }
 
+/*
+ * Luxpower V04.2 0x300, "Remote command from storage inverter": byte 0 bit
+ * 0 "RSD battery", 0x01 = shut the battery down. Reported, never ignored,
+ * and never a plain keep-alive; 0x305 stays the ack.
+ */
+static void test_remote_shutdown(void **state)
+{
+	struct can_frame f = t_frame(0x300, "0100000000000000");
+	bool listed = false;
+
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_SHUTDOWN_ASKED);
+	f = t_frame(0x300, "FF00000000000000"); /* only bit 0 counts */
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_SHUTDOWN_ASKED);
+	f = t_frame(0x300, "0000000000000000");
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_SHUTDOWN_CLEARED);
+	f = t_frame(0x300, "FE");
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_SHUTDOWN_CLEARED);
+	f = t_frame(0x300, ""); /* no byte 0: presence only */
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
+	f = t_frame(0x300, "01"); /* an extended 0x300 is somebody else's */
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x300, "01");
+	f.can_id |= CAN_RTR_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x305, "0000000000000000");
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
+	/* the socket must let 0x300 through */
+	for (size_t i = 0; i < P->n_rx_ids; i++) {
+		listed |= P->rx_ids[i] == 0x300;
+	}
+	assert_true(listed);
+	/* only Luxpower defines 0x300: the others ignore it */
+	f = t_frame(0x300, "01");
+	assert_int_equal(protocol_find("pylontech")->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	assert_int_equal(protocol_find("deye")->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_missing_groups),
 		cmocka_unit_test(test_decode_extras),
 		cmocka_unit_test(test_urgent),
+		cmocka_unit_test(test_remote_shutdown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

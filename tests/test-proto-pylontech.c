@@ -62,8 +62,12 @@ static void test_golden_us5000_capture(void **state)
 	b->voltage_mv = 49860;	/* 7A 13 */
 	b->current_ma = -27000; /* F2 FE: discharging */
 	battery_pack_mark(b, BATTERY_GROUP_ELECTRICAL, T_NOW);
+	/*
+	 * 6B 01 = 36.3 degC, the "Average cell temperature" (V1.2): a bank of
+	 * six packs whose extremes are 35.0 and 37.6 degC has it as midpoint
+	 */
 	b->temp_min_dc = 350;
-	b->temp_max_dc = 363; /* 6B 01: the highest */
+	b->temp_max_dc = 376;
 	battery_pack_mark(b, BATTERY_GROUP_TEMPS, T_NOW);
 	b->requests = BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE; /* C0 */
 	battery_pack_mark(b, BATTERY_GROUP_STATUS, T_NOW);
@@ -142,14 +146,15 @@ static void test_negative_values(void **state)
 	t_state(&bs);
 	bs.bank.voltage_mv = 48000;
 	bs.bank.current_ma = -150000; /* -150.0 A = 0xFA24 */
+	bs.bank.temp_count = 0; /* extremes only: their midpoint */
 	bs.bank.temp_min_dc = -200;
-	bs.bank.temp_max_dc = -105; /* -10.5 degC = 0xFF97 */
+	bs.bank.temp_max_dc = -105; /* (-20.0 + -10.5) / 2 = -15.25 -> -15.3 degC = 0xFF67 */
 	encode(&opt, &bs, f);
-	t_assert_hex(&f[2], 0x356, "C012 24FA 97FF");
+	t_assert_hex(&f[2], 0x356, "C012 24FA 67FF");
 	/* a current below one 0.1 A step reads as 0, never -0.1 */
 	bs.bank.current_ma = -99;
 	encode(&opt, &bs, f);
-	t_assert_hex(&f[2], 0x356, "C012 0000 97FF");
+	t_assert_hex(&f[2], 0x356, "C012 0000 67FF");
 }
 
 /* Zero and maximum limits: clamped into the field, never wrapped. */
@@ -178,7 +183,8 @@ static void test_limits_edges(void **state)
 	/* 0x356 voltage s16 0.01 V stops at 327.67 V */
 	bs.bank.voltage_mv = 400000;
 	bs.bank.current_ma = INT32_MIN;
-	bs.bank.temp_max_dc = INT16_MAX;
+	bs.bank.temp_count = 0;
+	bs.bank.temp_min_dc = bs.bank.temp_max_dc = INT16_MAX;
 	encode(&opt, &bs, f);
 	t_assert_hex(&f[2], 0x356, "FF7F 0080 FF7F");
 }
@@ -401,7 +407,19 @@ static void test_inverter_rx(void **state)
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
 	f = t_frame(0x301, "00");
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	/* a Schneider XW Pro acks with 0x305 in an extended frame (issue 10): present */
 	f = t_frame(0x305, "00");
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_KEEPALIVE);
+	f = t_frame(0x307, "00"); /* no other extended id is an ack */
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x1305, "00"); /* extended, but not 0x305 */
+	f.can_id |= CAN_EFF_FLAG;
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
+	f = t_frame(0x305, "");
+	f.can_id |= CAN_RTR_FLAG; /* a remote request is nobody's ack */
+	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
 	f.can_id |= CAN_EFF_FLAG;
 	assert_int_equal(P->inverter_rx(&f), PROTOCOL_RX_IGNORED);
 	assert_int_equal(P->schedule, PROTOCOL_SCHEDULE_PERIODIC);
@@ -442,6 +460,75 @@ static void test_decode_pack(void **state)
 	assert_int_equal(p.soc_pct, 100); /* above 100: 100 */
 }
 
+/*
+ * 0x356 bytes 4-5 "Average cell temperature" (Pylon CANBUS V1.2, and Deye
+ * V1.2): the mean of one pack's sensors, the midpoint of a bank's
+ * extremes, never the highest.
+ */
+static void test_average_temperature(void **state)
+{
+	struct can_frame f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { 0 };
+	struct battery_state bs;
+
+	t_state(&bs); /* 21.5, 22.4, 23.1, 20.9 degC: mean 21.975 -> 22.0 (0x00DC) */
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 DC00");
+	bs.bank.temp_dc[0] = 216; /* sum 880: 22.0 exactly */
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 DC00");
+	/* negative, halves away from zero: (-1.0 - 1.1 - 1.2 - 1.3) / 4 = -1.15 -> -1.2 */
+	bs.bank.temp_count = 4;
+	bs.bank.temp_dc[0] = -10;
+	bs.bank.temp_dc[1] = -11;
+	bs.bank.temp_dc[2] = -12;
+	bs.bank.temp_dc[3] = -13;
+	bs.bank.temp_min_dc = -13;
+	bs.bank.temp_max_dc = -10;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 F4FF");
+	/* a bank of two: the list is one pack's only, the midpoint of the bank's extremes */
+	t_state(&bs);
+	bs.pack_count = bs.packs_online = 2;
+	bs.bank.temp_min_dc = 150;
+	bs.bank.temp_max_dc = 231; /* (15.0 + 23.1) / 2 = 19.05 -> 19.1 (0x00BF) */
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 BF00");
+	/* two configured, one online: that pack's list is the bank's again */
+	bs.packs_online = 1;
+	bs.bank.temp_min_dc = 209;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 DC00");
+	/* a list that disagrees with the extremes: the mean stays between them */
+	bs.bank.temp_min_dc = 225;
+	bs.bank.temp_max_dc = 240;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 E100");
+	/* no temperature yet: 0 */
+	bs.bank.updated_usec[BATTERY_GROUP_TEMPS] = BATTERY_NEVER;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[2], 0x356, "C014 7B00 0000");
+}
+
+/* DVL 48.05 V is 48.1 V on the wire, never 48.0 V; CVL 55.29 V is 55.2 V. */
+static void test_limit_rounding(void **state)
+{
+	struct can_frame f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { .send_dvl = true };
+	struct battery_state bs;
+
+	t_state(&bs);
+	bs.bank.discharge_voltage_limit_mv = 48050;
+	bs.bank.charge_voltage_limit_mv = 55290;
+	bs.bank.charge_current_limit_ma = 100099;
+	bs.bank.discharge_current_limit_ma = 150001;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 E101");
+	bs.bank.discharge_voltage_limit_mv = 48000; /* a whole step stays */
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 E001");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +545,8 @@ int main(void)
 		cmocka_unit_test(test_urgent),
 		cmocka_unit_test(test_inverter_rx),
 		cmocka_unit_test(test_decode_pack),
+		cmocka_unit_test(test_average_temperature),
+		cmocka_unit_test(test_limit_rounding),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

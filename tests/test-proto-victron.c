@@ -132,54 +132,70 @@ static void test_decode_seplos_capture(void **state)
 	assert_int_equal(P->inverter_rx(&cap[1]), PROTOCOL_RX_KEEPALIVE);
 }
 
-/* Every alarm bit: 0x35A alarms (bytes 0-3) and warnings (bytes 4-7). */
+/*
+ * Every alarm bit: 0x35A alarms (bytes 0-3) and warnings (bytes 4-7), SMA
+ * FSS-ConnectingBat-TI-en-10 §5.3 (External Alarm / Warning 1-13) and MG
+ * Master LV v8 (1 raised, 2 cleared). The general pair (byte 0 bits 0-1)
+ * only for what no specific pair covers; a silent pack is a general
+ * warning whichever set it came in.
+ */
 static void test_every_alarm_bit(void **state)
 {
 	static const struct {
 		uint32_t bit;
-		const char *hex; /* four bytes */
+		const char *alarm;   /* 0x35A when the bit is an alarm */
+		const char *warning; /* 0x35A when the bit is a warning */
 	} cases[] = {
-		{ BATTERY_ALARM_CELL_OVERVOLTAGE, "A5AAAA02" },	   /* general + high voltage */
-		{ BATTERY_ALARM_CELL_UNDERVOLTAGE, "99AAAA02" },   /* low voltage */
-		{ BATTERY_ALARM_PACK_OVERVOLTAGE, "A5AAAA02" },
-		{ BATTERY_ALARM_PACK_UNDERVOLTAGE, "99AAAA02" },
-		{ BATTERY_ALARM_CHARGE_OVERTEMP, "A9A6AA02" },	   /* high charge temperature */
-		{ BATTERY_ALARM_CHARGE_UNDERTEMP, "A99AAA02" },	   /* low charge temperature */
-		{ BATTERY_ALARM_DISCHARGE_OVERTEMP, "69AAAA02" },  /* high temperature */
-		{ BATTERY_ALARM_DISCHARGE_UNDERTEMP, "A9A9AA02" }, /* low temperature */
-		{ BATTERY_ALARM_CHARGE_OVERCURRENT, "A9AAA902" },  /* high charge current */
-		{ BATTERY_ALARM_DISCHARGE_OVERCURRENT, "A96AAA02" }, /* high discharge current */
-		{ BATTERY_ALARM_SHORT_CIRCUIT, "A9AA9A02" },
-		{ BATTERY_ALARM_MOSFET_OVERTEMP, "69AAAA02" },
-		{ BATTERY_ALARM_CELL_IMBALANCE, "A9AAAA01" },
-		{ BATTERY_ALARM_BMS_INTERNAL, "A9AA6A02" },
-		{ BATTERY_ALARM_BMS_LINK_LOST, "A9AA6A02" },
-		{ BATTERY_ALARM_LOW_SOC, "AAAAAA02" },	   /* no pair */
-		{ BATTERY_ALARM_PACK_OFFLINE, "AAAAAA02" }, /* told in 0x372 instead */
+		{ BATTERY_ALARM_CELL_OVERVOLTAGE, "A6AAAA02 AAAAAA02", "AAAAAA02 A6AAAA02" },
+		{ BATTERY_ALARM_CELL_UNDERVOLTAGE, "9AAAAA02 AAAAAA02", "AAAAAA02 9AAAAA02" },
+		{ BATTERY_ALARM_PACK_OVERVOLTAGE, "A6AAAA02 AAAAAA02", "AAAAAA02 A6AAAA02" },
+		{ BATTERY_ALARM_PACK_UNDERVOLTAGE, "9AAAAA02 AAAAAA02", "AAAAAA02 9AAAAA02" },
+		{ BATTERY_ALARM_CHARGE_OVERTEMP, "AAA6AA02 AAAAAA02", "AAAAAA02 AAA6AA02" },
+		{ BATTERY_ALARM_CHARGE_UNDERTEMP, "AA9AAA02 AAAAAA02", "AAAAAA02 AA9AAA02" },
+		{ BATTERY_ALARM_DISCHARGE_OVERTEMP, "6AAAAA02 AAAAAA02", "AAAAAA02 6AAAAA02" },
+		{ BATTERY_ALARM_DISCHARGE_UNDERTEMP, "AAA9AA02 AAAAAA02", "AAAAAA02 AAA9AA02" },
+		{ BATTERY_ALARM_CHARGE_OVERCURRENT, "AAAAA902 AAAAAA02", "AAAAAA02 AAAAA902" },
+		{ BATTERY_ALARM_DISCHARGE_OVERCURRENT, "AA6AAA02 AAAAAA02", "AAAAAA02 AA6AAA02" },
+		{ BATTERY_ALARM_SHORT_CIRCUIT, "AAAA9A02 AAAAAA02", "AAAAAA02 AAAA9A02" },
+		{ BATTERY_ALARM_MOSFET_OVERTEMP, "6AAAAA02 AAAAAA02", "AAAAAA02 6AAAAA02" },
+		{ BATTERY_ALARM_CELL_IMBALANCE, "AAAAAA01 AAAAAA02", "AAAAAA02 AAAAAA01" },
+		{ BATTERY_ALARM_BMS_INTERNAL, "AAAA6A02 AAAAAA02", "AAAAAA02 AAAA6A02" },
+		{ BATTERY_ALARM_BMS_LINK_LOST, "AAAA6A02 AAAAAA02", "AAAAAA02 AAAA6A02" },
+		/* no specific pair: the general one */
+		{ BATTERY_ALARM_LOW_SOC, "A9AAAA02 AAAAAA02", "AAAAAA02 A9AAAA02" },
+		/* a silent pack: a general warning, never an alarm (0x372 counts it) */
+		{ BATTERY_ALARM_PACK_OFFLINE, "AAAAAA02 A9AAAA02", "AAAAAA02 A9AAAA02" },
 	};
 	struct can_frame f[PROTOCOL_FRAMES_MAX];
 	struct protocol_options opt = { 0 };
 	struct battery_state bs;
-	char hex[32];
 
 	assert_int_equal(ARRAY_SIZE(cases), BATTERY_ALARM__COUNT);
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		t_state(&bs);
 		bs.bank.alarms = cases[i].bit;
 		encode(&opt, &bs, f);
-		snprintf(hex, sizeof(hex), "%s AAAAAA02", cases[i].hex);
-		t_assert_hex(&f[3], 0x35A, hex);
+		t_assert_hex(&f[3], 0x35A, cases[i].alarm);
 		bs.bank.alarms = 0;
 		bs.bank.warnings = cases[i].bit;
 		encode(&opt, &bs, f);
-		snprintf(hex, sizeof(hex), "AAAAAA02 %s", cases[i].hex);
-		t_assert_hex(&f[3], 0x35A, hex);
+		t_assert_hex(&f[3], 0x35A, cases[i].warning);
 	}
+	/* a covered and an uncovered bit together: both pairs */
+	t_state(&bs);
+	bs.bank.warnings = BATTERY_ALARM_CELL_OVERVOLTAGE | BATTERY_ALARM_LOW_SOC;
+	encode(&opt, &bs, f);
+	t_assert_hex(&f[3], 0x35A, "AAAAAA02 A5AAAA02");
 	/* a general alarm alone (another BMS's) still means "stop": BMS internal */
 	f[0] = t_frame(0x35A, "01000000 00000000");
 	battery_state_init(&bs, 1);
 	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
 	assert_int_equal(bs.bank.alarms, BATTERY_ALARM_BMS_INTERNAL);
+	/* a general warning: what our encoder puts there, a low SOC */
+	f[0] = t_frame(0x35A, "02000000 01000000");
+	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
+	assert_int_equal(bs.bank.alarms, 0);
+	assert_int_equal(bs.bank.warnings, BATTERY_ALARM_LOW_SOC);
 	/* 11 ("not supported"/invalid) and 10 are not active */
 	f[0] = t_frame(0x35A, "FFFFFFFF AAAAAAAA");
 	assert_int_equal(P->decode(&f[0], T_NOW, &bs), 1);
@@ -279,8 +295,140 @@ static void test_urgent(void **state)
 	t_assert_hex(&f[0], 0x351, "2802 E803 C800 D001");
 	bs.bank.alarms = BATTERY_ALARM_SHORT_CIRCUIT;
 	assert_int_equal(P->encode_urgent(&opt, &prev, &bs, T_NOW, f, 8), 2);
-	t_assert_hex(&f[1], 0x35A, "A9AA9A02 AAAAAA02");
+	t_assert_hex(&f[1], 0x35A, "AAAA9A02 AAAAAA02");
 	assert_int_equal(P->encode_urgent(&opt, &prev, &bs, T_NOW, f, 1), -ENOBUFS);
+}
+
+/*
+ * A bank whose extreme's pack is unknown: the cell number alone, never
+ * "256.<n>" (the pack index BATTERY_INDEX_NONE + 1). DVL is a lower
+ * bound: 46.45 V goes out as 46.5 V, CVL 55.29 V as 55.2 V.
+ */
+static void test_unknown_pack_and_rounding(void **state)
+{
+	struct can_frame f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { 0 };
+	struct battery_state bs;
+	int n;
+
+	t_state(&bs);
+	bs.pack_count = 3;
+	bs.packs_online = 3;
+	bs.bank.cell_min_pack = BATTERY_INDEX_NONE;
+	bs.bank.temp_max_pack = BATTERY_INDEX_NONE;
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x374), 0x374, "3132000000000000"); /* "12" */
+	t_assert_hex(t_find(f, n, 0x375), 0x375, "312E360000000000"); /* "1.6" */
+	t_assert_hex(t_find(f, n, 0x377), 0x377, "3300000000000000"); /* "3" */
+	bs.bank.charge_voltage_limit_mv = 55290;
+	bs.bank.discharge_voltage_limit_mv = 46450;
+	bs.bank.charge_current_limit_ma = 100099;
+	bs.bank.discharge_current_limit_ma = 150001;
+	n = encode(&opt, &bs, f);
+	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D101");
+}
+
+/* the state of the BYD capture (dfch/BydCanProtocol README) */
+static void byd_state(struct battery_state *bs)
+{
+	struct battery_pack *b = &bs->bank;
+
+	t_state(bs);
+	bs->pack_count = bs->packs_online = 2; /* 0x372: 2 batteries online */
+	b->charge_voltage_limit_mv = 58400;	/* 48 02 */
+	b->charge_current_limit_ma = 128000;	/* 00 05 */
+	b->discharge_current_limit_ma = 128000; /* 00 05 */
+	b->discharge_voltage_limit_mv = 43000;	/* AE 01 */
+	b->soc_pct = 67;			/* 43 00 */
+	b->soh_pct = 100;			/* 64 00 */
+	b->voltage_mv = 53100;			/* BE 14 */
+	b->current_ma = -700;			/* F9 FF */
+	b->cell_min_mv = 3306;			/* EA 0C */
+	b->cell_max_mv = 3329;			/* 01 0D */
+	b->temp_count = 0;
+	b->temp_min_dc = 140; /* 287 K */
+	b->temp_max_dc = 170; /* 290 K */
+	b->full_mah = 156000; /* 0x379: 156 Ah installed, 2 x 78 Ah */
+}
+
+/*
+ * Source: a BYD Battery-Box Premium LVS to a Venus OS GX
+ * (tests/data/victron-byd-venus.log). Same bytes where the choices agree;
+ * where BYD chose otherwise the test names the difference.
+ */
+static void test_golden_byd_capture(void **state)
+{
+	struct can_frame cap[20], f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { .manufacturer = "BYD" };
+	struct battery_state bs;
+	int n = t_load("victron-byd-venus.log", cap, 20), m;
+
+	assert_int_equal(n, 17);
+	byd_state(&bs);
+	m = encode(&opt, &bs, f);
+	t_assert_frame(t_find(f, m, 0x351), t_find(cap, n, 0x351));
+	t_assert_frame(t_find(f, m, 0x372), t_find(cap, n, 0x372));
+	t_assert_frame(t_find(f, m, 0x373), t_find(cap, n, 0x373));
+	t_assert_frame(t_find(f, m, 0x379), t_find(cap, n, 0x379));
+	/* 0x355: BYD sends no HiResSOC (SMA: optional); we send SOC x 100 */
+	assert_memory_equal(t_find(f, m, 0x355)->data, t_find(cap, n, 0x355)->data, 4);
+	t_assert_hex(t_find(f, m, 0x355), 0x355, "4300 6400 2C1A 0000");
+	/*
+	 * 0x356: voltage and current the same; BYD's 14.0 degC is its lowest
+	 * (287 K in 0x373), we send the highest (17.0 degC), as the Seplos
+	 */
+	assert_memory_equal(t_find(f, m, 0x356)->data, t_find(cap, n, 0x356)->data, 4);
+	t_assert_hex(t_find(f, m, 0x356), 0x356, "BE14 F9FF AA00 0000");
+	/* 0x35A: every evaluated pair "ok" as BYD; its reserved pairs 10, ours 00 */
+	assert_memory_equal(t_find(f, m, 0x35A)->data, t_find(cap, n, 0x35A)->data, 3);
+	t_assert_hex(t_find(f, m, 0x35A), 0x35A, "AAAAAA02 AAAAAA02");
+	/* 0x35E: BYD NUL pads, SMA names no padding, we pad with spaces */
+	t_assert_hex(t_find(f, m, 0x35E), 0x35E, "4259442020202020");
+	/*
+	 * 0x35F bytes 4-5: BYD 105 Ah, its available capacity (67 % of 156 Ah);
+	 * MG v8 "Total battery capacity": 156 Ah (victron.c)
+	 */
+	t_assert_hex(t_find(cap, n, 0x35F), 0x35F, "4C69 0117 6900 0000");
+	t_assert_hex(t_find(f, m, 0x35F), 0x35F, "0000 0000 9C00 0000");
+	/* 0x374: BYD names the battery ("2"), we the pack and the cell ("1.12") */
+	t_assert_hex(t_find(cap, n, 0x374), 0x374, "3200000000000000");
+	t_assert_hex(t_find(f, m, 0x374), 0x374, "312E313200000000");
+}
+
+/* What a GX reads from the BYD frames, through our decoder. */
+static void test_decode_byd_capture(void **state)
+{
+	struct can_frame cap[20];
+	struct battery_state bs;
+	const struct battery_pack *b = &bs.bank;
+	int n = t_load("victron-byd-venus.log", cap, 20);
+
+	battery_state_init(&bs, 1);
+	for (int i = 0; i < n; i++) {
+		/* 0x35B events, 0x360, 0x378 energy, 0x382 product: not read */
+		canid_t id = cap[i].can_id;
+		int want = id == 0x35B || id == 0x360 || id == 0x378 || id == 0x382 ? 0 : 1;
+
+		assert_int_equal(P->decode(&cap[i], T_NOW, &bs), want);
+	}
+	assert_int_equal(b->charge_voltage_limit_mv, 58400);
+	assert_int_equal(b->charge_current_limit_ma, 128000);
+	assert_int_equal(b->discharge_current_limit_ma, 128000);
+	assert_int_equal(b->discharge_voltage_limit_mv, 43000);
+	assert_int_equal(b->soc_pct, 67);
+	assert_int_equal(b->soh_pct, 100);
+	assert_int_equal(b->voltage_mv, 53100);
+	assert_int_equal(b->current_ma, -700);
+	assert_int_equal(b->temp_max_dc, 140); /* 0x356 wins over 290 K */
+	assert_int_equal(b->temp_min_dc, 139); /* 287 K */
+	assert_int_equal(b->cell_min_mv, 3306);
+	assert_int_equal(b->cell_max_mv, 3329);
+	assert_int_equal(b->alarms, 0);
+	assert_int_equal(b->warnings, 0);
+	assert_int_equal(b->full_mah, 156000); /* 0x379 after 0x35F's 105 Ah */
+	assert_int_equal(bs.packs_online, 2);
+	assert_int_equal(bs.pack_count, 2);
+	assert_int_equal(b->cell_min_idx, 1); /* "2": cell 2 to us */
 }
 
 int main(void)
@@ -292,6 +440,9 @@ int main(void)
 		cmocka_unit_test(test_modules_and_ids),
 		cmocka_unit_test(test_missing_groups_and_edges),
 		cmocka_unit_test(test_urgent),
+		cmocka_unit_test(test_unknown_pack_and_rounding),
+		cmocka_unit_test(test_golden_byd_capture),
+		cmocka_unit_test(test_decode_byd_capture),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

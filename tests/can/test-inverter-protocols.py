@@ -10,7 +10,11 @@ ids, lengths, byte orders and scalings, written here from the protocol
 descriptions (Pylontech V1.2 / real US5000 frames, Sol-Ark v1.3, the
 YamBMS "LuxPower" layout, the Victron CAN-bus BMS frames of a real Seplos
 BMS, Growatt LV Rev 04 as Battery-Emulator transcribes it) and never calls
-the project's decoders. It checks:
+the project's decoders. Since issue 10 the tables follow the primary
+documents where they say more than those descriptions: Growatt "BMS
+CAN-Bus-protocol-low-voltage" V1.04 Table1 for the 0x311 status bits (and
+a real GBLI6532's 01 61 / 01 62, schmellic/growatt2solis), Sol-Ark v1.3
+for Deye's 0x379, Luxpower V04.2 for the 0x300 remote command. It checks:
 
 - the frame set and lengths, 11-bit ids;
 - the period (0x351 every 1 s) for the broadcasting protocols;
@@ -18,7 +22,13 @@ the project's decoders. It checks:
   CCL <= 100 A, DCL <= 150 A, SOH 98 %, cells 2.5-3.65 V, ~20 degC);
 - the keep-alive path: frames flow without an ack, and once the test sends
   0x305 once a second the daemon logs "Inverter present";
-- Growatt: nothing unprompted; each 0x301 is answered with 0x311-0x321.
+- Growatt: nothing unprompted; each 0x301 is answered with 0x311-0x321,
+  at most one set a second to an inverter that asks every 500 ms (as a
+  real SPH6000 does and its GBLI6532 answers); 0x311 status per V1.04
+  Table1: outputs enabled (bits 5, 6), standalone (bits 8-9 00), SP
+  status (bits 10-11, the inverter's own) 00;
+- Luxpower: a 0x300 shutdown request (V04.2) is logged once and changes no
+  limit.
 
 Environment: BUILD_DIR (meson build dir with bmsbridged), SRC_DIR; vcan0 up.
 Exit 0 pass, 77 skip (no vcan0 / python3-can / daemon), 1 fail. Prints TAP.
@@ -75,8 +85,9 @@ def s16(d, o, order="little"):
 
 # id -> frame length, per protocol (sources in the module docstring)
 PYLON_LEN = {0x351: (6, 8), 0x355: (4,), 0x356: (6,), 0x359: (7,), 0x35C: (2,), 0x35E: (8,)}
-DEYE_LEN = {i: (8,) for i in (0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E)}
-LUX_LEN = {**DEYE_LEN, 0x379: (8,)}
+PYLON8_LEN = {i: (8,) for i in (0x351, 0x355, 0x356, 0x359, 0x35C, 0x35E)}
+DEYE_LEN = {**PYLON8_LEN, 0x379: (8,)}  # Sol-Ark v1.3 0x379 bank capacity
+LUX_LEN = {**PYLON8_LEN, 0x379: (8,)}
 VICTRON_ALWAYS = {0x351, 0x355, 0x356, 0x35A, 0x35E, 0x35F, 0x370, 0x371, 0x372, 0x379}
 VICTRON_OPTIONAL = {0x373, 0x374, 0x375, 0x376, 0x377}
 GROWATT_IDS = [0x311, 0x312, 0x313, 0x314, 0x315, 0x316, 0x317, 0x318, 0x319, 0x320, 0x321]
@@ -141,6 +152,9 @@ def check_pylon_family(tag, last, lens, layout):
         check(tag + ': 0x359 bytes 5-6 "PN"', d[5:7] == b"PN", d.hex())
     if layout == "deye":
         check(tag + ": 0x359 byte 7 zero (Sol-Ark v1.3)", d[7] == 0, d.hex())
+        d = last[0x379]
+        check(tag + ": 0x379 bank capacity 280 Ah, bytes 2-7 zero (Sol-Ark v1.3)",
+              u16(d, 0) == 280 and d[2:] == bytes(6), d.hex())
     d = last[0x35C]
     check(tag + ": 0x35C charge enabled (bit 7), reserved bits 0-2 clear",
           d[0] & 0x80 and not d[0] & 0x07, d.hex())
@@ -201,13 +215,21 @@ def check_growatt(tag, burst):
     d = last[0x311]
     lim = (u16(d, 0, be) / 10, u16(d, 2, be) / 10, u16(d, 4, be) / 10, None)
     st = u16(d, 6, be)
-    check(tag + ": 0x311 status bits 0-1 equal bits 10-11 and are not 00",
-          st & 3 and (st >> 10) & 3 == st & 3 and not st & 0xF3FC, hex(st))
+    # V1.04 Table1: bits 0-1 state, 2 error bytes valid, 3 balance, 4 sleep,
+    # 5 discharge enabled, 6 charge enabled, 7 terminal (0 connected),
+    # 8-9 master box mode, 10-11 "SP status" (the storage machine's own)
+    check(tag + ": 0x311 bits 12-15 unused, bits 10-11 (SP status) 00",
+          not st & 0xFC00, hex(st))
+    check(tag + ": 0x311 state not 00 (soft start) while enabled", st & 3, hex(st))
+    check(tag + ": 0x311 bits 5, 6: discharge and charge output enabled (sim pack healthy)",
+          st & 0x60 == 0x60, hex(st))
+    check(tag + ": 0x311 bits 8-9 00: one pack, standalone", not st & 0x300, hex(st))
+    check(tag + ": 0x311 bit 2 clear: 0x312 carries no bit", not st & 0x04, hex(st))
     d = last[0x313]
     soc = (d[6], d[7] & 0x7F)
     meas = (u16(d, 0, be) / 100, s16(d, 2, be) / 10, s16(d, 4, be) / 10)
     plausible_common(tag, lim, soc, meas)
-    state = {1: "idle", 2: "charging", 3: "discharging"}[st & 3]
+    state = {0: "soft start", 1: "idle", 2: "charging", 3: "discharging"}[st & 3]
     a = meas[1]
     check(tag + ": 0x311 state agrees with the 0x313 current (%s, %.1f A)" % (state, a),
           (state == "idle" and a == 0) or (state == "charging" and a > 0) or
@@ -236,7 +258,8 @@ class Daemon:
     def __init__(self, tmp, protocol):
         self.conf = os.path.join(tmp, protocol + ".conf")
         with open(self.conf, "w") as f:
-            f.write('bms: { driver = "sim"; seed = 7; };\n'
+            f.write('status_interval_s = 1;\n'
+                    'bms: { driver = "sim"; seed = 7; };\n'
                     'inverter: { protocol = "%s"; output = "can"; port = "%s"; };\n'
                     % (protocol, IFACE))
         env = dict(os.environ)
@@ -296,7 +319,48 @@ def wait_first(bus, seconds, want_id):
     return False
 
 
-def run_periodic(tmp, protocol, tag, checker):
+def luxpower_shutdown(bus, d, tag):
+    """Luxpower V04.2 0x300 byte 0 bit 0: reported once, no limit changed."""
+    def limits():
+        fr = collect(bus, 1.2, stop_when=lambda f: any(x[1] == 0x351 for x in f))
+        return [x[2] for x in fr if x[1] == 0x351][-1:]
+
+    before = limits()
+    for _ in range(3):
+        bus.send(can.Message(arbitration_id=0x300, data=bytes([1]) + bytes(7),
+                             is_extended_id=False))
+        collect(bus, 0.3)
+    after = limits()
+    lines = [l for l in d.log if "asks the battery to shut down" in l]
+    check(tag + ": 0x300 shutdown request logged once for three frames", len(lines) == 1,
+          "\n".join(d.log[-10:]))
+    mark = len(d.log)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end and not any(
+            "Status:" in l and "inverter asks battery shutdown" in l for l in d.log[mark:]):
+        time.sleep(0.1)
+    check(tag + ": STATUS says the inverter asks for a shutdown",
+          any("Status:" in l and "inverter asks battery shutdown" in l for l in d.log[mark:]),
+          "\n".join(d.log[-5:]))
+    # the sim's current limits may move on their own: CVL the same, CCL/DCL not cut to 0
+    check(tag + ": 0x351 not cut by the request (CVL same, CCL and DCL above 0)",
+          before and after and before[0][:2] == after[0][:2] and
+          s16(after[0], 2) > 0 and s16(after[0], 4) > 0,
+          (before[0].hex() if before else None, after[0].hex() if after else None))
+    bus.send(can.Message(arbitration_id=0x300, data=bytes(8), is_extended_id=False))
+    collect(bus, 0.5)
+    check(tag + ": 0x300 with bit 0 clear logged as withdrawn",
+          d.logged("no longer asks the battery to shut down"), "\n".join(d.log[-10:]))
+    mark = len(d.log)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end and not any("Status:" in l for l in d.log[mark:]):
+        time.sleep(0.1)
+    st = [l for l in d.log[mark:] if "Status:" in l]
+    check(tag + ": STATUS no longer mentions it",
+          st and "shutdown" not in st[-1], st[-1:] or d.log[-5:])
+
+
+def run_periodic(tmp, protocol, tag, checker, extra=None):
     bus = can.Bus(interface="socketcan", channel=IFACE)
     d = Daemon(tmp, protocol)
     try:
@@ -320,6 +384,8 @@ def run_periodic(tmp, protocol, tag, checker):
                 stop_when=lambda _f: d.logged("Inverter present"))
         check(tag + ": 0x305 acks -> the daemon logs \"Inverter present\"",
               d.logged("Inverter present"), "\n".join(d.log[-10:]))
+        if extra:
+            extra(bus, d, tag)
     finally:
         rc = d.stop()
         bus.shutdown()
@@ -349,6 +415,14 @@ def run_growatt(tmp):
             time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
         check(tag + ": each of 4 requests answered (the first may come before the BMS read)",
               answered >= 3, answered)
+        # an SPH6000 asks every 500 ms; its own GBLI6532 answers once a second
+        t_start = time.monotonic()
+        sets = 0
+        for k in range(6):
+            bus.send(can.Message(arbitration_id=0x301, data=bytes(8), is_extended_id=False))
+            got = collect(bus, max(0.0, t_start + 0.5 * (k + 1) - time.monotonic()))
+            sets += sum(1 for f in got if f[1] == 0x311)
+        check(tag + ": 0x301 every 500 ms for 3 s -> one set a second (3)", sets == 3, sets)
         if burst:
             check_growatt(tag, burst)
         after = collect(bus, 1.5)
@@ -372,7 +446,8 @@ def main():
         run_periodic(tmp, "deye", "deye",
                      lambda t, last: check_pylon_family(t, last, DEYE_LEN, "deye"))
         run_periodic(tmp, "luxpower", "luxpower",
-                     lambda t, last: check_pylon_family(t, last, LUX_LEN, "luxpower"))
+                     lambda t, last: check_pylon_family(t, last, LUX_LEN, "luxpower"),
+                     extra=luxpower_shutdown)
         run_periodic(tmp, "victron", "victron", check_victron)
         run_growatt(tmp)
     print("1..%d" % len(results), flush=True)

@@ -95,9 +95,10 @@ def test_encode():
               f[0x355].hex())
     if 0x356 in f:
         d = f[0x356]
-        # the temperature Pylontech sends is the warmest sensor: 21.5 degC
-        check("0x356: 52.48 V, -12.3 A, 21.5 degC",
-              (le(d, 0, True), le(d, 2, True), le(d, 4, True)) == (5248, -123, 215), d.hex())
+        # Pylontech CANBUS V1.2 0x356 bytes 4-5: "Average cell temperature",
+        # one pack: (21.5 + -3.2) / 2 = 9.15 -> 9.2 degC
+        check("0x356: 52.48 V, -12.3 A, 9.2 degC (the average)",
+              (le(d, 0, True), le(d, 2, True), le(d, 4, True)) == (5248, -123, 92), d.hex())
     if 0x35C in f:
         check("0x35C: charge and discharge enabled (bits 7, 6)", f[0x35C][0] & 0xC0 == 0xC0,
               f[0x35C].hex())
