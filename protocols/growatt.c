@@ -81,6 +81,8 @@
 #define GROWATT_ID_UPDATE 0x321
 #define GROWATT_FRAMES 11
 #define GROWATT_CELLS 16
+/* V1.04 0x320 "Date & Time bits Table": day 1 (bit 17), month 1 (bit 22), year 2000 + 0 */
+#define GROWATT_DATE_2000_01_01 ((UINT32_C(1) << 17) | (UINT32_C(1) << 22))
 #define GROWATT_DEFAULT_NAME "BB" /* "bmsbridge"; Battery-Emulator sends "BE" */
 
 /* 0x311 status u16, V1.04 Table1 */
@@ -369,7 +371,14 @@ static int growatt_encode(const struct protocol_options *opt, const struct batte
 	f->data[1] = name[0] ? (uint8_t)name[1] : 0;
 	f->data[2] = 1; /* hardware version 1~9 */
 	f->data[3] = 1; /* software version 1~9 */
-	/* bytes 4-7 "Date & Time": 0, encoders read no clock */
+	/*
+	 * bytes 4-7 "Date & Time", one u32 BE (V1.04 0x320 and its "Date &
+	 * Time bits Table": bits 0-5 second, 6-11 minute, 12-16 hour, 17-21
+	 * day 1~31, 22-25 month 1~12, 26-31 year 2000~2063). Encoders read no
+	 * clock, and all zeros is no date (day 0, month 0 are outside the
+	 * table's ranges): the table's first valid date, 2000-01-01 00:00:00.
+	 */
+	put_be32(&f->data[4], GROWATT_DATE_2000_01_01);
 
 	frames[10].can_id = GROWATT_ID_UPDATE; /* V1.04 0x321 Table6: all zero = normal */
 	return GROWATT_FRAMES;

@@ -72,12 +72,12 @@ static void test_golden_reference(void **state)
 	t_assert_hex(&f[7], 0x318, "0CF6 0CF7 0CF8 0CF9");
 	/* charge+discharge enabled, LiFePO4; 3325 / 3312 mV; cells 6 and 12; pack 0 */
 	t_assert_hex(&f[8], 0x319, "C0 0CFD 0CF0 06 0C 00");
-	t_assert_hex(&f[9], 0x320, "4242 01 01 00000000");
+	t_assert_hex(&f[9], 0x320, "4242 01 01 00420000");
 	t_assert_hex(&f[10], 0x321, "0000000000000000");
 	/* the manufacturer option gives the abbreviation */
 	strcpy(opt.manufacturer, "GW");
 	encode(&opt, &bs, f);
-	t_assert_hex(&f[9], 0x320, "4757 01 01 00000000");
+	t_assert_hex(&f[9], 0x320, "4757 01 01 00420000");
 	t_assert_hex(&f[1], 0x312, "00000000 01 4757 10");
 }
 
