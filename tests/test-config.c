@@ -186,6 +186,16 @@ static const struct bad_case {
 	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
 	  "safety: { max_charge_current_a = 5000; };",
 	  3, "safety.max_charge_current_a", "5000 A is out of range [0, 2000]" },
+	/* "charge to 14.2 V, don't discharge below 48 V", and sim packs that cannot fit */
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"deye\"; port = \"can0\"; };\n"
+	  "safety: {\n max_charge_voltage_mv = 14200; };",
+	  4, "safety.max_charge_voltage_mv", "DVL >= CVL" },
+	{ "bms: { driver = \"sim\"; sim_cells = 4; };\n"
+	  "inverter: { protocol = \"deye\"; port = \"can0\"; };",
+	  1, "bms.sim_cells", "DVL >= CVL" },
+	{ "bms: { driver = \"sim\";\n sim_cells = 32; };\n"
+	  "inverter: { protocol = \"deye\"; port = \"can0\"; };",
+	  2, "bms.sim_cells", "DVL >= CVL" },
 };
 
 static void test_bad_files(void **state)
