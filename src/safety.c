@@ -1042,7 +1042,9 @@ static uint32_t bank_current(const struct safety *s, const struct limits *l, boo
  * inverter can follow. Raising CVL or lowering DVL would loosen a limit,
  * so when DVL >= CVL nothing may flow: CCL = DCL = 0, no enable and no
  * request, and DVL is sent 0.1 V (one step of every encoder) below CVL,
- * which with DCL 0 allows nothing. s->conflict says why, for the log.
+ * which with DCL 0 allows nothing (a CVL below 0.1 V, a BMS saying 0, is
+ * sent as 0.1 V with DVL 0: with CCL 0 it allows nothing either).
+ * s->conflict says why, for the log.
  */
 static void apply_caps(struct safety *s, struct battery_pack *b)
 {
@@ -1068,8 +1070,11 @@ static void apply_caps(struct safety *s, struct battery_pack *b)
 		b->charge_current_limit_ma = 0;
 		b->discharge_current_limit_ma = 0;
 		b->requests = 0;
-		b->discharge_voltage_limit_mv =
-			b->charge_voltage_limit_mv > 100 ? b->charge_voltage_limit_mv - 100 : 0;
+		if (b->charge_voltage_limit_mv < 100) {
+			/* a BMS that says CVL 0: 0.1 V, harmless with CCL 0 */
+			b->charge_voltage_limit_mv = 100;
+		}
+		b->discharge_voltage_limit_mv = b->charge_voltage_limit_mv - 100;
 	} else {
 		s->conflict[0] = '\0';
 	}
