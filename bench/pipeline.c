@@ -11,7 +11,9 @@
  * protocol's urgent-frame check (pylontech), plus one full set encode per
  * 1000 frames as the 1 s period at 1000 frames/s would add. The frames
  * are the real US5000 set (tests/data/pylontech-us5000-v12.log) with the
- * voltage and the CCL moving, so the urgent path sends now and then.
+ * voltage and the CCL moving, so the urgent path sends now and then; they
+ * come four to a receive batch, sharing one loop time as the frames of one
+ * recvmmsg() do, so new writes are told apart by their values there.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +90,9 @@ int main(int argc, char **argv)
 		} else if (f.can_id == 0x351) {
 			put_le16(f.data + 2, (uint16_t)(900 + k % 200)); /* CCL 90-110 A */
 		}
-		t += 250; /* 4000 frames/s */
+		if (k % 4 == 0) {
+			t += 1000; /* 4000 frames/s, 4 per recvmmsg() batch: one loop time */
+		}
 		if (drv->decode_frame(&f, t, &bs) <= 0) {
 			continue;
 		}

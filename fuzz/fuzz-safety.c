@@ -1,20 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for the safety layer: the input is a config and a
- * trace of BMS writes. The safety layer parses no bytes itself, but every
- * value it judges comes from outside (a BMS), so the fuzzer drives it with
- * arbitrary values and times and aborts when an invariant breaks:
- *   - NORMAL: no limit above a user cap, DVL not below the floor, every
- *     group of the bank younger than stale_timeout;
+ * trace of BMS writes, reloads and receive batches. The safety layer parses
+ * no bytes itself, but every value it judges comes from outside (a BMS),
+ * so the fuzzer drives it with arbitrary values and times and aborts when
+ * an invariant breaks. The oracle checks the caps IN FORCE (a reload may
+ * have changed them just before), not those of the start:
+ *   - every mode that sends (NORMAL, HOLD, ZERO): CCL, DCL and CVL at most
+ *     the caps, DVL below CVL, DVL at least the floor unless nothing may
+ *     flow (CCL = DCL = 0, no enable);
+ *   - NORMAL: every group of the bank younger than stale_timeout, none
+ *     from the future;
+ *   - HOLD: nothing stale passed as fresh: no group of the bank newer than
+ *     the last NORMAL evaluation;
  *   - ZERO/STOP: CCL = DCL = 0 with the link-lost alarm;
  *   - NOT_READY: the bank carries no group.
  *
  * Layout: 16 config bytes, then records of 24 bytes:
  *   0 pack, 1 group mask, 2-3 time step (ms), 4-5 cell mV (all), 6 spiked
  *   cell, 7-8 its mV, 9-10 pack voltage delta, 11 SOC, 12-13 temperature,
- *   14-15 CCL (0.1 A), 16-17 DCL (0.1 A), 18-19 CVL (10 mV), 20 requests,
- *   21-23 spare.
+ *   14-15 CCL (0.1 A), 16-17 DCL (0.1 A), 18-19 CVL (10 mV), 20 requests
+ *   (bits 0-4) and reload floor (bits 5-7), 21 flags: bit 0 reload before
+ *   this write (caps from 20, 22, 23), bit 1 the same loop time as the
+ *   last record (one receive batch), 22 reload CCL/DCL cap (A), 23 reload
+ *   CVL cap (40 V + 80 mV steps).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct safety_config cfg;
 	struct battery_state bs;
 	struct safety s;
-	uint64_t now = 1000000;
+	uint64_t now = 1000000, last_normal = 0;
 
 	if (size < 16) {
 		return 0;
@@ -87,10 +98,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (; size >= 24; data += 24, size -= 24) {
 		enum safety_mode mode;
 		const struct battery_pack *b = &bs.bank;
+		bool flows;
 
-		now += get_le16(&data[2]) * USEC_PER_MSEC;
+		if (data[21] & 1) {
+			cfg.max_charge_current_ma = data[22] * 1000u;
+			cfg.max_discharge_current_ma = data[22] * 1000u;
+			cfg.max_charge_voltage_mv = 40000 + data[23] * 80u;
+			cfg.min_discharge_voltage_mv = 40000 + (data[20] >> 5) * 2000u;
+			safety_reconfigure(&s, &cfg, protocol_find(protos[data[12] & 3]));
+		}
+		if (!(data[21] & 2)) {
+			now += get_le16(&data[2]) * USEC_PER_MSEC;
+		}
 		write_pack(&bs.packs[(data[0] & 15) % bs.pack_count], data, now);
 		mode = safety_evaluate(&s, &bs, now, NULL);
+		flows = b->charge_current_limit_ma || b->discharge_current_limit_ma ||
+			(b->requests & (BATTERY_REQUEST_CHARGE_ENABLE |
+					BATTERY_REQUEST_DISCHARGE_ENABLE));
+		if ((mode == SAFETY_MODE_NORMAL || mode == SAFETY_MODE_HOLD ||
+		     mode == SAFETY_MODE_ZERO) &&
+		    (b->charge_current_limit_ma > cfg.max_charge_current_ma ||
+		     b->discharge_current_limit_ma > cfg.max_discharge_current_ma ||
+		     b->charge_voltage_limit_mv > cfg.max_charge_voltage_mv ||
+		     b->discharge_voltage_limit_mv >= b->charge_voltage_limit_mv ||
+		     (b->discharge_voltage_limit_mv < cfg.min_discharge_voltage_mv && flows))) {
+			abort();
+		}
 		switch (mode) {
 		case SAFETY_MODE_NOT_READY:
 			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
@@ -100,20 +133,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		case SAFETY_MODE_NORMAL:
-			if (b->charge_current_limit_ma > cfg.max_charge_current_ma ||
-			    b->discharge_current_limit_ma > cfg.max_discharge_current_ma ||
-			    b->charge_voltage_limit_mv > cfg.max_charge_voltage_mv ||
-			    b->discharge_voltage_limit_mv < cfg.min_discharge_voltage_mv) {
-				abort();
-			}
 			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
 				if (battery_pack_has(b, (enum battery_group)g) &&
-				    now - b->updated_usec[g] > cfg.stale_timeout_usec) {
+				    (now - b->updated_usec[g] > cfg.stale_timeout_usec ||
+				     b->updated_usec[g] > now)) {
 					abort();
 				}
 			}
+			last_normal = now;
 			break;
 		case SAFETY_MODE_HOLD:
+			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
+				if (b->updated_usec[g] > last_normal) {
+					abort();
+				}
+			}
 			break;
 		case SAFETY_MODE_ZERO:
 		case SAFETY_MODE_STOP:

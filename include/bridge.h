@@ -91,6 +91,7 @@ struct bridge {
 	uint64_t last_tx_usec;
 	uint64_t rejected_seen;	      /* safety.rejected already logged */
 	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
+	bool conflict_logged;	      /* safety.conflict already said */
 	bool input_open;  /* set by the input when its port is open */
 	bool output_open; /* set by the output when its port is open */
 	bool ready_sent;
@@ -125,6 +126,13 @@ void bridge_inverter_request(struct bridge *br, uint64_t now_usec);
  * safety layer says nothing may be sent (not ready, or comm-loss "stop").
  */
 const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec);
+
+/**
+ * bridge_next_tick_usec() - when the tick that was due at @due_usec and
+ * runs at @now_usec fires next: @due_usec + @period_usec, or one period
+ * after @now_usec if that is already past (no burst after a stall).
+ */
+uint64_t bridge_next_tick_usec(uint64_t due_usec, uint64_t period_usec, uint64_t now_usec);
 
 /**
  * bridge_init() - open both sides with @cfg and start the timers.

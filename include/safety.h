@@ -112,7 +112,15 @@ struct safety_pack {
 	unsigned seen_mask;			   /* groups ever received (1 << group) */
 	bool have_cells, have_voltage, have_soc, have_temps;
 	bool online;	/* fresh and complete at the last evaluation */
-	bool clean;	/* the last read had no value rejected */
+	/*
+	 * A read is one whole set: every group the pack sends (seen_mask and
+	 * the required ones) written again since the last read. A group
+	 * written several times in one read counts once.
+	 */
+	unsigned read_mask;  /* groups written since the last complete read */
+	bool read_rejected;  /* a value of the read under way was rejected */
+	uint32_t good_reads; /* consecutive complete reads, online, nothing rejected */
+	struct battery_pack taken; /* the raw groups as last taken, to tell a new write */
 	uint8_t cell_pending[BATTERY_CELLS_MAX + 2]; /* +2: extremes-only BMS */
 	int32_t cell_cand[BATTERY_CELLS_MAX + 2];
 	uint8_t temp_pending[BATTERY_TEMPS_MAX + 2];
@@ -132,13 +140,14 @@ struct safety {
 	enum safety_mode mode;
 	int comm_loss; /* effective enum safety_comm_loss (profile applied) */
 	uint64_t mode_since_usec;
-	uint32_t good_reads;
+	uint32_t good_reads; /* recovery: good reads of the pack that decides (see step_mode) */
 	uint64_t last_read_usec[BATTERY_PACKS_MAX];
 	uint64_t rejected; /* implausible values rejected so far */
 	/* rejected, by kind */
 	uint64_t rejected_cells, rejected_voltage, rejected_soc, rejected_temps;
 	char last_rejected[96];	 /* the last rejection in words, for a rate-limited log */
 	char reason[96];	   /* why the current mode is in force */
+	char conflict[96];	   /* "DVL 48.0 V >= CVL 14.2 V": nothing may flow; "" if none */
 	uint64_t first_complete_usec; /* NOT_READY: first pack complete, 0 = none yet */
 	uint64_t last_eval_usec;
 	uint32_t out_ccl_ma, out_dcl_ma; /* after slew limiting */

@@ -72,7 +72,15 @@ static enum safety_mode evaluate(struct bridge *br, uint64_t now)
 		log_full_errno(level, 0, "Safety: %s -> %s: %s", safety_mode_name(ev.from),
 			       safety_mode_name(ev.to), ev.reason);
 	}
-	/* one absurd reading never moves a limit; say so, a few times a minute at most */
+	/* DVL >= CVL: nothing may flow until it clears; said once each way */
+	if (br->safety.conflict[0] && !br->conflict_logged) {
+		log_warning("Safety: %s", br->safety.conflict);
+		br->conflict_logged = true;
+	} else if (!br->safety.conflict[0] && br->conflict_logged) {
+		log_notice("Safety: DVL below CVL again, limits released");
+		br->conflict_logged = false;
+	}
+	/* one absurd reading never loosens a limit; say so, a few times a minute at most */
 	if (br->safety.rejected != br->rejected_seen) {
 		log_ratelimit(&br->rejected_rl, now, LOG_WARNING,
 			      "Safety: implausible value rejected (%llu so far): %s",
@@ -82,21 +90,23 @@ static enum safety_mode evaluate(struct bridge *br, uint64_t now)
 	return br->mode;
 }
 
-static void send_frames(struct bridge *br, const struct can_frame *frames, size_t n,
-			uint64_t now)
+/* Return: 0 if the output took the frames, a negative errno if not. */
+static int send_frames(struct bridge *br, const struct can_frame *frames, size_t n,
+		       uint64_t now)
 {
 	int r;
 
 	if (n == 0 || !br->output_ops->send) {
-		return;
+		return 0;
 	}
 	r = br->output_ops->send(br->output, frames, n, now);
 	if (r < 0) {
 		log_debug("output refused %zu frames: %s", n, strerror(-r));
-		return;
+		return r;
 	}
 	br->frames_sent += n;
 	br->last_tx_usec = now;
+	return 0;
 }
 
 /* Encode and send the protocol's whole set. */
@@ -114,32 +124,48 @@ static void send_full_set(struct bridge *br, uint64_t now)
 		log_debug("%s encoder: %s", br->proto->name, strerror(-n));
 		return;
 	}
-	send_frames(br, frames, (size_t)n, now);
+	if (send_frames(br, frames, (size_t)n, now) < 0) {
+		return; /* the inverter learnt nothing: keep comparing with the last set */
+	}
 	br->sent = br->state;
 	br->sets_sent++;
 }
 
-void bridge_bms_updated(struct bridge *br)
+/*
+ * A lowered limit or a new alarm must not wait for the period: compare the
+ * bank with what the inverter was last told and send what is urgent. What
+ * the inverter was told moves on only when the output took the frames, so
+ * a refused send is tried again at the next evaluation, not forgotten.
+ */
+static void send_urgent(struct bridge *br, uint64_t now)
 {
 	struct can_frame frames[PROTOCOL_FRAMES_MAX];
-	uint64_t now = bridge_now(br);
 	int n;
 
-	br->bms_updates++;
-	evaluate(br, now);
-	/* a lowered limit or a new alarm must not wait for the period */
 	if (!mode_sends(br->mode) || br->sets_sent == 0 || !br->proto->encode_urgent ||
 	    br->proto->schedule != PROTOCOL_SCHEDULE_PERIODIC) {
 		return;
 	}
 	n = br->proto->encode_urgent(&br->cfg.inverter.options, &br->sent, &br->state, now, frames,
 				     ARRAY_SIZE(frames));
-	if (n > 0) {
-		send_frames(br, frames, (size_t)n, now);
+	if (n > 0 && send_frames(br, frames, (size_t)n, now) == 0) {
 		br->urgent_frames_sent += (uint64_t)n;
 		/* the inverter now knows the new values: compare against them next */
 		br->sent.bank = br->state.bank;
 	}
+}
+
+void bridge_bms_updated(struct bridge *br)
+{
+	uint64_t now = bridge_now(br);
+
+	br->bms_updates++;
+	/*
+	 * Once per decoded frame, not per receive batch: each frame of a
+	 * recvmmsg() batch is judged and, if urgent, sent before the next.
+	 */
+	evaluate(br, now);
+	send_urgent(br, now);
 }
 
 void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
@@ -226,6 +252,20 @@ static void check_presence(struct bridge *br, uint64_t now)
 	}
 }
 
+/*
+ * The next tick: one period after this one was due (no drift), but never
+ * in the past. After a stall (SIGSTOP, a frozen VM) the ticks missed are
+ * not caught up: the tick running now has just sent a set, the next comes
+ * one period later (max(due + period, now + period) in the missed case; the
+ * plain max(due + period, now) would fire a second set at once).
+ */
+uint64_t bridge_next_tick_usec(uint64_t due_usec, uint64_t period_usec, uint64_t now_usec)
+{
+	uint64_t next = due_usec + period_usec;
+
+	return next > now_usec ? next : now_usec + period_usec;
+}
+
 static int tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct bridge *br = userdata;
@@ -247,8 +287,7 @@ static int tick(sd_event_source *s, uint64_t usec, void *userdata)
 		/* the heartbeat is STATUS= only: 8,640 journal lines a day otherwise */
 		log_debug("Status: %s", status);
 	}
-	/* next tick one period after this one was due: no drift, no burst */
-	return sd_event_source_set_time(s, usec + br->tick_usec);
+	return sd_event_source_set_time(s, bridge_next_tick_usec(usec, br->tick_usec, now));
 }
 
 static const struct bms_input_ops *input_for(const struct bms_driver *d)
@@ -383,6 +422,9 @@ int bridge_reload(struct bridge *br, const struct config *cfg)
 		br->cfg = *cfg;
 		safety_reconfigure(&br->safety, &br->cfg.safety, br->proto);
 		log_notice("Configuration reloaded from %s (ports unchanged)", cfg->path);
+		/* a lowered cap reaches the wire now, not at the next period */
+		evaluate(br, bridge_now(br));
+		send_urgent(br, bridge_now(br));
 		return 0;
 	}
 

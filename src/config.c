@@ -924,6 +924,31 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 	if (safety_config_check(&cfg->safety, why, sizeof(why)) < 0) {
 		return fail_at(ld, config_lookup(lc, "safety"), "safety", "%s", why);
 	}
+	/* DVL below CVL: the caps, and the sim pack's own voltages (bmsbridge-safety(7)) */
+	if (cfg->safety.min_discharge_voltage_mv >= cfg->safety.max_charge_voltage_mv) {
+		s = config_lookup(lc, "safety.max_charge_voltage_mv");
+		return fail_at(ld, s ? s : config_lookup(lc, "safety"),
+			       "safety.max_charge_voltage_mv",
+			       "%u mV is not above min_discharge_voltage_mv (%u mV): the inverter "
+			       "would be told DVL >= CVL",
+			       cfg->safety.max_charge_voltage_mv,
+			       cfg->safety.min_discharge_voltage_mv);
+	} else if (drv->transport == BMS_TRANSPORT_SIM &&
+		   ((uint32_t)cfg->bms.sim_cells * cfg->safety.cell_max_mv <=
+			    cfg->safety.min_discharge_voltage_mv ||
+		    (uint32_t)cfg->bms.sim_cells * cfg->safety.cell_empty_mv >=
+			    cfg->safety.max_charge_voltage_mv)) {
+		s = config_lookup(lc, "bms.sim_cells");
+		return fail_at(ld, s ? s : config_lookup(lc, "bms"), "bms.sim_cells",
+			       "a %u-cell pack (%u-%u mV) does not fit min_discharge_voltage_mv "
+			       "%u mV and max_charge_voltage_mv %u mV: the inverter would be told "
+			       "DVL >= CVL",
+			       cfg->bms.sim_cells,
+			       (unsigned)cfg->bms.sim_cells * cfg->safety.cell_empty_mv,
+			       (unsigned)cfg->bms.sim_cells * cfg->safety.cell_max_mv,
+			       cfg->safety.min_discharge_voltage_mv,
+			       cfg->safety.max_charge_voltage_mv);
+	}
 	return 0;
 }
 

@@ -552,27 +552,134 @@ static unsigned filter_temps(struct safety *s, struct safety_pack *pk,
 	return rejected;
 }
 
+/* whether the fields of @grp differ between @a and @b */
+static bool group_differs(const struct battery_pack *a, const struct battery_pack *b,
+			  enum battery_group grp)
+{
+	switch (grp) {
+	case BATTERY_GROUP_ELECTRICAL:
+		return a->voltage_mv != b->voltage_mv || a->current_ma != b->current_ma;
+	case BATTERY_GROUP_CAPACITY:
+		return a->soc_pct != b->soc_pct || a->soh_pct != b->soh_pct ||
+		       a->remaining_mah != b->remaining_mah || a->full_mah != b->full_mah ||
+		       a->cycles != b->cycles;
+	case BATTERY_GROUP_CELLS:
+		return a->cell_count != b->cell_count ||
+		       memcmp(a->cell_mv, b->cell_mv, sizeof(a->cell_mv)) != 0 ||
+		       a->cell_min_mv != b->cell_min_mv || a->cell_max_mv != b->cell_max_mv ||
+		       a->cell_min_idx != b->cell_min_idx || a->cell_max_idx != b->cell_max_idx;
+	case BATTERY_GROUP_TEMPS:
+		return a->temp_count != b->temp_count ||
+		       memcmp(a->temp_dc, b->temp_dc, sizeof(a->temp_dc)) != 0 ||
+		       a->temp_min_dc != b->temp_min_dc || a->temp_max_dc != b->temp_max_dc ||
+		       a->temp_min_idx != b->temp_min_idx || a->temp_max_idx != b->temp_max_idx ||
+		       a->mosfet_temp_dc != b->mosfet_temp_dc;
+	case BATTERY_GROUP_LIMITS:
+		return a->charge_voltage_limit_mv != b->charge_voltage_limit_mv ||
+		       a->discharge_voltage_limit_mv != b->discharge_voltage_limit_mv ||
+		       a->charge_current_limit_ma != b->charge_current_limit_ma ||
+		       a->discharge_current_limit_ma != b->discharge_current_limit_ma;
+	case BATTERY_GROUP_STATUS:
+		return a->alarms != b->alarms || a->warnings != b->warnings ||
+		       a->requests != b->requests;
+	case BATTERY_GROUP__COUNT:
+		break;
+	}
+	return false;
+}
+
+/*
+ * Whether @raw holds a write of @grp the layer has not taken yet. Its time
+ * moved; or, since every frame of one receive batch carries the same loop
+ * time (and a decoder may write one group from several frames), the time
+ * is the one taken but the values differ. Equal values at an equal time
+ * are no new information: taking them again would change nothing.
+ */
+static bool new_write(const struct safety_pack *pk, const struct battery_pack *raw,
+		      enum battery_group grp)
+{
+	if (raw->updated_usec[grp] == BATTERY_NEVER) {
+		return false;
+	}
+	if (raw->updated_usec[grp] != pk->group_usec[grp]) {
+		return true;
+	}
+	return group_differs(raw, &pk->taken, grp);
+}
+
+/* copy the fields of @grp from @raw into @dst */
+static void group_copy(struct battery_pack *dst, const struct battery_pack *raw,
+		       enum battery_group grp)
+{
+	switch (grp) {
+	case BATTERY_GROUP_ELECTRICAL:
+		dst->voltage_mv = raw->voltage_mv;
+		dst->current_ma = raw->current_ma;
+		break;
+	case BATTERY_GROUP_CAPACITY:
+		dst->soc_pct = raw->soc_pct;
+		dst->soh_pct = raw->soh_pct;
+		dst->remaining_mah = raw->remaining_mah;
+		dst->full_mah = raw->full_mah;
+		dst->cycles = raw->cycles;
+		break;
+	case BATTERY_GROUP_CELLS:
+		dst->cell_count = raw->cell_count;
+		memcpy(dst->cell_mv, raw->cell_mv, sizeof(dst->cell_mv));
+		dst->cell_min_mv = raw->cell_min_mv;
+		dst->cell_max_mv = raw->cell_max_mv;
+		dst->cell_min_idx = raw->cell_min_idx;
+		dst->cell_max_idx = raw->cell_max_idx;
+		break;
+	case BATTERY_GROUP_TEMPS:
+		dst->temp_count = raw->temp_count;
+		memcpy(dst->temp_dc, raw->temp_dc, sizeof(dst->temp_dc));
+		dst->temp_min_dc = raw->temp_min_dc;
+		dst->temp_max_dc = raw->temp_max_dc;
+		dst->temp_min_idx = raw->temp_min_idx;
+		dst->temp_max_idx = raw->temp_max_idx;
+		dst->mosfet_temp_dc = raw->mosfet_temp_dc;
+		break;
+	case BATTERY_GROUP_LIMITS:
+		dst->charge_voltage_limit_mv = raw->charge_voltage_limit_mv;
+		dst->discharge_voltage_limit_mv = raw->discharge_voltage_limit_mv;
+		dst->charge_current_limit_ma = raw->charge_current_limit_ma;
+		dst->discharge_current_limit_ma = raw->discharge_current_limit_ma;
+		break;
+	case BATTERY_GROUP_STATUS:
+		dst->alarms = raw->alarms;
+		dst->warnings = raw->warnings;
+		dst->requests = raw->requests;
+		break;
+	case BATTERY_GROUP__COUNT:
+		break;
+	}
+}
+
 /*
  * Take the groups @raw wrote since the last run into pk->good.
- * Return: true if this was a read (something new arrived).
+ * Return: true if something new arrived; *ret_complete: a whole read
+ * (every group the pack sends) has now arrived, *ret_clean: with nothing
+ * rejected in it.
  */
 static bool pack_read(struct safety *s, struct safety_pack *pk, const struct battery_pack *raw,
-		      uint64_t now)
+		      uint64_t now, bool *ret_complete, bool *ret_clean)
 {
-	unsigned rejected = 0;
+	unsigned rejected = 0, need;
 	bool read = false, electrical = false;
 
+	*ret_complete = *ret_clean = false;
 	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-		bool fresh_write = raw->updated_usec[grp] != BATTERY_NEVER &&
-				   raw->updated_usec[grp] != pk->group_usec[grp];
 		unsigned r = 0;
 
-		if (!fresh_write) {
+		if (!new_write(pk, raw, (enum battery_group)grp)) {
 			continue;
 		}
 		read = true;
 		pk->seen_mask |= 1u << grp;
+		pk->read_mask |= 1u << grp;
 		pk->group_usec[grp] = raw->updated_usec[grp];
+		group_copy(&pk->taken, raw, (enum battery_group)grp);
 		switch ((enum battery_group)grp) {
 		case BATTERY_GROUP_CELLS:
 			r = filter_cells(s, pk, raw);
@@ -620,8 +727,13 @@ static bool pack_read(struct safety *s, struct safety_pack *pk, const struct bat
 		rejected += r;
 	}
 	s->rejected += rejected;
-	if (read) {
-		pk->clean = rejected == 0;
+	pk->read_rejected |= rejected > 0;
+	need = REQUIRED_GROUPS | pk->seen_mask;
+	if (read && (pk->read_mask & need) == need) {
+		*ret_complete = true;
+		*ret_clean = !pk->read_rejected;
+		pk->read_mask = 0;
+		pk->read_rejected = false;
 	}
 	return read;
 }
@@ -700,12 +812,10 @@ static uint32_t derate_pct(int32_t tmin, int32_t tmax, int32_t min, int32_t cold
 	return pct;
 }
 
-/* One pack's limits: its BMS's own, lowered by every rule that applies. */
-static void pack_limits(const struct safety_config *c, const struct safety_pack *pk,
-			struct limits *l)
+/* The rules on the pack @g (the filtered one, or the strict view below). */
+static void pack_rules(const struct safety_config *c, const struct safety_pack *pk,
+		       const struct battery_pack *g, struct limits *l)
 {
-	const struct battery_pack *g = &pk->good;
-
 	l->cvl_mv = g->charge_voltage_limit_mv;
 	l->dvl_mv = g->discharge_voltage_limit_mv;
 	l->ccl_ma = g->charge_current_limit_ma;
@@ -759,6 +869,118 @@ static void pack_limits(const struct safety_config *c, const struct safety_pack 
 	}
 }
 
+/*
+ * The strict view: the filtered pack with this read's rejected cell and
+ * temperature values put back, where they are physically possible (inside
+ * cell_valid_* and temp_valid_*). A value that moved further than
+ * believable may be real; the rules then see both packs and the stricter
+ * limit of the two wins, so such a value tightens at once and never
+ * loosens anything before it is confirmed. Return: true if the view
+ * differs from pk->good; *ret_cell_high: a cell read above
+ * cell_valid_max_mv (charging stops for that read: see below).
+ */
+static bool strict_view(const struct safety_config *c, const struct safety_pack *pk,
+			struct battery_pack *v, bool *ret_cell_high)
+{
+	const struct battery_pack *g = &pk->good;
+	unsigned nc = g->cell_count ? g->cell_count : 2;
+	unsigned nt = g->temp_count ? g->temp_count : 2;
+	bool cells = false, temps = false;
+
+	*ret_cell_high = false;
+	for (unsigned i = 0; i < nc && has_group(pk, BATTERY_GROUP_CELLS); i++) {
+		if (pk->cell_pending[i] == 0) {
+			continue;
+		}
+		if (pk->cell_cand[i] > c->cell_valid_max_mv) {
+			*ret_cell_high = true;
+		} else if (pk->cell_cand[i] >= c->cell_valid_min_mv) {
+			if (!cells && !temps) {
+				*v = *g;
+			}
+			cells = true;
+			if (g->cell_count) {
+				v->cell_mv[i] = (uint16_t)pk->cell_cand[i];
+			} else if (i == 0) {
+				v->cell_min_mv = (uint16_t)pk->cell_cand[i];
+			} else {
+				v->cell_max_mv = (uint16_t)pk->cell_cand[i];
+			}
+		}
+	}
+	for (unsigned i = 0; i < nt && has_group(pk, BATTERY_GROUP_TEMPS); i++) {
+		if (pk->temp_pending[i] == 0 || pk->temp_cand[i] < c->temp_valid_min_dc ||
+		    pk->temp_cand[i] > c->temp_valid_max_dc) {
+			continue;
+		}
+		if (!cells && !temps) {
+			*v = *g;
+		}
+		temps = true;
+		if (g->temp_count) {
+			v->temp_dc[i] = (int16_t)pk->temp_cand[i];
+		} else if (i == 0) {
+			v->temp_min_dc = (int16_t)pk->temp_cand[i];
+		} else {
+			v->temp_max_dc = (int16_t)pk->temp_cand[i];
+		}
+	}
+	if (cells) {
+		if (v->cell_count) {
+			battery_pack_update_cell_extremes(v);
+		} else if (v->cell_min_mv > v->cell_max_mv) {
+			uint16_t t = v->cell_min_mv;
+
+			v->cell_min_mv = v->cell_max_mv;
+			v->cell_max_mv = t;
+		}
+	}
+	if (temps) {
+		if (v->temp_count) {
+			battery_pack_update_temp_extremes(v);
+		} else if (v->temp_min_dc > v->temp_max_dc) {
+			int16_t t = v->temp_min_dc;
+
+			v->temp_min_dc = v->temp_max_dc;
+			v->temp_max_dc = t;
+		}
+	}
+	return cells || temps;
+}
+
+/*
+ * One pack's limits: its BMS's own, lowered by every rule that applies,
+ * on the filtered pack and on the strict view, the stricter of each.
+ *
+ * A cell above cell_valid_max_mv (4.5 V on LFP) is outside what the
+ * chemistry allows and is not believed as a value; but it is also what
+ * the first read of a real overcharge looks like, so charging stops for
+ * every read it is there (CCL 0; taken as a value after
+ * spike_confirm_reads). Nothing else follows from an impossible value:
+ * a 0 V cell or a -3276.8 degC sensor (a loose wire, "no sensor") cuts no
+ * discharge, since DCL 0 can shut an off-grid site down; a real deep
+ * discharge passes through the plausible range, where the strict view acts.
+ */
+static void pack_limits(const struct safety_config *c, const struct safety_pack *pk,
+			struct limits *l)
+{
+	struct battery_pack v;
+	struct limits ls;
+	bool cell_high;
+
+	pack_rules(c, pk, &pk->good, l);
+	if (strict_view(c, pk, &v, &cell_high)) {
+		pack_rules(c, pk, &v, &ls);
+		l->cvl_mv = min_u32(l->cvl_mv, ls.cvl_mv);
+		l->ccl_ma = min_u32(l->ccl_ma, ls.ccl_ma);
+		l->dcl_ma = min_u32(l->dcl_ma, ls.dcl_ma);
+		l->dvl_mv = l->dvl_mv > ls.dvl_mv ? l->dvl_mv : ls.dvl_mv;
+	}
+	if (cell_high) {
+		l->ccl_ma = 0;
+	}
+}
+
 /* ---- 4. the bank ----------------------------------------------------------- */
 
 /* whether the pack said its charge (or discharge) path is open: it takes no current */
@@ -809,6 +1031,55 @@ static uint32_t bank_current(const struct safety *s, const struct limits *l, boo
 		n += pk->online ? 1 : 0;
 	}
 	return n ? (uint32_t)min_u32(UINT32_MAX / n, lo) * n : 0;
+}
+
+/*
+ * The caps in force, the last thing applied in every mode that sends
+ * (NORMAL, HOLD, ZERO): CVL, CCL and DCL at most the user caps, DVL at
+ * least the floor, whatever the bank was shaped under (a reload lowers the
+ * caps while HOLD keeps the last NORMAL bank). Then DVL must stay below
+ * CVL: "charge to 14.2 V, discharge no lower than 48.8 V" is no limit an
+ * inverter can follow. Raising CVL or lowering DVL would loosen a limit,
+ * so when DVL >= CVL nothing may flow: CCL = DCL = 0, no enable and no
+ * request, and DVL is sent 0.1 V (one step of every encoder) below CVL,
+ * which with DCL 0 allows nothing (a CVL below 0.1 V, a BMS saying 0, is
+ * sent as 0.1 V with DVL 0: with CCL 0 it allows nothing either).
+ * s->conflict says why, for the log.
+ */
+static void apply_caps(struct safety *s, struct battery_pack *b)
+{
+	const struct safety_config *c = &s->cfg;
+
+	b->charge_voltage_limit_mv = min_u32(b->charge_voltage_limit_mv, c->max_charge_voltage_mv);
+	b->charge_current_limit_ma = min_u32(b->charge_current_limit_ma, c->max_charge_current_ma);
+	b->discharge_current_limit_ma =
+		min_u32(b->discharge_current_limit_ma, c->max_discharge_current_ma);
+	if (b->discharge_voltage_limit_mv < c->min_discharge_voltage_mv) {
+		b->discharge_voltage_limit_mv = c->min_discharge_voltage_mv;
+	}
+	if (c->max_charge_current_ma == 0) {
+		b->requests &= ~(uint32_t)BATTERY_REQUEST_CHARGE_ENABLE;
+	}
+	if (c->max_discharge_current_ma == 0) {
+		b->requests &= ~(uint32_t)BATTERY_REQUEST_DISCHARGE_ENABLE;
+	}
+	if (b->discharge_voltage_limit_mv >= b->charge_voltage_limit_mv) {
+		snprintf(s->conflict, sizeof(s->conflict),
+			 "DVL %u mV >= CVL %u mV: charging and discharging stopped",
+			 b->discharge_voltage_limit_mv, b->charge_voltage_limit_mv);
+		b->charge_current_limit_ma = 0;
+		b->discharge_current_limit_ma = 0;
+		b->requests = 0;
+		if (b->charge_voltage_limit_mv < 100) {
+			/* a BMS that says CVL 0: 0.1 V, harmless with CCL 0 */
+			b->charge_voltage_limit_mv = 100;
+		}
+		b->discharge_voltage_limit_mv = b->charge_voltage_limit_mv - 100;
+	} else {
+		s->conflict[0] = '\0';
+	}
+	s->out_ccl_ma = min_u32(s->out_ccl_ma, b->charge_current_limit_ma);
+	s->out_dcl_ma = min_u32(s->out_dcl_ma, b->discharge_current_limit_ma);
 }
 
 /* the slew limiter: decreases at once, increases at ramp_up_a_per_s */
@@ -994,6 +1265,7 @@ static void bank_normal(struct safety *s, struct battery_state *bs, uint64_t now
 	b->updated_usec[BATTERY_GROUP_STATUS] = oldest;
 	s->last_cells_in_window = cells && b->cell_min_mv >= c->hold_cell_min_mv &&
 				  b->cell_max_mv <= c->hold_cell_max_mv;
+	apply_caps(s, b);
 	s->last_bank = *b;
 }
 
@@ -1012,6 +1284,7 @@ static void bank_hold(struct safety *s, struct battery_state *bs)
 				   BATTERY_REQUEST_FULL_CHARGE);
 	s->out_ccl_ma = b->charge_current_limit_ma;
 	s->out_dcl_ma = b->discharge_current_limit_ma;
+	apply_caps(s, b); /* the caps of now, not those the last bank was shaped under */
 }
 
 /* ZERO and STOP: CCL = DCL = 0, nothing enabled, the link-lost alarm; decided now */
@@ -1028,6 +1301,7 @@ static void bank_zero(struct safety *s, struct battery_state *bs, uint64_t now)
 	battery_pack_mark(b, BATTERY_GROUP_STATUS, now);
 	s->out_ccl_ma = 0;
 	s->out_dcl_ma = 0;
+	apply_caps(s, b); /* CVL and DVL under the caps of now */
 }
 
 /* ---- 5. the mode machine --------------------------------------------------- */
@@ -1050,8 +1324,36 @@ static void set_mode(struct safety *s, enum safety_mode to, uint64_t now,
 	s->mode = to;
 	s->mode_since_usec = now;
 	if (to != SAFETY_MODE_NORMAL) {
+		/* recovery counts reads made after the loss began */
 		s->good_reads = 0;
+		for (unsigned i = 0; i < BATTERY_PACKS_MAX; i++) {
+			s->pk[i].good_reads = 0;
+		}
 	}
+}
+
+/*
+ * Recovery progress: the good reads of the need-th best pack online, so
+ * that leaving a loss asks the same as staying out of one: at least
+ * min_packs_online packs, each with recovery_reads good reads of its own.
+ * A flaky pack neither blocks the others nor counts for them.
+ */
+static uint32_t recovery_good_reads(const struct safety *s, unsigned pack_count, unsigned need)
+{
+	uint32_t best = 0;
+
+	for (unsigned i = 0; i < pack_count; i++) {
+		uint32_t v = s->pk[i].online ? s->pk[i].good_reads : 0;
+		unsigned at_least = 0;
+
+		for (unsigned k = 0; k < pack_count; k++) {
+			at_least += s->pk[k].online && s->pk[k].good_reads >= v;
+		}
+		if (at_least >= need && v > best) {
+			best = v;
+		}
+	}
+	return best;
 }
 
 /* the newest read of any pack, for "silent for" */
@@ -1144,6 +1446,7 @@ static void step_mode(struct safety *s, const struct battery_state *bs, uint64_t
 	case SAFETY_MODE_STOP:
 		break;
 	}
+	s->good_reads = recovery_good_reads(s, bs->pack_count, need ? need : 1);
 	if (enough && s->good_reads >= c->recovery_reads) {
 		snprintf(why, sizeof(why), "%u good reads after %.1f s in %s (recovery_reads %u)",
 			 s->good_reads, secs(now - s->mode_since_usec), safety_mode_name(s->mode),
@@ -1184,7 +1487,8 @@ enum safety_mode safety_evaluate(struct safety *s, struct battery_state *bs, uin
 	for (unsigned i = 0; i < bs->pack_count; i++) {
 		struct safety_pack *pk = &s->pk[i];
 		const char *why = NULL;
-		bool read = pack_read(s, pk, &bs->packs[i], now_usec);
+		bool complete, clean;
+		bool read = pack_read(s, pk, &bs->packs[i], now_usec, &complete, &clean);
 
 		pk->online = pack_online(s, pk, now_usec, &why);
 		if (pk->online) {
@@ -1195,8 +1499,12 @@ enum safety_mode safety_evaluate(struct safety *s, struct battery_state *bs, uin
 		}
 		if (read) {
 			s->last_read_usec[i] = now_usec;
-			/* consecutive good reads: fresh, complete, nothing rejected */
-			s->good_reads = pk->online && pk->clean ? s->good_reads + 1 : 0;
+		}
+		/* consecutive good reads of this pack: whole sets, online, nothing rejected */
+		if (!pk->online) {
+			pk->good_reads = 0;
+		} else if (complete) {
+			pk->good_reads = clean ? pk->good_reads + 1 : 0;
 		}
 	}
 	for (unsigned i = bs->pack_count; i < BATTERY_PACKS_MAX; i++) {

@@ -84,3 +84,52 @@ static inline void sim_write(struct battery_pack *p, const struct sim_read *r, u
 	p->requests = r->requests;
 	battery_pack_mark(p, BATTERY_GROUP_STATUS, now);
 }
+
+/*
+ * write only the groups in @mask of the read @r into @p at @now, the way a
+ * BMS that answers part of a poll (or one CAN frame of a set) does: the
+ * other groups keep their values and their times
+ */
+static inline void sim_write_groups(struct battery_pack *p, const struct sim_read *r,
+				    uint64_t now, unsigned mask)
+{
+	struct battery_pack n = *p;
+
+	sim_write(&n, r, now);
+	if (mask & (1u << BATTERY_GROUP_ELECTRICAL)) {
+		p->voltage_mv = n.voltage_mv;
+		p->current_ma = n.current_ma;
+	}
+	if (mask & (1u << BATTERY_GROUP_CAPACITY)) {
+		p->soc_pct = n.soc_pct;
+		p->soh_pct = n.soh_pct;
+		p->full_mah = n.full_mah;
+		p->remaining_mah = n.remaining_mah;
+	}
+	if (mask & (1u << BATTERY_GROUP_CELLS)) {
+		p->cell_count = n.cell_count;
+		memcpy(p->cell_mv, n.cell_mv, sizeof(p->cell_mv));
+		battery_pack_update_cell_extremes(p);
+	}
+	if (mask & (1u << BATTERY_GROUP_TEMPS)) {
+		p->temp_count = n.temp_count;
+		memcpy(p->temp_dc, n.temp_dc, sizeof(p->temp_dc));
+		battery_pack_update_temp_extremes(p);
+	}
+	if (mask & (1u << BATTERY_GROUP_LIMITS)) {
+		p->charge_voltage_limit_mv = n.charge_voltage_limit_mv;
+		p->discharge_voltage_limit_mv = n.discharge_voltage_limit_mv;
+		p->charge_current_limit_ma = n.charge_current_limit_ma;
+		p->discharge_current_limit_ma = n.discharge_current_limit_ma;
+	}
+	if (mask & (1u << BATTERY_GROUP_STATUS)) {
+		p->alarms = n.alarms;
+		p->warnings = n.warnings;
+		p->requests = n.requests;
+	}
+	for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
+		if (mask & (1u << g)) {
+			battery_pack_mark(p, (enum battery_group)g, now);
+		}
+	}
+}

@@ -253,6 +253,16 @@ static const struct bad_case {
 	{ "@include \"other.conf\"\nbms: { driver = \"sim\"; };", 1, "", "@include" },
 	/* UTF-16 is not UTF-8 */
 	{ "\xff\xfe" "b\0m\0s\0", 1, "", "UTF-16" },
+	/* "charge to 14.2 V, don't discharge below 48 V", and sim packs that cannot fit */
+	{ "bms: { driver = \"sim\"; };\ninverter: { protocol = \"deye\"; port = \"can0\"; };\n"
+	  "safety: {\n max_charge_voltage_mv = 14200; };",
+	  4, "safety.max_charge_voltage_mv", "DVL >= CVL" },
+	{ "bms: { driver = \"sim\"; sim_cells = 4; };\n"
+	  "inverter: { protocol = \"deye\"; port = \"can0\"; };",
+	  1, "bms.sim_cells", "DVL >= CVL" },
+	{ "bms: { driver = \"sim\";\n sim_cells = 32; };\n"
+	  "inverter: { protocol = \"deye\"; port = \"can0\"; };",
+	  2, "bms.sim_cells", "DVL >= CVL" },
 };
 
 static void test_bad_files(void **state)

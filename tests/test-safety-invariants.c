@@ -16,8 +16,19 @@
  *   - HOLD: never longer than hold_max, currents never above the last
  *     NORMAL ones; ZERO/STOP: CCL = DCL = 0 and the link-lost alarm;
  *     NOT_READY: the bank carries no group at all;
+ *   - every mode that sends (NORMAL, HOLD, ZERO): the caps in force (a
+ *     random reload may lower them at any step) bind CVL, CCL and DCL,
+ *     and DVL < CVL, with DVL at or above the floor unless nothing may
+ *     flow (CCL = DCL = 0, no enable);
  *   - transitions: only the documented ones, each reported exactly once,
- *     recovery only after recovery_reads reads.
+ *     recovery only after at least min_packs_online packs have each made
+ *     recovery_reads reads since the loss began;
+ *   - never stuck: when min_packs_online packs have each made enough
+ *     plausible, complete, fresh reads in a row, the layer is in NORMAL.
+ *
+ * Traces include same-timestamp batches (a pack written twice at one loop
+ * time, evaluated after each write, as one recvmmsg() batch is), single
+ * packs dropping out and flaky packs that read garbage half of the time.
  *
  * SAFETY_INVARIANT_RUNS (environment) changes the number of runs (default
  * 5000, about 0.4 s); SAFETY_INVARIANT_SEED the first seed.
@@ -72,10 +83,16 @@ struct truth {
 	uint8_t soc;
 	int16_t temp_dc;
 	unsigned silent_until_step;
+	bool flaky;	     /* reads garbage cells half of the time */
+	unsigned reads;	     /* writes since the last mode change */
+	unsigned good_run;   /* complete, plausible reads in a row */
 };
 
 struct run_stats {
 	uint64_t evaluations;
+	uint64_t batches;
+	uint64_t reloads;
+	uint64_t conflicts;
 	uint64_t transitions[5][5];
 	uint64_t rejected;
 };
@@ -123,6 +140,8 @@ static void random_config(struct safety_config *cfg, unsigned packs, const char 
 static void random_read(struct battery_pack *p, struct truth *t, uint64_t now)
 {
 	struct sim_read r = sim_read_default();
+	unsigned mask = (1u << BATTERY_GROUP__COUNT) - 1;
+	bool plausible = true;
 
 	/* the random walk */
 	t->cell_mv = (uint16_t)rnd_range(t->cell_mv > 2850 ? t->cell_mv - 50 : 2800,
@@ -144,41 +163,48 @@ static void random_read(struct battery_pack *p, struct truth *t, uint64_t now)
 		     (chance(2) ? BATTERY_REQUEST_FORCE_CHARGE : 0);
 	r.alarms = chance(3) ? (uint32_t)rnd_range(0, BATTERY_ALARM__ALL) : 0;
 	/* spikes and absurd values */
-	if (chance(5)) {
+	if (chance(5) || (t->flaky && chance(50))) {
 		static const uint16_t absurd[] = { 0, 4500, 65535, 1, 3999, 2001 };
 
 		r.spike_cell = (int)rnd_range(0, 15);
 		r.spike_mv = absurd[rnd_range(0, ARRAY_SIZE(absurd) - 1)];
+		plausible = false;
 	}
 	if (chance(3)) {
 		r.voltage_delta_mv = (int32_t)rnd_range(0, 20000) - 10000;
+		plausible = false;
 	}
 	if (chance(3)) {
 		r.soc_pct = (uint8_t)rnd_range(0, 255);
+		plausible = false;
 	}
 	if (chance(3)) {
 		r.temp_dc = chance(50) ? INT16_MIN : (int16_t)rnd_range(0, 3000);
+		plausible = false;
 	}
-	sim_write(p, &r, now);
-	/* partial reads: some groups not written this time (undo their marks) */
+	/* partial reads: some groups not written this time */
 	for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
 		if (chance(5)) {
-			p->updated_usec[g] = t->written_usec[g];
+			mask &= ~(1u << g);
+			plausible = false;
 		}
 	}
+	sim_write_groups(p, &r, now, mask);
 	for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
-		if (p->updated_usec[g] == now) {
+		if (mask & (1u << g)) {
 			t->written_usec[g] = now;
 		}
 	}
-	if (p->updated_usec[BATTERY_GROUP_LIMITS] == now) {
+	if (mask & (1u << BATTERY_GROUP_LIMITS)) {
 		t->ccl_ma = r.ccl_ma;
 		t->dcl_ma = r.dcl_ma;
 	}
-	if (p->updated_usec[BATTERY_GROUP_STATUS] == now) {
+	if (mask & (1u << BATTERY_GROUP_STATUS)) {
 		t->requests = r.requests;
 		t->status_seen = true;
 	}
+	t->reads++;
+	t->good_run = plausible ? t->good_run + 1 : 0;
 }
 
 static bool truth_fresh(const struct truth *t, unsigned g, uint64_t now, uint64_t stale)
@@ -186,39 +212,204 @@ static bool truth_fresh(const struct truth *t, unsigned g, uint64_t now, uint64_
 	return t->written_usec[g] != 0 && now - t->written_usec[g] <= stale;
 }
 
-static void one_run(uint64_t seed, struct run_stats *st)
-{
+/* what one run carries from one evaluation to the next */
+struct run {
+	uint64_t seed;
 	struct safety_config cfg;
 	struct safety s;
 	struct battery_state bs;
-	struct truth truth[4] = { 0 };
+	struct truth truth[4];
+	unsigned packs;
+	uint64_t prev_now;
+	uint32_t prev_ccl, prev_dcl, normal_ccl, normal_dcl;
+	enum safety_mode prev;
+};
+
+/* one evaluation at @now and every invariant on its result */
+static void evaluate_and_check(struct run *rn, uint64_t now, struct run_stats *st)
+{
+	const struct safety_config *cfg = &rn->cfg;
+	const struct battery_pack *b = &rn->bs.bank;
+	unsigned need = cfg->min_packs_online < rn->packs ? cfg->min_packs_online : rn->packs;
+	unsigned fresh_complete = 0, ready = 0;
+	struct safety_event ev;
+	enum safety_mode mode;
+
+	mode = safety_evaluate(&rn->s, &rn->bs, now, &ev);
+	st->evaluations++;
+
+	/* transitions: documented ones only, reported exactly once */
+	assert_int_equal(ev.changed, mode != rn->prev);
+	if (ev.changed) {
+		assert_int_equal(ev.from, rn->prev);
+		assert_int_equal(ev.to, mode);
+		assert_true(ev.reason[0] != '\0');
+		if (!transition_allowed(rn->prev, mode)) {
+			fail_msg("seed %llu: %s -> %s", (unsigned long long)rn->seed,
+				 safety_mode_name(rn->prev), safety_mode_name(mode));
+		}
+		if (mode == SAFETY_MODE_NORMAL && rn->prev != SAFETY_MODE_NOT_READY) {
+			unsigned enough = 0;
+
+			for (unsigned i = 0; i < rn->packs; i++) {
+				enough += rn->truth[i].reads >= cfg->recovery_reads;
+			}
+			if (enough < need) {
+				fail_msg("seed %llu: back to normal with %u/%u packs read %u times",
+					 (unsigned long long)rn->seed, enough, need,
+					 cfg->recovery_reads);
+			}
+		}
+		st->transitions[rn->prev][mode]++;
+		for (unsigned i = 0; i < rn->packs; i++) {
+			rn->truth[i].reads = 0;
+			if (mode != SAFETY_MODE_NORMAL) {
+				rn->truth[i].good_run = 0; /* recovery counts from the loss */
+			}
+		}
+	}
+
+	for (unsigned i = 0; i < rn->packs; i++) {
+		struct truth *t = &rn->truth[i];
+		bool all = true;
+		unsigned g;
+
+		for (g = 0; g < BATTERY_GROUP__COUNT; g++) {
+			if ((REQUIRED & (1u << g)) &&
+			    !truth_fresh(t, g, now, cfg->stale_timeout_usec)) {
+				break;
+			}
+		}
+		fresh_complete += g == BATTERY_GROUP__COUNT;
+		for (g = 0; g < BATTERY_GROUP__COUNT; g++) {
+			all &= truth_fresh(t, g, now, cfg->stale_timeout_usec);
+		}
+		if (!all) {
+			t->good_run = 0;
+		}
+		/* margin: a confirmed absurd value takes confirm reads to undo */
+		ready += t->good_run >= cfg->recovery_reads + 2 * cfg->spike_confirm_reads + 2;
+	}
+
+	/* every mode that sends: the caps in force, and DVL below CVL */
+	if (mode == SAFETY_MODE_NORMAL || mode == SAFETY_MODE_HOLD || mode == SAFETY_MODE_ZERO) {
+		bool nothing_flows = b->charge_current_limit_ma == 0 &&
+				     b->discharge_current_limit_ma == 0 &&
+				     !(b->requests & (BATTERY_REQUEST_CHARGE_ENABLE |
+						      BATTERY_REQUEST_DISCHARGE_ENABLE));
+
+		assert_true(b->charge_voltage_limit_mv <= cfg->max_charge_voltage_mv);
+		assert_true(b->charge_current_limit_ma <= cfg->max_charge_current_ma);
+		assert_true(b->discharge_current_limit_ma <= cfg->max_discharge_current_ma);
+		assert_true(b->discharge_voltage_limit_mv < b->charge_voltage_limit_mv);
+		assert_true(b->discharge_voltage_limit_mv >= cfg->min_discharge_voltage_mv ||
+			    nothing_flows);
+		st->conflicts += rn->s.conflict[0] != '\0';
+	}
+
+	switch (mode) {
+	case SAFETY_MODE_NOT_READY:
+		for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
+			assert_false(battery_pack_has(b, g));
+		}
+		break;
+	case SAFETY_MODE_NORMAL: {
+		uint64_t dt = rn->prev_now ? now - rn->prev_now : 0;
+
+		assert_true(rn->bs.packs_online >= 1);
+		assert_true(fresh_complete >= rn->bs.packs_online);
+		for (unsigned i = 0; i < rn->packs; i++) {
+			const struct truth *t = &rn->truth[i];
+
+			if (!truth_fresh(t, BATTERY_GROUP_LIMITS, now, cfg->stale_timeout_usec)) {
+				continue;
+			}
+			if (!(t->status_seen && !(t->requests & BATTERY_REQUEST_CHARGE_ENABLE))) {
+				assert_true(b->charge_current_limit_ma <=
+					    (uint64_t)rn->bs.packs_online * t->ccl_ma);
+			}
+			if (!(t->status_seen &&
+			      !(t->requests & BATTERY_REQUEST_DISCHARGE_ENABLE))) {
+				assert_true(b->discharge_current_limit_ma <=
+					    (uint64_t)rn->bs.packs_online * t->dcl_ma);
+			}
+		}
+		/* one pack that withdrew its charge enable: no charging at all */
+		if (rn->packs == 1 && rn->truth[0].status_seen &&
+		    !(rn->truth[0].requests & BATTERY_REQUEST_CHARGE_ENABLE)) {
+			assert_int_equal(b->charge_current_limit_ma, 0);
+			assert_false(b->requests & BATTERY_REQUEST_CHARGE_ENABLE);
+		}
+		for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
+			if (battery_pack_has(b, g)) {
+				assert_true(now - b->updated_usec[g] <= cfg->stale_timeout_usec);
+			}
+		}
+		assert_true(battery_pack_has(b, BATTERY_GROUP_LIMITS));
+		/* increases ramped (prev_ccl is 0 after a loss) */
+		if (rn->prev == SAFETY_MODE_NORMAL || rn->prev == SAFETY_MODE_NOT_READY) {
+			assert_true(b->charge_current_limit_ma <=
+				    rn->prev_ccl + cfg->ramp_up_ma_per_sec * dt / USEC_PER_SEC);
+			assert_true(b->discharge_current_limit_ma <=
+				    rn->prev_dcl + cfg->ramp_up_ma_per_sec * dt / USEC_PER_SEC);
+		}
+		rn->normal_ccl = b->charge_current_limit_ma;
+		rn->normal_dcl = b->discharge_current_limit_ma;
+		break;
+	}
+	case SAFETY_MODE_HOLD:
+		assert_true(now - rn->s.mode_since_usec < cfg->hold_max_usec);
+		assert_true(b->charge_current_limit_ma <= rn->normal_ccl);
+		assert_true(b->discharge_current_limit_ma <= rn->normal_dcl);
+		assert_true(b->warnings & BATTERY_ALARM_BMS_LINK_LOST);
+		break;
+	case SAFETY_MODE_ZERO:
+	case SAFETY_MODE_STOP:
+		assert_int_equal(b->charge_current_limit_ma, 0);
+		assert_int_equal(b->discharge_current_limit_ma, 0);
+		assert_true(b->alarms & BATTERY_ALARM_BMS_LINK_LOST);
+		assert_false(b->requests & (BATTERY_REQUEST_CHARGE_ENABLE |
+					    BATTERY_REQUEST_DISCHARGE_ENABLE));
+		break;
+	}
+	/* never stuck: enough packs reading well bring the bank back */
+	if ((mode == SAFETY_MODE_HOLD || mode == SAFETY_MODE_ZERO || mode == SAFETY_MODE_STOP) &&
+	    ready >= need) {
+		fail_msg("seed %llu: stuck in %s with %u/%u packs reading well",
+			 (unsigned long long)rn->seed, safety_mode_name(mode), ready, need);
+	}
+	rn->prev_ccl = mode == SAFETY_MODE_NOT_READY ? 0 : b->charge_current_limit_ma;
+	rn->prev_dcl = mode == SAFETY_MODE_NOT_READY ? 0 : b->discharge_current_limit_ma;
+	rn->prev_now = now;
+	rn->prev = mode;
+}
+
+static void one_run(uint64_t seed, struct run_stats *st)
+{
+	static struct run rn;
 	const char *proto;
-	unsigned packs, steps;
+	unsigned steps;
 	uint64_t now = SEC(100) + rnd_range(0, 1000000);
-	uint64_t prev_now = 0, reads_since_mode = 0;
-	uint32_t prev_ccl = 0, prev_dcl = 0, normal_ccl = 0, normal_dcl = 0;
-	enum safety_mode prev = SAFETY_MODE_NOT_READY;
 	bool bus_down = false;
 	unsigned bus_down_until = 0;
 
+	memset(&rn, 0, sizeof(rn));
 	rng_state = seed;
-	packs = rnd_range(1, 4);
-	random_config(&cfg, packs, &proto);
-	battery_state_init(&bs, packs);
-	safety_init(&s, &cfg, protocol_find(proto));
-	for (unsigned i = 0; i < packs; i++) {
-		truth[i].cell_mv = (uint16_t)rnd_range(2900, 3500);
-		truth[i].soc = (uint8_t)rnd_range(0, 100);
-		truth[i].temp_dc = (int16_t)rnd_range(0, 400);
+	rn.seed = seed;
+	rn.prev = SAFETY_MODE_NOT_READY;
+	rn.packs = rnd_range(1, 4);
+	random_config(&rn.cfg, rn.packs, &proto);
+	battery_state_init(&rn.bs, rn.packs);
+	safety_init(&rn.s, &rn.cfg, protocol_find(proto));
+	for (unsigned i = 0; i < rn.packs; i++) {
+		rn.truth[i].cell_mv = (uint16_t)rnd_range(2900, 3500);
+		rn.truth[i].soc = (uint8_t)rnd_range(0, 100);
+		rn.truth[i].temp_dc = (int16_t)rnd_range(0, 400);
+		rn.truth[i].flaky = rn.packs > 1 && chance(20);
 	}
 	steps = rnd_range(100, 400);
 
 	for (unsigned step = 0; step < steps; step++) {
-		struct safety_event ev;
-		enum safety_mode mode;
-		unsigned n_read = 0;
-		unsigned fresh_complete = 0;
-
 		now += rnd_range(50, 3000) * USEC_PER_MSEC;
 		/* whole-bus dropouts, sometimes longer than every timeout */
 		if (!bus_down && chance(2)) {
@@ -227,126 +418,37 @@ static void one_run(uint64_t seed, struct run_stats *st)
 		} else if (bus_down && step >= bus_down_until) {
 			bus_down = false;
 		}
-		for (unsigned i = 0; i < packs && !bus_down; i++) {
-			if (step < truth[i].silent_until_step) {
+		for (unsigned i = 0; i < rn.packs && !bus_down; i++) {
+			if (step < rn.truth[i].silent_until_step) {
 				continue;
 			}
 			if (chance(2)) {
-				truth[i].silent_until_step = step + rnd_range(1, 40);
+				rn.truth[i].silent_until_step = step + rnd_range(1, 40);
 				continue;
 			}
 			if (chance(70)) {
-				random_read(&bs.packs[i], &truth[i], now);
-				n_read++;
+				random_read(&rn.bs.packs[i], &rn.truth[i], now);
 			}
 		}
-		reads_since_mode += n_read; /* the layer counts reads per pack */
+		/* a reload: new caps and policy, the same packs and protocol */
+		if (chance(3)) {
+			const char *ignored;
 
-		mode = safety_evaluate(&s, &bs, now, &ev);
-		st->evaluations++;
-
-		/* transitions: documented ones only, reported exactly once */
-		assert_int_equal(ev.changed, mode != prev);
-		if (ev.changed) {
-			assert_int_equal(ev.from, prev);
-			assert_int_equal(ev.to, mode);
-			assert_true(ev.reason[0] != '\0');
-			if (!transition_allowed(prev, mode)) {
-				fail_msg("seed %llu: %s -> %s", (unsigned long long)seed,
-					 safety_mode_name(prev), safety_mode_name(mode));
-			}
-			if (mode == SAFETY_MODE_NORMAL && prev != SAFETY_MODE_NOT_READY) {
-				assert_true(reads_since_mode >= cfg.recovery_reads);
-			}
-			st->transitions[prev][mode]++;
-			reads_since_mode = 0;
+			random_config(&rn.cfg, rn.packs, &ignored);
+			safety_reconfigure(&rn.s, &rn.cfg, protocol_find(proto));
+			st->reloads++;
 		}
+		evaluate_and_check(&rn, now, st);
+		/* one receive batch: the same loop time, evaluated after each frame */
+		if (!bus_down && chance(25)) {
+			unsigned i = rnd_range(0, rn.packs - 1);
 
-		for (unsigned i = 0; i < packs; i++) {
-			unsigned g;
-
-			for (g = 0; g < BATTERY_GROUP__COUNT; g++) {
-				if ((REQUIRED & (1u << g)) &&
-				    !truth_fresh(&truth[i], g, now, cfg.stale_timeout_usec)) {
-					break;
-				}
-			}
-			fresh_complete += g == BATTERY_GROUP__COUNT;
+			random_read(&rn.bs.packs[i], &rn.truth[i], now);
+			evaluate_and_check(&rn, now, st);
+			st->batches++;
 		}
-
-		switch (mode) {
-		case SAFETY_MODE_NOT_READY:
-			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
-				assert_false(battery_pack_has(&bs.bank, g));
-			}
-			break;
-		case SAFETY_MODE_NORMAL: {
-			const struct battery_pack *b = &bs.bank;
-			uint64_t dt = prev_now ? now - prev_now : 0;
-
-			assert_true(b->charge_voltage_limit_mv <= cfg.max_charge_voltage_mv);
-			assert_true(b->charge_current_limit_ma <= cfg.max_charge_current_ma);
-			assert_true(b->discharge_current_limit_ma <= cfg.max_discharge_current_ma);
-			assert_true(b->discharge_voltage_limit_mv >= cfg.min_discharge_voltage_mv);
-			assert_true(bs.packs_online >= 1);
-			assert_true(fresh_complete >= bs.packs_online);
-			for (unsigned i = 0; i < packs; i++) {
-				const struct truth *t = &truth[i];
-
-				if (!truth_fresh(t, BATTERY_GROUP_LIMITS, now,
-						 cfg.stale_timeout_usec)) {
-					continue;
-				}
-				if (!(t->status_seen &&
-				      !(t->requests & BATTERY_REQUEST_CHARGE_ENABLE))) {
-					assert_true(b->charge_current_limit_ma <=
-						    (uint64_t)bs.packs_online * t->ccl_ma);
-				}
-				if (!(t->status_seen &&
-				      !(t->requests & BATTERY_REQUEST_DISCHARGE_ENABLE))) {
-					assert_true(b->discharge_current_limit_ma <=
-						    (uint64_t)bs.packs_online * t->dcl_ma);
-				}
-			}
-			for (unsigned g = 0; g < BATTERY_GROUP__COUNT; g++) {
-				if (battery_pack_has(b, g)) {
-					assert_true(now - b->updated_usec[g] <=
-						    cfg.stale_timeout_usec);
-				}
-			}
-			assert_true(battery_pack_has(b, BATTERY_GROUP_LIMITS));
-			/* increases ramped (prev_ccl is 0 after a loss) */
-			if (prev == SAFETY_MODE_NORMAL || prev == SAFETY_MODE_NOT_READY) {
-				assert_true(b->charge_current_limit_ma <=
-					    prev_ccl + cfg.ramp_up_ma_per_sec * dt / USEC_PER_SEC);
-				assert_true(b->discharge_current_limit_ma <=
-					    prev_dcl + cfg.ramp_up_ma_per_sec * dt / USEC_PER_SEC);
-			}
-			normal_ccl = b->charge_current_limit_ma;
-			normal_dcl = b->discharge_current_limit_ma;
-			break;
-		}
-		case SAFETY_MODE_HOLD:
-			assert_true(now - s.mode_since_usec < cfg.hold_max_usec);
-			assert_true(bs.bank.charge_current_limit_ma <= normal_ccl);
-			assert_true(bs.bank.discharge_current_limit_ma <= normal_dcl);
-			assert_true(bs.bank.warnings & BATTERY_ALARM_BMS_LINK_LOST);
-			break;
-		case SAFETY_MODE_ZERO:
-		case SAFETY_MODE_STOP:
-			assert_int_equal(bs.bank.charge_current_limit_ma, 0);
-			assert_int_equal(bs.bank.discharge_current_limit_ma, 0);
-			assert_true(bs.bank.alarms & BATTERY_ALARM_BMS_LINK_LOST);
-			assert_false(bs.bank.requests & (BATTERY_REQUEST_CHARGE_ENABLE |
-							 BATTERY_REQUEST_DISCHARGE_ENABLE));
-			break;
-		}
-		prev_ccl = mode == SAFETY_MODE_NOT_READY ? 0 : bs.bank.charge_current_limit_ma;
-		prev_dcl = mode == SAFETY_MODE_NOT_READY ? 0 : bs.bank.discharge_current_limit_ma;
-		prev_now = now;
-		prev = mode;
 	}
-	st->rejected += s.rejected;
+	st->rejected += rn.s.rejected;
 }
 
 static void test_invariants(void **state)
@@ -360,8 +462,11 @@ static void test_invariants(void **state)
 	for (uint64_t seed = first; seed < first + runs; seed++) {
 		one_run(seed, &st);
 	}
-	print_message("# %lu runs, %llu evaluations, %llu values rejected\n", runs,
-		      (unsigned long long)st.evaluations, (unsigned long long)st.rejected);
+	print_message("# %lu runs, %llu evaluations, %llu same-time batches, %llu reloads, "
+		      "%llu evaluations with DVL >= CVL, %llu values rejected\n",
+		      runs, (unsigned long long)st.evaluations, (unsigned long long)st.batches,
+		      (unsigned long long)st.reloads, (unsigned long long)st.conflicts,
+		      (unsigned long long)st.rejected);
 	for (unsigned f = 0; f < 5; f++) {
 		for (unsigned t = 0; t < 5; t++) {
 			if (st.transitions[f][t]) {

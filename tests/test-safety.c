@@ -413,7 +413,13 @@ static void test_profiles(void **state)
 
 /* ---- plausibility ------------------------------------------------------------ */
 
-static void test_single_spike_moves_nothing(void **state)
+/*
+ * One read of a cell at 4.5 V: rejected as a value (not shown, not believed),
+ * and it loosens nothing. A cell that high is on the charge side of every
+ * rule: charging stops for that read (it may be the first read of a real
+ * overvoltage), and comes back with the next plausible read.
+ */
+static void test_single_spike_never_loosens(void **state)
 {
 	struct ctx c;
 	struct sim_read r = sim_read_default();
@@ -431,8 +437,10 @@ static void test_single_spike_moves_nothing(void **state)
 	read_all(&c, &spike, 1000);
 	assert_int_equal(c.s.rejected, 1);
 	assert_int_equal(c.s.rejected_cells, 1);
-	assert_int_equal(c.bs.bank.charge_current_limit_ma, before.charge_current_limit_ma);
-	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, before.charge_voltage_limit_mv);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	assert_true(c.bs.bank.charge_voltage_limit_mv <= before.charge_voltage_limit_mv);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, before.discharge_current_limit_ma);
+	assert_int_equal(c.bs.bank.discharge_voltage_limit_mv, before.discharge_voltage_limit_mv);
 	assert_int_equal(c.bs.bank.cell_max_mv, 3420);
 	assert_string_equal(c.s.last_rejected, "pack 1 cell 6: 4500 mV rejected (kept 3420 mV)");
 	read_all(&c, &r, 1000);
@@ -453,7 +461,9 @@ static void test_confirmed_value_is_taken(void **state)
 	read_all(&c, &r, 1000);
 	read_all(&c, &r, 1000);
 	assert_int_equal(c.bs.bank.cell_max_mv, 3300);
-	assert_true(c.bs.bank.charge_current_limit_ma > 0);
+	/* not believed yet, but no charging while a cell reads 4.5 V */
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	assert_true(c.bs.bank.discharge_current_limit_ma > 0);
 	read_all(&c, &r, 1000); /* the third: confirmed, a real overvoltage */
 	assert_int_equal(c.bs.bank.cell_max_mv, 4500);
 	assert_int_equal(c.bs.bank.cell_max_idx, 0);
@@ -527,14 +537,18 @@ static void test_temperature_jump(void **state)
 
 	ctx_init(&c, 1, "pylontech");
 	read_all(&c, &r, 0);
-	r.temp_dc = -400 + 250; /* a 40 degC drop in one read: a loose sensor */
+	r.temp_dc = -400 + 250; /* a 40 degC drop in one read: a loose sensor? */
 	read_all(&c, &r, 1000);
 	assert_int_equal(c.s.rejected_temps, 2); /* both sensors */
 	assert_int_equal(c.bs.bank.temp_min_dc, 250);
-	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
-	r.temp_dc = 1500; /* 150 degC: outside the valid range */
+	/* not believed, but -15 degC is possible: no charging while it reads so */
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 100000 * 30 / 100 * 150 / 100);
+	r.temp_dc = 1500; /* 150 degC: outside the valid range, not physical */
 	read_all(&c, &r, 1000);
 	assert_int_equal(c.bs.bank.temp_max_dc, 250);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000); /* nothing follows */
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 100000);
 }
 
 /* ---- charge control -------------------------------------------------------------- */
@@ -757,6 +771,304 @@ static void test_force_charge(void **state)
 	assert_false(c.bs.bank.requests & BATTERY_REQUEST_FORCE_CHARGE);
 	read_all(&c, &r, 1000);
 	assert_true(c.bs.bank.requests & BATTERY_REQUEST_FORCE_CHARGE);
+}
+
+/* ---- the caps in force, in every mode that sends ------------------------------------ */
+
+/* a reload lowers the caps while HOLD keeps a share of the last limits */
+static void test_reload_caps_in_hold(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "victron");
+	c.cfg.comm_loss = SAFETY_COMM_LOSS_HOLD;
+	c.cfg.max_charge_current_ma = 50000;
+	c.cfg.max_charge_voltage_mv = 55000;
+	c.cfg.hold_current_pct = 100; /* hold exactly the last limits */
+	ctx_restart(&c, "victron");
+	read_all(&c, &r, 0);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 50000);
+	assert_int_equal(tick(&c, 10500), SAFETY_MODE_HOLD);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 50000);
+	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, 55000);
+	c.cfg.max_charge_current_ma = 20000;
+	c.cfg.max_charge_voltage_mv = 52000;
+	c.cfg.max_discharge_current_ma = 30000;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("victron"));
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(tick(&c, 1000), SAFETY_MODE_HOLD);
+		assert_int_equal(c.bs.bank.charge_current_limit_ma, 20000);
+		assert_int_equal(c.bs.bank.charge_voltage_limit_mv, 52000);
+		assert_int_equal(c.bs.bank.discharge_current_limit_ma, 30000);
+	}
+	/* raising the floor binds too */
+	c.cfg.min_discharge_voltage_mv = 50000;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("victron"));
+	tick(&c, 1000);
+	assert_int_equal(c.bs.bank.discharge_voltage_limit_mv, 50000);
+}
+
+/* ZERO keeps the last CVL: a lowered cap binds there too */
+static void test_reload_caps_in_zero(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "pylontech");
+	c.cfg.max_charge_voltage_mv = 55000;
+	ctx_restart(&c, "pylontech");
+	read_all(&c, &r, 0);
+	assert_int_equal(tick(&c, 11000), SAFETY_MODE_ZERO);
+	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, 55000);
+	c.cfg.max_charge_voltage_mv = 52000;
+	c.cfg.min_discharge_voltage_mv = 49000;
+	safety_reconfigure(&c.s, &c.cfg, protocol_find("pylontech"));
+	assert_int_equal(tick(&c, 1000), SAFETY_MODE_ZERO);
+	assert_int_equal(c.bs.bank.charge_voltage_limit_mv, 52000);
+	assert_int_equal(c.bs.bank.discharge_voltage_limit_mv, 49000);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+}
+
+/* DVL at or above CVL is never sent: nothing may flow either way */
+static void test_dvl_not_below_cvl(void **state)
+{
+	static const struct {
+		const char *name;
+		uint32_t cap_cvl_mv;
+		unsigned cells;
+	} cases[] = {
+		{ "14.2 V cap, 48 V floor", 14200, 16 },
+		{ "4 cells: CVL 4 x cell_max", 55200, 4 },
+		{ "32 cells: the BMS's DVL above the cap", 55200, 32 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct ctx c;
+		struct sim_read r = sim_read_default();
+		const struct battery_pack *b = &c.bs.bank;
+
+		ctx_init(&c, 1, "deye");
+		c.cfg.max_charge_voltage_mv = cases[i].cap_cvl_mv;
+		c.cfg.pack_sum_tolerance_mv = 100000;
+		ctx_restart(&c, "deye");
+		r.cells = cases[i].cells;
+		r.dvl_mv = cases[i].cells * 2900;
+		r.cvl_mv = cases[i].cells * 3450;
+		for (int k = 0; k < 3; k++) {
+			read_all(&c, &r, 1000);
+			print_message("# %s: CVL %u DVL %u CCL %u DCL %u\n", cases[i].name,
+				      b->charge_voltage_limit_mv, b->discharge_voltage_limit_mv,
+				      b->charge_current_limit_ma, b->discharge_current_limit_ma);
+			assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+			assert_true(b->discharge_voltage_limit_mv < b->charge_voltage_limit_mv);
+			assert_int_equal(b->charge_current_limit_ma, 0);
+			assert_int_equal(b->discharge_current_limit_ma, 0);
+			assert_false(b->requests & (BATTERY_REQUEST_CHARGE_ENABLE |
+						    BATTERY_REQUEST_DISCHARGE_ENABLE));
+			assert_true(b->charge_voltage_limit_mv <= c.cfg.max_charge_voltage_mv);
+			assert_non_null(strstr(c.s.conflict, "DVL"));
+		}
+	}
+}
+
+/* ---- writes that share a timestamp (one receive batch) ----------------------------- */
+
+/* 0x359 and 0x35C of one batch both write STATUS at the same loop time */
+static void test_same_timestamp_status(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+	struct battery_pack *p = &c.bs.packs[0];
+
+	ctx_init(&c, 1, "pylontech");
+	read_all(&c, &r, 0);
+	read_all(&c, &r, 1000);
+	assert_true(c.bs.bank.requests & BATTERY_REQUEST_CHARGE_ENABLE);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+	/* one batch: the alarms frame, evaluated, then the requests frame */
+	c.now += SEC(1);
+	p->alarms = BATTERY_ALARM_CELL_IMBALANCE;
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, c.now);
+	eval(&c);
+	assert_true(c.bs.bank.alarms & BATTERY_ALARM_CELL_IMBALANCE);
+	p->requests = BATTERY_REQUEST_DISCHARGE_ENABLE; /* charge enable withdrawn */
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, c.now);
+	eval(&c);
+	assert_false(c.bs.bank.requests & BATTERY_REQUEST_CHARGE_ENABLE);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	assert_true(c.bs.bank.requests & BATTERY_REQUEST_DISCHARGE_ENABLE);
+}
+
+/* two 0x351 in one batch: the second, lower one is what binds */
+static void test_same_timestamp_limits(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+	struct battery_pack *p = &c.bs.packs[0];
+
+	ctx_init(&c, 1, "pylontech");
+	c.cfg.max_charge_current_ma = 1000000;
+	ctx_restart(&c, "pylontech");
+	read_all(&c, &r, 0);
+	c.now += SEC(1);
+	p->charge_current_limit_ma = 100000;
+	battery_pack_mark(p, BATTERY_GROUP_LIMITS, c.now);
+	eval(&c);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+	p->charge_current_limit_ma = 99500;
+	battery_pack_mark(p, BATTERY_GROUP_LIMITS, c.now);
+	eval(&c);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 99500);
+	/* a cell group written twice: the second reading is the one judged */
+	r.ccl_ma = 99500;
+	c.now += SEC(1);
+	sim_write(p, &r, c.now);
+	eval(&c);
+	r.cell_mv = 3420; /* in the taper */
+	sim_write(p, &r, c.now);
+	eval(&c);
+	assert_int_equal(c.bs.bank.cell_max_mv, 3420);
+	assert_true(c.bs.bank.charge_current_limit_ma < 99500);
+}
+
+/* ---- the strict direction at once ------------------------------------------------- */
+
+/* a real cell past cell_full_mv by more than cell_jump_mv in one read */
+static void test_cell_jump_past_full_acts_at_once(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "pylontech");
+	r.cell_mv = 3400;
+	read_all(&c, &r, 0);
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+	r.spike_cell = 3;
+	r.spike_mv = 3750; /* +350 mV, cell_jump_mv 300, past cell_full_mv 3500 */
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.s.rejected_cells, 1);
+	assert_int_equal(c.bs.bank.cell_max_mv, 3400); /* not yet believed ... */
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0); /* ... but charging stops */
+	assert_false(c.bs.bank.requests & BATTERY_REQUEST_CHARGE_ENABLE);
+	assert_true(c.bs.bank.discharge_current_limit_ma > 0);
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	read_all(&c, &r, 1000); /* confirmed */
+	assert_int_equal(c.bs.bank.cell_max_mv, 3750);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+}
+
+/* a real 10 degC jump past charge_temp_max_c */
+static void test_temp_jump_acts_at_once(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "pylontech");
+	r.ccl_ma = r.dcl_ma = 100000;
+	r.temp_dc = 420; /* charge: 100 % at 40 -> 25 % at 50 degC: 85 % */
+	read_all(&c, &r, 0);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 85000);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 100000);
+	r.temp_dc = 540; /* +12 degC, temp_jump_c 10, past charge_temp_max_c 50 */
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.s.rejected_temps, 2);
+	assert_int_equal(c.bs.bank.temp_max_dc, 420);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0);
+	/* discharge: 100 % at 50 -> 30 % at 60 degC: 72 % at 54 */
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 72000);
+	/* back where it was: a one-read glitch, the limits come back */
+	r.temp_dc = 420;
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.bs.bank.charge_current_limit_ma, 85000);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 100000);
+}
+
+/* an implausible step that would LOOSEN a limit does nothing until confirmed */
+static void test_spike_never_loosens(void **state)
+{
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+
+	ctx_init(&c, 1, "pylontech");
+	r.spike_cell = 2;
+	r.spike_mv = 2950; /* the lowest cell: DCL at 50 % */
+	read_all(&c, &r, 0);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 50000);
+	r.spike_mv = 3300; /* +350 mV in one read: would lift the DCL taper */
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.s.rejected_cells, 1);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 50000);
+	read_all(&c, &r, 1000);
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 50000);
+	read_all(&c, &r, 1000); /* confirmed: taken */
+	assert_int_equal(c.bs.bank.discharge_current_limit_ma, 100000);
+}
+
+/* ---- recovery, per pack ----------------------------------------------------------- */
+
+/* two packs, one flaky: the good one alone brings the bank back */
+static void test_flaky_pack_does_not_block_recovery(void **state)
+{
+	struct ctx c;
+	struct sim_read a = sim_read_default(), b = sim_read_default();
+	int t;
+
+	ctx_init(&c, 2, "pylontech");
+	c.cfg.spike_confirm_reads = 100;
+	ctx_restart(&c, "pylontech");
+	read_all(&c, &a, 0);
+	b.spike_cell = 1;
+	/* pack 2 reads garbage on one cell (never confirmed): offline, but still reading */
+	for (t = 0; t < 30; t++) {
+		b.spike_mv = t % 2 ? 0 : 65535;
+		read_pack(&c, 0, &a, 500);
+		read_pack(&c, 1, &b, 500);
+		assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+	}
+	assert_int_equal(c.bs.packs_online, 1);
+	/* a 20 s dropout of the whole bus */
+	assert_int_equal(tick(&c, 20000), SAFETY_MODE_ZERO);
+	for (t = 0; t < 600 && c.s.mode != SAFETY_MODE_NORMAL; t++) {
+		b.spike_mv = t % 2 ? 0 : 65535;
+		read_pack(&c, 0, &a, 500);
+		read_pack(&c, 1, &b, 500);
+	}
+	print_message("# back to normal after %d s\n", t);
+	assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+	assert_true(t <= 3); /* recovery_reads 3 reads of pack 1 */
+}
+
+/* a read is a whole set of the pack's groups, not one decoded frame */
+static void test_recovery_counts_reads_not_frames(void **state)
+{
+	static const enum battery_group order[] = {
+		BATTERY_GROUP_LIMITS, BATTERY_GROUP_CAPACITY, BATTERY_GROUP_ELECTRICAL,
+		BATTERY_GROUP_TEMPS,  BATTERY_GROUP_STATUS,   BATTERY_GROUP_CELLS,
+	};
+	struct ctx c;
+	struct sim_read r = sim_read_default();
+	struct battery_pack *p = &c.bs.packs[0];
+
+	ctx_init(&c, 1, "pylontech");
+	read_all(&c, &r, 0);
+	assert_int_equal(tick(&c, 20000), SAFETY_MODE_ZERO);
+	for (int set = 1; set <= 3; set++) {
+		for (size_t k = 0; k < ARRAY_SIZE(order); k++) {
+			/* one frame, one group, one evaluation */
+			c.now += 10 * USEC_PER_MSEC;
+			battery_pack_mark(p, order[k], c.now);
+			eval(&c);
+			if (set < 3 || k + 1 < ARRAY_SIZE(order)) {
+				assert_int_equal(c.s.mode, SAFETY_MODE_ZERO);
+			}
+		}
+		c.now += SEC(1);
+	}
+	assert_int_equal(c.s.mode, SAFETY_MODE_NORMAL);
+	assert_non_null(strstr(c.ev.reason, "3 good reads"));
 }
 
 /* ---- several packs ------------------------------------------------------------------- */
@@ -993,7 +1305,7 @@ int main(void)
 		cmocka_unit_test(test_stop_recovers),
 		cmocka_unit_test(test_recovery_ramps),
 		cmocka_unit_test(test_profiles),
-		cmocka_unit_test(test_single_spike_moves_nothing),
+		cmocka_unit_test(test_single_spike_never_loosens),
 		cmocka_unit_test(test_confirmed_value_is_taken),
 		cmocka_unit_test(test_cell_jump),
 		cmocka_unit_test(test_pack_voltage_vs_cells),
@@ -1011,6 +1323,16 @@ int main(void)
 		cmocka_unit_test(test_offline_pack_limits_still_bind),
 		cmocka_unit_test(test_bank_missing_pack_at_start),
 		cmocka_unit_test(test_min_packs_online),
+		cmocka_unit_test(test_reload_caps_in_hold),
+		cmocka_unit_test(test_reload_caps_in_zero),
+		cmocka_unit_test(test_dvl_not_below_cvl),
+		cmocka_unit_test(test_same_timestamp_status),
+		cmocka_unit_test(test_same_timestamp_limits),
+		cmocka_unit_test(test_cell_jump_past_full_acts_at_once),
+		cmocka_unit_test(test_temp_jump_acts_at_once),
+		cmocka_unit_test(test_spike_never_loosens),
+		cmocka_unit_test(test_flaky_pack_does_not_block_recovery),
+		cmocka_unit_test(test_recovery_counts_reads_not_frames),
 		cmocka_unit_test(test_sim_days),
 		cmocka_unit_test(test_conf_keys),
 	};
