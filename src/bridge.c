@@ -242,8 +242,12 @@ static int tick(sd_event_source *s, uint64_t usec, void *userdata)
 		notify_status(status);
 		log_info("Status: %s", status);
 	}
-	/* next tick one period after this one was due: no drift, no burst */
-	return sd_event_source_set_time(s, usec + br->tick_usec);
+	/*
+	 * next tick one period after this one was due: no drift; after a
+	 * stall (SIGSTOP 10 s gave 10 sets in 0.5 s) one period from now
+	 */
+	return sd_event_source_set_time(s, usec + br->tick_usec > now ? usec + br->tick_usec
+								     : now + br->tick_usec);
 }
 
 static const struct bms_input_ops *input_for(const struct bms_driver *d)
