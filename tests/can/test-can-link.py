@@ -293,7 +293,8 @@ def test_manage_link_runtime(tmp):
         dt = time.monotonic() - t0
         check("manage_link = true: a link taken down at run time is brought up again (%.2f s)"
               % dt, up, ip("link", "show", "vcan6").stdout + "\n".join(dm.log()[-10:]))
-        check("and frames resume on it", wait_for(lambda: peer.frames(0x351, since=t0 + 0.2), 5))
+        check("and frames resume on it", wait_for(lambda: peer.frames(0x351, since=t0 + 0.2), 5),
+              dm.log()[-15:])
     finally:
         peer.close()
         dm.stop()
