@@ -122,6 +122,22 @@ const char *can_bus_state_name(enum can_bus_state state);
  */
 void can_bus_status(const struct can_bus *bus, char *buf, size_t n);
 
+/* What one rtnetlink link message says about an interface. */
+struct can_link_event {
+	bool exists;	/* RTM_NEWLINK; false: RTM_DELLINK */
+	bool up;	/* IFF_UP */
+};
+
+/**
+ * can_link_decode() - the link events for @ifname in one rtnetlink
+ * datagram (RTM_NEWLINK/RTM_DELLINK, rtnetlink(7)), in order. Pure.
+ * Return: the number of events written (at most @n), or -EBADMSG if a
+ * message is truncated or malformed (the caller then reads the link's
+ * state itself).
+ */
+int can_link_decode(const void *buf, size_t len, const char *ifname,
+		    struct can_link_event *ret, size_t n);
+
 /**
  * can_error_decode() - what an error frame (CAN_ERR_FLAG) says. Pure.
  * Return: 0, or -EBADMSG if @f is not an error frame or is malformed.

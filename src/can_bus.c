@@ -723,9 +723,64 @@ static void link_event(struct can_bus *bus, bool exists, unsigned flags)
 	}
 }
 
+int can_link_decode(const void *buf, size_t len, const char *ifname,
+		    struct can_link_event *ret, size_t n)
+{
+	size_t name_len = strlen(ifname), got = 0, off = 0;
+
+	while (off < len) {
+		struct nlmsghdr h;
+		struct ifinfomsg ifi;
+		bool ours = false;
+		size_t alen, aoff;
+
+		if (len - off < sizeof(h)) {
+			return -EBADMSG;
+		}
+		memcpy(&h, (const uint8_t *)buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off) {
+			return -EBADMSG;
+		}
+		if ((h.nlmsg_type == RTM_NEWLINK || h.nlmsg_type == RTM_DELLINK) &&
+		    h.nlmsg_len >= NLMSG_LENGTH(sizeof(ifi))) {
+			memcpy(&ifi, (const uint8_t *)buf + off + NLMSG_HDRLEN, sizeof(ifi));
+			/* the attributes: struct rtattr, 4-byte aligned (rtnetlink(7)) */
+			alen = h.nlmsg_len;
+			aoff = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(ifi)));
+			while (aoff + sizeof(struct rtattr) <= alen) {
+				struct rtattr a;
+				const char *p = (const char *)buf + off + aoff;
+
+				memcpy(&a, p, sizeof(a));
+				if (a.rta_len < sizeof(a) || a.rta_len > alen - aoff) {
+					return -EBADMSG;
+				}
+				if (a.rta_type == IFLA_IFNAME) {
+					size_t plen = a.rta_len - RTA_LENGTH(0);
+					const char *name = p + RTA_LENGTH(0);
+
+					ours = strnlen(name, plen) == name_len &&
+					       memcmp(name, ifname, name_len) == 0;
+					break;
+				}
+				aoff += RTA_ALIGN(a.rta_len);
+			}
+			if (ours && got < n) {
+				ret[got++] = (struct can_link_event){
+					.exists = h.nlmsg_type == RTM_NEWLINK,
+					.up = (ifi.ifi_flags & IFF_UP) != 0,
+				};
+			}
+		}
+		off += NLMSG_ALIGN(h.nlmsg_len);
+	}
+	return (int)got;
+}
+
 static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
 	struct can_bus *bus = userdata;
+	struct can_link_event ev[16];
 	union {
 		struct nlmsghdr h;
 		char buf[16384];
@@ -733,6 +788,7 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
 
 	for (;;) {
 		ssize_t n = recv(fd, &u, sizeof(u), MSG_DONTWAIT);
+		int k;
 
 		if (n < 0) {
 			if (errno == ENOBUFS) {
@@ -742,34 +798,17 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
 			}
 			return 0; /* EAGAIN, EINTR */
 		}
-		for (struct nlmsghdr *h = &u.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			const struct ifinfomsg *ifi = NLMSG_DATA(h);
-			bool ours = false;
-			int len;
-
-			if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) ||
-			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi))) {
-				continue;
-			}
-			len = (int)IFLA_PAYLOAD(h);
-			for (struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len);
-			     a = RTA_NEXT(a, len)) {
-				if (a->rta_type == IFLA_IFNAME) {
-					const char *name = RTA_DATA(a);
-					size_t nlen = strnlen(name, RTA_PAYLOAD(a));
-
-					ours = nlen == strlen(bus->ifname) &&
-					       memcmp(name, bus->ifname, nlen) == 0;
-					break;
-				}
-			}
-			if (ours) {
-				log_debug("%s: rtnetlink %s, %s", bus->ifname,
-					  h->nlmsg_type == RTM_NEWLINK ? "new link"
-								       : "link deleted",
-					  ifi->ifi_flags & IFF_UP ? "up" : "down");
-				link_event(bus, h->nlmsg_type == RTM_NEWLINK, ifi->ifi_flags);
-			}
+		k = can_link_decode(&u, (size_t)n, bus->ifname, ev, ARRAY_SIZE(ev));
+		if (k < 0) {
+			/* the kernel sent it: look at the link instead of guessing */
+			log_debug("%s: malformed rtnetlink message (%zd bytes)", bus->ifname, n);
+			schedule(bus, 0);
+			continue;
+		}
+		for (int i = 0; i < k; i++) {
+			log_debug("%s: rtnetlink: %s, %s", bus->ifname,
+				  ev[i].exists ? "link" : "link deleted", ev[i].up ? "up" : "down");
+			link_event(bus, ev[i].exists, ev[i].up ? IFF_UP : 0);
 		}
 	}
 }
