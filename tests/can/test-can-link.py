@@ -226,6 +226,73 @@ def test_held_queue(tmp):
         inv.close()
 
 
+def test_held_kernel_queue(tmp, manage):
+    """
+    The same with room for 6 frames in the kernel (sch_plug limit 96 bytes,
+    16 per frame): what the kernel accepted is out of the daemon's hands
+    unless it may flush the queue (manage_link). Released with the plug's
+    release_indefinite, so whatever the kernel still holds goes out.
+    """
+    tc("qdisc", "del", "dev", "vcan0", "root")
+    bms_peer = Peer("vcan1")
+    inv = Peer("vcan0")
+    what = "manage_link" if manage else "no manage_link"
+    dm = Daemon('bms: { driver = "pylontech-can"; port = "vcan1"; };\n'
+                'inverter: { protocol = "pylontech"; port = "vcan0"; manage_link = %s; };\n'
+                'safety: { comm_loss = "stop"; stale_timeout_ms = 2000; };\n'
+                'status_interval_s = 1;\n' % ("true" if manage else "false"), tmp,
+                "held-k-%d" % manage)
+    bms = BmsPeer(bms_peer, capture(CAPTURE))
+    try:
+        normal = wait_for(lambda: [f for f in inv.frames(0x351) if le(f[2], 2) > 0], 15)
+        check("held kernel queue (%s): the NORMAL set reaches the inverter first" % what,
+              normal, dm.log()[-10:])
+        r = tc("qdisc", "add", "dev", "vcan0", "root", "plug", "limit", "96")
+        check("sch_plug holds the vcan0 queue with room for 6 frames", r.returncode == 0,
+              r.stderr)
+        time.sleep(3.5)
+        bms.stop()
+        t_silent = bms.last
+        stop = dm.wait_log(r"Safety: \S+ -> stop", 8)
+        check("held kernel queue (%s): the mode goes to STOP" % what, stop, dm.log()[-10:])
+        time.sleep(max(0.0, t_silent + 8.0 - time.monotonic()))
+        t_rel = time.monotonic()
+        tc("qdisc", "change", "dev", "vcan0", "root", "plug", "release_indefinite")
+        time.sleep(2.5)
+        late = inv.frames(since=t_rel)
+        stale = [f for f in late if f[0] - t_silent > 2.0]
+        print("# kernel queue held, %s: %d frames released after STOP" % (what, len(stale)),
+              flush=True)
+        said = dm.wait_log("kernel", 0.1)
+        if manage:
+            check("held kernel queue, manage_link: 0 frames reach the inverter after STOP "
+                  "(got %d)" % len(stale), not stale,
+                  ["%.2f 0x%03x %s" % (f[0] - t_silent, f[1], f[2].hex()) for f in stale])
+            check("the flushes are counted in the status line",
+                  dm.wait_log(r"Status: .*kernel queue flushed [1-9]", 3), dm.log()[-5:])
+        else:
+            # the kernel's capacity, accepted before the daemon saw it stuck; nothing after
+            check("held kernel queue, no manage_link: at most the 6 frames the kernel took "
+                  "(got %d), and the daemon said so" % len(stale), len(stale) <= 6 and said,
+                  ["%.2f 0x%03x %s" % (f[0] - t_silent, f[1], f[2].hex()) for f in stale]
+                  + dm.log()[-5:])
+    finally:
+        tc("qdisc", "del", "dev", "vcan0", "root")
+        ip("link", "set", "vcan0", "up")
+        bms.stop()
+        dm.stop()
+        bms_peer.close()
+        inv.close()
+
+
+def test_held_kernel_queue_managed(tmp):
+    test_held_kernel_queue(tmp, True)
+
+
+def test_held_kernel_queue_unmanaged(tmp):
+    test_held_kernel_queue(tmp, False)
+
+
 def test_extended_ack(tmp):
     inv = Peer("vcan0")
     dm = Daemon(SIM + 'inverter: { protocol = "pylontech"; port = "vcan0"; };\n', tmp, "ext",
@@ -435,7 +502,8 @@ def test_stall(tmp):
 
 
 TESTS = [test_period_and_presence, test_down_up, test_missing_at_start, test_manage_link,
-         test_error_frames, test_held_queue, test_extended_ack, test_link_events,
+         test_error_frames, test_held_queue, test_held_kernel_queue_managed,
+         test_held_kernel_queue_unmanaged, test_extended_ack, test_link_events,
          test_manage_link_runtime, test_ready_with_missing_ports, test_failed_rollback,
          test_busoff_storm, test_debug_modules, test_stall]
 
