@@ -79,6 +79,7 @@ struct can_bus_stats {
 	uint64_t tx_replaced;	/* a pending frame replaced by a newer one of its id */
 	uint64_t tx_dropped;	/* dropped: pending set full, port down or bus-off */
 	uint64_t tx_stale;	/* parked frames dropped: too old, or the gate said no */
+	uint64_t kernel_flushes;	/* the kernel's queue flushed (manage_link) */
 	uint64_t rx_overflows;	/* the kernel's socket queue drops (SO_RXQ_OVFL) */
 	uint64_t error_frames;
 	uint64_t bus_off;	/* times the bus went off */

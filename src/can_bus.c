@@ -58,6 +58,7 @@
 #include <linux/can/raw.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 
 #define LOG_MODULE "can_bus"
 #include "can_bus.h"
@@ -112,6 +113,11 @@ struct can_bus {
 
 	struct can_bus_pending pending[CAN_BUS_PENDING_MAX];
 	size_t n_pending;
+
+	/* the kernel's own queue (qdisc, controller): frames written, not yet sent */
+	uint64_t kq_empty_usec;	/* last seen empty */
+	bool kq_stuck;		/* not empty for longer than the age limit */
+	uint64_t quiet_until_usec; /* our own flush (down/up): not logged as an outage */
 
 	/* state-change logging: a window, its budget, what went unsaid */
 	uint64_t state_log_usec;	/* the window's start; 0: none open */
@@ -464,12 +470,12 @@ static void port_lost(struct can_bus *bus, int err)
 	if (err == ENETDOWN) {
 		bool was_open = bus->open;
 
-		if (was_open) {
+		if (was_open && bus_now(bus) >= bus->quiet_until_usec) {
 			log_warning("%s is down; waiting for it to come up", bus->ifname);
 			bus->missing_warned = true;
 		}
 		report_open(bus, false);
-		if (was_open && bus->manage_link) {
+		if (was_open && bus->manage_link && bus_now(bus) >= bus->quiet_until_usec) {
 			/* bmsbridged(8): manage_link brings the link up, also at run time */
 			log_notice("%s: bringing the link up again (manage_link)", bus->ifname);
 			link_setup(bus);
@@ -680,8 +686,10 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 	if (!bus->open) {
-		log_notice("%s is %s for %s", bus->ifname,
-			   bus->missing_warned ? "back" : "open", bus->user);
+		if (bus_now(bus) >= bus->quiet_until_usec) {
+			log_notice("%s is %s for %s", bus->ifname,
+				   bus->missing_warned ? "back" : "open", bus->user);
+		}
 		bus->missing_warned = false;
 		bus->backoff_usec = CAN_BUS_BACKOFF_MIN_USEC;
 		report_open(bus, true);
@@ -906,6 +914,79 @@ static int write_one(struct can_bus *bus, const struct can_frame *f)
 	return n < 0 ? -errno : -EIO;
 }
 
+/* bytes of our frames the kernel still holds (SO_MEMINFO); <0: cannot tell */
+static int64_t kernel_queue_bytes(const struct can_bus *bus)
+{
+	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(mem);
+
+	if (bus->fd < 0 || getsockopt(bus->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+	    len <= SK_MEMINFO_WMEM_ALLOC * sizeof(mem[0])) {
+		return -1;
+	}
+	return mem[SK_MEMINFO_WMEM_ALLOC];
+}
+
+/*
+ * manage_link: empty the kernel's queue by taking the link down and up
+ * (the qdisc is reset and the controller's echo buffers freed). Frames in
+ * it are never recalled any other way.
+ */
+static void kernel_queue_flush(struct can_bus *bus, const char *why)
+{
+	uint64_t now = bus_now(bus);
+
+	log_ratelimit(&bus->stale_rl, now, LOG_WARNING,
+		      "%s: frames held in the kernel's queue %s: flushing it (link down and up, "
+		      "manage_link)",
+		      bus->ifname, why);
+	bus->stats.kernel_flushes++;
+	bus->quiet_until_usec = now + USEC_PER_SEC;
+	can_do_stop(bus->ifname);
+	link_setup(bus);
+	bus->kq_empty_usec = now;
+	bus->kq_stuck = false;
+}
+
+/*
+ * Is the kernel sitting on frames older than the age limit (nobody
+ * acknowledges, the queue is held)? Then nothing more is written into it
+ * (new frames park and age out here, counted), and with manage_link it
+ * is flushed. Without manage_link what it holds goes out when the bus
+ * moves again: at most its capacity, written before this was seen.
+ */
+static bool kernel_queue_stuck(struct can_bus *bus, uint64_t now)
+{
+	int64_t q = kernel_queue_bytes(bus);
+
+	if (q <= 0) {
+		bus->kq_empty_usec = now;
+		if (bus->kq_stuck && q == 0) {
+			log_notice("%s: the kernel's queue moves again", bus->ifname);
+		}
+		bus->kq_stuck = false;
+		return false;
+	}
+	if (bus->kq_empty_usec == 0) {
+		bus->kq_empty_usec = now;
+	}
+	if (now - bus->kq_empty_usec <= bus->pending_max_age_usec) {
+		return bus->kq_stuck;
+	}
+	if (bus->manage_link) {
+		kernel_queue_flush(bus, "longer than the age limit");
+		return true;
+	}
+	if (!bus->kq_stuck) {
+		log_warning("%s: the kernel has held our frames for more than %.1f s (nobody "
+			    "acknowledges?): writing nothing more until it moves; what it holds "
+			    "goes out late when it does (manage_link = true lets the daemon flush it)",
+			    bus->ifname, (double)bus->pending_max_age_usec / USEC_PER_SEC);
+		bus->kq_stuck = true;
+	}
+	return true;
+}
+
 /* drop what may not go out any more: too old, or the owner says no */
 static void expire_pending(struct can_bus *bus, uint64_t now)
 {
@@ -916,6 +997,9 @@ static void expire_pending(struct can_bus *bus, uint64_t now)
 	}
 	if (bus->may_send && !bus->may_send(bus, now, bus->userdata)) {
 		drop_pending(bus, &bus->stats.tx_stale, "nothing may be sent now (safety mode)");
+		if (bus->manage_link && kernel_queue_bytes(bus) > 0) {
+			kernel_queue_flush(bus, "while nothing may be sent (safety mode)");
+		}
 		return;
 	}
 	for (size_t i = 0; i < bus->n_pending; i++) {
@@ -943,6 +1027,9 @@ static int flush_pending(struct can_bus *bus, uint64_t now)
 	int r = 0;
 
 	expire_pending(bus, now);
+	if (bus->n_pending && kernel_queue_stuck(bus, now)) {
+		return 0; /* parked frames wait (and age out) */
+	}
 	while (done < bus->n_pending) {
 		r = write_one(bus, &bus->pending[done].frame);
 		if (r <= 0) {
@@ -1008,6 +1095,18 @@ int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n)
 		drop_pending(bus, &bus->stats.tx_dropped, "the bus is off");
 		bus->stats.tx_dropped += n;
 		return -ENETDOWN;
+	}
+	/* the kernel sits on old frames: park (and age out) rather than add to them */
+	if (kernel_queue_stuck(bus, now)) {
+		if (!bus->open) {
+			bus->stats.tx_dropped += n; /* flushed: the link is down for a moment */
+			return -ENOTCONN;
+		}
+		for (size_t i = 0; i < n; i++) {
+			pend(bus, &frames[i], now);
+		}
+		arm_flush(bus);
+		return (int)n;
 	}
 	/* the older pending frames go first, so the order of a set is kept */
 	r = flush_pending(bus, now);
@@ -1117,10 +1216,16 @@ void can_bus_status(const struct can_bus *bus, char *buf, size_t n)
 			    : !bus->open ? "down, waiting"
 					 : can_bus_state_name(bus->state);
 
-	snprintf(buf, n, "%s %s, %llu tx, %llu rx, %llu dropped (%llu stale), %llu rx lost",
-		 bus->ifname, state, (unsigned long long)bus->stats.tx_frames,
-		 (unsigned long long)bus->stats.rx_frames,
-		 (unsigned long long)(bus->stats.tx_dropped + bus->stats.tx_stale),
-		 (unsigned long long)bus->stats.tx_stale,
-		 (unsigned long long)bus->stats.rx_overflows);
+	int k;
+
+	k = snprintf(buf, n, "%s %s, %llu tx, %llu rx, %llu dropped (%llu stale), %llu rx lost",
+		     bus->ifname, state, (unsigned long long)bus->stats.tx_frames,
+		     (unsigned long long)bus->stats.rx_frames,
+		     (unsigned long long)(bus->stats.tx_dropped + bus->stats.tx_stale),
+		     (unsigned long long)bus->stats.tx_stale,
+		     (unsigned long long)bus->stats.rx_overflows);
+	if (bus->stats.kernel_flushes && k > 0 && (size_t)k < n) {
+		snprintf(buf + k, n - (size_t)k, ", kernel queue flushed %llu times",
+			 (unsigned long long)bus->stats.kernel_flushes);
+	}
 }
