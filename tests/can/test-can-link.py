@@ -451,6 +451,35 @@ def test_busoff_storm(tmp):
         inv.close()
 
 
+def test_busoff_drops(tmp):
+    """While the bus is off nothing is parked or sent: nothing old after the restart."""
+    inv = Peer("vcan0")
+    dm = Daemon(SIM + 'inverter: { protocol = "pylontech"; port = "vcan0"; };\n'
+                'status_interval_s = 1;\n', tmp, "busoff-drop")
+    try:
+        wait_for(lambda: inv.frames(0x351), 10)
+        inv.send(0x40, bytes(8), error=True)  # CAN_ERR_BUSOFF
+        dm.wait_log("vcan0: bus-off", 3)
+        t_off = time.monotonic()
+        time.sleep(2.5)
+        during = inv.frames(since=t_off + 0.1)
+        check("bus-off: no frame goes out while the bus is off (got %d)" % len(during),
+              not during, during[:6])
+        inv.send(0x100, bytes(8), error=True)  # CAN_ERR_RESTARTED
+        t_on = time.monotonic()
+        resumed = wait_for(lambda: inv.frames(0x351, since=t_on), 3)
+        check("after the restart: frames resume", resumed)
+        check("after the restart: no burst of the sets missed while off (%d sets in 0.9 s)"
+              % len(inv.frames(0x351, since=t_on)), len([f for f in inv.frames(0x351)
+                                                        if t_on <= f[0] <= t_on + 0.9]) <= 1)
+        check("the frames dropped while off are counted",
+              dm.wait_log(r"Status: .*vcan0 [^;]*\b([6-9]|\d\d+) dropped", 3),
+              [l for l in dm.log() if "Status:" in l][-2:])
+    finally:
+        dm.stop()
+        inv.close()
+
+
 def test_debug_modules(tmp):
     conf = os.path.join(tmp, "dbg.conf")
     with open(conf, "w") as f:
@@ -505,7 +534,7 @@ TESTS = [test_period_and_presence, test_down_up, test_missing_at_start, test_man
          test_error_frames, test_held_queue, test_held_kernel_queue_managed,
          test_held_kernel_queue_unmanaged, test_extended_ack, test_link_events,
          test_manage_link_runtime, test_ready_with_missing_ports, test_failed_rollback,
-         test_busoff_storm, test_debug_modules, test_stall]
+         test_busoff_storm, test_busoff_drops, test_debug_modules, test_stall]
 
 
 def main():
