@@ -15,7 +15,9 @@
  *     one protocol period): older, it is dropped, never sent late. Parked
  *     frames are also dropped when the owner's gate says nothing may be
  *     sent any more (safety mode STOP) and while the bus is off; every
- *     drop is counted and shown in the status line;
+ *     drop is counted and shown in the status line. A kernel queue that
+ *     holds our frames longer than the age limit gets nothing more, and
+ *     with manage_link is emptied (link down and up);
  *   - the interface missing at start, unplugged (USB), or taken down: the
  *     port follows the link over rtnetlink (RTM_NEWLINK/RTM_DELLINK),
  *     reports each change once and resumes within a loop iteration of the

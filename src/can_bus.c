@@ -38,8 +38,11 @@
  * older, once the owner's gate says no (safety mode STOP), and while the
  * bus is off. So a queue held for 12 s (nobody acknowledges) releases
  * nothing old when it drains. Frames the kernel has already taken (its
- * qdisc, the controller's mailboxes) are beyond reach here; on bus-off
- * the kernel itself drops them (carrier off resets the qdisc).
+ * qdisc, the controller's mailboxes) cannot be recalled one by one: the
+ * port reads how much the kernel holds (SO_MEMINFO); held longer than the
+ * age limit, nothing more is written into it, and with manage_link the
+ * link is taken down and up, which empties it. On bus-off the kernel
+ * drops them itself (carrier off resets the qdisc).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1057,8 +1060,11 @@ static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 		return 0;
 	}
 	if (bus->n_pending) {
-		/* from now, not from when it was due: a stall is not caught up in a burst */
-		sd_event_source_set_time(s, now + CAN_BUS_FLUSH_USEC);
+		/*
+		 * from now, not from when it was due: a stall is not caught up in
+		 * a burst; a kernel that takes nothing is asked ten times less often
+		 */
+		sd_event_source_set_time(s, now + (bus->kq_stuck ? 10 : 1) * CAN_BUS_FLUSH_USEC);
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	}
 	return 0;
