@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the CAN error-frame decoder of src/can_bus.c (what a
- * controller or a hostile bus puts in an error frame). Any frame: no
- * crash, a state in range, a one-line text.
+ * libFuzzer target: the readers of outside bytes of the CAN port
+ * (src/can_bus.c). The input is both
+ *   - an error frame (what a controller or a hostile bus puts in one):
+ *     can_id (4 bytes), len, data; no crash, a state in range, a one-line
+ *     text;
+ *   - an rtnetlink datagram (the kernel's link messages): events within
+ *     the bound given, or -EBADMSG, never a read past the end (ASan).
+ * Seeds: error frames, and link messages captured in tools/canvm's guest
+ * (rtnetlink-*: ip link add/up/down/del of vcan9).
  */
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -16,7 +23,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct can_frame f;
 	struct can_error_info ei;
+	struct can_link_event ev[3];
+	int k;
 
+	/* the datagram in a buffer of its own size: ASan sees any overread */
+	k = can_link_decode(data, size, "vcan9", ev, 3);
+	if (k != -EBADMSG && (k < 0 || k > 3)) {
+		__builtin_trap();
+	}
 	if (size < 5) {
 		return 0;
 	}

@@ -11,12 +11,21 @@
  *   - transmit never blocks: what the queue refuses (ENOBUFS/EAGAIN) waits
  *     in a small pending set holding at most ONE copy per CAN id (a newer
  *     frame of the same id replaces the stale one, counted), retried on a
- *     short timer;
+ *     short timer. A parked frame has an age limit (pending_max_age_usec,
+ *     one protocol period): older, it is dropped, never sent late. Parked
+ *     frames are also dropped when the owner's gate says nothing may be
+ *     sent any more (safety mode STOP) and while the bus is off; every
+ *     drop is counted and shown in the status line. A kernel queue that
+ *     holds our frames longer than the age limit gets nothing more, and
+ *     with manage_link is emptied (link down and up);
  *   - the interface missing at start, unplugged (USB), or taken down: the
- *     port reports it once, retries with back-off and resumes by itself;
+ *     port follows the link over rtnetlink (RTM_NEWLINK/RTM_DELLINK),
+ *     reports each change once and resumes within a loop iteration of the
+ *     interface coming back; a slow back-off timer is the safety net;
  *   - link management with libsocketcan: the bit rate is read and checked
  *     against the protocol's; with manage_link the port sets bit rate and
- *     restart-ms and brings the link up, and restarts it after bus-off.
+ *     restart-ms and brings the link up, at start and whenever it goes
+ *     down at run time, and restarts it after bus-off.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,13 +42,27 @@ enum can_bus_state {
 	CAN_BUS_OFF,	      /* above 255: the controller is off the bus */
 };
 
+struct can_bus;
+
+/*
+ * May parked frames still go out? Asked before each retry of the pending
+ * set; false drops the whole set (counted as stale). NULL: always.
+ */
+typedef bool (*can_bus_gate_fn)(struct can_bus *bus, uint64_t now_usec, void *userdata);
+
+/* a parked frame older than this is dropped when no age limit is given */
+#define CAN_BUS_PENDING_AGE_DEFAULT_USEC (1000000ULL)
+
 struct can_bus_config {
 	const char *ifname;
 	const char *user;	/* who uses the port, for messages ("pylontech") */
 	const canid_t *rx_ids;	/* standard ids to receive; NULL/0: none */
 	size_t n_rx_ids;
+	bool rx_extended;	/* also receive 29-bit frames with these ids */
 	uint32_t bitrate;	/* expected (and set, with manage_link); 0: no check */
 	bool manage_link;
+	uint64_t pending_max_age_usec; /* 0: CAN_BUS_PENDING_AGE_DEFAULT_USEC */
+	can_bus_gate_fn may_send;      /* NULL: parked frames always may go */
 };
 
 /* What one error frame says (pure decode, fuzzed). */
@@ -56,13 +79,13 @@ struct can_bus_stats {
 	uint64_t rx_frames;
 	uint64_t tx_frames;
 	uint64_t tx_replaced;	/* a pending frame replaced by a newer one of its id */
-	uint64_t tx_dropped;	/* dropped: pending set full or port down */
+	uint64_t tx_dropped;	/* dropped: pending set full, port down or bus-off */
+	uint64_t tx_stale;	/* parked frames dropped: too old, or the gate said no */
+	uint64_t kernel_flushes;	/* the kernel's queue flushed (manage_link) */
 	uint64_t rx_overflows;	/* the kernel's socket queue drops (SO_RXQ_OVFL) */
 	uint64_t error_frames;
 	uint64_t bus_off;	/* times the bus went off */
 };
-
-struct can_bus;
 
 /* a frame received (never an error frame); @now_usec CLOCK_MONOTONIC */
 typedef void (*can_bus_rx_fn)(struct can_bus *bus, const struct can_frame *f, uint64_t now_usec,
@@ -86,8 +109,8 @@ struct can_bus *can_bus_free(struct can_bus *bus);
 /**
  * can_bus_send() - put @n frames on the bus without blocking.
  * Return: frames written or queued (pending), -ENOTCONN if the port is
- * down (the frames are dropped and counted: a stale frame is worth
- * nothing later).
+ * down, -ENETDOWN while the bus is off (the frames are dropped and
+ * counted: a stale frame is worth nothing later).
  */
 int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n);
 
@@ -97,9 +120,26 @@ const struct can_bus_stats *can_bus_get_stats(const struct can_bus *bus);
 const char *can_bus_state_name(enum can_bus_state state);
 
 /**
- * can_bus_status() - "can0 error-active, 1234 tx, 0 dropped" for STATUS=.
+ * can_bus_status() - "can0 error-active, 1234 tx, 5 rx, 0 dropped (0 stale)"
+ * for STATUS=; "can0 missing, retrying" or "can0 down, waiting" while closed.
  */
 void can_bus_status(const struct can_bus *bus, char *buf, size_t n);
+
+/* What one rtnetlink link message says about an interface. */
+struct can_link_event {
+	bool exists;	/* RTM_NEWLINK; false: RTM_DELLINK */
+	bool up;	/* IFF_UP */
+};
+
+/**
+ * can_link_decode() - the link events for @ifname in one rtnetlink
+ * datagram (RTM_NEWLINK/RTM_DELLINK, rtnetlink(7)), in order. Pure.
+ * Return: the number of events written (at most @n), or -EBADMSG if a
+ * message is truncated or malformed (the caller then reads the link's
+ * state itself).
+ */
+int can_link_decode(const void *buf, size_t len, const char *ifname,
+		    struct can_link_event *ret, size_t n);
 
 /**
  * can_error_decode() - what an error frame (CAN_ERR_FLAG) says. Pure.

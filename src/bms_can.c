@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOG_MODULE "bms-can"
+#define LOG_MODULE "bms_can"
 #include "bms.h"
 #include "bridge.h"
 #include "can_bus.h"
@@ -51,6 +51,8 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct bms_input *in = userdata;
+	uint64_t period = in->br->driver->keepalive_period_usec;
+	uint64_t next = usec + period, now = bridge_now(in->br);
 	struct can_frame frames[4];
 	int n;
 
@@ -60,7 +62,8 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 			can_bus_send(in->bus, frames, (size_t)n);
 		}
 	}
-	return sd_event_source_set_time(s, usec + in->br->driver->keepalive_period_usec);
+	/* after a stall (SIGSTOP, a slow system) one keep-alive, not the missed ones */
+	return sd_event_source_set_time(s, next > now ? next : now + period);
 }
 
 static void on_state(struct can_bus *bus, bool open, void *userdata)
@@ -95,6 +98,8 @@ static int bms_can_open(struct bridge *br, struct bms_input **ret)
 		.n_rx_ids = br->driver->n_rx_ids,
 		.bitrate = c->bitrate ? c->bitrate : br->driver->bitrate,
 		.manage_link = c->manage_link,
+		/* a keep-alive parked longer than its period is worth nothing */
+		.pending_max_age_usec = br->driver->keepalive_period_usec,
 	};
 	struct bms_input *in;
 	int r;

@@ -8,20 +8,41 @@
  *                                   open --(ENETDOWN: ip link set down)--> down
  *                                   down --(IFF_UP again)--> open
  *
- * "closed" retries opening with a back-off from 1 s doubling to 30 s;
- * "down" keeps the socket (the kernel keeps it bound across down/up) and
- * checks the link's flags every second. Each change is logged once.
+ * Links are followed over rtnetlink (NETLINK_ROUTE, group RTMGRP_LINK, on
+ * the loop): RTM_NEWLINK for our name with IFF_UP opens the port at once,
+ * without IFF_UP takes it down (and, with manage_link, brings the link up
+ * again), RTM_DELLINK closes it. A CAN interface back after 40 s used to
+ * wait for the next back-off step (21.6 s later); now it is noticed in the
+ * same loop iteration. The retry timer stays as a safety net: back-off
+ * from 1 s doubling to 30 s while closed, and the link's flags every 30 s
+ * while down (every second if the netlink socket could not be opened).
+ * "down" keeps the socket (the kernel keeps it bound across down/up).
+ * Each change is logged once.
  *
  * Bus state comes from error frames (CAN_RAW_ERR_FILTER): warning,
  * passive, bus-off, restarted. libsocketcan reads the controller's own
  * state and bit rate where the interface has them (a vcan has neither).
+ * State changes are logged at most CAN_BUS_STATE_LOG_BURST times per
+ * CAN_BUS_STATE_LOG_USEC; a storm beyond that (a flapping bus-off gave
+ * 4,000 lines in 0.8 s) is summed up in one line at the end of the window
+ * with its counts and the state it ended in.
  *
  * Transmit: write() each frame; on ENOBUFS/EAGAIN (the interface queue is
  * full: a 500 kbit/s bus carries ~4000 frames/s, an unplugged bus none)
  * the frame goes to a pending set of at most CAN_BUS_PENDING_MAX frames,
  * one per id, flushed by a 5 ms timer. A newer frame of the same id
  * replaces the pending one: the inverter wants the current value, not a
- * backlog of old ones.
+ * backlog of old ones. A parked frame lives at most pending_max_age_usec
+ * (the owner sets one protocol period, 1 s: a newer set is due by then,
+ * and it is far below any stale timeout); it is dropped, not sent, once
+ * older, once the owner's gate says no (safety mode STOP), and while the
+ * bus is off. So a queue held for 12 s (nobody acknowledges) releases
+ * nothing old when it drains. Frames the kernel has already taken (its
+ * qdisc, the controller's mailboxes) cannot be recalled one by one: the
+ * port reads how much the kernel holds (SO_MEMINFO); held longer than the
+ * age limit, nothing more is written into it, and with manage_link the
+ * link is taken down and up, which empties it. On bus-off the kernel
+ * drops them itself (carrier off resets the qdisc).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -38,8 +59,11 @@
 #include <linux/can/error.h>
 #include <linux/can/netlink.h>
 #include <linux/can/raw.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
 
-#define LOG_MODULE "can"
+#define LOG_MODULE "can_bus"
 #include "can_bus.h"
 #include "log.h"
 #include "macro.h"
@@ -50,8 +74,16 @@
 #define CAN_BUS_BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
 #define CAN_BUS_BACKOFF_MAX_USEC (30 * USEC_PER_SEC)
 #define CAN_BUS_FLUSH_USEC (5 * USEC_PER_MSEC)
-#define CAN_BUS_WATCH_USEC (1 * USEC_PER_SEC)
+#define CAN_BUS_WATCH_USEC (1 * USEC_PER_SEC)	/* link flags, without netlink */
+#define CAN_BUS_NL_WATCH_USEC (30 * USEC_PER_SEC) /* the same, as a safety net */
 #define CAN_BUS_RESTART_MS 100 /* kernel's automatic bus-off restart, with manage_link */
+#define CAN_BUS_STATE_LOG_USEC (10 * USEC_PER_SEC)
+#define CAN_BUS_STATE_LOG_BURST 4
+
+struct can_bus_pending {
+	struct can_frame frame;
+	uint64_t queued_usec;
+};
 
 struct can_bus {
 	sd_event *event;
@@ -59,8 +91,11 @@ struct can_bus {
 	char user[32];
 	canid_t rx_ids[CAN_BUS_FILTERS_MAX];
 	size_t n_rx_ids;
+	bool rx_extended;
 	uint32_t bitrate;
 	bool manage_link;
+	uint64_t pending_max_age_usec;
+	can_bus_gate_fn may_send;
 
 	can_bus_rx_fn on_rx;
 	can_bus_state_fn on_state;
@@ -68,6 +103,9 @@ struct can_bus {
 
 	int fd;
 	sd_event_source *io;
+	int nl_fd;		/* rtnetlink, RTMGRP_LINK; -1: polling only */
+	sd_event_source *nl_io;
+	sd_event_source *state_log; /* the end of a state-log window */
 	sd_event_source *retry;	/* reopen (closed) or link watch (down, bus-off) */
 	sd_event_source *flush; /* pending transmit */
 	uint64_t backoff_usec;
@@ -76,12 +114,24 @@ struct can_bus {
 	enum can_bus_state state;
 	uint32_t rxq_drops;	/* the kernel's cumulative counter, last seen */
 
-	struct can_frame pending[CAN_BUS_PENDING_MAX];
+	struct can_bus_pending pending[CAN_BUS_PENDING_MAX];
 	size_t n_pending;
+
+	/* the kernel's own queue (qdisc, controller): frames written, not yet sent */
+	uint64_t kq_empty_usec;	/* last seen empty */
+	bool kq_stuck;		/* not empty for longer than the age limit */
+	uint64_t quiet_until_usec; /* our own flush (down/up): not logged as an outage */
+
+	/* state-change logging: a window, its budget, what went unsaid */
+	uint64_t state_log_usec;	/* the window's start; 0: none open */
+	unsigned state_logged;		/* lines in this window */
+	unsigned state_unlogged;	/* changes not logged in this window */
+	unsigned window_bus_off;	/* bus-offs in this window */
 
 	struct can_bus_stats stats;
 	struct ratelimit err_rl;
 	struct ratelimit drop_rl;
+	struct ratelimit stale_rl;
 };
 
 static void schedule(struct can_bus *bus, uint64_t delay_usec);
@@ -176,25 +226,105 @@ int can_error_decode(const struct can_frame *f, struct can_error_info *ret)
 	return 0;
 }
 
+static uint64_t bus_now(const struct can_bus *bus)
+{
+	uint64_t now = 0;
+
+	sd_event_now(bus->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+/* drop the whole pending set, counted in @counter */
+static void drop_pending(struct can_bus *bus, uint64_t *counter, const char *why)
+{
+	if (bus->n_pending == 0) {
+		return;
+	}
+	*counter += bus->n_pending;
+	log_ratelimit(&bus->stale_rl, bus_now(bus), LOG_WARNING,
+		      "%s: %zu parked frame%s dropped, not sent late: %s (%llu dropped so far)",
+		      bus->ifname, bus->n_pending, bus->n_pending == 1 ? "" : "s", why,
+		      (unsigned long long)(bus->stats.tx_dropped + bus->stats.tx_stale));
+	bus->n_pending = 0;
+}
+
+/* the end of a state-log window: say what went unsaid, once */
+static int on_state_log(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct can_bus *bus = userdata;
+
+	if (bus->state_unlogged) {
+		log_warning("%s: bus-off entered %u times in %.1f s (%u state changes not logged); "
+			    "now %s, %llu bus-offs in all",
+			    bus->ifname, bus->window_bus_off,
+			    (double)(usec - bus->state_log_usec) / USEC_PER_SEC,
+			    bus->state_unlogged,
+			    can_bus_state_name(bus->state), (unsigned long long)bus->stats.bus_off);
+	}
+	bus->state_log_usec = 0;
+	bus->state_logged = bus->state_unlogged = bus->window_bus_off = 0;
+	return 0;
+}
+
+/* may a state change be logged now? Opens a window and its summary timer */
+static bool state_log_allowed(struct can_bus *bus)
+{
+	uint64_t now = bus_now(bus);
+
+	if (bus->state_log_usec == 0) {
+		bus->state_log_usec = now ? now : 1;
+		bus->state_logged = bus->state_unlogged = bus->window_bus_off = 0;
+		if (!bus->state_log) {
+			if (sd_event_add_time(bus->event, &bus->state_log, CLOCK_MONOTONIC,
+					      now + CAN_BUS_STATE_LOG_USEC, 100 * USEC_PER_MSEC,
+					      on_state_log, bus) >= 0) {
+				sd_event_source_set_description(bus->state_log, "can-state-log");
+			}
+		} else {
+			sd_event_source_set_time(bus->state_log, now + CAN_BUS_STATE_LOG_USEC);
+			sd_event_source_set_enabled(bus->state_log, SD_EVENT_ONESHOT);
+		}
+	}
+	if (bus->state_logged < CAN_BUS_STATE_LOG_BURST) {
+		bus->state_logged++;
+		return true;
+	}
+	bus->state_unlogged++;
+	return false;
+}
+
 static void set_state(struct can_bus *bus, enum can_bus_state state, const char *why)
 {
+	enum can_bus_state from = bus->state;
+	bool say;
+
 	if (state == bus->state) {
 		return;
 	}
+	bus->state = state;
+	say = state == CAN_BUS_OFF || state == CAN_BUS_PASSIVE || state == CAN_BUS_WARNING ||
+	      from == CAN_BUS_OFF || from == CAN_BUS_PASSIVE;
 	if (state == CAN_BUS_OFF) {
 		bus->stats.bus_off++;
-		log_warning("%s: bus-off: %s; %s", bus->ifname, why,
-			    bus->manage_link ? "restarting the controller"
-					     : "the link is managed elsewhere: set its restart-ms "
-					       "(or manage_link = true)");
-	} else if (bus->state == CAN_BUS_OFF || bus->state == CAN_BUS_PASSIVE) {
-		log_notice("%s: bus %s again (%s)", bus->ifname, can_bus_state_name(state), why);
-	} else if (state == CAN_BUS_PASSIVE || state == CAN_BUS_WARNING) {
-		log_warning("%s: bus %s: %s", bus->ifname, can_bus_state_name(state), why);
-	}
-	bus->state = state;
-	if (state == CAN_BUS_OFF && bus->manage_link) {
+		if (say && state_log_allowed(bus)) {
+			log_warning("%s: bus-off: %s; %s", bus->ifname, why,
+				    bus->manage_link
+					    ? "restarting the controller"
+					    : "the link is managed elsewhere: set its restart-ms "
+					      "(or manage_link = true)");
+		}
+		bus->window_bus_off++;
+		/* nothing parked goes out after the bus comes back: it is old by then */
+		drop_pending(bus, &bus->stats.tx_dropped, "the bus is off");
+		/* watch the controller (restart with manage_link, its state otherwise) */
 		schedule(bus, 100 * USEC_PER_MSEC);
+	} else if (from == CAN_BUS_OFF || from == CAN_BUS_PASSIVE) {
+		if (state_log_allowed(bus)) {
+			log_notice("%s: bus %s again (%s)", bus->ifname, can_bus_state_name(state),
+				   why);
+		}
+	} else if (say && state_log_allowed(bus)) {
+		log_warning("%s: bus %s: %s", bus->ifname, can_bus_state_name(state), why);
 	}
 }
 
@@ -234,6 +364,12 @@ static void link_check(struct can_bus *bus, bool at_open)
 			break;
 		case CAN_STATE_ERROR_WARNING:
 			set_state(bus, CAN_BUS_WARNING, "controller state");
+			break;
+		case CAN_STATE_ERROR_ACTIVE:
+			/* the restart's error frame may have been lost: the controller knows */
+			if (bus->state == CAN_BUS_OFF || bus->state == CAN_BUS_PASSIVE) {
+				set_state(bus, CAN_BUS_ERROR_ACTIVE, "controller state");
+			}
 			break;
 		default:
 			break;
@@ -314,24 +450,44 @@ static void report_open(struct can_bus *bus, bool open)
 	} else {
 		bus->state = CAN_BUS_DOWN;
 		/* what was pending is stale by the time the link is back */
-		bus->stats.tx_dropped += bus->n_pending;
-		bus->n_pending = 0;
+		drop_pending(bus, &bus->stats.tx_dropped, "the port is down");
 	}
 	if (bus->on_state) {
 		bus->on_state(bus, open, bus->userdata);
 	}
 }
 
-/* the socket reported an error: unplugged (ENODEV) or taken down (ENETDOWN) */
+/* how often the link's flags are read while it is down */
+static uint64_t watch_usec(const struct can_bus *bus)
+{
+	return bus->nl_fd >= 0 ? CAN_BUS_NL_WATCH_USEC : CAN_BUS_WATCH_USEC;
+}
+
+/*
+ * The socket or rtnetlink reported the interface unplugged (ENODEV) or
+ * taken down (ENETDOWN). Both may say so for one event: the second call
+ * changes nothing.
+ */
 static void port_lost(struct can_bus *bus, int err)
 {
 	if (err == ENETDOWN) {
-		if (bus->open) {
+		bool was_open = bus->open;
+
+		if (was_open && bus_now(bus) >= bus->quiet_until_usec) {
 			log_warning("%s is down; waiting for it to come up", bus->ifname);
 			bus->missing_warned = true;
 		}
 		report_open(bus, false);
-		schedule(bus, CAN_BUS_WATCH_USEC);
+		if (was_open && bus->manage_link && bus_now(bus) >= bus->quiet_until_usec) {
+			/* bmsbridged(8): manage_link brings the link up, also at run time */
+			log_notice("%s: bringing the link up again (manage_link)", bus->ifname);
+			link_setup(bus);
+		}
+		/* the socket's error may come after the link is up again: then look now */
+		schedule(bus, link_is_up(bus) ? 0 : watch_usec(bus));
+		return;
+	}
+	if (bus->fd < 0) {
 		return;
 	}
 	log_warning("%s lost (%s); reopening with back-off", bus->ifname, strerror(err));
@@ -445,7 +601,8 @@ static void port_close(struct can_bus *bus)
 
 static int port_open(struct can_bus *bus)
 {
-	struct can_filter filters[CAN_BUS_FILTERS_MAX];
+	struct can_filter filters[2 * CAN_BUS_FILTERS_MAX];
+	size_t n_filters = 0;
 	struct sockaddr_can addr = { .can_family = AF_CAN };
 	can_err_mask_t err_mask = CAN_ERR_MASK;
 	unsigned ifindex;
@@ -461,12 +618,22 @@ static int port_open(struct can_bus *bus)
 		return -errno;
 	}
 	for (size_t i = 0; i < bus->n_rx_ids; i++) {
-		filters[i].can_id = bus->rx_ids[i];
-		filters[i].can_mask = CAN_SFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG;
+		/* the 11-bit id, data frames only */
+		filters[n_filters++] = (struct can_filter){
+			.can_id = bus->rx_ids[i],
+			.can_mask = CAN_SFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,
+		};
+		/* and the same number as a 29-bit id (Schneider XW Pro acks 0x305 so) */
+		if (bus->rx_extended) {
+			filters[n_filters++] = (struct can_filter){
+				.can_id = (bus->rx_ids[i] & CAN_EFF_MASK) | CAN_EFF_FLAG,
+				.can_mask = CAN_EFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,
+			};
+		}
 	}
 	/* zero filters: no data frames at all (an output that expects no answer) */
-	if (setsockopt(fd, SOL_CAN_RAW, CAN_RAW_FILTER, bus->n_rx_ids ? filters : NULL,
-		       (socklen_t)(bus->n_rx_ids * sizeof(filters[0]))) < 0 ||
+	if (setsockopt(fd, SOL_CAN_RAW, CAN_RAW_FILTER, n_filters ? filters : NULL,
+		       (socklen_t)(n_filters * sizeof(filters[0]))) < 0 ||
 	    setsockopt(fd, SOL_CAN_RAW, CAN_RAW_ERR_FILTER, &err_mask, sizeof(err_mask)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one)) < 0) {
 		r = -errno;
@@ -515,21 +682,30 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 			log_warning("%s is down; waiting for it to come up", bus->ifname);
 			bus->missing_warned = true;
 		}
-		schedule(bus, CAN_BUS_WATCH_USEC);
+		if (bus->manage_link) {
+			link_setup(bus);
+		}
+		schedule(bus, watch_usec(bus));
 		return 0;
 	}
 	if (!bus->open) {
-		log_notice("%s is %s for %s", bus->ifname,
-			   bus->missing_warned ? "back" : "open", bus->user);
+		if (bus_now(bus) >= bus->quiet_until_usec) {
+			log_notice("%s is %s for %s", bus->ifname,
+				   bus->missing_warned ? "back" : "open", bus->user);
+		}
 		bus->missing_warned = false;
 		bus->backoff_usec = CAN_BUS_BACKOFF_MIN_USEC;
 		report_open(bus, true);
 		link_check(bus, true);
 		return 0;
 	}
-	if (bus->state == CAN_BUS_OFF && bus->manage_link) {
+	if (bus->state == CAN_BUS_OFF) {
+		/* the controller may be back without its error frame reaching us */
+		link_check(bus, false);
+	}
+	if (bus->state == CAN_BUS_OFF) {
 		/* restart-ms normally does this in the kernel; this is the fallback */
-		if (can_do_restart(bus->ifname) < 0) {
+		if (bus->manage_link && can_do_restart(bus->ifname) < 0) {
 			log_debug("%s: restart: %s", bus->ifname, strerror(errno));
 		}
 		bus->backoff_usec = MIN(bus->backoff_usec * 2, CAN_BUS_BACKOFF_MAX_USEC);
@@ -538,9 +714,149 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* one RTM_NEWLINK / RTM_DELLINK for our interface */
+static void link_event(struct can_bus *bus, bool exists, unsigned flags)
+{
+	if (!exists) {
+		port_lost(bus, ENODEV);
+		return;
+	}
+	if (!(flags & IFF_UP)) {
+		if (bus->open) {
+			port_lost(bus, ENETDOWN);
+		} else if (bus->fd < 0) {
+			schedule(bus, 0); /* re-created, still down: open it (and bring it up) */
+		}
+		return;
+	}
+	if (!bus->open) {
+		schedule(bus, 0); /* back: open and report it in this loop iteration */
+	}
+}
+
+int can_link_decode(const void *buf, size_t len, const char *ifname,
+		    struct can_link_event *ret, size_t n)
+{
+	size_t name_len = strlen(ifname), got = 0, off = 0;
+
+	while (off < len) {
+		struct nlmsghdr h;
+		struct ifinfomsg ifi;
+		bool ours = false;
+		size_t alen, aoff;
+
+		if (len - off < sizeof(h)) {
+			return -EBADMSG;
+		}
+		memcpy(&h, (const uint8_t *)buf + off, sizeof(h));
+		if (h.nlmsg_len < sizeof(h) || h.nlmsg_len > len - off) {
+			return -EBADMSG;
+		}
+		if ((h.nlmsg_type == RTM_NEWLINK || h.nlmsg_type == RTM_DELLINK) &&
+		    h.nlmsg_len >= NLMSG_LENGTH(sizeof(ifi))) {
+			memcpy(&ifi, (const uint8_t *)buf + off + NLMSG_HDRLEN, sizeof(ifi));
+			/* the attributes: struct rtattr, 4-byte aligned (rtnetlink(7)) */
+			alen = h.nlmsg_len;
+			aoff = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(ifi)));
+			while (aoff + sizeof(struct rtattr) <= alen) {
+				struct rtattr a;
+				const char *p = (const char *)buf + off + aoff;
+
+				memcpy(&a, p, sizeof(a));
+				if (a.rta_len < sizeof(a) || a.rta_len > alen - aoff) {
+					return -EBADMSG;
+				}
+				if (a.rta_type == IFLA_IFNAME) {
+					size_t plen = a.rta_len - RTA_LENGTH(0);
+					const char *name = p + RTA_LENGTH(0);
+
+					ours = strnlen(name, plen) == name_len &&
+					       memcmp(name, ifname, name_len) == 0;
+					break;
+				}
+				aoff += RTA_ALIGN(a.rta_len);
+			}
+			if (ours && got < n) {
+				ret[got++] = (struct can_link_event){
+					.exists = h.nlmsg_type == RTM_NEWLINK,
+					.up = (ifi.ifi_flags & IFF_UP) != 0,
+				};
+			}
+		}
+		off += NLMSG_ALIGN(h.nlmsg_len);
+	}
+	return (int)got;
+}
+
+static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct can_bus *bus = userdata;
+	struct can_link_event ev[16];
+	union {
+		struct nlmsghdr h;
+		char buf[16384];
+	} u;
+
+	for (;;) {
+		ssize_t n = recv(fd, &u, sizeof(u), MSG_DONTWAIT);
+		int k;
+
+		if (n < 0) {
+			if (errno == ENOBUFS) {
+				/* the kernel dropped events: look at the link now */
+				schedule(bus, 0);
+				continue;
+			}
+			return 0; /* EAGAIN, EINTR */
+		}
+		k = can_link_decode(&u, (size_t)n, bus->ifname, ev, ARRAY_SIZE(ev));
+		if (k < 0) {
+			/* the kernel sent it: look at the link instead of guessing */
+			log_debug("%s: malformed rtnetlink message (%zd bytes)", bus->ifname, n);
+			schedule(bus, 0);
+			continue;
+		}
+		for (int i = 0; i < k; i++) {
+			log_debug("%s: rtnetlink: %s, %s", bus->ifname,
+				  ev[i].exists ? "link" : "link deleted", ev[i].up ? "up" : "down");
+			link_event(bus, ev[i].exists, ev[i].up ? IFF_UP : 0);
+		}
+	}
+}
+
+/* rtnetlink link events; without them the port polls (as before) */
+static void netlink_open(struct can_bus *bus)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	int fd, r;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0) {
+		log_warning("%s: no rtnetlink (%s): polling the link instead", bus->ifname,
+			    strerror(errno));
+		return;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		log_warning("%s: cannot follow links over rtnetlink (%s): polling instead",
+			    bus->ifname, strerror(-r));
+		return;
+	}
+	r = sd_event_add_io(bus->event, &bus->nl_io, fd, EPOLLIN, on_netlink, bus);
+	if (r < 0) {
+		close(fd);
+		log_warning("%s: cannot watch rtnetlink (%s): polling instead", bus->ifname,
+			    strerror(-r));
+		return;
+	}
+	sd_event_source_set_description(bus->nl_io, "can-netlink");
+	bus->nl_fd = fd;
+}
+
 static void schedule(struct can_bus *bus, uint64_t delay_usec)
 {
-	uint64_t now = 0;
+	uint64_t now = 0, when = 0;
 	int r;
 
 	sd_event_now(bus->event, CLOCK_MONOTONIC, &now);
@@ -555,16 +871,23 @@ static void schedule(struct can_bus *bus, uint64_t delay_usec)
 		sd_event_source_set_description(bus->retry, "can-retry");
 		return;
 	}
+	/* one timer for every reason: a sooner attempt already armed stays */
+	if (sd_event_source_get_enabled(bus->retry, NULL) > 0 &&
+	    sd_event_source_get_time(bus->retry, &when) >= 0 && when <= now + delay_usec) {
+		return;
+	}
 	sd_event_source_set_time(bus->retry, now + delay_usec);
 	sd_event_source_set_enabled(bus->retry, SD_EVENT_ONESHOT);
 }
 
 /* keep @f until the queue takes it: one copy per id, the newest */
-static void pend(struct can_bus *bus, const struct can_frame *f)
+static void pend(struct can_bus *bus, const struct can_frame *f, uint64_t now)
 {
 	for (size_t i = 0; i < bus->n_pending; i++) {
-		if (bus->pending[i].can_id == f->can_id) {
-			bus->pending[i] = *f;
+		if (bus->pending[i].frame.can_id == f->can_id) {
+			/* the newer value, and its age: the old one is never sent */
+			bus->pending[i] =
+				(struct can_bus_pending){ .frame = *f, .queued_usec = now };
 			bus->stats.tx_replaced++;
 			return;
 		}
@@ -575,7 +898,8 @@ static void pend(struct can_bus *bus, const struct can_frame *f)
 		bus->n_pending--;
 		bus->stats.tx_dropped++;
 	}
-	bus->pending[bus->n_pending++] = *f;
+	bus->pending[bus->n_pending++] =
+		(struct can_bus_pending){ .frame = *f, .queued_usec = now };
 }
 
 /* Write one frame. Return: 1 written, 0 the queue is full, <0 the port failed. */
@@ -593,13 +917,124 @@ static int write_one(struct can_bus *bus, const struct can_frame *f)
 	return n < 0 ? -errno : -EIO;
 }
 
-static int flush_pending(struct can_bus *bus)
+/* bytes of our frames the kernel still holds (SO_MEMINFO); <0: cannot tell */
+static int64_t kernel_queue_bytes(const struct can_bus *bus)
+{
+	uint32_t mem[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(mem);
+
+	if (bus->fd < 0 || getsockopt(bus->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) < 0 ||
+	    len <= SK_MEMINFO_WMEM_ALLOC * sizeof(mem[0])) {
+		return -1;
+	}
+	return mem[SK_MEMINFO_WMEM_ALLOC];
+}
+
+/*
+ * manage_link: empty the kernel's queue by taking the link down and up
+ * (the qdisc is reset and the controller's echo buffers freed). Frames in
+ * it are never recalled any other way.
+ */
+static void kernel_queue_flush(struct can_bus *bus, const char *why)
+{
+	uint64_t now = bus_now(bus);
+
+	log_ratelimit(&bus->stale_rl, now, LOG_WARNING,
+		      "%s: frames held in the kernel's queue %s: flushing it (link down and up, "
+		      "manage_link)",
+		      bus->ifname, why);
+	bus->stats.kernel_flushes++;
+	bus->quiet_until_usec = now + USEC_PER_SEC;
+	can_do_stop(bus->ifname);
+	link_setup(bus);
+	bus->kq_empty_usec = now;
+	bus->kq_stuck = false;
+}
+
+/*
+ * Is the kernel sitting on frames older than the age limit (nobody
+ * acknowledges, the queue is held)? Then nothing more is written into it
+ * (new frames park and age out here, counted), and with manage_link it
+ * is flushed. Without manage_link what it holds goes out when the bus
+ * moves again: at most its capacity, written before this was seen.
+ */
+static bool kernel_queue_stuck(struct can_bus *bus, uint64_t now)
+{
+	int64_t q = kernel_queue_bytes(bus);
+
+	if (q <= 0) {
+		bus->kq_empty_usec = now;
+		if (bus->kq_stuck && q == 0) {
+			log_notice("%s: the kernel's queue moves again", bus->ifname);
+		}
+		bus->kq_stuck = false;
+		return false;
+	}
+	if (bus->kq_empty_usec == 0) {
+		bus->kq_empty_usec = now;
+	}
+	if (now - bus->kq_empty_usec <= bus->pending_max_age_usec) {
+		return bus->kq_stuck;
+	}
+	if (bus->manage_link) {
+		kernel_queue_flush(bus, "longer than the age limit");
+		return true;
+	}
+	if (!bus->kq_stuck) {
+		log_warning("%s: the kernel has held our frames for more than %.1f s (nobody "
+			    "acknowledges?): writing nothing more until it moves; what it holds "
+			    "goes out late when it does (manage_link = true lets the daemon flush it)",
+			    bus->ifname, (double)bus->pending_max_age_usec / USEC_PER_SEC);
+		bus->kq_stuck = true;
+	}
+	return true;
+}
+
+/* drop what may not go out any more: too old, or the owner says no */
+static void expire_pending(struct can_bus *bus, uint64_t now)
+{
+	size_t kept = 0, old = 0;
+
+	if (bus->n_pending == 0) {
+		return;
+	}
+	if (bus->may_send && !bus->may_send(bus, now, bus->userdata)) {
+		drop_pending(bus, &bus->stats.tx_stale, "nothing may be sent now (safety mode)");
+		if (bus->manage_link && kernel_queue_bytes(bus) > 0) {
+			kernel_queue_flush(bus, "while nothing may be sent (safety mode)");
+		}
+		return;
+	}
+	for (size_t i = 0; i < bus->n_pending; i++) {
+		if (now - bus->pending[i].queued_usec > bus->pending_max_age_usec) {
+			old++;
+			continue;
+		}
+		bus->pending[kept++] = bus->pending[i];
+	}
+	if (old) {
+		bus->stats.tx_stale += old;
+		log_ratelimit(&bus->stale_rl, now, LOG_WARNING,
+			      "%s: %zu parked frame%s dropped, not sent late: older than %.1f s "
+			      "(is anyone acknowledging on the bus?) (%llu dropped so far)",
+			      bus->ifname, old, old == 1 ? "" : "s",
+			      (double)bus->pending_max_age_usec / USEC_PER_SEC,
+			      (unsigned long long)(bus->stats.tx_dropped + bus->stats.tx_stale));
+	}
+	bus->n_pending = kept;
+}
+
+static int flush_pending(struct can_bus *bus, uint64_t now)
 {
 	size_t done = 0;
 	int r = 0;
 
+	expire_pending(bus, now);
+	if (bus->n_pending && kernel_queue_stuck(bus, now)) {
+		return 0; /* parked frames wait (and age out) */
+	}
 	while (done < bus->n_pending) {
-		r = write_one(bus, &bus->pending[done]);
+		r = write_one(bus, &bus->pending[done].frame);
 		if (r <= 0) {
 			break;
 		}
@@ -613,18 +1048,23 @@ static int flush_pending(struct can_bus *bus)
 static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct can_bus *bus = userdata;
+	uint64_t now = bus_now(bus);
 	int r;
 
 	if (!bus->open) {
 		return 0;
 	}
-	r = flush_pending(bus);
+	r = flush_pending(bus, now);
 	if (r < 0) {
 		port_lost(bus, -r);
 		return 0;
 	}
 	if (bus->n_pending) {
-		sd_event_source_set_time(s, usec + CAN_BUS_FLUSH_USEC);
+		/*
+		 * from now, not from when it was due: a stall is not caught up in
+		 * a burst; a kernel that takes nothing is asked ten times less often
+		 */
+		sd_event_source_set_time(s, now + (bus->kq_stuck ? 10 : 1) * CAN_BUS_FLUSH_USEC);
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	}
 	return 0;
@@ -632,9 +1072,8 @@ static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void arm_flush(struct can_bus *bus)
 {
-	uint64_t now = 0;
+	uint64_t now = bus_now(bus);
 
-	sd_event_now(bus->event, CLOCK_MONOTONIC, &now);
 	if (!bus->flush) {
 		if (sd_event_add_time(bus->event, &bus->flush, CLOCK_MONOTONIC,
 				      now + CAN_BUS_FLUSH_USEC, USEC_PER_MSEC, on_flush, bus) >= 0) {
@@ -650,14 +1089,33 @@ static void arm_flush(struct can_bus *bus)
 
 int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n)
 {
+	uint64_t now = bus_now(bus);
 	int r;
 
 	if (!bus->open) {
 		bus->stats.tx_dropped += n;
 		return -ENOTCONN;
 	}
+	if (bus->state == CAN_BUS_OFF) {
+		/* nothing is parked while the bus is off: it would be old when it is back */
+		drop_pending(bus, &bus->stats.tx_dropped, "the bus is off");
+		bus->stats.tx_dropped += n;
+		return -ENETDOWN;
+	}
+	/* the kernel sits on old frames: park (and age out) rather than add to them */
+	if (kernel_queue_stuck(bus, now)) {
+		if (!bus->open) {
+			bus->stats.tx_dropped += n; /* flushed: the link is down for a moment */
+			return -ENOTCONN;
+		}
+		for (size_t i = 0; i < n; i++) {
+			pend(bus, &frames[i], now);
+		}
+		arm_flush(bus);
+		return (int)n;
+	}
 	/* the older pending frames go first, so the order of a set is kept */
-	r = flush_pending(bus);
+	r = flush_pending(bus, now);
 	for (size_t i = 0; i < n; i++) {
 		if (r == 0 && bus->n_pending == 0) {
 			r = write_one(bus, &frames[i]);
@@ -669,7 +1127,7 @@ int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n)
 				break;
 			}
 		}
-		pend(bus, &frames[i]);
+		pend(bus, &frames[i], now);
 	}
 	if (r < 0) {
 		port_lost(bus, -r);
@@ -701,17 +1159,25 @@ int can_bus_new(sd_event *e, const struct can_bus_config *cfg, can_bus_rx_fn on_
 		memcpy(bus->rx_ids, cfg->rx_ids, cfg->n_rx_ids * sizeof(canid_t));
 	}
 	bus->n_rx_ids = cfg->n_rx_ids;
+	bus->rx_extended = cfg->rx_extended;
+	bus->pending_max_age_usec = cfg->pending_max_age_usec ? cfg->pending_max_age_usec
+							      : CAN_BUS_PENDING_AGE_DEFAULT_USEC;
+	bus->may_send = cfg->may_send;
 	bus->bitrate = cfg->bitrate;
 	bus->manage_link = cfg->manage_link;
 	bus->on_rx = on_rx;
 	bus->on_state = on_state;
 	bus->userdata = userdata;
 	bus->fd = -1;
+	bus->nl_fd = -1;
 	bus->state = CAN_BUS_DOWN;
 	bus->backoff_usec = CAN_BUS_BACKOFF_MIN_USEC;
 	bus->err_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
 	bus->drop_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
+	bus->stale_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
 	*ret = bus;
+	/* before the first attempt: a link that appears in between is not missed */
+	netlink_open(bus);
 	/* the first attempt at once, from the loop: the caller's state is set up by then */
 	schedule(bus, 0);
 	return 0;
@@ -725,6 +1191,11 @@ struct can_bus *can_bus_free(struct can_bus *bus)
 	port_close(bus);
 	sd_event_source_disable_unref(bus->retry);
 	sd_event_source_disable_unref(bus->flush);
+	sd_event_source_disable_unref(bus->state_log);
+	sd_event_source_disable_unref(bus->nl_io);
+	if (bus->nl_fd >= 0) {
+		close(bus->nl_fd);
+	}
 	sd_event_unref(bus->event);
 	free(bus);
 	return NULL;
@@ -747,8 +1218,20 @@ const struct can_bus_stats *can_bus_get_stats(const struct can_bus *bus)
 
 void can_bus_status(const struct can_bus *bus, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s %s, %llu tx, %llu rx, %llu dropped", bus->ifname,
-		 can_bus_state_name(bus->state), (unsigned long long)bus->stats.tx_frames,
-		 (unsigned long long)bus->stats.rx_frames,
-		 (unsigned long long)(bus->stats.tx_dropped + bus->stats.rx_overflows));
+	const char *state = bus->fd < 0  ? "missing, retrying"
+			    : !bus->open ? "down, waiting"
+					 : can_bus_state_name(bus->state);
+
+	int k;
+
+	k = snprintf(buf, n, "%s %s, %llu tx, %llu rx, %llu dropped (%llu stale), %llu rx lost",
+		     bus->ifname, state, (unsigned long long)bus->stats.tx_frames,
+		     (unsigned long long)bus->stats.rx_frames,
+		     (unsigned long long)(bus->stats.tx_dropped + bus->stats.tx_stale),
+		     (unsigned long long)bus->stats.tx_stale,
+		     (unsigned long long)bus->stats.rx_overflows);
+	if (bus->stats.kernel_flushes && k > 0 && (size_t)k < n) {
+		snprintf(buf + k, n - (size_t)k, ", kernel queue flushed %llu times",
+			 (unsigned long long)bus->stats.kernel_flushes);
+	}
 }

@@ -9,6 +9,18 @@
  * daemon keeps running on the old one and says why in one line. The systemd
  * watchdog is fed by sd-event itself from the loop (sd_event_set_watchdog),
  * so it proves the loop turns; stale BMS data is the safety layer's matter.
+ *
+ * READY=1 means "set up": both sides created and each port tried once (a
+ * deferred source at idle priority, after the first attempts). A port that
+ * is still missing (a USB adapter plugged in late) keeps retrying and
+ * STATUS= says so; waiting for it would fail the unit on its start
+ * timeout and loop on restarts.
+ *
+ * A reload whose new ports fail and whose old ones then fail too leaves
+ * nothing running; the daemon then exits with status 1 and one line
+ * saying why, and systemd (Restart=on-failure) starts it again on the
+ * file as it is. Running on, empty but READY with a fed watchdog, is what
+ * it must not do.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +30,8 @@
 #include <string.h>
 
 #include <systemd/sd-event.h>
+
+#include "macro.h"
 
 #define LOG_MODULE "main"
 #include "bridge.h"
@@ -32,6 +46,41 @@ static bool arg_demo;
 static bool arg_check;
 static int arg_verbose;
 static const char *arg_debug;
+
+/* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
+static const char *const log_modules[] = {
+	"bms_can", "bms_modbus", "bms_replay", "bms_sim", "bridge", "can_bus",
+	"candump", "main", "notify", "output_can", "rs485", "serial",
+};
+
+/* -d: each name must be a module, or the flag silently shows nothing */
+static int check_debug_modules(const char *list)
+{
+	const char *p = list;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		bool found = false;
+
+		for (size_t i = 0; i < ARRAY_SIZE(log_modules) && len; i++) {
+			found |= strlen(log_modules[i]) == len &&
+				 strncmp(p, log_modules[i], len) == 0;
+		}
+		if (!found) {
+			fprintf(stderr, "bmsbridged: -d: unknown module '%.*s'; the modules are:",
+				(int)len, p);
+			for (size_t i = 0; i < ARRAY_SIZE(log_modules); i++) {
+				fprintf(stderr, "%s %s", i ? "," : "", log_modules[i]);
+			}
+			fprintf(stderr, "\n");
+			return -EINVAL;
+		}
+		if (p[len] == '\0') {
+			return 0;
+		}
+		p += len + 1;
+	}
+}
 
 static void help(void)
 {
@@ -80,6 +129,9 @@ static int parse_argv(int argc, char **argv)
 			arg_verbose++;
 			break;
 		case 'd':
+			if (check_debug_modules(optarg) < 0) {
+				return -EINVAL;
+			}
 			arg_debug = optarg;
 			break;
 		case 'h':
@@ -175,14 +227,64 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		}
 	}
 	free(cfg);
+	if (!br->tick_timer) {
+		/* bridge_reload() could start neither configuration: nothing runs */
+		snprintf(status, sizeof(status),
+			 "Exiting: neither the new nor the old configuration could be started");
+		notify_status(status);
+		log_error("Cannot run with neither the new nor the old configuration of %s (see "
+			  "above): exiting, so that systemd starts the daemon again",
+			  arg_demo ? "the demo" : arg_config);
+		return sd_event_exit(sd_event_source_get_event(s), -ENOTRECOVERABLE);
+	}
 	bridge_status(br, status, sizeof(status));
 	notify_ready(status);
+	return 0;
+}
+
+/* STATUS= with what is still retrying in front */
+static void ready_status(struct bridge *br, char *buf, size_t n)
+{
+	char st[256];
+	int k = 0;
+
+	if (!br->input_open && br->cfg.bms.port[0]) {
+		k += snprintf(buf + k, n - (size_t)k, "BMS port %s not open yet, retrying; ",
+			      br->cfg.bms.port);
+	}
+	if (!br->output_open && (size_t)k < n) {
+		k += snprintf(buf + k, n - (size_t)k, "inverter port %s not open yet, retrying; ",
+			      br->cfg.inverter.port);
+	}
+	bridge_status(br, st, sizeof(st));
+	if ((size_t)k < n) {
+		snprintf(buf + k, n - (size_t)k, "%s", st);
+	}
+}
+
+/*
+ * Idle priority: runs once the first attempt of every port is done. Ready
+ * means set up; a port still missing retries and is named in STATUS=.
+ */
+static int on_setup_done(sd_event_source *s, void *userdata)
+{
+	struct bridge *br = userdata;
+	char status[512];
+
+	if (br->ready_sent) {
+		return 0;
+	}
+	br->ready_sent = true;
+	ready_status(br, status, sizeof(status));
+	notify_ready(status);
+	log_info("Ready, still retrying: %s", status);
 	return 0;
 }
 
 static int run(const struct config *cfg)
 {
 	static struct bridge br; /* one per process; static keeps it off the stack */
+	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
 	int r;
@@ -219,11 +321,23 @@ static int run(const struct config *cfg)
 
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
-		r = sd_event_loop(e);
+		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
+		if (r >= 0) {
+			r = sd_event_source_set_priority(setup_done, SD_EVENT_PRIORITY_IDLE);
+		}
 		if (r < 0) {
+			log_error("Failed to add the ready source: %s", strerror(-r));
+		}
+	}
+	if (r >= 0) {
+		r = sd_event_loop(e);
+		if (r == -ENOTRECOVERABLE) {
+			/* said by on_sighup() */
+		} else if (r < 0) {
 			log_error("Event loop failed: %s", strerror(-r));
 		}
 	}
+	sd_event_source_unref(setup_done);
 	bridge_done(&br);
 	sd_event_unref(e);
 	return r;

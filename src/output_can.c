@@ -15,13 +15,22 @@
  *   - an inverter's shutdown request (Luxpower 0x300): logged once per
  *     change and shown in STATUS. The gateway cannot switch a BMS off and
  *     changes no limit because of it.
+ *
+ * The socket also passes those ids as 29-bit frames (a Schneider XW Pro
+ * acks with an extended-id 0x305); ->inverter_rx() decides what they mean.
+ *
+ * Frames the bus refuses are parked by the port for at most one protocol
+ * period (a newer set is due by then; far below any stale timeout), and
+ * only while the safety mode still sends: from STOP or NOT_READY on, the
+ * parked set is dropped, never released late (issue 11: a queue held for
+ * 12 s used to release the last NORMAL set 10.4 s past its stale deadline).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LOG_MODULE "output-can"
+#define LOG_MODULE "output_can"
 #include "bridge.h"
 #include "can_bus.h"
 #include "log.h"
@@ -54,11 +63,19 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 {
 	struct output *out = userdata;
 	const struct inverter_protocol *proto = out->br->proto;
+	bool ext = (f->can_id & CAN_EFF_FLAG) != 0;
+	int what;
 
 	if (!proto->inverter_rx) {
 		return;
 	}
-	switch (proto->inverter_rx(f)) {
+	what = proto->inverter_rx(f);
+	log_debug(ext ? "inverter frame 0x%08x (29-bit): %s" : "inverter frame 0x%03x (11-bit): %s",
+		  (unsigned)(f->can_id & (ext ? CAN_EFF_MASK : CAN_SFF_MASK)),
+		  what == PROTOCOL_RX_KEEPALIVE ? "keep-alive"
+		  : what == PROTOCOL_RX_REQUEST ? "request"
+						: "ignored");
+	switch (what) {
 	case PROTOCOL_RX_KEEPALIVE:
 		bridge_inverter_heard(out->br, now);
 		break;
@@ -80,6 +97,23 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 	default:
 		break;
 	}
+}
+
+/* parked frames may still go out only in a mode that sends */
+static bool may_send(struct can_bus *bus, uint64_t now_usec, void *userdata)
+{
+	const struct output *out = userdata;
+
+	switch (out->br->mode) {
+	case SAFETY_MODE_NORMAL:
+	case SAFETY_MODE_HOLD:
+	case SAFETY_MODE_ZERO:
+		return true;
+	case SAFETY_MODE_NOT_READY:
+	case SAFETY_MODE_STOP:
+		return false;
+	}
+	return false;
 }
 
 static void on_state(struct can_bus *bus, bool open, void *userdata)
@@ -111,8 +145,13 @@ static int can_out_open(struct bridge *br, struct output **ret)
 		.user = br->proto->name,
 		.rx_ids = br->proto->rx_ids,
 		.n_rx_ids = br->proto->n_rx_ids,
+		.rx_extended = true,
 		.bitrate = c->bitrate ? c->bitrate : br->proto->bitrate,
 		.manage_link = c->manage_link,
+		/* one period: the next set replaces a parked one before it is old */
+		.pending_max_age_usec = br->proto->period_usec ? br->proto->period_usec
+							       : CAN_BUS_PENDING_AGE_DEFAULT_USEC,
+		.may_send = may_send,
 	};
 	struct output *out;
 	int r;

@@ -5,6 +5,7 @@ with its log, and a python-can peer that records what it hears.
 """
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,20 +46,25 @@ def wait_for(pred, timeout, step=0.05):
 class Daemon:
     """bmsbridged with CONF, its stderr collected line by line."""
 
-    def __init__(self, conf_text, tmp, name="test"):
+    def __init__(self, conf_text, tmp, name="test", env=None, args=("-v",)):
         self.conf = os.path.join(tmp, name + ".conf")
-        with open(self.conf, "w") as f:
-            f.write(conf_text)
-        env = dict(os.environ)
+        self.write_conf(conf_text)
+        penv = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
-            env.pop(k, None)
+            penv.pop(k, None)
+        penv.update(env or {})
         self.lines = []
         self.lock = threading.Lock()
-        self.p = subprocess.Popen([DAEMON, "-c", self.conf, "-v"], stdin=subprocess.DEVNULL,
+        self.p = subprocess.Popen([DAEMON, "-c", self.conf] + list(args),
+                                  stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  env=env)
+                                  env=penv)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
+
+    def write_conf(self, conf_text):
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
 
     def _read(self):
         for line in self.p.stderr:
@@ -122,14 +128,83 @@ class Peer:
         with self.lock:
             return [f for f in self.got if (ident is None or f[1] == ident) and f[0] >= since]
 
-    def send(self, ident, data, error=False):
-        self.bus.send(can.Message(arbitration_id=ident, data=data, is_extended_id=False,
+    def send(self, ident, data, error=False, ext=False):
+        self.bus.send(can.Message(arbitration_id=ident, data=data, is_extended_id=ext,
                                   is_error_frame=error))
 
     def close(self):
         self.running = False
         self.t.join(timeout=2)
         self.bus.shutdown()
+
+
+class Notify:
+    """A NOTIFY_SOCKET of our own: what the daemon tells systemd (sd_notify(3))."""
+
+    def __init__(self, tmp, name="notify.sock"):
+        self.path = os.path.join(tmp, name)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.05)
+        self.msgs = []
+
+    def env(self):
+        return {"NOTIFY_SOCKET": self.path}
+
+    def poll(self):
+        while True:
+            try:
+                self.msgs.append((time.monotonic(), self.sock.recv(4096).decode()))
+            except (socket.timeout, BlockingIOError):
+                return self.msgs
+
+    def find(self, key):
+        """The first message with a line KEY (e.g. "READY=1"), or None."""
+        return next((m for m in self.poll() if key in m[1].split("\n")), None)
+
+    def statuses(self):
+        return [l[7:] for _, m in self.poll() for l in m.split("\n") if l.startswith("STATUS=")]
+
+    def close(self):
+        self.sock.close()
+
+
+class BmsPeer:
+    """A CAN BMS on PEER: sends FRAMES [(id, data)] once a second until stopped."""
+
+    def __init__(self, peer, frames):
+        self.peer = peer
+        self.frames = frames
+        self.last = 0.0
+        self.running = True
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while self.running:
+            for ident, data in self.frames:
+                self.peer.send(ident, data)
+            self.last = time.monotonic()
+            time.sleep(1.0)
+
+    def stop(self):
+        self.running = False
+        self.t.join(timeout=3)
+
+
+def capture(path):
+    """(id, data) of each frame of a candump -L log."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("("):
+                ident, data = line.split()[2].split("#")
+                out.append((int(ident, 16), bytes.fromhex(data)))
+    return out
+
+
+def tc(*args):
+    return subprocess.run(["tc"] + list(args), capture_output=True, text=True)
 
 
 def tmpdir():
