@@ -122,35 +122,67 @@
 #define JK_FRAME_TYPE 4
 
 /*
- * JK alarm bits (u32 at data 160), names from jkbms_pb.py
- * to_protection_bits() and the syssi Modbus example's alarm list (same
- * order): the protection each one means in enum battery_alarm.
+ * JK alarm bits: u32 at data offset 160 (register 0x12A0), JK "BMS RS485
+ * Modbus" V1.1 and V1.0, 0x1200 map, field "AlarmWireRes ... " BIT0-BIT23;
+ * names as in jkbms_pb.py to_protection_bits() and the syssi Modbus
+ * example. What each one means for the inverter, in enum battery_alarm:
+ * a protection the BMS has tripped goes to the ALARMS (jk_alarm_map), a
+ * threshold the user set in the app that only warns goes to the WARNINGS
+ * (jk_warning_map). Bits 18 (GPS heartbeat lost) and 19 ("modify the
+ * password in time") say nothing about the cells: not reported.
  */
 static const uint32_t jk_alarm_map[32] = {
-	[1] = BATTERY_ALARM_MOSFET_OVERTEMP,	   /* MOS OTP */
-	[2] = BATTERY_ALARM_BMS_INTERNAL,	   /* cell quantity != setting */
-	[3] = BATTERY_ALARM_BMS_INTERNAL,	   /* current sensor error */
-	[4] = BATTERY_ALARM_CELL_OVERVOLTAGE,	   /* cell OVP */
-	[5] = BATTERY_ALARM_PACK_OVERVOLTAGE,	   /* battery OVP */
-	[6] = BATTERY_ALARM_CHARGE_OVERCURRENT,	   /* charge OCP */
-	[7] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* charge SCP */
-	[8] = BATTERY_ALARM_CHARGE_OVERTEMP,	   /* charge OTP */
-	[9] = BATTERY_ALARM_CHARGE_UNDERTEMP,	   /* charge UTP */
-	[10] = BATTERY_ALARM_BMS_INTERNAL,	   /* CPU aux communication */
-	[11] = BATTERY_ALARM_CELL_UNDERVOLTAGE,	   /* cell UVP */
-	[12] = BATTERY_ALARM_PACK_UNDERVOLTAGE,	   /* battery UVP */
-	[13] = BATTERY_ALARM_DISCHARGE_OVERCURRENT, /* discharge OCP */
-	[14] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* discharge SCP */
-	[15] = BATTERY_ALARM_DISCHARGE_OVERTEMP,   /* discharge OTP */
-	[16] = BATTERY_ALARM_BMS_INTERNAL,	   /* charge MOS fault */
-	[17] = BATTERY_ALARM_BMS_INTERNAL,	   /* discharge MOS fault */
-	/* 18 GPS disconnected, 19 "modify password in time": not the pack's state */
-	[20] = BATTERY_ALARM_BMS_INTERNAL, /* discharge on failed */
-	/* battery over temperature: neither charging nor discharging is safe */
+	[1] = BATTERY_ALARM_MOSFET_OVERTEMP,	   /* V1.1/V1.0 BIT1 AlarmMosOTP */
+	[2] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT2 AlarmCellQuantity (!= setting) */
+	[3] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT3 AlarmCurSensorErr */
+	[4] = BATTERY_ALARM_CELL_OVERVOLTAGE,	   /* BIT4 AlarmCellOVP */
+	[5] = BATTERY_ALARM_PACK_OVERVOLTAGE,	   /* BIT5 AlarmBatOVP */
+	[6] = BATTERY_ALARM_CHARGE_OVERCURRENT,	   /* BIT6 AlarmChOCP */
+	[7] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* BIT7 AlarmChSCP */
+	[8] = BATTERY_ALARM_CHARGE_OVERTEMP,	   /* BIT8 AlarmChOTP */
+	[9] = BATTERY_ALARM_CHARGE_UNDERTEMP,	   /* BIT9 AlarmChUTP */
+	[10] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT10 AlarmCPUAuxCommuErr */
+	[11] = BATTERY_ALARM_CELL_UNDERVOLTAGE,	   /* BIT11 AlarmCellUVP */
+	[12] = BATTERY_ALARM_PACK_UNDERVOLTAGE,	   /* BIT12 AlarmBatUVP */
+	[13] = BATTERY_ALARM_DISCHARGE_OVERCURRENT, /* BIT13 AlarmDchOCP */
+	[14] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* BIT14 AlarmDchSCP */
+	[15] = BATTERY_ALARM_DISCHARGE_OVERTEMP,   /* BIT15 AlarmDchOTP */
+	[16] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT16 AlarmChargeMOS */
+	[17] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT17 AlarmDischargeMOS */
+	[20] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT20 Discharge On Failed */
+	/*
+	 * V1.1 only (after BIT21): "Temperature sensor anomaly". A pack
+	 * that cannot measure its cells' temperature cannot protect them
+	 * from heat or cold: an internal fault, an alarm (the safety layer's
+	 * temperature rules may be reading a dead sensor).
+	 */
+	[22] = BATTERY_ALARM_BMS_INTERNAL,
+	/*
+	 * V1.1 only: "PLCModule anomaly", the parallel current-limiting
+	 * module (the 0x1200 map's PCLModuleSta at 268, the setting
+	 * DisablePCLModule): packs in parallel are no longer current
+	 * limited against each other: an internal fault, an alarm.
+	 */
+	[23] = BATTERY_ALARM_BMS_INTERNAL,
+};
+
+static const uint32_t jk_warning_map[32] = {
+	/* V1.1/V1.0 BIT0 AlarmWireRes: a balance wire's resistance is high,
+	 * "1 warning only" (jkbms_pb.py); the BMS keeps working */
+	[0] = BATTERY_ALARM_BMS_INTERNAL,
+	/*
+	 * V1.1/V1.0 BIT21 "Battery Over Temp Alarm" (电池超温报警: an alarm
+	 * 报警, where every protection above is a 保护): the battery
+	 * temperature passed the alarm threshold the user sets in the app
+	 * (TMPBatOTA; mr-manuel's JKBMS-PB.md puts it at settings byte 278,
+	 * a row the V1.1 table prints without a name). The BMS has NOT switched
+	 * anything off; the inverter is warned of heat on both sides. The
+	 * safety layer's own temperature tables derate from the measured
+	 * temperatures regardless. Until this commit it was taken as
+	 * charge AND discharge over-temperature protection (an alarm).
+	 */
 	[21] = BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP,
 };
-/* bit 0 "wire resistance": "1 warning only" (jkbms_pb.py) */
-#define JK_ALARM_WIRE_RESISTANCE 0x00000001u
 
 /* Field reader: little endian in frames, big endian in register reads. */
 struct jk_view {
@@ -405,13 +437,13 @@ static void decode_status(const struct jk_view *v, uint64_t now, struct battery_
 	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now);
 
 	/* STATUS: alarms, the wire-resistance warning, MOSFET switch states */
-	p->alarms = 0;
+	p->alarms = p->warnings = 0;
 	for (unsigned b = 0; b < 32; b++) {
 		if (raw_alarms & (UINT32_C(1) << b)) {
 			p->alarms |= jk_alarm_map[b];
+			p->warnings |= jk_warning_map[b];
 		}
 	}
-	p->warnings = (raw_alarms & JK_ALARM_WIRE_RESISTANCE) ? BATTERY_ALARM_BMS_INTERNAL : 0;
 	p->requests = 0;
 	if (v->d[JK_D_CHARGE_ON]) {
 		p->requests |= BATTERY_REQUEST_CHARGE_ENABLE; /* u8 charge MOS on */
@@ -435,20 +467,34 @@ static int check_settings(const struct jk_view *v)
 
 static void decode_settings(const struct jk_view *v, uint64_t now, struct battery_pack *p)
 {
-	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT); /* u32, checked 1-32 */
-	uint64_t cvl = (uint64_t)jk_u32(v, JK_S_CELL_RCV) * cells;   /* u32 mV per cell */
-	uint64_t dvl = (uint64_t)jk_u32(v, JK_S_CELL_UVPR) * cells;  /* u32 mV per cell */
-	int32_t ccl = (int32_t)jk_u32(v, JK_S_CHARGE_OC);	      /* s32 mA */
-	int32_t dcl = (int32_t)jk_u32(v, JK_S_DISCHARGE_OC);	      /* s32 mA */
+	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT);	     /* V1.1/V1.0 0x106C CellCount */
+	uint32_t rcv = jk_u32(v, JK_S_CELL_RCV);	     /* V1.1 0x1020 VolCellRCV, mV */
+	uint64_t dvl = (uint64_t)jk_u32(v, JK_S_CELL_UVPR) * cells; /* 0x1008 VolCellUVPR */
+	int32_t ccl = (int32_t)jk_u32(v, JK_S_CHARGE_OC);	     /* 0x102C CurBatCOC, mA */
+	int32_t dcl = (int32_t)jk_u32(v, JK_S_DISCHARGE_OC);	     /* 0x1038 CurBatDcOC, mA */
 
-	p->charge_voltage_limit_mv = (uint32_t)(cvl > UINT32_MAX ? UINT32_MAX : cvl);
+	/*
+	 * RCV exists in V1.1 only: the V1.0 map goes from VolSOC0% (0x101C)
+	 * straight to VolSysPwrOff (0x1028), so an older PB reads 0 there.
+	 * 0 is "this pack sets no charge voltage", never "charge to 0 V": the
+	 * pack's CVL is then JK_PB_CVL_NONE, which the safety layer's minimum
+	 * over cell_count x cell_max_mv and max_charge_voltage_mv replaces.
+	 */
+	if (rcv == 0) {
+		p->charge_voltage_limit_mv = JK_PB_CVL_NONE;
+	} else {
+		uint64_t cvl = (uint64_t)rcv * cells;
+
+		p->charge_voltage_limit_mv = (uint32_t)(cvl >= JK_PB_CVL_NONE ? JK_PB_CVL_NONE - 1
+									 : cvl);
+	}
 	p->discharge_voltage_limit_mv = (uint32_t)(dvl > UINT32_MAX ? UINT32_MAX : dvl);
-	/* a switched-off direction allows nothing */
+	/* a switched-off direction allows nothing: 0x1070 BatChargeEN, 0x1074 BatDisChargeEN */
 	p->charge_current_limit_ma = jk_u32(v, JK_S_CHARGE_EN) && ccl > 0 ? (uint32_t)ccl : 0;
 	p->discharge_current_limit_ma =
 		jk_u32(v, JK_S_DISCHARGE_EN) && dcl > 0 ? (uint32_t)dcl : 0;
 	battery_pack_mark(p, BATTERY_GROUP_LIMITS, now);
-	/* the nominal capacity, where no status has said the real one yet */
+	/* the nominal capacity (0x107C CapBatCell, mAh), where no status has said the real one */
 	if (p->full_mah == 0) {
 		p->full_mah = jk_u32(v, JK_S_CAPACITY); /* u32 mAh */
 	}

@@ -63,6 +63,15 @@ enum jk_pb_block {
 #define JK_PB_REG_DATA 0x1200
 #define JK_PB_REG_ABOUT 0x1400
 
+/*
+ * battery_pack.charge_voltage_limit_mv of a pack whose RCV reads 0 (JK
+ * Modbus V1.0 has no VolCellRCV): "no charge voltage from this pack". It
+ * is the largest value the field holds, so every minimum the safety layer
+ * takes (cell_count x cell_max_mv, the other packs, max_charge_voltage_mv)
+ * replaces it; no encoder ever sees it.
+ */
+#define JK_PB_CVL_NONE UINT32_MAX
+
 /* longest request any builder below writes */
 #define JK_PB_REQUEST_MAX 11
 

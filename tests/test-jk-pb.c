@@ -24,7 +24,10 @@
 #include "battery.h"
 #include "bms.h"
 #include "byteorder.h"
+#include "macro.h"
+#include "protocol.h"
 #include "protocols/jk_pb.h"
+#include "safety.h"
 
 #define T_NOW UINT64_C(5000000)
 
@@ -354,8 +357,8 @@ static void test_24_cells(void **state)
 }
 
 /*
- * Alarm bits (u32 at frame 166): 0 wire resistance (a warning), 4 cell
- * OVP, 11 cell UVP, 14 discharge SCP, 21 battery over temperature;
+ * Alarm bits (u32 at frame 166 = data 160, JK Modbus V1.1 0x12A0): 0 wire
+ * resistance (a warning), 4 cell OVP, 11 cell UVP, 14 discharge SCP;
  * charge MOSFET off (frame 198).
  */
 static void test_alarm_bits(void **state)
@@ -364,13 +367,12 @@ static void test_alarm_bits(void **state)
 	struct battery_state bs;
 
 	memcpy(f, frames[2], sizeof(f));
-	put_le32(f + 166, (1u << 0) | (1u << 4) | (1u << 11) | (1u << 14) | (1u << 21));
+	put_le32(f + 166, (1u << 0) | (1u << 4) | (1u << 11) | (1u << 14));
 	f[198] = 0;
 	decode_modified(f, &bs);
-	assert_int_equal(bs.packs[0].alarms,
-			 BATTERY_ALARM_CELL_OVERVOLTAGE | BATTERY_ALARM_CELL_UNDERVOLTAGE |
-				 BATTERY_ALARM_SHORT_CIRCUIT | BATTERY_ALARM_CHARGE_OVERTEMP |
-				 BATTERY_ALARM_DISCHARGE_OVERTEMP);
+	assert_int_equal(bs.packs[0].alarms, BATTERY_ALARM_CELL_OVERVOLTAGE |
+						     BATTERY_ALARM_CELL_UNDERVOLTAGE |
+						     BATTERY_ALARM_SHORT_CIRCUIT);
 	assert_int_equal(bs.packs[0].warnings, BATTERY_ALARM_BMS_INTERNAL);
 	assert_int_equal(bs.packs[0].requests, BATTERY_REQUEST_DISCHARGE_ENABLE);
 
@@ -380,6 +382,106 @@ static void test_alarm_bits(void **state)
 	decode_modified(f, &bs);
 	assert_int_equal(bs.packs[0].alarms & ~BATTERY_ALARM__ALL, 0);
 	assert_int_equal(bs.packs[0].alarms & BATTERY_ALARM_BMS_LINK_LOST, 0);
+	assert_int_equal(bs.packs[0].warnings & ~BATTERY_ALARM__ALL, 0);
+}
+
+/*
+ * V1.1 bits 21-23, one at a time. 21 "Battery Over Temp Alarm" is the
+ * user's alarm threshold, a WARNING (no protection tripped, both paths
+ * stay as the BMS has them); 22 "Temperature sensor anomaly" and 23
+ * "PLCModule anomaly" are faults of the BMS itself: ALARMS.
+ */
+static void test_alarm_bits_v11(void **state)
+{
+	uint8_t f[JK_PB_FRAME_LEN];
+	struct battery_state bs;
+
+	memcpy(f, frames[2], sizeof(f));
+	put_le32(f + 166, 1u << 21);
+	decode_modified(f, &bs);
+	assert_int_equal(bs.packs[0].alarms, 0);
+	assert_int_equal(bs.packs[0].warnings,
+			 BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP);
+	assert_int_equal(bs.packs[0].requests,
+			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
+
+	put_le32(f + 166, 1u << 22);
+	decode_modified(f, &bs);
+	assert_int_equal(bs.packs[0].alarms, BATTERY_ALARM_BMS_INTERNAL);
+	assert_int_equal(bs.packs[0].warnings, 0);
+
+	put_le32(f + 166, 1u << 23);
+	decode_modified(f, &bs);
+	assert_int_equal(bs.packs[0].alarms, BATTERY_ALARM_BMS_INTERNAL);
+	assert_int_equal(bs.packs[0].warnings, 0);
+
+	/* 18 GPS heartbeat, 19 "modify password": nothing about the cells */
+	put_le32(f + 166, (1u << 18) | (1u << 19));
+	decode_modified(f, &bs);
+	assert_int_equal(bs.packs[0].alarms, 0);
+	assert_int_equal(bs.packs[0].warnings, 0);
+}
+
+/*
+ * An older JK-PB (Modbus map V1.0, no VolCellRCV at 0x1020) reads RCV 0:
+ * "no charge voltage from this pack", never CVL 0 V. The real v19 settings
+ * frame with RCV (frame byte 38 = settings 32) set to 0, through the
+ * safety layer with default settings and every CAN encoder, read back by
+ * each encoder's own inverse: every inverter is told the default cap
+ * (max_charge_voltage_mv 55200, below 16 x cell_max_mv 56800), never 0.
+ */
+static void test_rcv_zero_v10(void **state)
+{
+	uint8_t set[JK_PB_FRAME_LEN];
+	static struct battery_state bs;
+	static struct safety s;
+	struct safety_config cfg;
+	const struct inverter_protocol *p;
+	unsigned checked = 0;
+
+	memcpy(set, frames[0], sizeof(set));
+	assert_int_equal(get_le32(set + 38), 3460); /* V1.1 pack: RCV 3.460 V */
+	put_le32(set + 38, 0);
+	put_le32(set + 42, 0); /* RFV, the other V1.1-only field */
+	fix_sum(set);
+	battery_state_init(&bs, 1);
+	assert_int_equal(jk_pb_decode_block(JK_PB_BLOCK_FRAME, set, JK_PB_FRAME_LEN, 0, T_NOW, &bs),
+			 0);
+	assert_int_equal(bs.packs[0].charge_voltage_limit_mv, JK_PB_CVL_NONE);
+	/* the other limits are V1.0 fields too: unchanged */
+	assert_int_equal(bs.packs[0].discharge_voltage_limit_mv, 3050 * 16);
+	assert_int_equal(bs.packs[0].charge_current_limit_ma, 80000);
+	assert_int_equal(bs.packs[0].updated_usec[BATTERY_GROUP_LIMITS], T_NOW);
+	assert_int_equal(jk_pb_decode_block(JK_PB_BLOCK_FRAME, frames[2], JK_PB_FRAME_LEN, 0, T_NOW,
+					    &bs),
+			 0);
+
+	safety_config_defaults(&cfg);
+	assert_int_equal(cfg.max_charge_voltage_mv, 55200);
+	for (size_t i = 0; (p = protocol_get(i)); i++) {
+		struct can_frame fr[PROTOCOL_FRAMES_MAX];
+		static struct battery_state heard;
+		int n;
+
+		if (p->transport != PROTOCOL_TRANSPORT_CAN || !p->decode) {
+			continue;
+		}
+		safety_init(&s, &cfg, p);
+		assert_int_equal(safety_evaluate(&s, &bs, T_NOW, NULL), SAFETY_MODE_NORMAL);
+		assert_int_equal(bs.bank.charge_voltage_limit_mv, 55200);
+		n = p->encode(NULL, &bs, T_NOW, fr, ARRAY_SIZE(fr));
+		assert_true(n > 0);
+		battery_state_init(&heard, 1);
+		for (int k = 0; k < n; k++) {
+			assert_true(p->decode(&fr[k], T_NOW, &heard) >= 0);
+		}
+		/* what the inverter reads: the cap, to the protocol's resolution */
+		assert_true(battery_pack_has(&heard.bank, BATTERY_GROUP_LIMITS));
+		assert_true(heard.bank.charge_voltage_limit_mv <= 55200);
+		assert_true(heard.bank.charge_voltage_limit_mv >= 55100);
+		checked++;
+	}
+	assert_true(checked >= 4);
 }
 
 /* Settings with the charge switch off: CCL 0; cell count 0: invalid. */
@@ -631,6 +733,8 @@ int main(void)
 		cmocka_unit_test(test_charging_current),
 		cmocka_unit_test(test_24_cells),
 		cmocka_unit_test(test_alarm_bits),
+		cmocka_unit_test(test_alarm_bits_v11),
+		cmocka_unit_test(test_rcv_zero_v10),
 		cmocka_unit_test(test_settings_switches),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_requests),
