@@ -685,16 +685,42 @@ static bool image_covers(const struct jk_image *img, size_t n)
 	return true;
 }
 
-int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_usec,
-		      struct battery_state *bs)
+/* one heard frame of the dump, if it is of the address asked for */
+static int dump_frame(const struct jk_pb_heard *h, int addr, int *seen, uint64_t now_usec,
+		      struct battery_pack *p)
+{
+	uint8_t from = 0;
+	uint64_t t;
+
+	/* a frame nobody asked for and no echo names: a DIP-0 master's own */
+	if (jk_pb_heard_attribute(h, 0, &from, &t) < 0) {
+		return -EBADMSG; /* the poll and the echo disagree */
+	}
+	if (addr >= 0 && from != addr) {
+		return 0;
+	}
+	if (addr < 0 && *seen >= 0 && *seen != from) {
+		return -EBADMSG; /* several packs: the caller must say which */
+	}
+	*seen = from;
+	if (decode_frame_into(h->frame, JK_PB_FRAME_LEN, now_usec, p) < 0) {
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+int jk_pb_decode_dump_addr(const char *text, size_t len, int addr, unsigned pack,
+			   uint64_t now_usec, struct battery_state *bs, int *ret_addr)
 {
 	struct jk_image data = { 0 }, settings = { 0 };
 	uint8_t bytes[JK_DUMP_BYTES_MAX];
 	size_t n_bytes = 0, pos = 0;
+	struct jk_pb_listener l;
+	struct jk_pb_heard h;
 	struct battery_pack p;
-	int blocks = 0;
+	int blocks = 0, seen = -1, r;
 
-	if (!text || pack >= BATTERY_PACKS_MAX) {
+	if (!text || pack >= BATTERY_PACKS_MAX || addr > 255) {
 		return -EBADMSG;
 	}
 	while (pos < len) {
@@ -702,7 +728,6 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 		const char *end = memchr(line, '\n', len - pos);
 		size_t n = end ? (size_t)(end - line) : len - pos;
 		size_t k;
-		int r;
 
 		pos += n + (end ? 1 : 0);
 		/* strip a comment and the blanks around what is left */
@@ -747,26 +772,289 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 		}
 		blocks++;
 	}
+	/*
+	 * The bytes as they were on the bus: polls, frames, write echoes,
+	 * 0x00 padding, in any order a capture shows them; every frame is
+	 * attributed as the listen-only input attributes it. Anything that
+	 * is none of these (a cut or corrupted frame) is an error here: a
+	 * dump is read to be checked.
+	 */
+	jk_pb_listener_init(&l, UINT64_MAX);
 	for (size_t i = 0; i < n_bytes;) {
-		if (n_bytes - i < JK_PB_FRAME_LEN || !frame_header_ok(&bytes[i])) {
-			return -EBADMSG; /* bytes that are no whole frame */
-		}
-		if (decode_frame_into(&bytes[i], JK_PB_FRAME_LEN, now_usec, &p) < 0) {
+		struct jk_pb_bus_item it;
+		int k = jk_pb_bus_next(&bytes[i], n_bytes - i, true, &it);
+
+		if (it.kind == JK_PB_BUS_NOISE && bytes[i] != 0x00) {
 			return -EBADMSG;
 		}
-		blocks++;
-		i += JK_PB_FRAME_LEN;
-		/* a write echo between frames is allowed and skipped */
-		if (n_bytes - i >= JK_PB_FRAME_ACK_LEN && bytes[i] != 0x55 &&
-		    bytes[i + 1] == 0x10 && jk_pb_crc16(&bytes[i], 6) == get_le16(&bytes[i + 6])) {
-			i += JK_PB_FRAME_ACK_LEN;
+		if (jk_pb_listen(&l, &it, 0, &h) > 0) {
+			r = dump_frame(&h, addr, &seen, now_usec, &p);
+			if (r < 0) {
+				return r;
+			}
+			blocks += r;
 		}
+		i += (size_t)k;
+	}
+	if (jk_pb_listen_flush(&l, 0, true, &h) > 0) {
+		r = dump_frame(&h, addr, &seen, now_usec, &p);
+		if (r < 0) {
+			return r;
+		}
+		blocks += r;
 	}
 	if (blocks == 0) {
 		return -EBADMSG;
 	}
 	bs->packs[pack] = p;
+	if (ret_addr) {
+		*ret_addr = seen;
+	}
 	return blocks;
+}
+
+int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_usec,
+		      struct battery_state *bs)
+{
+	return jk_pb_decode_dump_addr(text, len, -1, pack, now_usec, bs, NULL);
+}
+
+/* ---- the bus as a byte stream ------------------------------------------------ */
+
+/*
+ * What travels on a JK-PB RS485 bus (JK Modbus V1.0/V1.1 "功能码" 03H and
+ * 10H framing; mr-manuel bms-docs/JKBMS-PB.md for the trigger exchange):
+ *
+ *   ADDR 10 REG QTY N DATA CRC   a write; the trigger polls are QTY 1, N 2,
+ *                                DATA 0000 to 0x1620 / 0x161E / 0x161C
+ *   55 AA EB 90 ... sum8         the 300-byte answer frame (no address)
+ *   [00] ADDR 10 REG QTY CRC [00]  the write echo, 0x00 padding around it
+ *   ADDR 03 REG COUNT CRC        a read; ADDR 03 N DATA CRC its answer
+ *   ADDR 83|90 CODE CRC          an exception (V1.0 "三、错误反馈")
+ *
+ * CRC-16/Modbus low byte first (V1.0 "CRC校验"). Each form is tried only
+ * once its CRC holds, so noise costs one byte and never a frame.
+ */
+static bool crc_at(const uint8_t *buf, size_t n)
+{
+	return jk_pb_crc16(buf, n) == get_le16(&buf[n]);
+}
+
+int jk_pb_bus_next(const uint8_t *buf, size_t len, bool final, struct jk_pb_bus_item *ret)
+{
+	static const uint8_t hdr[4] = { 0x55, 0xAA, 0xEB, 0x90 };
+	int more = final ? 1 : -EAGAIN; /* "incomplete": noise at the end */
+
+	if (len == 0) {
+		return -EAGAIN;
+	}
+	*ret = (struct jk_pb_bus_item){ .kind = JK_PB_BUS_NOISE, .addr = buf[0] };
+	if (buf[0] == hdr[0]) {
+		size_t k = len < 4 ? len : 4;
+
+		if (memcmp(buf, hdr, k) == 0) {
+			if (len < JK_PB_FRAME_LEN) {
+				return more;
+			}
+			if (frame_checksum_ok(buf)) {
+				ret->kind = JK_PB_BUS_FRAME;
+				ret->data = buf;
+				ret->len = JK_PB_FRAME_LEN;
+				return JK_PB_FRAME_LEN;
+			}
+			return 1;
+		}
+	}
+	if (len < 2) {
+		return more;
+	}
+	switch (buf[1]) {
+	case 0x10:
+		/* the echo first: it is a prefix of the request it answers */
+		if (len < 8) {
+			return more;
+		}
+		ret->reg = get_be16(&buf[2]);
+		ret->count = get_be16(&buf[4]);
+		if (crc_at(buf, 6)) {
+			ret->kind = JK_PB_BUS_ACK;
+			return 8;
+		}
+		if (len < 7 || buf[6] == 0 || buf[6] != 2 * ret->count) {
+			return 1;
+		}
+		if (len < 9u + buf[6]) {
+			return more;
+		}
+		if (!crc_at(buf, 7u + buf[6])) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_WRITE;
+		ret->data = &buf[7];
+		ret->len = buf[6];
+		ret->value = get_be16(&buf[7]);
+		return 9 + buf[6];
+	case 0x03:
+		if (len < 8) {
+			return more;
+		}
+		if (crc_at(buf, 6)) {
+			ret->kind = JK_PB_BUS_READ;
+			ret->reg = get_be16(&buf[2]);
+			ret->count = get_be16(&buf[4]);
+			return 8;
+		}
+		if (buf[2] == 0 || (buf[2] & 1)) {
+			return 1;
+		}
+		if (len < 5u + buf[2]) {
+			return more;
+		}
+		if (!crc_at(buf, 3u + buf[2])) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_READ_ANSWER;
+		ret->data = &buf[3];
+		ret->len = buf[2];
+		return 5 + buf[2];
+	case 0x83:
+	case 0x90:
+		if (len < 5) {
+			return more;
+		}
+		if (!crc_at(buf, 3)) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_EXCEPTION;
+		return 5;
+	default:
+		return 1;
+	}
+}
+
+bool jk_pb_bus_is_trigger(const struct jk_pb_bus_item *it)
+{
+	return it->kind == JK_PB_BUS_WRITE && it->count == 1 && it->value == 0 &&
+	       trigger_frame_type(it->reg) != 0;
+}
+
+void jk_pb_listener_init(struct jk_pb_listener *l, uint64_t window_usec)
+{
+	*l = (struct jk_pb_listener){ .window_usec = window_usec };
+}
+
+/* hand the held frame out */
+static int listen_release(struct jk_pb_listener *l, int ack_addr, struct jk_pb_heard *ret)
+{
+	memcpy(l->out, l->held_frame, JK_PB_FRAME_LEN);
+	*ret = (struct jk_pb_heard){
+		.frame = l->out,
+		.ack_addr = ack_addr,
+		.polled = l->held_polled,
+		.poll_addr = l->held_poll_addr,
+		.poll_usec = l->held_poll_usec,
+		.frame_usec = l->held_usec,
+	};
+	l->held = false;
+	return 1;
+}
+
+int jk_pb_listen(struct jk_pb_listener *l, const struct jk_pb_bus_item *it, uint64_t now_usec,
+		 struct jk_pb_heard *ret)
+{
+	int r = 0;
+
+	switch (it->kind) {
+	case JK_PB_BUS_NOISE:
+		/* 0x00 padding sits between a frame and its echo: keep holding */
+		l->noise_bytes++;
+		return 0;
+	case JK_PB_BUS_ACK:
+		l->acks++;
+		if (l->held && trigger_frame_type(it->reg) == l->held_frame[JK_FRAME_TYPE]) {
+			return listen_release(l, it->addr, ret);
+		}
+		l->orphan_acks++;
+		return 0;
+	case JK_PB_BUS_FRAME:
+		if (l->held) {
+			r = listen_release(l, -1, ret); /* no echo came for it */
+		}
+		l->frames++;
+		memcpy(l->held_frame, it->data, JK_PB_FRAME_LEN);
+		l->held = true;
+		l->held_usec = now_usec;
+		/* the answer to the last poll if it is the frame type asked, in time */
+		l->held_polled = l->poll &&
+				 trigger_frame_type(l->poll_reg) == it->data[JK_FRAME_TYPE] &&
+				 now_usec - l->poll_usec <= l->window_usec;
+		l->held_poll_addr = l->poll_addr;
+		l->held_poll_usec = l->poll_usec;
+		if (l->poll && !l->held_polled) {
+			l->unanswered++;
+		}
+		l->poll = false;
+		return r;
+	case JK_PB_BUS_WRITE:
+	case JK_PB_BUS_READ:
+	case JK_PB_BUS_READ_ANSWER:
+	case JK_PB_BUS_EXCEPTION:
+		/* a new request: whatever was held has had its chance of an echo */
+		if (l->held) {
+			r = listen_release(l, -1, ret);
+		}
+		if (l->poll) {
+			l->unanswered++;
+		}
+		l->poll = jk_pb_bus_is_trigger(it);
+		if (l->poll) {
+			l->polls++;
+			l->poll_addr = it->addr;
+			l->poll_reg = it->reg;
+			l->poll_usec = now_usec;
+		}
+		return r;
+	}
+	return 0;
+}
+
+int jk_pb_listen_flush(struct jk_pb_listener *l, uint64_t now_usec, bool force,
+		       struct jk_pb_heard *ret)
+{
+	if (l->poll && (force || now_usec - l->poll_usec > l->window_usec)) {
+		l->poll = false;
+		l->unanswered++;
+	}
+	if (l->held && (force || now_usec - l->held_usec > l->window_usec)) {
+		return listen_release(l, -1, ret);
+	}
+	return 0;
+}
+
+int jk_pb_heard_attribute(const struct jk_pb_heard *h, int unasked_addr, uint8_t *ret_addr,
+			  uint64_t *ret_usec)
+{
+	if (h->polled) {
+		/* the echo, when it came, must name the pack that was asked */
+		if (h->ack_addr >= 0 && h->ack_addr != h->poll_addr) {
+			return -EBADMSG;
+		}
+		*ret_addr = h->poll_addr;
+		*ret_usec = h->poll_usec;
+		return 0;
+	}
+	if (h->ack_addr >= 0) {
+		/* an answer to a poll we did not hear: the echo names its pack */
+		*ret_addr = (uint8_t)h->ack_addr;
+		*ret_usec = h->frame_usec;
+		return 0;
+	}
+	if (unasked_addr < 0) {
+		return -EBADMSG;
+	}
+	*ret_addr = (uint8_t)unasked_addr;
+	*ret_usec = h->frame_usec;
+	return 0;
 }
 
 const struct bms_driver jk_pb_modbus_bms_driver = {

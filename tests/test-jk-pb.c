@@ -721,6 +721,239 @@ static void test_golden_rs485_exchange(void **state)
 	assert_int_equal(p->voltage_mv, 53035);
 }
 
+static char *slurp_data(const char *name, size_t *ret_len)
+{
+	char path[512];
+	FILE *f;
+	char *t = malloc(65536);
+
+	snprintf(path, sizeof(path), "%s/%s", TESTS_DATA_DIR, name);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	*ret_len = fread(t, 1, 65535, f);
+	fclose(f);
+	t[*ret_len] = '\0';
+	return t;
+}
+
+/*
+ * A real bus capture (LA1010, JKBMS Monitor polling bat3, in
+ * mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py): the
+ * poll, the status frame, padding, the write echo, then the settings frame
+ * and its echo; read by the dump reader as the listen-only input reads
+ * the bus, attributed to address 3 (poll and echo agree), values as read
+ * by hand in the file's header.
+ */
+static void test_golden_la1010_exchange(void **state)
+{
+	size_t len;
+	char *text = slurp_data("jk-pb-rs485-la1010.hex", &len);
+	struct battery_state bs;
+	const struct battery_pack *p = &bs.packs[2];
+	int addr = -2;
+
+	battery_state_init(&bs, 3);
+	assert_int_equal(jk_pb_decode_dump_addr(text, len, -1, 2, T_NOW, &bs, &addr), 2);
+	assert_int_equal(addr, 3);
+	assert_int_equal(p->cell_count, 16);
+	assert_int_equal(p->cell_min_mv, 3293);
+	assert_int_equal(p->cell_max_mv, 3294);
+	assert_int_equal(p->cell_max_idx, 6);
+	assert_int_equal(p->voltage_mv, 52695);
+	assert_int_equal(p->current_ma, 0);
+	assert_int_equal(p->soc_pct, 55);
+	assert_int_equal(p->remaining_mah, 155219);
+	assert_int_equal(p->full_mah, 280000);
+	assert_int_equal(p->cycles, 62);
+	assert_int_equal(p->soh_pct, 100);
+	assert_int_equal(p->mosfet_temp_dc, 203);
+	assert_int_equal(p->temp_count, 4);
+	assert_int_equal(p->temp_dc[0], 195);
+	assert_int_equal(p->temp_dc[1], 198);
+	assert_int_equal(p->temp_dc[2], 194);
+	assert_int_equal(p->temp_dc[3], 199);
+	assert_int_equal(p->alarms, 0);
+	assert_int_equal(p->requests,
+			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
+	assert_int_equal(p->charge_voltage_limit_mv, 3450 * 16);
+	assert_int_equal(p->discharge_voltage_limit_mv, 2901 * 16);
+	assert_int_equal(p->charge_current_limit_ma, 60000);
+	assert_int_equal(p->discharge_current_limit_ma, 100000);
+	/* nothing else written */
+	assert_int_equal(bs.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL], BATTERY_NEVER);
+
+	/* asked for another address: nothing of this pack's */
+	battery_state_init(&bs, 3);
+	assert_int_equal(jk_pb_decode_dump_addr(text, len, 5, 2, T_NOW, &bs, NULL), -EBADMSG);
+	/* asked for 3: the same */
+	assert_int_equal(jk_pb_decode_dump_addr(text, len, 3, 0, T_NOW, &bs, NULL), 2);
+	assert_int_equal(bs.packs[0].voltage_mv, 52695);
+	free(text);
+}
+
+/* The stream parser on the real bytes of the bsc_fw#118 exchange. */
+static void test_bus_items(void **state)
+{
+	static const uint8_t req[] = { 0x01, 0x10, 0x16, 0x20, 0x00, 0x01,
+				       0x02, 0x00, 0x00, 0xD6, 0xF1 };
+	uint8_t bus[11 + 1 + JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN + 1];
+	uint8_t rx[400];
+	size_t n = read_hex_file("jk-pb-rs485-bsc118.hex", rx, sizeof(rx));
+	struct jk_pb_bus_item it;
+	size_t o = 0;
+
+	memcpy(bus, req, sizeof(req));
+	bus[11] = 0x00;
+	memcpy(bus + 12, rx, n);
+	bus[sizeof(bus) - 1] = 0x00;
+
+	/* incomplete: more is needed, unless the stream is over */
+	assert_int_equal(jk_pb_bus_next(bus, 0, false, &it), -EAGAIN);
+	for (size_t k = 1; k < sizeof(req); k++) {
+		assert_int_equal(jk_pb_bus_next(bus, k, false, &it), -EAGAIN);
+		assert_int_equal(jk_pb_bus_next(bus, k, true, &it), 1);
+		assert_int_equal(it.kind, JK_PB_BUS_NOISE);
+	}
+	assert_int_equal(jk_pb_bus_next(bus, sizeof(bus), false, &it), 11);
+	assert_int_equal(it.kind, JK_PB_BUS_WRITE);
+	assert_true(jk_pb_bus_is_trigger(&it));
+	assert_int_equal(it.addr, 1);
+	assert_int_equal(it.reg, JK_PB_TRIGGER_STATUS);
+	o = 11;
+	assert_int_equal(jk_pb_bus_next(bus + o, sizeof(bus) - o, false, &it), 1);
+	assert_int_equal(it.kind, JK_PB_BUS_NOISE);
+	o++;
+	assert_int_equal(jk_pb_bus_next(bus + o, 299, false, &it), -EAGAIN);
+	assert_int_equal(jk_pb_bus_next(bus + o, sizeof(bus) - o, false, &it), JK_PB_FRAME_LEN);
+	assert_int_equal(it.kind, JK_PB_BUS_FRAME);
+	assert_ptr_equal(it.data, bus + o);
+	o += JK_PB_FRAME_LEN;
+	assert_int_equal(jk_pb_bus_next(bus + o, sizeof(bus) - o, false, &it), 8);
+	assert_int_equal(it.kind, JK_PB_BUS_ACK);
+	assert_int_equal(it.addr, 1);
+	assert_int_equal(it.reg, JK_PB_TRIGGER_STATUS);
+
+	/* a frame with a broken sum8 is one byte of noise: resync on the next */
+	bus[12 + 100] ^= 0x01;
+	assert_int_equal(jk_pb_bus_next(bus + 12, sizeof(bus) - 12, false, &it), 1);
+	assert_int_equal(it.kind, JK_PB_BUS_NOISE);
+	bus[12 + 100] ^= 0x01;
+	/* a request with a bad CRC: noise */
+	bus[10] ^= 0xFF;
+	assert_int_equal(jk_pb_bus_next(bus, sizeof(bus), false, &it), 1);
+	assert_int_equal(it.kind, JK_PB_BUS_NOISE);
+	bus[10] ^= 0xFF;
+
+	/* a 0x03 read, its answer, an exception (V1.0 error frame) */
+	{
+		uint8_t rd[8], ans[3 + 4 + 2], ex[5] = { 0x01, 0x83, 0x02 };
+
+		jk_pb_build_read(1, 0x1200, 2, rd);
+		assert_int_equal(jk_pb_bus_next(rd, sizeof(rd), false, &it), 8);
+		assert_int_equal(it.kind, JK_PB_BUS_READ);
+		assert_int_equal(it.reg, 0x1200);
+		assert_int_equal(it.count, 2);
+		ans[0] = 1;
+		ans[1] = 3;
+		ans[2] = 4;
+		put_be16(ans + 3, 0x0D35);
+		put_be16(ans + 5, 0x0D31);
+		put_le16(ans + 7, jk_pb_crc16(ans, 7));
+		assert_int_equal(jk_pb_bus_next(ans, sizeof(ans), false, &it), 9);
+		assert_int_equal(it.kind, JK_PB_BUS_READ_ANSWER);
+		assert_int_equal(it.len, 4);
+		assert_int_equal(get_be16(it.data), 0x0D35);
+		put_le16(ex + 3, jk_pb_crc16(ex, 3));
+		assert_int_equal(jk_pb_bus_next(ex, sizeof(ex), false, &it), 5);
+		assert_int_equal(it.kind, JK_PB_BUS_EXCEPTION);
+	}
+}
+
+/* feed a byte stream through the parser and the listener */
+static unsigned listen_stream(struct jk_pb_listener *l, const uint8_t *b, size_t n,
+			      uint64_t now, struct jk_pb_heard *out, unsigned max)
+{
+	unsigned got = 0;
+	struct jk_pb_heard h;
+
+	for (size_t i = 0; i < n;) {
+		struct jk_pb_bus_item it;
+		int k = jk_pb_bus_next(b + i, n - i, true, &it);
+
+		assert_true(k > 0);
+		if (jk_pb_listen(l, &it, now, &h) > 0 && got < max) {
+			out[got++] = h;
+		}
+		i += (size_t)k;
+	}
+	return got;
+}
+
+/*
+ * Attribution on a bus a DIP-0 master drives (bms-docs/JKBMS-PB.md): the
+ * poll names the pack, the write echo confirms it, the master's own
+ * frames come unasked; an echo naming another pack than the poll is a
+ * collision; a frame that comes after the poll's window is not its
+ * answer.
+ */
+static void test_listener(void **state)
+{
+	uint8_t rx[400], poll[JK_PB_REQUEST_MAX];
+	size_t n = read_hex_file("jk-pb-rs485-bsc118.hex", rx, sizeof(rx));
+	struct jk_pb_listener l;
+	struct jk_pb_heard h[4];
+	uint8_t addr;
+	uint64_t t;
+
+	assert_int_equal(n, JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN);
+	jk_pb_listener_init(&l, 200000);
+
+	/* poll address 1 at t=1 s, answer at 1.03 s with its echo */
+	jk_pb_build_trigger(1, JK_PB_TRIGGER_STATUS, poll);
+	assert_int_equal(listen_stream(&l, poll, 11, 1000000, h, 4), 0);
+	assert_int_equal(listen_stream(&l, rx, n, 1030000, h, 4), 1);
+	assert_true(h[0].polled);
+	assert_int_equal(h[0].ack_addr, 1);
+	assert_int_equal(jk_pb_heard_attribute(&h[0], 0, &addr, &t), 0);
+	assert_int_equal(addr, 1);
+	assert_int_equal(t, 1000000); /* the time of the poll */
+
+	/* the master's own frame, unasked, no echo: address 0, at arrival */
+	assert_int_equal(listen_stream(&l, rx, JK_PB_FRAME_LEN, 2000000, h, 4), 0);
+	assert_int_equal(jk_pb_listen_flush(&l, 2100000, false, &h[0]), 0);
+	assert_int_equal(jk_pb_listen_flush(&l, 2300000, false, &h[0]), 1);
+	assert_false(h[0].polled);
+	assert_int_equal(h[0].ack_addr, -1);
+	assert_int_equal(jk_pb_heard_attribute(&h[0], 0, &addr, &t), 0);
+	assert_int_equal(addr, 0);
+	assert_int_equal(t, 2000000);
+	/* ... which a poller (no master on its bus) cannot place */
+	assert_int_equal(jk_pb_heard_attribute(&h[0], -1, &addr, &t), -EBADMSG);
+
+	/* poll 2, but the echo after the frame says 1: a collision */
+	jk_pb_build_trigger(2, JK_PB_TRIGGER_STATUS, poll);
+	listen_stream(&l, poll, 11, 3000000, h, 4);
+	assert_int_equal(listen_stream(&l, rx, n, 3030000, h, 4), 1);
+	assert_int_equal(jk_pb_heard_attribute(&h[0], 0, &addr, &t), -EBADMSG);
+
+	/* poll 4, no answer in its window; a frame later is not its answer */
+	jk_pb_build_trigger(4, JK_PB_TRIGGER_STATUS, poll);
+	listen_stream(&l, poll, 11, 4000000, h, 4);
+	assert_int_equal(listen_stream(&l, rx, JK_PB_FRAME_LEN, 4500000, h, 4), 0);
+	assert_int_equal(jk_pb_listen_flush(&l, 4800000, false, &h[0]), 1);
+	assert_false(h[0].polled);
+	assert_int_equal(jk_pb_heard_attribute(&h[0], 0, &addr, &t), 0);
+	assert_int_equal(addr, 0);
+	assert_true(l.unanswered >= 1);
+
+	/* a settings poll answered by a status frame: not its answer */
+	jk_pb_build_trigger(5, JK_PB_TRIGGER_SETTINGS, poll);
+	listen_stream(&l, poll, 11, 5000000, h, 4);
+	listen_stream(&l, rx, JK_PB_FRAME_LEN, 5010000, h, 4);
+	assert_int_equal(jk_pb_listen_flush(&l, 0, true, &h[0]), 1);
+	assert_false(h[0].polled);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -739,6 +972,9 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_find_frame),
+		cmocka_unit_test(test_golden_la1010_exchange),
+		cmocka_unit_test(test_bus_items),
+		cmocka_unit_test(test_listener),
 	};
 
 	return cmocka_run_group_tests(tests, load_capture, free_capture);
