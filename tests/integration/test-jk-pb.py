@@ -134,15 +134,29 @@ class Daemon:
         return self.p.returncode
 
 
-def write_conf(d, link, out, addresses, method="trigger"):
+def write_conf(d, link, out, addresses, method="trigger", extra=""):
     path = os.path.join(d, "jk.conf")
     with open(path, "w") as f:
         f.write('bms: { driver = "jk-pb-modbus"; port = "%s"; addresses = [%s];\n'
                 '       read_method = "%s"; poll_interval_ms = 1000;\n'
                 '       response_timeout_ms = 150; request_gap_ms = 50; };\n'
-                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
-                % (link, ", ".join(str(a) for a in addresses), method, out))
+                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n%s'
+                % (link, ", ".join(str(a) for a in addresses), method, out, extra))
     return path
+
+
+def frames_of(path, can_id):
+    """The data bytes of every frame @can_id written to the candump file."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"\(\S+\) \S+ %03X#([0-9A-F]*)" % can_id, line.strip())
+                if m:
+                    out.append(bytes.fromhex(m.group(1)))
+    except FileNotFoundError:
+        pass
+    return out
 
 
 def voltages_356(path):
@@ -175,7 +189,7 @@ def wait_356(path, mv, timeout):
 PACK_MV = 54028
 
 
-def scenario(d, packs, addresses, method="trigger"):
+def scenario(d, packs, addresses, method="trigger", extra="", setup=()):
     """Start a server with @packs (addresses) and a daemon reading @addresses."""
     link = os.path.join(d, "ttyJK")
     out = os.path.join(d, "inverter.log")
@@ -184,14 +198,37 @@ def scenario(d, packs, addresses, method="trigger"):
     srv = Server(link)
     for a in packs:
         srv.cmd("pack %d" % a)
-    dm = Daemon(write_conf(d, link, out, addresses, method))
+    for c in setup:
+        srv.cmd(c)
+    dm = Daemon(write_conf(d, link, out, addresses, method, extra))
     return srv, dm, out
+
+
+def late_link(d):
+    """
+    issue 11, "Late Modbus answers taken as fresh": the link answers every
+    request 5 s late (serial-over-TCP, a buffering adapter), the stale
+    timeout is 2 s. Every answer is then 5 s old when it arrives: the
+    inverter must never get a set of limits (0x351 with a charge current)
+    built from it. Returns the number of such sets in 20 s.
+    """
+    srv, dm, out = scenario(d, [1], [1], extra='safety: { stale_timeout_ms = 2000; };\n',
+                            setup=["delay 5000"])
+    try:
+        time.sleep(20)
+        fresh = [f for f in frames_of(out, 0x351) if int.from_bytes(f[2:4], "little") > 0]
+        log = dm.log()
+    finally:
+        dm.stop()
+        srv.stop()
+    return len(fresh), len(frames_of(out, 0x351)), log
 
 
 def main():
     if not os.access(DAEMON, os.X_OK) or not os.access(SERVER, os.X_OK):
-        print("1..0 # SKIP bmsbridged or jk-pb-server not built")
-        return 0
+        check("bmsbridged and jk-pb-server are built", False, "%s %s" % (DAEMON, SERVER))
+        print("1..%d" % len(results))
+        return 1
     with tempfile.TemporaryDirectory() as d:
         # Can this daemon load a configuration at all?
         probe = write_conf(d, "/dev/null", "-", [1])
@@ -202,6 +239,14 @@ def main():
                   r.stdout + r.stderr)
             print("1..%d" % len(results))
             return 1
+
+        # -- a link that answers 5 s late ------------------------------------------------
+        n_fresh, n_all, log = late_link(d)
+        print("# late link: %d of %d 0x351 sets carried a charge current" % (n_fresh, n_all))
+        check("a link 5 s late: no set built from 5 s old answers (%d sets)" % n_fresh,
+              n_fresh == 0, "\n".join(log[-20:]))
+        check("a link 5 s late: the late answers are seen and reported",
+              any("late" in line for line in log), "\n".join(log[-20:]))
 
         # -- one pack, both read methods ---------------------------------------------
         for method in ("trigger", "registers"):
