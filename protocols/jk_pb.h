@@ -32,6 +32,7 @@ struct battery_state;
 enum jk_pb_read_method {
 	JK_PB_READ_REGISTERS = 0, /* "registers" */
 	JK_PB_READ_TRIGGER = 1,	  /* "trigger" */
+	JK_PB_READ_LISTEN = 2,	  /* "listen": a DIP-0 JK master drives the bus */
 };
 
 /* The ->decode_block() kinds of the jk-pb-modbus driver. */

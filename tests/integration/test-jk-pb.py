@@ -246,7 +246,71 @@ def main():
         check("a link 5 s late: no set built from 5 s old answers (%d sets)" % n_fresh,
               n_fresh == 0, "\n".join(log[-20:]))
         check("a link 5 s late: the late answers are seen and reported",
-              any("late" in line for line in log), "\n".join(log[-20:]))
+              any("late answer" in line.lower() for line in log), "\n".join(log[-20:]))
+
+        # -- an older JK-PB (Modbus V1.0 map, RCV reads 0) -------------------------------
+        srv, dm, out = scenario(d, [1], [1], setup=["v10 1"])
+        try:
+            ok = wait_356(out, PACK_MV, 10)
+            time.sleep(3)
+            cvl = [int.from_bytes(f[0:2], "little") for f in frames_of(out, 0x351)]
+        finally:
+            dm.stop()
+            srv.stop()
+        print("# V1.0 pack: 0x351 CVL (0.1 V) sent: %s" % sorted(set(cvl)))
+        check("V1.0 pack (RCV 0): read, and CVL is the 55.2 V cap, never 0 V (%d sets)"
+              % len(cvl), ok and cvl and all(v == 552 for v in cvl), cvl)
+
+        # -- a silent pack: said once (issue 11: ~70 lines a minute) -----------------------
+        srv, dm, out = scenario(d, [1, 2], [1, 2])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, n), 10) is not None
+                     for n in (1, 2))
+            srv.cmd("unplug 2")
+            mark = len(dm.log())
+            time.sleep(25)
+            lines = [x for x in dm.log()[mark:] if "Status:" not in x and "Safety:" not in x]
+            status = [x for x in dm.log()[mark:] if "Status:" in x]
+            print("# a silent pack, 25 s: %d lines of the Modbus input" % len(lines))
+            check("a silent pack: its silence said once, not per exchange (%d lines in 25 s)"
+                  % len(lines), ok and 1 <= len(lines) <= 4 and
+                  any("Pack 2 (address 2) not answering" in x for x in lines), "\n".join(lines))
+            check("a silent pack: STATUS names it with its time and rounds",
+                  status and re.search(r"@2 silent \d+ s/\d+ rounds", status[-1]),
+                  "\n".join(status))
+            mark = len(dm.log())
+            srv.cmd("plug 2")
+            i = dm.wait_log(r"Pack 2 \(address 2\) online again after [\d.]+ s silent "
+                            r"\(\d+ rounds missed\)", 10, mark)
+            check("a silent pack back: said once, with how long it was away", i is not None,
+                  "\n".join(dm.log()[mark:]))
+        finally:
+            dm.stop()
+            srv.stop()
+
+        # -- listening on a bus a DIP-0 JK master drives -----------------------------------
+        srv, dm, out = scenario(d, [0, 1, 2], [1, 2], method="listen",
+                                setup=["cells 0 3300", "cells 1 3310", "cells 2 3320",
+                                       "master on"])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, a), 15) is not None
+                     for n, a in ((1, 0), (2, 1), (3, 2)))
+            check("listen: the master (address 0) and packs 1, 2 are all heard", ok,
+                  "\n".join(dm.log()))
+            # each pack's cells x 16, averaged: attributed right, the bank is their mean
+            mean = (3300 + 3310 + 3320) * 16 // 3
+            check("listen: 0x356 carries the three packs' mean (%d mV)" % mean,
+                  wait_356(out, mean, 15), voltages_356(out)[-5:])
+            rx = int(re.search(r"rx (\d+)", srv.cmd("stats")).group(1))
+            check("listen: the daemon never put a byte on the bus (%d)" % rx, rx == 0)
+            srv.cmd("unplug 2")
+            mark = len(dm.log())
+            i = dm.wait_log(r"Pack 3 \(address 2\) not heard on the bus", 25, mark)
+            check("listen: a pack the master no longer gets an answer from is reported",
+                  i is not None, "\n".join(dm.log()[mark:]))
+        finally:
+            dm.stop()
+            srv.stop()
 
         # -- one pack, both read methods ---------------------------------------------
         for method in ("trigger", "registers"):
