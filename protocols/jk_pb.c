@@ -46,13 +46,17 @@
  *   176 u32 cycles                     184 u8 SOH %, 185 u8 precharge
  *   192 u8 charge MOS on, 193 u8 discharge MOS on
  *   208 u8 temperature sensors present (bit 0 MOSFET, 1 T1, 2 T2, 4 T3,
- *       5 T4; jkbms_pb.py uses it so and the v19 frame has 0xFF with four
- *       plausible sensors, although the JK document names it "absent")
- *   250 s16 T3, 252 s16 T4 0.1 degC (jkbms_pb.py frame 256 / 258)
+ *       5 T4; V1.1 "1: normal, 0: absent" per bit, jkbms_pb.py likewise;
+ *       the real frames all have 0xFF)
+ *   250 s16 T3, 252 s16 T4 0.1 degC (jkbms_pb.py frame 256 / 258; V1.1
+ *       TempBat 4 / 5: its TempBat 3 at 248 mirrors the MOSFET in real
+ *       frames)
  *
  * Settings (0x1000 / frame type 0x01), 32-bit fields:
  *     4 cell UVP mV, 8 UVPR, 12 OVP, 16 OVPR, 32 RCV (request charge
- *     voltage per cell), 36 RFV, 44 continuous charge current mA (CurBatCOC),
+ *     voltage per cell; V1.1 only, V1.0 has nothing at 32-39 and reads 0:
+ *     no charge voltage from the pack), 36 RFV (V1.1 only), 44 continuous
+ *     charge current mA (CurBatCOC),
  *    56 continuous discharge current mA (CurBatDcOC), 108 cell count,
  *   112 charge switch, 116 discharge switch, 124 nominal capacity mAh.
  *
@@ -62,6 +66,9 @@
  * CurBatCOC (0 while the charge switch is off), DCL = CurBatDcOC (0 while
  * the discharge switch is off).
  *
+ * DevAddr (V1.1 0x1108, settings 264) is the DIP address (3 in the LA1010
+ * capture of "bat3"); not decoded, the bus says who answers.
+ *
  * Text dump for `bmsbridgectl decode` (jk_pb_decode_dump()), one item a
  * line, '#' starts a comment:
  *
@@ -70,9 +77,10 @@
  *                                16-bit register values in hex (big
  *                                endian words as on the wire); JK byte
  *                                addressing: the next word is at 0x1202
- *     55 AA EB 90 02 17 35 0D ...  bytes of a trigger answer, hex, spaces
- *                                optional, a frame may span lines; several
- *                                frames may follow each other
+ *     55 AA EB 90 02 17 35 0D ...  bytes as they were on the bus, hex,
+ *                                spaces optional, an item may span lines:
+ *                                trigger polls, frames, write echoes, 0x00
+ *                                padding (jk_pb_bus_next(), jk_pb_listen())
  *
  * Register lines fill an image of the 0x1000 settings and the 0x1200 data
  * domain; an image is decoded when its whole decoded range is covered.
@@ -87,35 +95,45 @@
 #include "jk_pb.h"
 #include "macro.h"
 
-/* data domain offsets (status) */
-#define JK_D_CELLS 0
-#define JK_D_CELL_MASK 64
-#define JK_D_MOSFET_TEMP 138
-#define JK_D_VOLTAGE 144
-#define JK_D_CURRENT 152
-#define JK_D_T1 156
-#define JK_D_T2 158
-#define JK_D_ALARMS 160
-#define JK_D_SOC 167
-#define JK_D_REMAINING 168
-#define JK_D_FULL 172
-#define JK_D_CYCLES 176
-#define JK_D_SOH 184
-#define JK_D_CHARGE_ON 192
-#define JK_D_DISCHARGE_ON 193
-#define JK_D_TEMP_PRESENT 208
-#define JK_D_T3 250
-#define JK_D_T4 252
+/*
+ * Data domain offsets (status): JK Modbus V1.1 and V1.0, the 0x1200 map;
+ * the register is 0x1200 + the offset (JK addresses bytes), the frame
+ * byte the offset + 6. Same offsets in both versions.
+ */
+#define JK_D_CELLS 0		/* 0x1200 CellVol0..31, u16 mV each */
+#define JK_D_CELL_MASK 64	/* 0x1240 CellSta, u32 bit per cell present */
+#define JK_D_MOSFET_TEMP 138	/* 0x128A TempMos, s16 0.1 degC */
+#define JK_D_VOLTAGE 144	/* 0x1290 BatVol, u32 mV */
+#define JK_D_CURRENT 152	/* 0x1298 BatCurrent, s32 mA */
+#define JK_D_T1 156		/* 0x129C TempBat1, s16 0.1 degC */
+#define JK_D_T2 158		/* 0x129E TempBat2, s16 0.1 degC */
+#define JK_D_ALARMS 160		/* 0x12A0 alarm bits, u32 (jk_alarm_map) */
+#define JK_D_SOC 167		/* 0x12A7 SOCStateOfcharge, u8 % (0x12A6 is BalanSta) */
+#define JK_D_REMAINING 168	/* 0x12A8 SOCCapRemain, s32 mAh */
+#define JK_D_FULL 172		/* 0x12AC SOCFullChargeCap, u32 mAh */
+#define JK_D_CYCLES 176		/* 0x12B0 SOCCycleCount, u32 */
+#define JK_D_SOH 184		/* 0x12B8 SOCSOH, u8 % (0x12B9 Precharge) */
+#define JK_D_CHARGE_ON 192	/* 0x12C0 Charge, u8 1 on */
+#define JK_D_DISCHARGE_ON 193	/* 0x12C1 Discharge, u8 1 on */
+#define JK_D_TEMP_PRESENT 208	/* 0x12D0 sensor presence bits, u8 */
+/*
+ * V1.1 names 0x12F8/0x12FA/0x12FC TempBat 3/4/5 with presence bits 3/4/5;
+ * in all three real frames (v19, bsc_fw#118, LA1010) 0x12F8 holds the
+ * MOSFET temperature (128, 215, 203 = TempMos), so it is not read as a
+ * cell sensor; jkbms_pb.py calls the other two T3 and T4, as we do.
+ */
+#define JK_D_T3 250		/* V1.1 0x12FA "TempBat 4", presence bit 4, s16 0.1 degC */
+#define JK_D_T4 252		/* V1.1 0x12FC "TempBat 5", presence bit 5, s16 0.1 degC */
 
-/* settings offsets */
-#define JK_S_CELL_UVPR 8
-#define JK_S_CELL_RCV 32
-#define JK_S_CHARGE_OC 44
-#define JK_S_DISCHARGE_OC 56
-#define JK_S_CELL_COUNT 108
-#define JK_S_CHARGE_EN 112
-#define JK_S_DISCHARGE_EN 116
-#define JK_S_CAPACITY 124
+/* Settings offsets: JK Modbus V1.1 / V1.0, the 0x1000 map, u32 each. */
+#define JK_S_CELL_UVPR 8	/* 0x1008 VolCellUVPR, mV */
+#define JK_S_CELL_RCV 32	/* V1.1 only: 0x1020 VolCellRCV, mV (V1.0: absent, reads 0) */
+#define JK_S_CHARGE_OC 44	/* 0x102C CurBatCOC, mA */
+#define JK_S_DISCHARGE_OC 56	/* 0x1038 CurBatDcOC, mA */
+#define JK_S_CELL_COUNT 108	/* 0x106C CellCount */
+#define JK_S_CHARGE_EN 112	/* 0x1070 BatChargeEN, 1 on */
+#define JK_S_DISCHARGE_EN 116	/* 0x1074 BatDisChargeEN, 1 on */
+#define JK_S_CAPACITY 124	/* 0x107C CapBatCell, mAh */
 
 /* the frame header before the data domain */
 #define JK_FRAME_HDR 6
