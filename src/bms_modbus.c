@@ -44,8 +44,9 @@
  *   - an answer that comes inside its window while older requests of the
  *     same kind are unanswered is ambiguous: either those were lost (a
  *     pack that was away and is back) or they are still coming (a late
- *     link). We then send nothing for a probe time (a poll interval plus a
- *     response timeout, more than the spacing of two such requests): if
+ *     link). We then send nothing for a probe time (the spacing of the
+ *     next unanswered request after the one matched, two response
+ *     timeouts and a gap more: on a late link its answer comes then): if
  *     nothing more arrives, the older requests were lost and are
  *     forgotten; if their answers arrive, they are taken in order and the
  *     link is reported late. Limit: a link later than LATE_FIFO_MAX
@@ -179,7 +180,9 @@ struct bms_input {
 	uint64_t open_usec;	       /* the port was opened then */
 	uint64_t late_events;	       /* late answers and stray bytes, all told */
 	uint64_t late_at_probe;
+	uint64_t answer_stamp; /* the request time the last answer took */
 	unsigned probe_pack, probe_step;
+	bool no_master_said;   /* listening: "no poll heard" said once */
 
 	uint64_t poll_usec, timeout_usec, gap_usec;
 	unsigned n_packs;
@@ -485,11 +488,19 @@ static void exchange_done(struct bms_input *in, uint64_t now)
 		 * Older requests of this kind are unanswered: lost, or still
 		 * on their way. Listen before asking anything else.
 		 */
+		uint64_t next = f->usec[f->head];
+		uint64_t spacing = next > in->answer_stamp ? next - in->answer_stamp : 0;
+
+		/*
+		 * On a late link the next one's answer follows this one's as
+		 * far apart as the two requests were: wait that long, and two
+		 * response timeouts and a gap more for jitter.
+		 */
 		in->phase = PHASE_PROBE;
 		in->probe_pack = in->pack;
 		in->probe_step = in->step;
 		in->late_at_probe = in->late_events;
-		arm_timer(in, now + in->poll_usec + in->timeout_usec);
+		arm_timer(in, now + spacing + 2 * in->timeout_usec + in->gap_usec);
 		return;
 	}
 	advance(in, now, false);
@@ -592,6 +603,7 @@ static void poll_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64
 		return;
 	}
 	if (current) {
+		in->answer_stamp = stamp;
 		exchange_done(in, now);
 	}
 }
@@ -640,6 +652,7 @@ static void poll_read_answer(struct bms_input *in, const struct jk_pb_bus_item *
 			return;
 		}
 	}
+	in->answer_stamp = stamp;
 	exchange_done(in, now);
 }
 
@@ -694,6 +707,12 @@ static void listen_tick(struct bms_input *in, uint64_t now)
 
 	if (jk_pb_listen_flush(&in->lis, now, false, &h) > 0) {
 		listen_heard(in, &h, now);
+	}
+	if (in->lis.polls == 0 && !in->no_master_said && now - in->open_usec > LISTEN_SILENT_USEC) {
+		in->no_master_said = true;
+		log_warning("No poll heard on %s in %.0f s: is a JK pack set to DIP address 0 "
+			    "(the master) on this bus?",
+			    in->br->cfg.bms.port, (double)LISTEN_SILENT_USEC / USEC_PER_SEC);
 	}
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		struct modbus_pack *p = &in->packs[i];

@@ -217,11 +217,19 @@ def late_link(d):
     try:
         time.sleep(20)
         fresh = [f for f in frames_of(out, 0x351) if int.from_bytes(f[2:4], "little") > 0]
+        n_all = len(frames_of(out, 0x351))
+        # the link prompt again: the requests still in flight are answered or
+        # forgotten, and the pack's data is fresh again (not stuck behind them)
+        srv.cmd("delay 0")
+        mark = len(dm.log())
+        t0 = time.monotonic()
+        back = dm.wait_log(r"Safety: .*-> normal", 25, mark)
+        back_s = time.monotonic() - t0
         log = dm.log()
     finally:
         dm.stop()
         srv.stop()
-    return len(fresh), len(frames_of(out, 0x351)), log
+    return len(fresh), n_all, log, (back is not None, back_s)
 
 
 def main():
@@ -241,12 +249,15 @@ def main():
             return 1
 
         # -- a link that answers 5 s late ------------------------------------------------
-        n_fresh, n_all, log = late_link(d)
+        n_fresh, n_all, log, (back, back_s) = late_link(d)
         print("# late link: %d of %d 0x351 sets carried a charge current" % (n_fresh, n_all))
         check("a link 5 s late: no set built from 5 s old answers (%d sets)" % n_fresh,
               n_fresh == 0, "\n".join(log[-20:]))
         check("a link 5 s late: the late answers are seen and reported",
               any("late answer" in line.lower() for line in log), "\n".join(log[-20:]))
+        print("# late link prompt again: normal after %.1f s" % back_s)
+        check("a link prompt again: the pack's data is fresh again (%.1f s)" % back_s, back,
+              "\n".join(log[-20:]))
 
         # -- an older JK-PB (Modbus V1.0 map, RCV reads 0) -------------------------------
         srv, dm, out = scenario(d, [1], [1], setup=["v10 1"])
