@@ -6,8 +6,10 @@
  * pure decoders of protocols/jk_pb.c, shared with the daemon's poller
  * (src/bms_modbus.c), `bmsbridgectl decode`, the tests and the fuzzers.
  *
- * Two read methods, both Modbus RTU framed (address, function, ..., CRC-16
- * Modbus little endian):
+ * Three read methods, all Modbus RTU framed (address, function, ..., CRC-16
+ * Modbus little endian); the third, "listen", takes the trigger exchanges
+ * a DIP-0 JK master drives and never transmits (jk_pb_bus_next(),
+ * jk_pb_listen() below):
  *
  *   trigger    ADDR 10 16 20 00 01 02 00 00 CRC (a function-0x10 write of
  *              0x0000 to 0x1620; 0x161E settings, 0x161C device info). The

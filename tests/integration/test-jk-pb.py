@@ -16,6 +16,7 @@ to a candump file:
 
 Usage: test-jk-pb.py BUILD_DIR SERVER DATA_HEX   (prints TAP)
 """
+import json
 import os
 import queue
 import re
@@ -247,6 +248,25 @@ def main():
                   r.stdout + r.stderr)
             print("1..%d" % len(results))
             return 1
+
+        # -- bmsbridgectl decode: a real bus capture, through the daemon's parser ------------
+        # (LA1010 capture of a JKBMS Monitor polling "bat3", in
+        # mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py)
+        la = os.path.join(os.path.dirname(DATA), "jk-pb-rs485-la1010.hex")
+        r = subprocess.run([os.path.join(BUILD, "bmsbridgectl"), "decode", "jk-pb-modbus", la],
+                           capture_output=True, text=True, timeout=10)
+        try:
+            p = json.loads(r.stdout)["packs"][0]
+        except (ValueError, KeyError, IndexError):
+            p = None
+        check("bmsbridgectl decode: the LA1010 bus capture is pack address 3, 52.695 V, "
+              "SOC 55 %, CVL 55.2 V", p is not None and "address 3" in r.stderr and
+              p["electrical"]["voltage_mv"] == 52695 and p["capacity"]["soc_pct"] == 55 and
+              p["limits"]["charge_voltage_limit_mv"] == 55200, r.stdout + r.stderr)
+        r = subprocess.run([os.path.join(BUILD, "bmsbridgectl"), "--address", "1", "decode",
+                            "jk-pb-modbus", la], capture_output=True, text=True, timeout=10)
+        check("bmsbridgectl decode --address 1 of a capture of pack 3: exit 1",
+              r.returncode == 1, r.stdout + r.stderr)
 
         # -- a link that answers 5 s late ------------------------------------------------
         n_fresh, n_all, log, (back, back_s) = late_link(d)
