@@ -268,6 +268,31 @@ def main():
         check("bmsbridgectl decode --address 1 of a capture of pack 3: exit 1",
               r.returncode == 1, r.stdout + r.stderr)
 
+        # -- bmsbridgectl: a V1.0 pack's settings (RCV 0) never become CVL 0 V -------------
+        raw = bytearray(bytes.fromhex("".join(
+            line.split("#")[0] for line in open(DATA).read().splitlines())))
+        settings = raw[0:300]
+        settings[38:46] = bytes(8)  # V1.1 0x1020 VolCellRCV, 0x1024 VolCellRFV: absent in V1.0
+        settings[299] = sum(settings[:299]) & 0xFF
+        v10 = os.path.join(d, "jk-v10.hex")
+        with open(v10, "w") as f:
+            f.write(" ".join("%02X" % b for b in bytes(settings) + bytes(raw[600:900])) + "\n")
+        ctl = os.path.join(BUILD, "bmsbridgectl")
+        r = subprocess.run([ctl, "decode", "jk-pb-modbus", v10], capture_output=True, text=True,
+                           timeout=10)
+        try:
+            st = json.loads(r.stdout)
+        except ValueError:
+            st = None
+        check("bmsbridgectl decode, V1.0 settings: the pack sets no CVL (4294967295), the bank "
+              "has no limits", st is not None and
+              st["packs"][0]["limits"]["charge_voltage_limit_mv"] == 4294967295 and
+              st["bank"]["limits"] is None, r.stdout + r.stderr)
+        r2 = subprocess.run([ctl, "encode", "pylontech"], input=r.stdout, capture_output=True,
+                            text=True, timeout=10)
+        check("bmsbridgectl encode of it: nothing sent, no CVL at all (exit 1)",
+              r2.returncode == 1 and r2.stdout == "", r2.stdout + r2.stderr)
+
         # -- a link that answers 5 s late ------------------------------------------------
         n_fresh, n_all, log, (back, back_s) = late_link(d)
         print("# late link: %d of %d 0x351 sets carried a charge current" % (n_fresh, n_all))
