@@ -16,7 +16,15 @@
  *     tests/components/jk_bms_ble/frames_jk02_32s_v19.h, a JK-PB2A16S20P
  *     hw 19A sw 19.27 (tests/data/jk-pb-v19.hex), and a real RS485
  *     trigger exchange, request, frame and write echo, posted in
- *     shining-man/bsc_fw#118 (tests/data/jk-pb-rs485-bsc118.hex).
+ *     shining-man/bsc_fw#118 (tests/data/jk-pb-rs485-bsc118.hex), and a
+ *     logic-analyser capture of a pack at address 3 (poll, status and
+ *     settings frames, 0x00 padding, write echoes) in
+ *     mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py
+ *     (tests/data/jk-pb-rs485-la1010.hex);
+ *   - JK "BMS RS485 Modbus" V1.1 and V1.0 (syssi/esphome-jk-bms
+ *     docs/pb2a16s20p/): the register maps every field below cites;
+ *   - the bus master's behaviour: mr-manuel bms-docs/JKBMS-PB.md,
+ *     txubelaxu/esphome-jk-bms components/jk_rs485_sniffer/.
  *
  * Which method real PB firmware answers: BOTH exist in the field.
  * jkbms_pb.py reads PB packs (fw 15.x-19.x, up to 4+ packs on one bus)

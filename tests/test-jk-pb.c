@@ -5,7 +5,10 @@
  * tests/components/jk_bms_ble/frames_jk02_32s_v19.h, kept in
  * tests/data/jk-pb-v19.hex with the values its publisher decoded; a real
  * RS485 trigger exchange (shining-man/bsc_fw#118, tests/data/
- * jk-pb-rs485-bsc118.hex); the read request CRC against a real ESPHome log
+ * jk-pb-rs485-bsc118.hex); a real bus capture, poll, frames, 0x00 padding
+ * and write echoes of a JKBMS Monitor polling pack 3 (LA1010, in
+ * mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py,
+ * tests/data/jk-pb-rs485-la1010.hex); the read request CRC against a real ESPHome log
  * (syssi/esphome-jk-bms#390); edge
  * cases derived from the real frame by changing single fields (and the
  * checksum), each saying which field.
