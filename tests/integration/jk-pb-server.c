@@ -32,6 +32,8 @@
  *   v10 ADDR                 the pack's settings as JK Modbus V1.0 has them:
  *                            no VolCellRCV / VolCellRFV (0x1020 / 0x1024 read 0)
  *   master on [GAP TIMEOUT]  play a JK pack at DIP address 0, the bus master
+ *   collide ADDR             master on: the next status answer of ADDR carries
+ *                            the write echo of ADDR + 1 (two talkers at once)
  *   master off               (bms-docs/JKBMS-PB.md): every cycle it polls
  *                            1-15 with 0x1620, a pack that answers also with
  *                            0x161E (its answer ~38 ms, GAP ms after it,
@@ -89,6 +91,7 @@ static size_t outq_head, outq_len;
 static bool master_on;
 static unsigned master_gap_ms = 180, master_timeout_ms = 220;
 static uint64_t master_next_usec; /* the next cycle starts then */
+static int collide_addr = -1;	  /* its next status answer has another's echo */
 static uint8_t base_frames[3][JK_PB_FRAME_LEN];
 static int master = -1, slave = -1;
 static const char *link_path;
@@ -327,6 +330,13 @@ static void master_cycle(uint64_t t0)
 				continue;
 			}
 			n = trigger_answer(p, (uint8_t)a, regs[k], buf);
+			if ((int)a == collide_addr && regs[k] == JK_PB_TRIGGER_STATUS) {
+				/* the echo of another pack: ADDR + 1, CRC made right */
+				collide_addr = -1;
+				buf[JK_PB_FRAME_LEN + 1] = (uint8_t)(a + 1);
+				put_le16(buf + JK_PB_FRAME_LEN + 7,
+					 jk_pb_crc16(buf + JK_PB_FRAME_LEN + 1, 6));
+			}
 			enqueue(t + 3000, buf, n); /* ~38 ms to the end of the echo */
 			if (regs[k] == JK_PB_TRIGGER_STATUS) {
 				spike_answered(p);
@@ -515,6 +525,8 @@ static bool command(char *line)
 		}
 		master_on = true;
 		master_next_usec = now_usec();
+	} else if (sscanf(line, "collide %u", &a) == 1 && a > 0 && a + 1 < MAX_ADDR) {
+		collide_addr = (int)a;
 	} else if (strncmp(line, "master off", 10) == 0) {
 		master_on = false;
 	} else if (strncmp(line, "vanish", 6) == 0) {

@@ -359,6 +359,12 @@ def main():
                   wait_356(out, mean, 15), voltages_356(out)[-5:])
             rx = int(re.search(r"rx (\d+)", srv.cmd("stats")).group(1))
             check("listen: the daemon never put a byte on the bus (%d)" % rx, rx == 0)
+            mark = len(dm.log())
+            srv.cmd("collide 1")
+            i = dm.wait_log(r"A frame for address 1 came with the write echo of address 2 "
+                            r"\(a collision", 10, mark)
+            check("listen: a frame whose echo names another pack than the poll is dropped",
+                  i is not None, "\n".join(dm.log()[mark:]))
             srv.cmd("unplug 2")
             mark = len(dm.log())
             i = dm.wait_log(r"Pack 3 \(address 2\) not heard on the bus", 25, mark)
