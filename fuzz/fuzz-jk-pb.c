@@ -2,10 +2,15 @@
 /*
  * libFuzzer target: every JK-PB decoder on outside bytes. The first input
  * byte picks the entry point (block kinds, the trigger-answer finder, the
- * 0x03 response check, the text dump), the rest is the input. Invariants:
- * no crash; a rejected input leaves the state byte for byte as it was;
- * an accepted status never claims more cells or sensors than it may.
+ * 0x03 response check, the text dump, the bus stream parser with the
+ * listener as the listen-only input runs them, the dump of one address of
+ * a bus), the rest is the input. Invariants: no crash; a rejected input
+ * leaves the state byte for byte as it was; an accepted status never
+ * claims more cells or sensors than it may; the stream parser always
+ * moves on and every item it reports lies inside the input.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +19,71 @@
 #include "protocols/jk_pb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/*
+ * The bytes as a bus: cut into items in chunks (the byte values pick the
+ * chunk sizes and times), paired by the listener, attributed, decoded.
+ * A frame heard that fails to decode must write nothing. Return: 0.
+ */
+static int fuzz_bus(const uint8_t *b, size_t n, struct battery_state *bs)
+{
+	static struct jk_pb_listener l;
+	static struct battery_state snap;
+	struct jk_pb_heard h;
+	uint64_t now = 1;
+	size_t off = 0, avail = 0;
+	int r = 0;
+
+	jk_pb_listener_init(&l, 200000);
+	while (off < n) {
+		struct jk_pb_bus_item it;
+		bool final;
+		int k;
+
+		/* bytes arrive in chunks, as reads of a tty return them */
+		if (avail <= off) {
+			avail = off + 1 + b[off] % 64;
+			avail = avail > n ? n : avail;
+		}
+		final = avail == n;
+		k = jk_pb_bus_next(b + off, avail - off, final, &it);
+		if (k == -EAGAIN) {
+			if (final) {
+				__builtin_trap(); /* the end must always resolve */
+			}
+			avail = avail + 64 > n ? n : avail + 64;
+			now += 20000;
+			continue;
+		}
+		if (k < 1 || (size_t)k > avail - off) {
+			__builtin_trap();
+		}
+		if ((it.kind == JK_PB_BUS_FRAME || it.kind == JK_PB_BUS_READ_ANSWER) &&
+		    (it.data < b + off || it.data + it.len > b + off + (size_t)k)) {
+			__builtin_trap();
+		}
+		off += (size_t)k;
+		if (jk_pb_listen(&l, &it, now, &h) > 0 ||
+		    (b[off - 1] == 0x7F && jk_pb_listen_flush(&l, now, false, &h) > 0)) {
+			uint8_t addr;
+			uint64_t t;
+
+			if (jk_pb_heard_attribute(&h, 0, &addr, &t) == 0) {
+				snap = *bs;
+				if (jk_pb_decode_block(JK_PB_BLOCK_FRAME, h.frame, JK_PB_FRAME_LEN,
+						       addr % BATTERY_PACKS_MAX, t, bs) < 0 &&
+				    memcmp(&snap, bs, sizeof(snap)) != 0) {
+					__builtin_trap();
+				}
+			}
+		}
+		now += 1000;
+	}
+	if (jk_pb_listen_flush(&l, now, true, &h) > 0 && h.frame[0] != 0x55) {
+		__builtin_trap(); /* only frames are ever held */
+	}
+	return r;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	battery_state_init(&bs, 2);
 	before = bs;
-	switch (data[0] % 6) {
+	switch (data[0] % 8) {
 	case 0:
 	case 1:
 	case 2:
@@ -44,6 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		r = r == 0 ? jk_pb_decode_block(JK_PB_BLOCK_FRAME, p, JK_PB_FRAME_LEN, 0, 1000, &bs)
 			   : r;
+		break;
+	case 6:
+		r = fuzz_bus(data + 1, size - 1, &bs);
+		break;
+	case 7:
+		r = jk_pb_decode_dump_addr((const char *)data + 2, size - 2, (int)(data[1] % 17) - 1,
+					   data[1] % BATTERY_PACKS_MAX, 1000, &bs, NULL);
 		break;
 	default:
 		r = jk_pb_check_read_response(data[1], data + 1, size - 1, &p, &n);

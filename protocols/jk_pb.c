@@ -16,7 +16,15 @@
  *     tests/components/jk_bms_ble/frames_jk02_32s_v19.h, a JK-PB2A16S20P
  *     hw 19A sw 19.27 (tests/data/jk-pb-v19.hex), and a real RS485
  *     trigger exchange, request, frame and write echo, posted in
- *     shining-man/bsc_fw#118 (tests/data/jk-pb-rs485-bsc118.hex).
+ *     shining-man/bsc_fw#118 (tests/data/jk-pb-rs485-bsc118.hex), and a
+ *     logic-analyser capture of a pack at address 3 (poll, status and
+ *     settings frames, 0x00 padding, write echoes) in
+ *     mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py
+ *     (tests/data/jk-pb-rs485-la1010.hex);
+ *   - JK "BMS RS485 Modbus" V1.1 and V1.0 (syssi/esphome-jk-bms
+ *     docs/pb2a16s20p/): the register maps every field below cites;
+ *   - the bus master's behaviour: mr-manuel bms-docs/JKBMS-PB.md,
+ *     txubelaxu/esphome-jk-bms components/jk_rs485_sniffer/.
  *
  * Which method real PB firmware answers: BOTH exist in the field.
  * jkbms_pb.py reads PB packs (fw 15.x-19.x, up to 4+ packs on one bus)
@@ -46,13 +54,17 @@
  *   176 u32 cycles                     184 u8 SOH %, 185 u8 precharge
  *   192 u8 charge MOS on, 193 u8 discharge MOS on
  *   208 u8 temperature sensors present (bit 0 MOSFET, 1 T1, 2 T2, 4 T3,
- *       5 T4; jkbms_pb.py uses it so and the v19 frame has 0xFF with four
- *       plausible sensors, although the JK document names it "absent")
- *   250 s16 T3, 252 s16 T4 0.1 degC (jkbms_pb.py frame 256 / 258)
+ *       5 T4; V1.1 "1: normal, 0: absent" per bit, jkbms_pb.py likewise;
+ *       the real frames all have 0xFF)
+ *   250 s16 T3, 252 s16 T4 0.1 degC (jkbms_pb.py frame 256 / 258; V1.1
+ *       TempBat 4 / 5: its TempBat 3 at 248 mirrors the MOSFET in real
+ *       frames)
  *
  * Settings (0x1000 / frame type 0x01), 32-bit fields:
  *     4 cell UVP mV, 8 UVPR, 12 OVP, 16 OVPR, 32 RCV (request charge
- *     voltage per cell), 36 RFV, 44 continuous charge current mA (CurBatCOC),
+ *     voltage per cell; V1.1 only, V1.0 has nothing at 32-39 and reads 0:
+ *     no charge voltage from the pack), 36 RFV (V1.1 only), 44 continuous
+ *     charge current mA (CurBatCOC),
  *    56 continuous discharge current mA (CurBatDcOC), 108 cell count,
  *   112 charge switch, 116 discharge switch, 124 nominal capacity mAh.
  *
@@ -62,6 +74,9 @@
  * CurBatCOC (0 while the charge switch is off), DCL = CurBatDcOC (0 while
  * the discharge switch is off).
  *
+ * DevAddr (V1.1 0x1108, settings 264) is the DIP address (3 in the LA1010
+ * capture of "bat3"); not decoded, the bus says who answers.
+ *
  * Text dump for `bmsbridgectl decode` (jk_pb_decode_dump()), one item a
  * line, '#' starts a comment:
  *
@@ -70,9 +85,10 @@
  *                                16-bit register values in hex (big
  *                                endian words as on the wire); JK byte
  *                                addressing: the next word is at 0x1202
- *     55 AA EB 90 02 17 35 0D ...  bytes of a trigger answer, hex, spaces
- *                                optional, a frame may span lines; several
- *                                frames may follow each other
+ *     55 AA EB 90 02 17 35 0D ...  bytes as they were on the bus, hex,
+ *                                spaces optional, an item may span lines:
+ *                                trigger polls, frames, write echoes, 0x00
+ *                                padding (jk_pb_bus_next(), jk_pb_listen())
  *
  * Register lines fill an image of the 0x1000 settings and the 0x1200 data
  * domain; an image is decoded when its whole decoded range is covered.
@@ -87,70 +103,112 @@
 #include "jk_pb.h"
 #include "macro.h"
 
-/* data domain offsets (status) */
-#define JK_D_CELLS 0
-#define JK_D_CELL_MASK 64
-#define JK_D_MOSFET_TEMP 138
-#define JK_D_VOLTAGE 144
-#define JK_D_CURRENT 152
-#define JK_D_T1 156
-#define JK_D_T2 158
-#define JK_D_ALARMS 160
-#define JK_D_SOC 167
-#define JK_D_REMAINING 168
-#define JK_D_FULL 172
-#define JK_D_CYCLES 176
-#define JK_D_SOH 184
-#define JK_D_CHARGE_ON 192
-#define JK_D_DISCHARGE_ON 193
-#define JK_D_TEMP_PRESENT 208
-#define JK_D_T3 250
-#define JK_D_T4 252
+/*
+ * Data domain offsets (status): JK Modbus V1.1 and V1.0, the 0x1200 map;
+ * the register is 0x1200 + the offset (JK addresses bytes), the frame
+ * byte the offset + 6. Same offsets in both versions.
+ */
+#define JK_D_CELLS 0		/* 0x1200 CellVol0..31, u16 mV each */
+#define JK_D_CELL_MASK 64	/* 0x1240 CellSta, u32 bit per cell present */
+#define JK_D_MOSFET_TEMP 138	/* 0x128A TempMos, s16 0.1 degC */
+#define JK_D_VOLTAGE 144	/* 0x1290 BatVol, u32 mV */
+#define JK_D_CURRENT 152	/* 0x1298 BatCurrent, s32 mA */
+#define JK_D_T1 156		/* 0x129C TempBat1, s16 0.1 degC */
+#define JK_D_T2 158		/* 0x129E TempBat2, s16 0.1 degC */
+#define JK_D_ALARMS 160		/* 0x12A0 alarm bits, u32 (jk_alarm_map) */
+#define JK_D_SOC 167		/* 0x12A7 SOCStateOfcharge, u8 % (0x12A6 is BalanSta) */
+#define JK_D_REMAINING 168	/* 0x12A8 SOCCapRemain, s32 mAh */
+#define JK_D_FULL 172		/* 0x12AC SOCFullChargeCap, u32 mAh */
+#define JK_D_CYCLES 176		/* 0x12B0 SOCCycleCount, u32 */
+#define JK_D_SOH 184		/* 0x12B8 SOCSOH, u8 % (0x12B9 Precharge) */
+#define JK_D_CHARGE_ON 192	/* 0x12C0 Charge, u8 1 on */
+#define JK_D_DISCHARGE_ON 193	/* 0x12C1 Discharge, u8 1 on */
+#define JK_D_TEMP_PRESENT 208	/* 0x12D0 sensor presence bits, u8 */
+/*
+ * V1.1 names 0x12F8/0x12FA/0x12FC TempBat 3/4/5 with presence bits 3/4/5;
+ * in all three real frames (v19, bsc_fw#118, LA1010) 0x12F8 holds the
+ * MOSFET temperature (128, 215, 203 = TempMos), so it is not read as a
+ * cell sensor; jkbms_pb.py calls the other two T3 and T4, as we do.
+ */
+#define JK_D_T3 250		/* V1.1 0x12FA "TempBat 4", presence bit 4, s16 0.1 degC */
+#define JK_D_T4 252		/* V1.1 0x12FC "TempBat 5", presence bit 5, s16 0.1 degC */
 
-/* settings offsets */
-#define JK_S_CELL_UVPR 8
-#define JK_S_CELL_RCV 32
-#define JK_S_CHARGE_OC 44
-#define JK_S_DISCHARGE_OC 56
-#define JK_S_CELL_COUNT 108
-#define JK_S_CHARGE_EN 112
-#define JK_S_DISCHARGE_EN 116
-#define JK_S_CAPACITY 124
+/* Settings offsets: JK Modbus V1.1 / V1.0, the 0x1000 map, u32 each. */
+#define JK_S_CELL_UVPR 8	/* 0x1008 VolCellUVPR, mV */
+#define JK_S_CELL_RCV 32	/* V1.1 only: 0x1020 VolCellRCV, mV (V1.0: absent, reads 0) */
+#define JK_S_CHARGE_OC 44	/* 0x102C CurBatCOC, mA */
+#define JK_S_DISCHARGE_OC 56	/* 0x1038 CurBatDcOC, mA */
+#define JK_S_CELL_COUNT 108	/* 0x106C CellCount */
+#define JK_S_CHARGE_EN 112	/* 0x1070 BatChargeEN, 1 on */
+#define JK_S_DISCHARGE_EN 116	/* 0x1074 BatDisChargeEN, 1 on */
+#define JK_S_CAPACITY 124	/* 0x107C CapBatCell, mAh */
 
 /* the frame header before the data domain */
 #define JK_FRAME_HDR 6
 #define JK_FRAME_TYPE 4
 
 /*
- * JK alarm bits (u32 at data 160), names from jkbms_pb.py
- * to_protection_bits() and the syssi Modbus example's alarm list (same
- * order): the protection each one means in enum battery_alarm.
+ * JK alarm bits: u32 at data offset 160 (register 0x12A0), JK "BMS RS485
+ * Modbus" V1.1 and V1.0, 0x1200 map, field "AlarmWireRes ... " BIT0-BIT23;
+ * names as in jkbms_pb.py to_protection_bits() and the syssi Modbus
+ * example. What each one means for the inverter, in enum battery_alarm:
+ * a protection the BMS has tripped goes to the ALARMS (jk_alarm_map), a
+ * threshold the user set in the app that only warns goes to the WARNINGS
+ * (jk_warning_map). Bits 18 (GPS heartbeat lost) and 19 ("modify the
+ * password in time") say nothing about the cells: not reported.
  */
 static const uint32_t jk_alarm_map[32] = {
-	[1] = BATTERY_ALARM_MOSFET_OVERTEMP,	   /* MOS OTP */
-	[2] = BATTERY_ALARM_BMS_INTERNAL,	   /* cell quantity != setting */
-	[3] = BATTERY_ALARM_BMS_INTERNAL,	   /* current sensor error */
-	[4] = BATTERY_ALARM_CELL_OVERVOLTAGE,	   /* cell OVP */
-	[5] = BATTERY_ALARM_PACK_OVERVOLTAGE,	   /* battery OVP */
-	[6] = BATTERY_ALARM_CHARGE_OVERCURRENT,	   /* charge OCP */
-	[7] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* charge SCP */
-	[8] = BATTERY_ALARM_CHARGE_OVERTEMP,	   /* charge OTP */
-	[9] = BATTERY_ALARM_CHARGE_UNDERTEMP,	   /* charge UTP */
-	[10] = BATTERY_ALARM_BMS_INTERNAL,	   /* CPU aux communication */
-	[11] = BATTERY_ALARM_CELL_UNDERVOLTAGE,	   /* cell UVP */
-	[12] = BATTERY_ALARM_PACK_UNDERVOLTAGE,	   /* battery UVP */
-	[13] = BATTERY_ALARM_DISCHARGE_OVERCURRENT, /* discharge OCP */
-	[14] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* discharge SCP */
-	[15] = BATTERY_ALARM_DISCHARGE_OVERTEMP,   /* discharge OTP */
-	[16] = BATTERY_ALARM_BMS_INTERNAL,	   /* charge MOS fault */
-	[17] = BATTERY_ALARM_BMS_INTERNAL,	   /* discharge MOS fault */
-	/* 18 GPS disconnected, 19 "modify password in time": not the pack's state */
-	[20] = BATTERY_ALARM_BMS_INTERNAL, /* discharge on failed */
-	/* battery over temperature: neither charging nor discharging is safe */
+	[1] = BATTERY_ALARM_MOSFET_OVERTEMP,	   /* V1.1/V1.0 BIT1 AlarmMosOTP */
+	[2] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT2 AlarmCellQuantity (!= setting) */
+	[3] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT3 AlarmCurSensorErr */
+	[4] = BATTERY_ALARM_CELL_OVERVOLTAGE,	   /* BIT4 AlarmCellOVP */
+	[5] = BATTERY_ALARM_PACK_OVERVOLTAGE,	   /* BIT5 AlarmBatOVP */
+	[6] = BATTERY_ALARM_CHARGE_OVERCURRENT,	   /* BIT6 AlarmChOCP */
+	[7] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* BIT7 AlarmChSCP */
+	[8] = BATTERY_ALARM_CHARGE_OVERTEMP,	   /* BIT8 AlarmChOTP */
+	[9] = BATTERY_ALARM_CHARGE_UNDERTEMP,	   /* BIT9 AlarmChUTP */
+	[10] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT10 AlarmCPUAuxCommuErr */
+	[11] = BATTERY_ALARM_CELL_UNDERVOLTAGE,	   /* BIT11 AlarmCellUVP */
+	[12] = BATTERY_ALARM_PACK_UNDERVOLTAGE,	   /* BIT12 AlarmBatUVP */
+	[13] = BATTERY_ALARM_DISCHARGE_OVERCURRENT, /* BIT13 AlarmDchOCP */
+	[14] = BATTERY_ALARM_SHORT_CIRCUIT,	   /* BIT14 AlarmDchSCP */
+	[15] = BATTERY_ALARM_DISCHARGE_OVERTEMP,   /* BIT15 AlarmDchOTP */
+	[16] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT16 AlarmChargeMOS */
+	[17] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT17 AlarmDischargeMOS */
+	[20] = BATTERY_ALARM_BMS_INTERNAL,	   /* BIT20 Discharge On Failed */
+	/*
+	 * V1.1 only (after BIT21): "Temperature sensor anomaly". A pack
+	 * that cannot measure its cells' temperature cannot protect them
+	 * from heat or cold: an internal fault, an alarm (the safety layer's
+	 * temperature rules may be reading a dead sensor).
+	 */
+	[22] = BATTERY_ALARM_BMS_INTERNAL,
+	/*
+	 * V1.1 only: "PLCModule anomaly", the parallel current-limiting
+	 * module (the 0x1200 map's PCLModuleSta at 268, the setting
+	 * DisablePCLModule): packs in parallel are no longer current
+	 * limited against each other: an internal fault, an alarm.
+	 */
+	[23] = BATTERY_ALARM_BMS_INTERNAL,
+};
+
+static const uint32_t jk_warning_map[32] = {
+	/* V1.1/V1.0 BIT0 AlarmWireRes: a balance wire's resistance is high,
+	 * "1 warning only" (jkbms_pb.py); the BMS keeps working */
+	[0] = BATTERY_ALARM_BMS_INTERNAL,
+	/*
+	 * V1.1/V1.0 BIT21 "Battery Over Temp Alarm" (电池超温报警: an alarm
+	 * 报警, where every protection above is a 保护): the battery
+	 * temperature passed the alarm threshold the user sets in the app
+	 * (TMPBatOTA; mr-manuel's JKBMS-PB.md puts it at settings byte 278,
+	 * a row the V1.1 table prints without a name). The BMS has NOT switched
+	 * anything off; the inverter is warned of heat on both sides. The
+	 * safety layer's own temperature tables derate from the measured
+	 * temperatures regardless. Until this commit it was taken as
+	 * charge AND discharge over-temperature protection (an alarm).
+	 */
 	[21] = BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP,
 };
-/* bit 0 "wire resistance": "1 warning only" (jkbms_pb.py) */
-#define JK_ALARM_WIRE_RESISTANCE 0x00000001u
 
 /* Field reader: little endian in frames, big endian in register reads. */
 struct jk_view {
@@ -405,13 +463,13 @@ static void decode_status(const struct jk_view *v, uint64_t now, struct battery_
 	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now);
 
 	/* STATUS: alarms, the wire-resistance warning, MOSFET switch states */
-	p->alarms = 0;
+	p->alarms = p->warnings = 0;
 	for (unsigned b = 0; b < 32; b++) {
 		if (raw_alarms & (UINT32_C(1) << b)) {
 			p->alarms |= jk_alarm_map[b];
+			p->warnings |= jk_warning_map[b];
 		}
 	}
-	p->warnings = (raw_alarms & JK_ALARM_WIRE_RESISTANCE) ? BATTERY_ALARM_BMS_INTERNAL : 0;
 	p->requests = 0;
 	if (v->d[JK_D_CHARGE_ON]) {
 		p->requests |= BATTERY_REQUEST_CHARGE_ENABLE; /* u8 charge MOS on */
@@ -435,20 +493,34 @@ static int check_settings(const struct jk_view *v)
 
 static void decode_settings(const struct jk_view *v, uint64_t now, struct battery_pack *p)
 {
-	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT); /* u32, checked 1-32 */
-	uint64_t cvl = (uint64_t)jk_u32(v, JK_S_CELL_RCV) * cells;   /* u32 mV per cell */
-	uint64_t dvl = (uint64_t)jk_u32(v, JK_S_CELL_UVPR) * cells;  /* u32 mV per cell */
-	int32_t ccl = (int32_t)jk_u32(v, JK_S_CHARGE_OC);	      /* s32 mA */
-	int32_t dcl = (int32_t)jk_u32(v, JK_S_DISCHARGE_OC);	      /* s32 mA */
+	uint32_t cells = jk_u32(v, JK_S_CELL_COUNT);	     /* V1.1/V1.0 0x106C CellCount */
+	uint32_t rcv = jk_u32(v, JK_S_CELL_RCV);	     /* V1.1 0x1020 VolCellRCV, mV */
+	uint64_t dvl = (uint64_t)jk_u32(v, JK_S_CELL_UVPR) * cells; /* 0x1008 VolCellUVPR */
+	int32_t ccl = (int32_t)jk_u32(v, JK_S_CHARGE_OC);	     /* 0x102C CurBatCOC, mA */
+	int32_t dcl = (int32_t)jk_u32(v, JK_S_DISCHARGE_OC);	     /* 0x1038 CurBatDcOC, mA */
 
-	p->charge_voltage_limit_mv = (uint32_t)(cvl > UINT32_MAX ? UINT32_MAX : cvl);
+	/*
+	 * RCV exists in V1.1 only: the V1.0 map goes from VolSOC0% (0x101C)
+	 * straight to VolSysPwrOff (0x1028), so an older PB reads 0 there.
+	 * 0 is "this pack sets no charge voltage", never "charge to 0 V": the
+	 * pack's CVL is then JK_PB_CVL_NONE, which the safety layer's minimum
+	 * over cell_count x cell_max_mv and max_charge_voltage_mv replaces.
+	 */
+	if (rcv == 0) {
+		p->charge_voltage_limit_mv = JK_PB_CVL_NONE;
+	} else {
+		uint64_t cvl = (uint64_t)rcv * cells;
+
+		p->charge_voltage_limit_mv = (uint32_t)(cvl >= JK_PB_CVL_NONE ? JK_PB_CVL_NONE - 1
+									 : cvl);
+	}
 	p->discharge_voltage_limit_mv = (uint32_t)(dvl > UINT32_MAX ? UINT32_MAX : dvl);
-	/* a switched-off direction allows nothing */
+	/* a switched-off direction allows nothing: 0x1070 BatChargeEN, 0x1074 BatDisChargeEN */
 	p->charge_current_limit_ma = jk_u32(v, JK_S_CHARGE_EN) && ccl > 0 ? (uint32_t)ccl : 0;
 	p->discharge_current_limit_ma =
 		jk_u32(v, JK_S_DISCHARGE_EN) && dcl > 0 ? (uint32_t)dcl : 0;
 	battery_pack_mark(p, BATTERY_GROUP_LIMITS, now);
-	/* the nominal capacity, where no status has said the real one yet */
+	/* the nominal capacity (0x107C CapBatCell, mAh), where no status has said the real one */
 	if (p->full_mah == 0) {
 		p->full_mah = jk_u32(v, JK_S_CAPACITY); /* u32 mAh */
 	}
@@ -639,16 +711,42 @@ static bool image_covers(const struct jk_image *img, size_t n)
 	return true;
 }
 
-int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_usec,
-		      struct battery_state *bs)
+/* one heard frame of the dump, if it is of the address asked for */
+static int dump_frame(const struct jk_pb_heard *h, int addr, int *seen, uint64_t now_usec,
+		      struct battery_pack *p)
+{
+	uint8_t from = 0;
+	uint64_t t;
+
+	/* a frame nobody asked for and no echo names: a DIP-0 master's own */
+	if (jk_pb_heard_attribute(h, 0, &from, &t) < 0) {
+		return -EBADMSG; /* the poll and the echo disagree */
+	}
+	if (addr >= 0 && from != addr) {
+		return 0;
+	}
+	if (addr < 0 && *seen >= 0 && *seen != from) {
+		return -EBADMSG; /* several packs: the caller must say which */
+	}
+	*seen = from;
+	if (decode_frame_into(h->frame, JK_PB_FRAME_LEN, now_usec, p) < 0) {
+		return -EBADMSG;
+	}
+	return 1;
+}
+
+int jk_pb_decode_dump_addr(const char *text, size_t len, int addr, unsigned pack,
+			   uint64_t now_usec, struct battery_state *bs, int *ret_addr)
 {
 	struct jk_image data = { 0 }, settings = { 0 };
 	uint8_t bytes[JK_DUMP_BYTES_MAX];
 	size_t n_bytes = 0, pos = 0;
+	struct jk_pb_listener l;
+	struct jk_pb_heard h;
 	struct battery_pack p;
-	int blocks = 0;
+	int blocks = 0, seen = -1, r;
 
-	if (!text || pack >= BATTERY_PACKS_MAX) {
+	if (!text || pack >= BATTERY_PACKS_MAX || addr > 255) {
 		return -EBADMSG;
 	}
 	while (pos < len) {
@@ -656,7 +754,6 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 		const char *end = memchr(line, '\n', len - pos);
 		size_t n = end ? (size_t)(end - line) : len - pos;
 		size_t k;
-		int r;
 
 		pos += n + (end ? 1 : 0);
 		/* strip a comment and the blanks around what is left */
@@ -701,26 +798,289 @@ int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_
 		}
 		blocks++;
 	}
+	/*
+	 * The bytes as they were on the bus: polls, frames, write echoes,
+	 * 0x00 padding, in any order a capture shows them; every frame is
+	 * attributed as the listen-only input attributes it. Anything that
+	 * is none of these (a cut or corrupted frame) is an error here: a
+	 * dump is read to be checked.
+	 */
+	jk_pb_listener_init(&l, UINT64_MAX);
 	for (size_t i = 0; i < n_bytes;) {
-		if (n_bytes - i < JK_PB_FRAME_LEN || !frame_header_ok(&bytes[i])) {
-			return -EBADMSG; /* bytes that are no whole frame */
-		}
-		if (decode_frame_into(&bytes[i], JK_PB_FRAME_LEN, now_usec, &p) < 0) {
+		struct jk_pb_bus_item it;
+		int k = jk_pb_bus_next(&bytes[i], n_bytes - i, true, &it);
+
+		if (it.kind == JK_PB_BUS_NOISE && bytes[i] != 0x00) {
 			return -EBADMSG;
 		}
-		blocks++;
-		i += JK_PB_FRAME_LEN;
-		/* a write echo between frames is allowed and skipped */
-		if (n_bytes - i >= JK_PB_FRAME_ACK_LEN && bytes[i] != 0x55 &&
-		    bytes[i + 1] == 0x10 && jk_pb_crc16(&bytes[i], 6) == get_le16(&bytes[i + 6])) {
-			i += JK_PB_FRAME_ACK_LEN;
+		if (jk_pb_listen(&l, &it, 0, &h) > 0) {
+			r = dump_frame(&h, addr, &seen, now_usec, &p);
+			if (r < 0) {
+				return r;
+			}
+			blocks += r;
 		}
+		i += (size_t)k;
+	}
+	if (jk_pb_listen_flush(&l, 0, true, &h) > 0) {
+		r = dump_frame(&h, addr, &seen, now_usec, &p);
+		if (r < 0) {
+			return r;
+		}
+		blocks += r;
 	}
 	if (blocks == 0) {
 		return -EBADMSG;
 	}
 	bs->packs[pack] = p;
+	if (ret_addr) {
+		*ret_addr = seen;
+	}
 	return blocks;
+}
+
+int jk_pb_decode_dump(const char *text, size_t len, unsigned pack, uint64_t now_usec,
+		      struct battery_state *bs)
+{
+	return jk_pb_decode_dump_addr(text, len, -1, pack, now_usec, bs, NULL);
+}
+
+/* ---- the bus as a byte stream ------------------------------------------------ */
+
+/*
+ * What travels on a JK-PB RS485 bus (JK Modbus V1.0/V1.1 "功能码" 03H and
+ * 10H framing; mr-manuel bms-docs/JKBMS-PB.md for the trigger exchange):
+ *
+ *   ADDR 10 REG QTY N DATA CRC   a write; the trigger polls are QTY 1, N 2,
+ *                                DATA 0000 to 0x1620 / 0x161E / 0x161C
+ *   55 AA EB 90 ... sum8         the 300-byte answer frame (no address)
+ *   [00] ADDR 10 REG QTY CRC [00]  the write echo, 0x00 padding around it
+ *   ADDR 03 REG COUNT CRC        a read; ADDR 03 N DATA CRC its answer
+ *   ADDR 83|90 CODE CRC          an exception (V1.0 "三、错误反馈")
+ *
+ * CRC-16/Modbus low byte first (V1.0 "CRC校验"). Each form is tried only
+ * once its CRC holds, so noise costs one byte and never a frame.
+ */
+static bool crc_at(const uint8_t *buf, size_t n)
+{
+	return jk_pb_crc16(buf, n) == get_le16(&buf[n]);
+}
+
+int jk_pb_bus_next(const uint8_t *buf, size_t len, bool final, struct jk_pb_bus_item *ret)
+{
+	static const uint8_t hdr[4] = { 0x55, 0xAA, 0xEB, 0x90 };
+	int more = final ? 1 : -EAGAIN; /* "incomplete": noise at the end */
+
+	if (len == 0) {
+		return -EAGAIN;
+	}
+	*ret = (struct jk_pb_bus_item){ .kind = JK_PB_BUS_NOISE, .addr = buf[0] };
+	if (buf[0] == hdr[0]) {
+		size_t k = len < 4 ? len : 4;
+
+		if (memcmp(buf, hdr, k) == 0) {
+			if (len < JK_PB_FRAME_LEN) {
+				return more;
+			}
+			if (frame_checksum_ok(buf)) {
+				ret->kind = JK_PB_BUS_FRAME;
+				ret->data = buf;
+				ret->len = JK_PB_FRAME_LEN;
+				return JK_PB_FRAME_LEN;
+			}
+			return 1;
+		}
+	}
+	if (len < 2) {
+		return more;
+	}
+	switch (buf[1]) {
+	case 0x10:
+		/* the echo first: it is a prefix of the request it answers */
+		if (len < 8) {
+			return more;
+		}
+		ret->reg = get_be16(&buf[2]);
+		ret->count = get_be16(&buf[4]);
+		if (crc_at(buf, 6)) {
+			ret->kind = JK_PB_BUS_ACK;
+			return 8;
+		}
+		if (len < 7 || buf[6] == 0 || buf[6] != 2 * ret->count) {
+			return 1;
+		}
+		if (len < 9u + buf[6]) {
+			return more;
+		}
+		if (!crc_at(buf, 7u + buf[6])) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_WRITE;
+		ret->data = &buf[7];
+		ret->len = buf[6];
+		ret->value = get_be16(&buf[7]);
+		return 9 + buf[6];
+	case 0x03:
+		if (len < 8) {
+			return more;
+		}
+		if (crc_at(buf, 6)) {
+			ret->kind = JK_PB_BUS_READ;
+			ret->reg = get_be16(&buf[2]);
+			ret->count = get_be16(&buf[4]);
+			return 8;
+		}
+		if (buf[2] == 0 || (buf[2] & 1)) {
+			return 1;
+		}
+		if (len < 5u + buf[2]) {
+			return more;
+		}
+		if (!crc_at(buf, 3u + buf[2])) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_READ_ANSWER;
+		ret->data = &buf[3];
+		ret->len = buf[2];
+		return 5 + buf[2];
+	case 0x83:
+	case 0x90:
+		if (len < 5) {
+			return more;
+		}
+		if (!crc_at(buf, 3)) {
+			return 1;
+		}
+		ret->kind = JK_PB_BUS_EXCEPTION;
+		return 5;
+	default:
+		return 1;
+	}
+}
+
+bool jk_pb_bus_is_trigger(const struct jk_pb_bus_item *it)
+{
+	return it->kind == JK_PB_BUS_WRITE && it->count == 1 && it->value == 0 &&
+	       trigger_frame_type(it->reg) != 0;
+}
+
+void jk_pb_listener_init(struct jk_pb_listener *l, uint64_t window_usec)
+{
+	*l = (struct jk_pb_listener){ .window_usec = window_usec };
+}
+
+/* hand the held frame out */
+static int listen_release(struct jk_pb_listener *l, int ack_addr, struct jk_pb_heard *ret)
+{
+	memcpy(l->out, l->held_frame, JK_PB_FRAME_LEN);
+	*ret = (struct jk_pb_heard){
+		.frame = l->out,
+		.ack_addr = ack_addr,
+		.polled = l->held_polled,
+		.poll_addr = l->held_poll_addr,
+		.poll_usec = l->held_poll_usec,
+		.frame_usec = l->held_usec,
+	};
+	l->held = false;
+	return 1;
+}
+
+int jk_pb_listen(struct jk_pb_listener *l, const struct jk_pb_bus_item *it, uint64_t now_usec,
+		 struct jk_pb_heard *ret)
+{
+	int r = 0;
+
+	switch (it->kind) {
+	case JK_PB_BUS_NOISE:
+		/* 0x00 padding sits between a frame and its echo: keep holding */
+		l->noise_bytes++;
+		return 0;
+	case JK_PB_BUS_ACK:
+		l->acks++;
+		if (l->held && trigger_frame_type(it->reg) == l->held_frame[JK_FRAME_TYPE]) {
+			return listen_release(l, it->addr, ret);
+		}
+		l->orphan_acks++;
+		return 0;
+	case JK_PB_BUS_FRAME:
+		if (l->held) {
+			r = listen_release(l, -1, ret); /* no echo came for it */
+		}
+		l->frames++;
+		memcpy(l->held_frame, it->data, JK_PB_FRAME_LEN);
+		l->held = true;
+		l->held_usec = now_usec;
+		/* the answer to the last poll if it is the frame type asked, in time */
+		l->held_polled = l->poll &&
+				 trigger_frame_type(l->poll_reg) == it->data[JK_FRAME_TYPE] &&
+				 now_usec - l->poll_usec <= l->window_usec;
+		l->held_poll_addr = l->poll_addr;
+		l->held_poll_usec = l->poll_usec;
+		if (l->poll && !l->held_polled) {
+			l->unanswered++;
+		}
+		l->poll = false;
+		return r;
+	case JK_PB_BUS_WRITE:
+	case JK_PB_BUS_READ:
+	case JK_PB_BUS_READ_ANSWER:
+	case JK_PB_BUS_EXCEPTION:
+		/* a new request: whatever was held has had its chance of an echo */
+		if (l->held) {
+			r = listen_release(l, -1, ret);
+		}
+		if (l->poll) {
+			l->unanswered++;
+		}
+		l->poll = jk_pb_bus_is_trigger(it);
+		if (l->poll) {
+			l->polls++;
+			l->poll_addr = it->addr;
+			l->poll_reg = it->reg;
+			l->poll_usec = now_usec;
+		}
+		return r;
+	}
+	return 0;
+}
+
+int jk_pb_listen_flush(struct jk_pb_listener *l, uint64_t now_usec, bool force,
+		       struct jk_pb_heard *ret)
+{
+	if (l->poll && (force || now_usec - l->poll_usec > l->window_usec)) {
+		l->poll = false;
+		l->unanswered++;
+	}
+	if (l->held && (force || now_usec - l->held_usec > l->window_usec)) {
+		return listen_release(l, -1, ret);
+	}
+	return 0;
+}
+
+int jk_pb_heard_attribute(const struct jk_pb_heard *h, int unasked_addr, uint8_t *ret_addr,
+			  uint64_t *ret_usec)
+{
+	if (h->polled) {
+		/* the echo, when it came, must name the pack that was asked */
+		if (h->ack_addr >= 0 && h->ack_addr != h->poll_addr) {
+			return -EBADMSG;
+		}
+		*ret_addr = h->poll_addr;
+		*ret_usec = h->poll_usec;
+		return 0;
+	}
+	if (h->ack_addr >= 0) {
+		/* an answer to a poll we did not hear: the echo names its pack */
+		*ret_addr = (uint8_t)h->ack_addr;
+		*ret_usec = h->frame_usec;
+		return 0;
+	}
+	if (unasked_addr < 0) {
+		return -EBADMSG;
+	}
+	*ret_addr = (uint8_t)unasked_addr;
+	*ret_usec = h->frame_usec;
+	return 0;
 }
 
 const struct bms_driver jk_pb_modbus_bms_driver = {

@@ -41,6 +41,7 @@ static const char *arg_state;
 static long arg_sim = -1;
 static unsigned arg_seed = 1;
 static unsigned arg_address = 1;
+static bool arg_address_set;
 static const char *arg_block = "auto";
 
 static int usage_error(const char *fmt, const char *what)
@@ -65,7 +66,8 @@ static void help(void)
 	       "  --sim SECONDS           encode: the sim pack after SECONDS simulated seconds\n"
 	       "  --seed N                the sim's seed (default 1)\n"
 	       "  --ifname NAME           interface written in candump lines (default can0)\n"
-	       "  --address N             pylontech-rs485: pack address answered as (default 1)\n"
+	       "  --address N             pylontech-rs485: pack address answered as (default 1);\n"
+	       "                          jk-pb-modbus: decode the frames of this DIP address\n"
 	       "  --block KIND            jk-pb-modbus: frame, data or settings (default: auto)\n"
 	       "  -h, --help, -V, --version\n"
 	       "\n"
@@ -222,6 +224,10 @@ static int cmd_encode(const char *name, const char *file)
 	static struct battery_state bs;
 	int n, r;
 
+	if (arg_address == 0) {
+		return usage_error("%s", "--address 0 is a JK DIP-0 master, for decode only");
+	}
+
 	if (!p) {
 		return usage_error("unknown protocol '%s' (bmsbridgectl list)", name);
 	}
@@ -365,15 +371,32 @@ static ssize_t parse_hex(const char *text, uint8_t *out, size_t cap, unsigned *r
 	return (ssize_t)n;
 }
 
-/* JK-PB: 300-byte 55 AA EB 90 frames, or a 0x1200 / 0x1000 register image */
+/* whether the bytes start the way a capture of the bus does (a frame, a poll, an echo) */
+static bool looks_like_bus(const uint8_t *buf, size_t n)
+{
+	struct jk_pb_bus_item it;
+
+	return n > 0 && jk_pb_bus_next(buf, n, true, &it) > 0 && it.kind != JK_PB_BUS_NOISE;
+}
+
+/*
+ * JK-PB. Two inputs, both read by the daemon's own parser
+ * (jk_pb_decode_dump_addr(), the same stream parser and listener as the
+ * listen-only input):
+ *   - what was on the bus, hex: trigger polls, 55 AA EB 90 frames, write
+ *     echoes, 0x00 padding (a logic analyser or sniffer capture);
+ *   - the documented register dump, "1200: 0D35 0D31 ..." lines.
+ * --block data / settings: a bare 0x1200 / 0x1000 register image in hex
+ * (auto picks data for hex that is neither).
+ */
 static int decode_jk(const struct bms_driver *d, const char *text)
 {
 	static uint8_t buf[16 * JK_PB_FRAME_LEN];
 	static struct battery_state bs;
 	unsigned line = 0;
-	ssize_t n = parse_hex(text, buf, sizeof(buf), &line);
-	bool frames = n >= 4 && buf[0] == 0x55 && buf[1] == 0xAA && buf[2] == 0xEB && buf[3] == 0x90;
-	int r = 0;
+	bool registers = strchr(text, ':') != NULL;
+	ssize_t n = registers ? 0 : parse_hex(text, buf, sizeof(buf), &line);
+	int r = 0, addr = -1;
 
 	if (n < 0) {
 		fprintf(stderr, "bmsbridgectl: line %u: not hex bytes (or more than %zu)\n", line,
@@ -381,19 +404,25 @@ static int decode_jk(const struct bms_driver *d, const char *text)
 		return 1;
 	}
 	battery_state_init(&bs, 1);
-	if (streq(arg_block, "frame") || (streq(arg_block, "auto") && frames)) {
-		if (n == 0 || n % JK_PB_FRAME_LEN) {
-			fprintf(stderr, "bmsbridgectl: %zd bytes: not a whole number of %d-byte "
-					"55 AA EB 90 frames\n",
-				n, JK_PB_FRAME_LEN);
+	if (streq(arg_block, "frame") ||
+	    (streq(arg_block, "auto") && (registers || looks_like_bus(buf, (size_t)n)))) {
+		int want = arg_address_set ? (int)arg_address : -1;
+
+		r = jk_pb_decode_dump_addr(text, strlen(text), want, 0, 1, &bs, &addr);
+		if (r < 0) {
+			fprintf(stderr, "bmsbridgectl: %s\n",
+				want >= 0 ? "no complete, valid frame of that address (--address), "
+					    "or a broken frame, poll or register line"
+					  : "not a valid JK-PB dump: a broken frame, poll or register "
+					    "line, an incomplete register block, or frames of "
+					    "several packs (choose one with --address)");
 			return 1;
 		}
-		for (ssize_t o = 0; o < n && r == 0; o += JK_PB_FRAME_LEN) {
-			r = d->decode_block(JK_PB_BLOCK_FRAME, buf + o, JK_PB_FRAME_LEN, 0, 1, &bs);
-			if (r < 0) {
-				fprintf(stderr, "bmsbridgectl: frame %zd (byte %zd): %s\n",
-					o / JK_PB_FRAME_LEN + 1, o, strerror(-r));
-			}
+		if (addr >= 0) {
+			fprintf(stderr, "bmsbridgectl: %d block%s of the pack at address %d%s\n", r,
+				r == 1 ? "" : "s", addr, addr == 0 ? " (no poll or echo names a pack: a DIP-0 master's own frames, "
+						 "or frames captured alone)"
+					      : "");
 		}
 	} else if (streq(arg_block, "data") || streq(arg_block, "auto")) {
 		r = d->decode_block(JK_PB_BLOCK_DATA_REGS, buf, (size_t)n, 0, 1, &bs);
@@ -414,6 +443,15 @@ static int decode_jk(const struct bms_driver *d, const char *text)
 		return 1;
 	}
 	bs.bank = bs.packs[0];
+	/*
+	 * RCV 0 (a V1.0 pack) is "no charge voltage from this pack"
+	 * (JK_PB_CVL_NONE, printed for the pack as it is): the bank has no
+	 * limits then, so `encode` refuses this state instead of sending a
+	 * CVL nobody set. The daemon's safety layer puts its caps there.
+	 */
+	if (bs.bank.charge_voltage_limit_mv == JK_PB_CVL_NONE) {
+		bs.bank.updated_usec[BATTERY_GROUP_LIMITS] = BATTERY_NEVER;
+	}
 	bs.packs_online = 1;
 	return print_state(&bs);
 }
@@ -495,9 +533,11 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			arg_address = (unsigned)strtoul(optarg, &end, 10);
-			if (*end || arg_address < 1 || arg_address > 15) {
-				return usage_error("--address wants 1-15, not '%s'", optarg);
+			/* 0: a JK DIP-0 master's own frames (decode only) */
+			if (*end || !*optarg || arg_address > 15) {
+				return usage_error("--address wants 0-15, not '%s'", optarg);
 			}
+			arg_address_set = true;
 			break;
 		case 'b':
 			arg_block = optarg;

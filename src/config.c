@@ -47,7 +47,7 @@
 #include "safety.h"
 
 /* jk_pb.h is not included: the read methods are named here in its order */
-static const char *const read_method_names[] = { "registers", "trigger", NULL };
+static const char *const read_method_names[] = { "registers", "trigger", "listen", NULL };
 /* index = syslog level */
 static const char *const log_level_names[] = { "emerg",	 "alert", "crit", "error",
 					       "warning", "notice", "info", "debug", NULL };

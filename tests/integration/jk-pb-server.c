@@ -27,7 +27,21 @@
  *                            answers, then its old value again
  *   garbage N                put N bytes of noise on the line now
  *   vanish | return          the tty disappears / comes back (new pty)
- *   stats                    "stats ADDR:requests:answers ..."
+ *   delay MS                 every answer leaves MS ms after its request
+ *                            (a buffering serial-over-TCP link), in order
+ *   v10 ADDR                 the pack's settings as JK Modbus V1.0 has them:
+ *                            no VolCellRCV / VolCellRFV (0x1020 / 0x1024 read 0)
+ *   master on [GAP TIMEOUT]  play a JK pack at DIP address 0, the bus master
+ *   collide ADDR             master on: the next status answer of ADDR carries
+ *                            the write echo of ADDR + 1 (two talkers at once)
+ *   master off               (bms-docs/JKBMS-PB.md): every cycle it polls
+ *                            1-15 with 0x1620, a pack that answers also with
+ *                            0x161E (its answer ~38 ms, GAP ms after it,
+ *                            default 180; an absent address TIMEOUT ms,
+ *                            default 220), then broadcasts its own status
+ *                            and settings unasked (the frames of "pack 0")
+ *   stats                    "stats ADDR:requests:answers ... rx BYTES", BYTES
+ *                            what the daemon put on the line
  *   quit
  * Usage: jk-pb-server LINK DATA_HEX    (prints "ready PTY" first)
  */
@@ -40,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "byteorder.h"
@@ -59,6 +74,24 @@ struct sim_pack {
 };
 
 static struct sim_pack packs[MAX_ADDR];
+static unsigned long rx_bytes; /* from the daemon, all told */
+static unsigned delay_ms;      /* answers wait this long */
+
+/* bytes to put on the line at a time: delayed answers, the master's cycle */
+#define OUT_MAX 512
+struct out_item {
+	uint64_t due_usec;
+	size_t len;
+	uint8_t bytes[JK_PB_FRAME_LEN + 16];
+};
+static struct out_item outq[OUT_MAX];
+static size_t outq_head, outq_len;
+
+/* the DIP-0 master being played */
+static bool master_on;
+static unsigned master_gap_ms = 180, master_timeout_ms = 220;
+static uint64_t master_next_usec; /* the next cycle starts then */
+static int collide_addr = -1;	  /* its next status answer has another's echo */
 static uint8_t base_frames[3][JK_PB_FRAME_LEN];
 static int master = -1, slave = -1;
 static const char *link_path;
@@ -219,6 +252,109 @@ static void send_bytes(const uint8_t *b, size_t n)
 	}
 }
 
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* queue @n bytes for @due; the queue is kept in time order */
+static void enqueue(uint64_t due, const uint8_t *b, size_t n)
+{
+	size_t i, at;
+
+	if (outq_len == OUT_MAX || n > sizeof(outq[0].bytes)) {
+		return;
+	}
+	/* insert sorted (the queue is short) */
+	at = outq_len;
+	while (at > 0 && outq[(outq_head + at - 1) % OUT_MAX].due_usec > due) {
+		at--;
+	}
+	for (i = outq_len; i > at; i--) {
+		outq[(outq_head + i) % OUT_MAX] = outq[(outq_head + i - 1) % OUT_MAX];
+	}
+	outq[(outq_head + at) % OUT_MAX].due_usec = due;
+	outq[(outq_head + at) % OUT_MAX].len = n;
+	memcpy(outq[(outq_head + at) % OUT_MAX].bytes, b, n);
+	outq_len++;
+}
+
+/* what a pack at @addr puts on the line for the trigger @reg: frame, 00, echo, 00 */
+static size_t trigger_answer(struct sim_pack *p, uint8_t addr, uint16_t reg, uint8_t *out)
+{
+	const uint8_t *fr = reg == JK_PB_TRIGGER_SETTINGS ? p->frames[0]
+			    : reg == JK_PB_TRIGGER_ABOUT  ? p->frames[1]
+			    : reg == JK_PB_TRIGGER_STATUS ? p->frames[2]
+							  : NULL;
+	size_t n = 0;
+
+	if (!fr) {
+		return 0;
+	}
+	memcpy(out, fr, JK_PB_FRAME_LEN);
+	n = JK_PB_FRAME_LEN;
+	out[n++] = 0x00; /* padding (bms-docs/JKBMS-PB.md) */
+	out[n++] = addr;
+	out[n++] = 0x10;
+	put_be16(out + n, reg);
+	put_be16(out + n + 2, 1);
+	put_le16(out + n + 4, jk_pb_crc16(out + n - 2, 6));
+	n += 6;
+	out[n++] = 0x00;
+	return n;
+}
+
+/*
+ * One cycle of a DIP-0 master from @t0: 1-15 polled, the packs there read
+ * twice, its own frames at the end. Everything is queued at once.
+ */
+static void master_cycle(uint64_t t0)
+{
+	uint8_t buf[JK_PB_FRAME_LEN + 16];
+	uint64_t t = t0;
+
+	for (unsigned a = 1; a < MAX_ADDR; a++) {
+		static const uint16_t regs[2] = { JK_PB_TRIGGER_STATUS, JK_PB_TRIGGER_SETTINGS };
+		struct sim_pack *p = &packs[a];
+		bool answers = p->present && !p->unplugged;
+
+		for (unsigned k = 0; k < (answers ? 2u : 1u); k++) {
+			size_t n = jk_pb_build_trigger((uint8_t)a, regs[k], buf);
+
+			enqueue(t, buf, n);
+			if (!answers) {
+				t += master_timeout_ms * 1000u;
+				continue;
+			}
+			n = trigger_answer(p, (uint8_t)a, regs[k], buf);
+			if ((int)a == collide_addr && regs[k] == JK_PB_TRIGGER_STATUS) {
+				/* the echo of another pack: ADDR + 1, CRC made right */
+				collide_addr = -1;
+				buf[JK_PB_FRAME_LEN + 1] = (uint8_t)(a + 1);
+				put_le16(buf + JK_PB_FRAME_LEN + 7,
+					 jk_pb_crc16(buf + JK_PB_FRAME_LEN + 1, 6));
+			}
+			enqueue(t + 3000, buf, n); /* ~38 ms to the end of the echo */
+			if (regs[k] == JK_PB_TRIGGER_STATUS) {
+				spike_answered(p);
+			}
+			p->answers++;
+			t += 38000 + master_gap_ms * 1000u;
+		}
+	}
+	/* its own status and settings, no request before them, no echo */
+	if (packs[0].present) {
+		enqueue(t, packs[0].frames[2], JK_PB_FRAME_LEN);
+		t += 40000;
+		enqueue(t, packs[0].frames[0], JK_PB_FRAME_LEN);
+		t += 400000;
+	}
+	master_next_usec = t;
+}
+
 /* Answer one request (CRC already checked). */
 static void answer(const uint8_t *req, size_t len)
 {
@@ -227,6 +363,7 @@ static void answer(const uint8_t *req, size_t len)
 	size_t n = 0;
 	uint8_t addr = req[0];
 
+	/* address 0 is the master: it polls, it never answers */
 	if (addr == 0 || addr >= MAX_ADDR || !packs[addr].present) {
 		return;
 	}
@@ -237,23 +374,14 @@ static void answer(const uint8_t *req, size_t len)
 	}
 	if (req[1] == 0x10 && len == 11) {
 		uint16_t reg = get_be16(req + 2);
-		const uint8_t *fr = reg == JK_PB_TRIGGER_SETTINGS ? p->frames[0]
-				    : reg == JK_PB_TRIGGER_ABOUT  ? p->frames[1]
-				    : reg == JK_PB_TRIGGER_STATUS ? p->frames[2]
-								  : NULL;
 
-		if (!fr) {
+		n = trigger_answer(p, addr, reg, out);
+		if (n == 0) {
 			return;
 		}
-		memcpy(out, fr, JK_PB_FRAME_LEN);
-		n = JK_PB_FRAME_LEN;
-		if (fr == p->frames[2]) {
+		if (reg == JK_PB_TRIGGER_STATUS) {
 			spike_answered(p);
 		}
-		/* the write echo: ADDR 10 REG 00 01 CRC */
-		memcpy(out + n, req, 6);
-		put_le16(out + n + 6, jk_pb_crc16(out + n, 6));
-		n += 8;
 		if (p->corrupt > 0) {
 			p->corrupt--;
 			out[100] ^= 0x5A; /* the frame's checksum no longer holds */
@@ -296,6 +424,10 @@ static void answer(const uint8_t *req, size_t len)
 		return;
 	}
 	p->answers++;
+	if (delay_ms > 0) {
+		enqueue(now_usec() + delay_ms * 1000u, out, n);
+		return;
+	}
 	send_bytes(out, n);
 }
 
@@ -328,7 +460,7 @@ static bool command(char *line)
 	unsigned a = 0, v = 0, c = 0;
 	int n;
 
-	if (sscanf(line, "pack %u %u", &a, &v) >= 1 && a > 0 && a < MAX_ADDR) {
+	if (sscanf(line, "pack %u %u", &a, &v) >= 1 && a < MAX_ADDR) {
 		struct sim_pack *p = &packs[a];
 
 		memset(p, 0, sizeof(*p));
@@ -375,6 +507,28 @@ static bool command(char *line)
 			g[i] = (uint8_t)(x >> 16);
 		}
 		send_bytes(g, (size_t)(n < (int)sizeof(g) ? n : (int)sizeof(g)));
+	} else if (sscanf(line, "delay %u", &v) == 1) {
+		delay_ms = v;
+	} else if (sscanf(line, "v10 %u", &a) == 1 && a < MAX_ADDR && packs[a].present) {
+		struct sim_pack *p = &packs[a];
+
+		put_le32(p->frames[0] + 6 + 32, 0); /* V1.1 0x1020 VolCellRCV */
+		put_le32(p->frames[0] + 6 + 36, 0); /* V1.1 0x1024 VolCellRFV */
+		fix_sum(p->frames[0]);
+		build_images(p);
+	} else if (strncmp(line, "master on", 9) == 0) {
+		unsigned g = 0, t = 0;
+
+		if (sscanf(line, "master on %u %u", &g, &t) == 2) {
+			master_gap_ms = g;
+			master_timeout_ms = t;
+		}
+		master_on = true;
+		master_next_usec = now_usec();
+	} else if (sscanf(line, "collide %u", &a) == 1 && a > 0 && a + 1 < MAX_ADDR) {
+		collide_addr = (int)a;
+	} else if (strncmp(line, "master off", 10) == 0) {
+		master_on = false;
 	} else if (strncmp(line, "vanish", 6) == 0) {
 		close_pty();
 	} else if (strncmp(line, "return", 6) == 0) {
@@ -388,7 +542,7 @@ static bool command(char *line)
 				printf(" %u:%u:%u", i, packs[i].requests, packs[i].answers);
 			}
 		}
-		printf("\n");
+		printf(" rx %lu\n", rx_bytes);
 	} else if (strncmp(line, "quit", 4) == 0) {
 		close_pty();
 		exit(0);
@@ -424,11 +578,30 @@ int main(int argc, char **argv)
 			{ .fd = master, .events = POLLIN },
 		};
 
-		if (poll(fds, master >= 0 ? 2 : 1, -1) < 0) {
+		uint64_t now = now_usec(), due = UINT64_MAX;
+		int timeout_ms;
+
+		if (master_on && outq_len == 0 && now >= master_next_usec) {
+			master_cycle(now);
+		}
+		if (outq_len > 0) {
+			due = outq[outq_head].due_usec;
+		}
+		if (master_on && outq_len == 0) {
+			due = master_next_usec;
+		}
+		timeout_ms = due == UINT64_MAX ? -1 : due <= now ? 0 : (int)((due - now) / 1000 + 1);
+		if (poll(fds, master >= 0 ? 2 : 1, timeout_ms) < 0) {
 			if (errno == EINTR) {
 				continue;
 			}
 			return 1;
+		}
+		now = now_usec();
+		while (outq_len > 0 && outq[outq_head].due_usec <= now) {
+			send_bytes(outq[outq_head].bytes, outq[outq_head].len);
+			outq_head = (outq_head + 1) % OUT_MAX;
+			outq_len--;
 		}
 		if (fds[0].revents & (POLLIN | POLLHUP)) {
 			char c;
@@ -451,6 +624,7 @@ int main(int argc, char **argv)
 			ssize_t k = read(master, rx + rx_len, sizeof(rx) - rx_len);
 
 			if (k > 0) {
+				rx_bytes += (unsigned long)k;
 				rx_len += (size_t)k;
 				on_master(rx, &rx_len);
 				if (rx_len == sizeof(rx)) {

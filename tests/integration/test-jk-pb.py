@@ -16,6 +16,7 @@ to a candump file:
 
 Usage: test-jk-pb.py BUILD_DIR SERVER DATA_HEX   (prints TAP)
 """
+import json
 import os
 import queue
 import re
@@ -134,15 +135,29 @@ class Daemon:
         return self.p.returncode
 
 
-def write_conf(d, link, out, addresses, method="trigger"):
+def write_conf(d, link, out, addresses, method="trigger", extra=""):
     path = os.path.join(d, "jk.conf")
     with open(path, "w") as f:
         f.write('bms: { driver = "jk-pb-modbus"; port = "%s"; addresses = [%s];\n'
                 '       read_method = "%s"; poll_interval_ms = 1000;\n'
                 '       response_timeout_ms = 150; request_gap_ms = 50; };\n'
-                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
-                % (link, ", ".join(str(a) for a in addresses), method, out))
+                'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n%s'
+                % (link, ", ".join(str(a) for a in addresses), method, out, extra))
     return path
+
+
+def frames_of(path, can_id):
+    """The data bytes of every frame @can_id written to the candump file."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                m = re.match(r"\(\S+\) \S+ %03X#([0-9A-F]*)" % can_id, line.strip())
+                if m:
+                    out.append(bytes.fromhex(m.group(1)))
+    except FileNotFoundError:
+        pass
+    return out
 
 
 def voltages_356(path):
@@ -175,7 +190,7 @@ def wait_356(path, mv, timeout):
 PACK_MV = 54028
 
 
-def scenario(d, packs, addresses, method="trigger"):
+def scenario(d, packs, addresses, method="trigger", extra="", setup=()):
     """Start a server with @packs (addresses) and a daemon reading @addresses."""
     link = os.path.join(d, "ttyJK")
     out = os.path.join(d, "inverter.log")
@@ -184,14 +199,45 @@ def scenario(d, packs, addresses, method="trigger"):
     srv = Server(link)
     for a in packs:
         srv.cmd("pack %d" % a)
-    dm = Daemon(write_conf(d, link, out, addresses, method))
+    for c in setup:
+        srv.cmd(c)
+    dm = Daemon(write_conf(d, link, out, addresses, method, extra))
     return srv, dm, out
+
+
+def late_link(d):
+    """
+    issue 11, "Late Modbus answers taken as fresh": the link answers every
+    request 5 s late (serial-over-TCP, a buffering adapter), the stale
+    timeout is 2 s. Every answer is then 5 s old when it arrives: the
+    inverter must never get a set of limits (0x351 with a charge current)
+    built from it. Returns the number of such sets in 20 s.
+    """
+    srv, dm, out = scenario(d, [1], [1], extra='safety: { stale_timeout_ms = 2000; };\n',
+                            setup=["delay 5000"])
+    try:
+        time.sleep(20)
+        fresh = [f for f in frames_of(out, 0x351) if int.from_bytes(f[2:4], "little") > 0]
+        n_all = len(frames_of(out, 0x351))
+        # the link prompt again: the requests still in flight are answered or
+        # forgotten, and the pack's data is fresh again (not stuck behind them)
+        srv.cmd("delay 0")
+        mark = len(dm.log())
+        t0 = time.monotonic()
+        back = dm.wait_log(r"Safety: .*-> normal", 25, mark)
+        back_s = time.monotonic() - t0
+        log = dm.log()
+    finally:
+        dm.stop()
+        srv.stop()
+    return len(fresh), n_all, log, (back is not None, back_s)
 
 
 def main():
     if not os.access(DAEMON, os.X_OK) or not os.access(SERVER, os.X_OK):
-        print("1..0 # SKIP bmsbridged or jk-pb-server not built")
-        return 0
+        check("bmsbridged and jk-pb-server are built", False, "%s %s" % (DAEMON, SERVER))
+        print("1..%d" % len(results))
+        return 1
     with tempfile.TemporaryDirectory() as d:
         # Can this daemon load a configuration at all?
         probe = write_conf(d, "/dev/null", "-", [1])
@@ -202,6 +248,131 @@ def main():
                   r.stdout + r.stderr)
             print("1..%d" % len(results))
             return 1
+
+        # -- bmsbridgectl decode: a real bus capture, through the daemon's parser ------------
+        # (LA1010 capture of a JKBMS Monitor polling "bat3", in
+        # mr-manuel/venus-os_dbus-serialbattery tests/bms/test_jkbms_pb.py)
+        la = os.path.join(os.path.dirname(DATA), "jk-pb-rs485-la1010.hex")
+        r = subprocess.run([os.path.join(BUILD, "bmsbridgectl"), "decode", "jk-pb-modbus", la],
+                           capture_output=True, text=True, timeout=10)
+        try:
+            p = json.loads(r.stdout)["packs"][0]
+        except (ValueError, KeyError, IndexError):
+            p = None
+        check("bmsbridgectl decode: the LA1010 bus capture is pack address 3, 52.695 V, "
+              "SOC 55 %, CVL 55.2 V", p is not None and "address 3" in r.stderr and
+              p["electrical"]["voltage_mv"] == 52695 and p["capacity"]["soc_pct"] == 55 and
+              p["limits"]["charge_voltage_limit_mv"] == 55200, r.stdout + r.stderr)
+        r = subprocess.run([os.path.join(BUILD, "bmsbridgectl"), "--address", "1", "decode",
+                            "jk-pb-modbus", la], capture_output=True, text=True, timeout=10)
+        check("bmsbridgectl decode --address 1 of a capture of pack 3: exit 1",
+              r.returncode == 1, r.stdout + r.stderr)
+
+        # -- bmsbridgectl: a V1.0 pack's settings (RCV 0) never become CVL 0 V -------------
+        raw = bytearray(bytes.fromhex("".join(
+            line.split("#")[0] for line in open(DATA).read().splitlines())))
+        settings = raw[0:300]
+        settings[38:46] = bytes(8)  # V1.1 0x1020 VolCellRCV, 0x1024 VolCellRFV: absent in V1.0
+        settings[299] = sum(settings[:299]) & 0xFF
+        v10 = os.path.join(d, "jk-v10.hex")
+        with open(v10, "w") as f:
+            f.write(" ".join("%02X" % b for b in bytes(settings) + bytes(raw[600:900])) + "\n")
+        ctl = os.path.join(BUILD, "bmsbridgectl")
+        r = subprocess.run([ctl, "decode", "jk-pb-modbus", v10], capture_output=True, text=True,
+                           timeout=10)
+        try:
+            st = json.loads(r.stdout)
+        except ValueError:
+            st = None
+        check("bmsbridgectl decode, V1.0 settings: the pack sets no CVL (4294967295), the bank "
+              "has no limits", st is not None and
+              st["packs"][0]["limits"]["charge_voltage_limit_mv"] == 4294967295 and
+              st["bank"]["limits"] is None, r.stdout + r.stderr)
+        r2 = subprocess.run([ctl, "encode", "pylontech"], input=r.stdout, capture_output=True,
+                            text=True, timeout=10)
+        check("bmsbridgectl encode of it: nothing sent, no CVL at all (exit 1)",
+              r2.returncode == 1 and r2.stdout == "", r2.stdout + r2.stderr)
+
+        # -- a link that answers 5 s late ------------------------------------------------
+        n_fresh, n_all, log, (back, back_s) = late_link(d)
+        print("# late link: %d of %d 0x351 sets carried a charge current" % (n_fresh, n_all))
+        check("a link 5 s late: no set built from 5 s old answers (%d sets)" % n_fresh,
+              n_fresh == 0, "\n".join(log[-20:]))
+        check("a link 5 s late: the late answers are seen and reported",
+              any("late answer" in line.lower() for line in log), "\n".join(log[-20:]))
+        print("# late link prompt again: normal after %.1f s" % back_s)
+        check("a link prompt again: the pack's data is fresh again (%.1f s)" % back_s, back,
+              "\n".join(log[-20:]))
+
+        # -- an older JK-PB (Modbus V1.0 map, RCV reads 0) -------------------------------
+        srv, dm, out = scenario(d, [1], [1], setup=["v10 1"])
+        try:
+            ok = wait_356(out, PACK_MV, 10)
+            time.sleep(3)
+            cvl = [int.from_bytes(f[0:2], "little") for f in frames_of(out, 0x351)]
+        finally:
+            dm.stop()
+            srv.stop()
+        print("# V1.0 pack: 0x351 CVL (0.1 V) sent: %s" % sorted(set(cvl)))
+        check("V1.0 pack (RCV 0): read, and CVL is the 55.2 V cap, never 0 V (%d sets)"
+              % len(cvl), ok and cvl and all(v == 552 for v in cvl), cvl)
+
+        # -- a silent pack: said once (issue 11: ~70 lines a minute) -----------------------
+        srv, dm, out = scenario(d, [1, 2], [1, 2])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, n), 10) is not None
+                     for n in (1, 2))
+            srv.cmd("unplug 2")
+            mark = len(dm.log())
+            time.sleep(25)
+            lines = [x for x in dm.log()[mark:] if "Status:" not in x and "Safety:" not in x]
+            status = [x for x in dm.log()[mark:] if "Status:" in x]
+            print("# a silent pack, 25 s: %d lines of the Modbus input" % len(lines))
+            check("a silent pack: its silence said once, not per exchange (%d lines in 25 s)"
+                  % len(lines), ok and 1 <= len(lines) <= 4 and
+                  any("Pack 2 (address 2) not answering" in x for x in lines), "\n".join(lines))
+            check("a silent pack: STATUS names it with its time and rounds",
+                  status and re.search(r"@2 silent \d+ s/\d+ rounds", status[-1]),
+                  "\n".join(status))
+            mark = len(dm.log())
+            srv.cmd("plug 2")
+            i = dm.wait_log(r"Pack 2 \(address 2\) online again after [\d.]+ s silent "
+                            r"\(\d+ rounds missed\)", 10, mark)
+            check("a silent pack back: said once, with how long it was away", i is not None,
+                  "\n".join(dm.log()[mark:]))
+        finally:
+            dm.stop()
+            srv.stop()
+
+        # -- listening on a bus a DIP-0 JK master drives -----------------------------------
+        srv, dm, out = scenario(d, [0, 1, 2], [1, 2], method="listen",
+                                setup=["cells 0 3300", "cells 1 3310", "cells 2 3320",
+                                       "master on"])
+        try:
+            ok = all(dm.wait_log(r"Pack %d \(address %d\) online" % (n, a), 15) is not None
+                     for n, a in ((1, 0), (2, 1), (3, 2)))
+            check("listen: the master (address 0) and packs 1, 2 are all heard", ok,
+                  "\n".join(dm.log()))
+            # each pack's cells x 16, averaged: attributed right, the bank is their mean
+            mean = (3300 + 3310 + 3320) * 16 // 3
+            check("listen: 0x356 carries the three packs' mean (%d mV)" % mean,
+                  wait_356(out, mean, 15), voltages_356(out)[-5:])
+            rx = int(re.search(r"rx (\d+)", srv.cmd("stats")).group(1))
+            check("listen: the daemon never put a byte on the bus (%d)" % rx, rx == 0)
+            mark = len(dm.log())
+            srv.cmd("collide 1")
+            i = dm.wait_log(r"A frame for address 1 came with the write echo of address 2 "
+                            r"\(a collision", 10, mark)
+            check("listen: a frame whose echo names another pack than the poll is dropped",
+                  i is not None, "\n".join(dm.log()[mark:]))
+            srv.cmd("unplug 2")
+            mark = len(dm.log())
+            i = dm.wait_log(r"Pack 3 \(address 2\) not heard on the bus", 25, mark)
+            check("listen: a pack the master no longer gets an answer from is reported",
+                  i is not None, "\n".join(dm.log()[mark:]))
+        finally:
+            dm.stop()
+            srv.stop()
 
         # -- one pack, both read methods ---------------------------------------------
         for method in ("trigger", "registers"):
