@@ -138,10 +138,11 @@ class Rig:
         tmpname = self.conf + ".new"
         with open(tmpname, "w") as f:
             f.write('bms: { driver = "jk-pb-modbus"; port = "%s"; addresses = [%s]; '
-                    'poll_interval_ms = 500; response_timeout_ms = 150; %s };\n'
+                    'poll_interval_ms = 500; %s };\n'
                     'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
                     'safety: { stale_timeout_ms = %d; recovery_reads = 2; %s };\n'
-                    % (self.link, ", ".join(str(a) for a in self.packs), bms, self.out,
+                    % (self.link, ", ".join(str(a) for a in self.packs),
+                   bms or "response_timeout_ms = 150;", self.out,
                        STALE_MS, safety))
         os.replace(tmpname, self.conf)
 
@@ -308,13 +309,13 @@ def fault_late(tmp):
     try:
         staged = bool(first_normal(r, 0, 10))
         try:
-            r.server.cmd("delay 1 3000")
+            r.server.cmd("delay 3000")
         except RuntimeError as e:
             row("late-answers", False, None, None, [], [], str(e))
             return
         t_late = time.time()
         time.sleep(10.0)
-        r.server.cmd("delay 1 0")
+        r.server.cmd("delay 0")
         t_back = time.time()
         t_norm = first_normal(r, t_back, 15)
         above, stale = judge(r.sets(), lambda t: (55200, 100, 100), [(t_late, t_back)])
