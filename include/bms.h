@@ -24,6 +24,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <linux/can.h>
 
@@ -70,6 +71,54 @@ struct bms_driver {
 	 */
 	int (*decode_block)(unsigned kind, const uint8_t *buf, size_t len, unsigned pack,
 			    uint64_t now_usec, struct battery_state *bs);
+
+	/*
+	 * SERIAL, request/answer BMS families (JK-PB, Pylontech RS485, Seplos,
+	 * Pace, JBD, Daly, EG4): the pure half of one poll round, driven by
+	 * the generic serial engine. NULL for drivers that do not use it yet.
+	 */
+	const struct bms_serial_ops *serial;
+};
+
+/*
+ * The pure half of a polled serial BMS: what to send, how to find one
+ * complete answer in the bytes that come back, and what it means. The
+ * engine (src/) owns the tty, the timing (inter-frame gap, response
+ * timeout, retries, reopen) and the counters; it calls these for every
+ * pack address of the configured list, step 0 .. n_steps - 1 per round.
+ * No I/O, no clock reads, no allocation, no logging.
+ */
+struct bms_serial_ops {
+	uint32_t baud;		/* default baud rate */
+	uint8_t address_min;	/* valid pack addresses, inclusive */
+	uint8_t address_max;
+	unsigned n_steps;	/* requests per pack and round */
+	size_t answer_max;	/* longest answer, bytes (the engine's buffer) */
+	/*
+	 * Write the request of @step to pack @address into @buf. Returns its
+	 * length, 0 if this step is skipped for this pack, -ENOBUFS.
+	 */
+	ssize_t (*request)(unsigned step, uint8_t address, uint8_t *buf, size_t n);
+	/*
+	 * Look for one complete answer to (@step, @address) at the START of
+	 * @buf (@len bytes received so far). Returns its length (> 0) when
+	 * complete and intact (checksum verified), 0 if more bytes are
+	 * needed, -EBADMSG if the bytes at the start cannot begin such an
+	 * answer or fail their checksum (the engine drops one byte and looks
+	 * again: resynchronisation), -ENOMSG if it is a well-formed answer
+	 * for another address or step (the engine drops that many bytes:
+	 * *@skip), or an echo of our own request on a two-wire bus.
+	 */
+	ssize_t (*frame)(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
+			 size_t *skip);
+	/*
+	 * Decode one complete answer of @step into bs->packs[@pack] at
+	 * @now_usec (the time of its REQUEST). Returns 0, or -EBADMSG with
+	 * the state untouched (a well-framed answer whose content is
+	 * impossible), -EPROTO for the BMS's own error answer.
+	 */
+	int (*decode)(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+		      uint64_t now_usec, struct battery_state *bs);
 };
 
 /**
