@@ -1024,6 +1024,27 @@ static void expire_pending(struct can_bus *bus, uint64_t now)
 	bus->n_pending = kept;
 }
 
+/*
+ * While the kernel holds frames of ours, look again even when nothing
+ * more is sent: a queue that stopped moving must be seen in STOP too,
+ * when no write would notice it (the fault matrix: a held queue released
+ * the last NORMAL set 8 s after the BMS fell silent). Returns whether the
+ * kernel still holds any.
+ */
+static bool kernel_queue_watch(struct can_bus *bus, uint64_t now)
+{
+	if (kernel_queue_bytes(bus) <= 0) {
+		kernel_queue_stuck(bus, now); /* notes that it moves again */
+		return false;
+	}
+	if (bus->manage_link && bus->may_send && !bus->may_send(bus, now, bus->userdata)) {
+		kernel_queue_flush(bus, "while nothing may be sent (safety mode)");
+		return false;
+	}
+	kernel_queue_stuck(bus, now);
+	return bus->open && kernel_queue_bytes(bus) > 0;
+}
+
 static int flush_pending(struct can_bus *bus, uint64_t now)
 {
 	size_t done = 0;
@@ -1065,6 +1086,9 @@ static int on_flush(sd_event_source *s, uint64_t usec, void *userdata)
 		 * a burst; a kernel that takes nothing is asked ten times less often
 		 */
 		sd_event_source_set_time(s, now + (bus->kq_stuck ? 10 : 1) * CAN_BUS_FLUSH_USEC);
+		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	} else if (kernel_queue_watch(bus, now)) {
+		sd_event_source_set_time(s, now + 10 * CAN_BUS_FLUSH_USEC);
 		sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	}
 	return 0;
@@ -1133,7 +1157,8 @@ int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n)
 		port_lost(bus, -r);
 		return r;
 	}
-	if (bus->n_pending) {
+	/* parked frames go out later; frames the kernel still holds are watched */
+	if (bus->n_pending || kernel_queue_bytes(bus) > 0) {
 		arm_flush(bus);
 	}
 	return (int)n;
