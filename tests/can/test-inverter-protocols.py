@@ -265,7 +265,7 @@ class Daemon:
         env = dict(os.environ)
         for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
             env.pop(k, None)
-        self.proc = subprocess.Popen([DAEMON, "-c", self.conf], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([DAEMON, "-c", self.conf, "-v"], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
         self.log = []

@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "readers"))
 import can_inverter_reader as CAN  # noqa: E402
 import pylon_rs485_reader as RS  # noqa: E402
 import states  # noqa: E402
+from accepted import accepted  # noqa: E402
 
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build"))
 CTL = os.path.join(BUILD, "bmsbridgectl")
@@ -201,41 +202,6 @@ def encode_can(protocol, st):
     return r, frames
 
 
-# Where we knowingly depart from what a reader reads in its document, each
-# with the reason (also in bmsbridge-protocols(7)); nothing else is excused.
-ACCEPTED = {
-    "deye": [
-        # the deye profile serves Deye V1.2 and Sol-Ark v1.3, whose 0x351
-        # bytes 6-7 are the discharge voltage limit; Deye V1.2 leaves them
-        # empty, and an empty field is ignored by the inverter it belongs to
-        ("0x351: reserved/undefined bits set in byte 6", None),
-        ("0x351: reserved/undefined bits set in byte 7", None),
-        # 0x35E is free text the user may set (manufacturer = ...); the
-        # default "PYLON" is what Deye inverters are known to accept
-        # (Sleeper85/esphome-yambms yambms_canbus.yaml); V1.2 shows "DEYE"
-        ("0x35E: manufacturer name 'PYLON'", None),
-    ],
-    "growatt": [
-        # a BMS that gives only the cell extremes (no cell list): the cell
-        # count and the cell numbers are unknown and sent as 0, as the real
-        # GBLI6532 sends its 0x312 cell count (tests/data/growatt-gbli6532-
-        # sph6000.log); V1.04 gives 1~254 and no "unknown" value
-        ("0x312: total_cell_count = 0", "no-cell-list"),
-        ("0x319: max_cell_voltage_number = 0", "no-cell-list"),
-        ("0x319: min_cell_voltage_number = 0", "no-cell-list"),
-    ],
-}
-
-
-def accepted(protocol, st, violation):
-    for prefix, only in ACCEPTED.get(protocol, []):
-        if violation.startswith(prefix):
-            if only == "no-cell-list" and bank_of(st)["cells"]["cell_mv"]:
-                return False
-            return True
-    return False
-
-
 def part_can(all_states):
     for protocol in CAN_PROTOCOLS:
         bad = {}
@@ -247,7 +213,7 @@ def part_can(all_states):
             dec = CAN.decode(protocol, frames)
             b = bank_of(st)
             err = ["violation: " + v for v in CAN.check(protocol, frames)
-                   if not accepted(protocol, st, v)]
+                   if not accepted(protocol, bool(bank_of(st)["cells"]["cell_mv"]), v)]
             err += limit_errors(dec, b)
             err += measured_errors(dec, st)
             err += alarm_errors(protocol, dec, b)
