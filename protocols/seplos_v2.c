@@ -27,7 +27,9 @@
  *
  * Checked against real answers: the 0x42 answer of a 16S pack in
  * syssi/esphome-seplos-bms README.md ("Protocol") and decoded field by field
- * in its tests/components/seplos_bms/frames.h; the decoder offsets of
+ * in its tests/components/seplos_bms/frames.h; the 0x42 and 0x44 answers of
+ * a 12-pack system on firmware 16.06 in privatecoder/openbms-monitor
+ * crates/openbms-proto/tests/captures.rs; the decoder offsets of
  * mr-manuel/venus-os_dbus-serialbattery bms/seplos.py (0x42 and 0x44 by
  * fixed offsets for 16 cells / 6 sensors; we walk the counts instead).
  */

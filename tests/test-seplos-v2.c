@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Seplos V2 as a BMS input (seplos_v2_serial): the real 0x42 answer of a
- * 16S pack from syssi/esphome-seplos-bms README.md ("Protocol"), decoded
- * field by field to the values its tests/components/seplos_bms/frames.h
- * publishes for the same frame; a 0x44 answer built from the Seplos V2.0
- * document's Table 11 / 13 (no real 0x44 capture is public); the framing
- * contract, truncations, error answers.
+ * Seplos V2 as a BMS input (seplos_v2_serial): real answers decoded field
+ * by field -- the 0x42 answer of a 16S pack (1101-SP15) from
+ * syssi/esphome-seplos-bms README.md ("Protocol"), to the values its
+ * tests/components/seplos_bms/frames.h publishes for the same frame, and
+ * the 0x42 / 0x44 answers of pack 1 of a 12-pack system, firmware 16.06,
+ * from privatecoder/openbms-monitor crates/openbms-proto/tests/captures.rs,
+ * to the values asserted there; 0x44 answers with alarms built from the
+ * Seplos V2.0 document's Table 11 / 13 (no real one with alarms is
+ * public); the framing contract, truncations, error answers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +32,14 @@ enum { STEP_TELEMETRY, STEP_ALARMS };
 static const char seplos_42[] =
 	"~2000460010960001100CD70CE90CF40CD60CEF0CE50CE10CDC0CE90CF00CE80CEF0CEA0CDA0CDE0CD806"
 	"0BA60BA00B970BA60BA50BA2FD5C14A0344E0A426803134650004603E8149F0000000000000000DC6C\r";
+
+/* privatecoder/openbms-monitor crates/openbms-proto/tests/captures.rs, pack ADR 1, fw 16.06 */
+static const char fw1606_42[] =
+	"~2001460010960001100D050D050D060D050D050D070D060D060D060D060D060D060D060D060D070D07"
+	"060B270B200B210B270B580B30000014D6569A0A6D6003176D60000703E814D9FFF3FF770359027FDDB1\r";
+static const char fw1606_44[] =
+	"~200146008062000110000000000000000000000000000000000600000000000000001400000000000003"
+	"00000200000000000000000002EB2F\r";
 
 static struct battery_state bs;
 
@@ -98,6 +109,60 @@ static void test_readme_telemetry(void **state)
 	assert_int_equal(p->updated_usec[BATTERY_GROUP_STATUS], 0);
 }
 
+/* captures.rs telemetry_frame_pack1: 3.333 V, 12.4/11.7/11.8/12.4, power 13.3 degC, ... */
+static void test_fw1606_telemetry(void **state)
+{
+	(void)state;
+	static const uint16_t cells[16] = { 3333, 3333, 3334, 3333, 3333, 3335, 3334, 3334,
+					    3334, 3334, 3334, 3334, 3334, 3334, 3335, 3335 };
+	static const int16_t temps[4] = { 124, 117, 118, 124 };
+	const struct battery_pack *p = &bs.packs[0];
+
+	assert_int_equal(ops->frame(STEP_TELEMETRY, 0x01, (const uint8_t *)fw1606_42,
+				    strlen(fw1606_42), NULL),
+			 (ssize_t)strlen(fw1606_42));
+	assert_int_equal(ops->decode(STEP_TELEMETRY, (const uint8_t *)fw1606_42,
+				     strlen(fw1606_42), 0, 88, &bs),
+			 0);
+	assert_int_equal(p->cell_count, 16);
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(p->cell_mv[i], cells[i]);
+	}
+	assert_int_equal(p->temp_count, 4);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(p->temp_dc[i], temps[i]);
+	}
+	assert_int_equal(p->mosfet_temp_dc, 133); /* power 13.3; ambient 17.3 not carried */
+	assert_int_equal(p->current_ma, 0);
+	assert_int_equal(p->voltage_mv, 53340);	   /* 53.34 V */
+	assert_int_equal(p->remaining_mah, 221700); /* 0x569A = 221.70 Ah */
+	assert_int_equal(p->full_mah, 280000);	   /* 280.0 Ah */
+	assert_int_equal(p->soc_pct, 79);	   /* 79.1 % */
+	assert_int_equal(p->cycles, 7);
+	assert_int_equal(p->soh_pct, 100);
+}
+
+/* captures.rs status_frame_charging_no_alarms: both MOSFETs on, no alarm */
+static void test_fw1606_status(void **state)
+{
+	(void)state;
+	const struct battery_pack *p = &bs.packs[0];
+
+	bs.packs[0].alarms = BATTERY_ALARM_CELL_OVERVOLTAGE;
+	bs.packs[0].warnings = BATTERY_ALARM_LOW_SOC;
+	assert_int_equal(ops->frame(STEP_ALARMS, 0x01, (const uint8_t *)fw1606_44,
+				    strlen(fw1606_44), NULL),
+			 (ssize_t)strlen(fw1606_44));
+	assert_int_equal(ops->decode(STEP_ALARMS, (const uint8_t *)fw1606_44, strlen(fw1606_44),
+				     0, 89, &bs),
+			 0);
+	assert_int_equal(p->alarms, 0);
+	assert_int_equal(p->warnings, 0);
+	assert_int_equal(p->requests,
+			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
+	assert_int_equal(p->updated_usec[BATTERY_GROUP_STATUS], 89);
+}
+
 /*
  * Table 11 for 16 cells and 6 sensors, built here from the document: the
  * alarm event 2 byte lands at INFO byte 30, where dbus-serialbattery
@@ -156,6 +221,8 @@ static void test_framing(void **state)
 {
 	(void)state;
 	ydt_check_framing(ops, STEP_TELEMETRY, 0x00, seplos_42);
+	ydt_check_framing(ops, STEP_TELEMETRY, 0x01, fw1606_42);
+	ydt_check_framing(ops, STEP_ALARMS, 0x01, fw1606_44);
 }
 
 static void test_truncated(void **state)
@@ -169,6 +236,8 @@ static void test_truncated(void **state)
 	alarm_answer(ev, f, sizeof(f) - 1); /* a C string for the helper */
 	/* 49 INFO bytes: any short of the P = 20 bit fields it announces is refused */
 	assert_int_equal(ydt_check_truncations(ops, STEP_ALARMS, (const char *)f), 49);
+	assert_int_equal(ydt_check_truncations(ops, STEP_TELEMETRY, fw1606_42), 65);
+	assert_int_equal(ydt_check_truncations(ops, STEP_ALARMS, fw1606_44), 49);
 }
 
 static void test_rtn_errors(void **state)
@@ -204,6 +273,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_readme_telemetry),
+		cmocka_unit_test(test_fw1606_telemetry),
+		cmocka_unit_test(test_fw1606_status),
 		cmocka_unit_test(test_document_alarms),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_truncated),

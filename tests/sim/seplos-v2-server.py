@@ -4,9 +4,10 @@
 given DIP addresses (0-15) answer 0x42 telemetry with the values of the
 real answer in syssi/esphome-seplos-bms README.md ("Protocol"; decoded in
 its tests/components/seplos_bms/frames.h) -- byte for byte at address 0
-(--selftest) -- and 0x44 with an all-normal Table 11 answer (both switches
-on), built from the document: no real 0x44 capture is public. At another
-address cell 1 and the total voltage are raised by ADR mV / 10 mV.
+(--selftest) -- and 0x44 with the all-normal answer of pack 1 of a real
+12-pack system, firmware 16.06 (privatecoder/openbms-monitor
+crates/openbms-proto/tests/captures.rs; byte for byte at address 1). At
+another address cell 1 and the total voltage are raised by ADR mV / 10 mV.
 Anything else gets RTN 0x04. Commands: see ydt1363.py.
 Usage: seplos-v2-server.py [--link PATH] ADDR...
 """
@@ -36,6 +37,8 @@ def alarms(adr):
     # Table 11: 16 cell bytes, 6 temperature bytes, current, voltage, P = 20 bit fields
     ev = bytearray(20)
     ev[6] = 0x03  # on-off state: discharge and charge switch on
+    ev[9] = 0x02  # system state: charge
+    ev[19] = 0x02  # the last reserved byte, as the fw 16.06 pack sends it
     return bytes([0x00, 0x01, 16]) + bytes(16) + bytes([6]) + bytes(6) + bytes(2) + \
         bytes([20]) + bytes(ev)
 
@@ -47,9 +50,15 @@ CAPTURED_42 = ("~2000460010960001100CD70CE90CF40CD60CEF0CE50CE10CDC0CE90CF00CE80
                "0000DC6C\r")
 
 
+CAPTURED_44_ADR1 = ("~20014600806200011000000000000000000000000000000000060000000000000000140000"
+                    "000000000300000200000000000000000002EB2F\r")
+
+
 def selftest():
     got = y.frame(0x20, 0x00, 0x00, telemetry(0)).decode()
     assert got == CAPTURED_42, got
+    got = y.frame(0x20, 0x01, 0x00, alarms(1)).decode()
+    assert got == CAPTURED_44_ADR1, got
     assert len(alarms(0)) == 49  # §4.2.2 "INFO is 49 bytes"
     print("selftest ok")
 
