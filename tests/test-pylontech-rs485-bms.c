@@ -3,7 +3,8 @@
  * Pylontech RS485 as a BMS input (pylontech_rs485_bms_serial): the real
  * US2000B Plus answers of Tomcat42/pylontech-python
  * examples/lowLevelRS485/output.txt (tests/data/pylontech-rs485-us2000bplus.txt)
- * decoded field by field, the framing contract of ->frame(), truncated and
+ * and the real UP2500 / US3000 / US2000 answers of
+ * tests/data/pylontech-rs485-golden.txt decoded field by field, the framing contract of ->frame(), truncated and
  * error answers, and the self-check: our own pylontech-rs485 output, polled
  * and decoded, gives back the state it was made from.
  */
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "battery.h"
@@ -138,6 +140,122 @@ static void test_us2000bplus_management(void **state)
 			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
 	assert_int_equal(p->updated_usec[BATTERY_GROUP_LIMITS], 1000);
 	assert_int_equal(p->updated_usec[BATTERY_GROUP_STATUS], 1000);
+}
+
+/*
+ * Two more real 0x42 answers, both with P = 4 (the 24-bit capacities of
+ * §3.3) and an INFOFLAG set, from tests/data/pylontech-rs485-golden.txt:
+ * a UP2500 (Frankkkkk/python-pylontech tests/test_basic.py
+ * test_up2500_1module_status_info_parsing_1) and a US3000 master
+ * (meteosat007/solar-pylontech README.md "Get analog Values").
+ */
+static const char up2500_42[] =
+	"~20024600D05E1002080D020D020D020D030D000D010D010D03050B7D0B690B690B690B73FFFA680EFFFF04"
+	"FFFF00000174E401B198E906\r";
+static const char us3000_42[] =
+	"~20024600F07A11020F0CC50CC30CC50CC40CC40CC60CC50CC40CC70CC50CC60CC60CC50CC60CC6050B370B"
+	"230B230B2D0B2DFFE0BF8DFFFF04FFFF001B00BBE4012110E1D6\r";
+
+static void test_up2500_analog(void **state)
+{
+	(void)state;
+	static const uint16_t cells[8] = { 3330, 3330, 3330, 3331, 3328, 3329, 3329, 3331 };
+	const struct battery_pack *p = &bs.packs[0];
+
+	assert_int_equal(ops->frame(STEP_ANALOG, 2, (const uint8_t *)up2500_42, strlen(up2500_42),
+				    NULL),
+			 (ssize_t)strlen(up2500_42));
+	assert_int_equal(decode(STEP_ANALOG, up2500_42, 0), 0);
+	assert_int_equal(p->cell_count, 8);
+	assert_memory_equal(p->cell_mv, cells, sizeof(cells));
+	assert_int_equal(p->mosfet_temp_dc, 210); /* 0x0B7D = 2941 */
+	assert_int_equal(p->temp_count, 4);
+	assert_int_equal(p->temp_dc[0], 190);
+	assert_int_equal(p->temp_dc[3], 200);
+	assert_int_equal(p->current_ma, -600); /* 0xFFFA: -0.6 A (python-pylontech ToAmp) */
+	assert_int_equal(p->voltage_mv, 26638);
+	assert_int_equal(p->remaining_mah, 95460); /* 0x0174E4, the 16-bit field says FFFF */
+	assert_int_equal(p->full_mah, 111000);	   /* 0x01B198: 111 Ah */
+	assert_int_equal(p->cycles, 0);
+	assert_int_equal(p->soc_pct, 86);
+}
+
+static void test_us3000_analog(void **state)
+{
+	(void)state;
+	const struct battery_pack *p = &bs.packs[1];
+
+	assert_int_equal(decode(STEP_ANALOG, us3000_42, 1), 0);
+	assert_int_equal(p->cell_count, 15);
+	assert_int_equal(p->cell_mv[0], 3269);
+	assert_int_equal(p->cell_mv[8], 3271);
+	assert_int_equal(p->cell_min_mv, 3267);
+	assert_int_equal(p->cell_min_idx, 1);
+	assert_int_equal(p->cell_max_mv, 3271);
+	assert_int_equal(p->cell_max_idx, 8);
+	assert_int_equal(p->mosfet_temp_dc, 140); /* 0x0B37 */
+	assert_int_equal(p->temp_min_dc, 120);
+	assert_int_equal(p->temp_max_dc, 130);
+	assert_int_equal(p->current_ma, -3200); /* 0xFFE0: discharging 3.2 A */
+	assert_int_equal(p->voltage_mv, 49037);
+	assert_int_equal(p->remaining_mah, 48100);
+	assert_int_equal(p->full_mah, 74000); /* "74 Ah" */
+	assert_int_equal(p->cycles, 27);
+	assert_int_equal(p->soc_pct, 65);
+}
+
+/*
+ * Real 0x44 and 0x92 INFO logged by their sources (tests/data/
+ * pylontech-rs485-golden.txt names them), framed here; the alarm answers
+ * end with one more 00 than §3.5 lists, which is read past.
+ */
+static void test_golden_info(void **state)
+{
+	(void)state;
+	static const struct {
+		unsigned step;
+		const char *info;
+		uint32_t cvl, dvl, ccl, dcl, requests;
+	} cases[] = {
+		/* us2000-alarms-idle, us3000-alarms-discharging: no alarm */
+		{ STEP_ALARMS, "00020F000000000000000000000000000000050000000000000000000E0000000000" },
+		{ STEP_ALARMS, "00020F00000000000000000000000000000006000000000000000000000E4000000000" },
+		/* up2500-management: 28.4 V, 23.2 V, 55.5 A, -55.5 A, C0 */
+		{ STEP_MANAGEMENT, "026EF05AA0022BFDD5C0", 28400, 23200, 55500, 55500,
+		  BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE },
+		/* us2000-management-80a: 53.25 V, 45.0 V, 80 A, -80 A, C0 */
+		{ STEP_MANAGEMENT, "02D002AFC80320FCE0C0", 53250, 45000, 80000, 80000,
+		  BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t info[64], f[200];
+		size_t n = strlen(cases[i].info) / 2;
+		ssize_t len;
+		const struct battery_pack *p = &bs.packs[0];
+
+		for (size_t k = 0; k < n; k++) {
+			unsigned v;
+
+			assert_int_equal(sscanf(&cases[i].info[2 * k], "%2x", &v), 1);
+			info[k] = (uint8_t)v;
+		}
+		len = pylon_rs485_request(0x20, 0x02, 0x00, info, n, f, sizeof(f));
+		assert_true(len > 0);
+		bs.packs[0].alarms = BATTERY_ALARM__ALL;
+		assert_int_equal(ops->decode(cases[i].step, f, (size_t)len, 0, 500 + i, &bs), 0);
+		if (cases[i].step == STEP_ALARMS) {
+			assert_int_equal(p->alarms, 0);
+			assert_int_equal(p->warnings, 0);
+		} else {
+			assert_int_equal(p->charge_voltage_limit_mv, cases[i].cvl);
+			assert_int_equal(p->discharge_voltage_limit_mv, cases[i].dvl);
+			assert_int_equal(p->charge_current_limit_ma, cases[i].ccl);
+			assert_int_equal(p->discharge_current_limit_ma, cases[i].dcl);
+			assert_int_equal(p->requests, cases[i].requests);
+		}
+		assert_int_equal(p->updated_usec[BATTERY_GROUP_STATUS], 500 + i);
+	}
 }
 
 static void test_framing(void **state)
@@ -281,6 +399,9 @@ int main(void)
 		cmocka_unit_test(test_us2000bplus_analog),
 		cmocka_unit_test(test_us2000bplus_alarms),
 		cmocka_unit_test(test_us2000bplus_management),
+		cmocka_unit_test(test_up2500_analog),
+		cmocka_unit_test(test_us3000_analog),
+		cmocka_unit_test(test_golden_info),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_rtn_errors),
