@@ -1307,8 +1307,10 @@ static int pyl_decode_alarms(const uint8_t *d, size_t n, struct battery_pack *p,
 /*
  * 0x92 charge/discharge management info (§3.6): command value, charge
  * voltage limit (mV), discharge voltage limit (mV), charge current limit,
- * discharge current limit (s16, 100 mA; every real answer sends the
- * discharge limit negative: 0xFF06 = -25.0 A on the US2000B Plus), charge
+ * discharge current limit (s16, 100 mA: §3.6 says "A, accuracy 1", every
+ * real answer is in 0.1 A -- 0x00FA = 25.0 A on the US2000B Plus, 0x022B =
+ * 55.5 A on the UP2500 -- and we follow the packs; the discharge limit is
+ * negative on all of them, 0xFF06 = -25.0 A, its magnitude is kept), charge
  * and discharge status (bit 7 charge enable, 6 discharge enable, 5 charge
  * immediately 1, 4 charge immediately 2, 3 full charge request).
  */
