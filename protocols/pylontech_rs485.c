@@ -98,6 +98,8 @@
 #include <string.h>
 
 #include "battery.h"
+#include "bms.h"
+#include "bms_serial.h"
 #include "byteorder.h"
 #include "macro.h"
 #include "protocol.h"
@@ -1008,4 +1010,383 @@ const struct inverter_protocol pylontech_rs485_protocol = {
 	/* Voltronic polls about once a second; 10 s of silence = gone */
 	.inverter_timeout_usec = 10 * USEC_PER_SEC,
 	.respond = pylontech_rs485_respond,
+};
+
+/*
+ * ===========================================================================
+ * The polling side: a Pylontech stack read over RS485 as the BMS input
+ * (issue 15). Pure: request bytes out, answer bytes in, bs->packs[] filled.
+ *
+ * Shared with Seplos V2 and Pace (the same YD/T 1363 framing, V3.3 §2.2):
+ * pylon_rs485_request(), pylon_rs485_find_answer(), pylon_rs485_answer_info().
+ * ===========================================================================
+ */
+
+ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_t *info,
+			    size_t n_info, uint8_t *buf, size_t n)
+{
+	struct pyl_writer w = { .buf = buf, .size = n };
+	size_t lenid = 2 * n_info;
+
+	if (!buf || lenid > 0x0fff || 18 + lenid > n) {
+		return -ENOBUFS;
+	}
+	w_char(&w, PYLON_RS485_SOI);		       /* V3.3 §2.2.2 SOI */
+	w_u8(&w, ver);				       /* VER */
+	w_u8(&w, adr);				       /* ADR */
+	w_u8(&w, PYLON_RS485_CID1_BATTERY);	       /* CID1 0x46 (§2.5.1) */
+	w_u8(&w, cid2);				       /* CID2 = the command */
+	w_u16(&w, pylon_rs485_length((uint16_t)lenid)); /* LENGTH (§2.3.2) */
+	for (size_t i = 0; i < n_info; i++) {
+		w_u8(&w, info[i]); /* INFO, hex (§2.3.1) */
+	}
+	w_u16(&w, pylon_rs485_chksum(&buf[1], w.pos - 1)); /* CHKSUM (§2.3.3) */
+	w_char(&w, PYLON_RS485_EOI);
+	return w.overflow ? -ENOBUFS : (ssize_t)w.pos;
+}
+
+ssize_t pylon_rs485_find_answer(uint8_t adr, uint8_t req_cid2, const uint8_t *buf, size_t len,
+				size_t max, size_t *skip)
+{
+	struct pylon_rs485_head h;
+	size_t n = 0;
+
+	if (!buf || len == 0) {
+		return 0;
+	}
+	if (buf[0] != PYLON_RS485_SOI) {
+		return -EBADMSG;
+	}
+	for (size_t i = 1; i < len && i < max; i++) {
+		if (buf[i] == PYLON_RS485_EOI) {
+			n = i + 1;
+			break;
+		}
+		if (hex_nibble(buf[i]) < 0) {
+			return -EBADMSG; /* only hex between '~' and '\r' (§2.3.1) */
+		}
+	}
+	if (n == 0) {
+		return len >= max ? -EBADMSG : 0;
+	}
+	if (pylon_rs485_peek(buf, n, &h) < 0 || !h.chksum_ok || !h.length_ok) {
+		return -EBADMSG;
+	}
+	/* our own request echoed by a two-wire adapter, another pack's answer */
+	if (h.cid2 == req_cid2 || h.adr != adr || h.cid1 != PYLON_RS485_CID1_BATTERY) {
+		if (skip) {
+			*skip = n;
+		}
+		return -ENOMSG;
+	}
+	return (ssize_t)n;
+}
+
+ssize_t pylon_rs485_answer_info(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info,
+				uint8_t *rtn)
+{
+	struct pylon_rs485_head h;
+	size_t chars;
+
+	if (pylon_rs485_peek(ans, len, &h) < 0 || !h.chksum_ok || !h.length_ok) {
+		return -EBADMSG;
+	}
+	chars = len - PYLON_RS485_FRAME_MIN;
+	if (chars % 2 || chars / 2 > n_info) {
+		return -EBADMSG;
+	}
+	for (size_t i = 0; i < chars / 2; i++) {
+		info[i] = (uint8_t)hex_byte(&ans[13 + 2 * i]);
+	}
+	if (rtn) {
+		*rtn = h.cid2;
+	}
+	return (ssize_t)(chars / 2);
+}
+
+/*
+ * The round: per pack, 0x42 analog values (§3.3), 0x44 alarm info (§3.5),
+ * 0x92 charge/discharge management info (§3.6), each with INFO = the
+ * command value, the pack's ADR ("should be matched with ADR", §3.3), as
+ * the real exchange polls (`~20024642E00202FD33`, Tomcat42/pylontech-python
+ * examples/lowLevelRS485/output.txt). 0x47 system parameters (§3.4) are
+ * protection thresholds, not the dynamic limits of 0x92; they are not
+ * polled, so that LIMITS has one source.
+ */
+enum {
+	PYL_STEP_ANALOG,
+	PYL_STEP_ALARMS,
+	PYL_STEP_MANAGEMENT,
+	PYL_STEP__COUNT,
+};
+
+static const uint8_t pyl_step_cid2[PYL_STEP__COUNT] = { 0x42, 0x44, 0x92 };
+
+#define PYL_INFO_MAX 255 /* bytes: a 32-cell, 9-sensor 0x42 INFO is ~110 */
+#define PYL_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * PYL_INFO_MAX)
+
+static ssize_t pyl_bms_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
+{
+	if (step >= PYL_STEP__COUNT) {
+		return 0;
+	}
+	/* VER 0x20, what the US2000B Plus answers 0x4F with and is polled with */
+	return pylon_rs485_request(PYL_VER_ANSWER, address, pyl_step_cid2[step], &address, 1, buf,
+				   n);
+}
+
+static ssize_t pyl_bms_frame(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
+			     size_t *skip)
+{
+	if (step >= PYL_STEP__COUNT) {
+		return -EBADMSG;
+	}
+	return pylon_rs485_find_answer(address, pyl_step_cid2[step], buf, len, PYL_ANSWER_MAX,
+				       skip);
+}
+
+/* 0.1 K (2731 = 0 degC, §3.3 "Temperature ... 0.1K") to 0.1 degC */
+static int16_t pyl_temp_dc(const uint8_t *p)
+{
+	return clamp_s16((int32_t)get_be16(p) - PYL_KELVIN_DK);
+}
+
+static uint32_t get_be24(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
+}
+
+/*
+ * 0x42 analog values of one module (§3.3 "Data of battery" table): INFOFLAG,
+ * command value, M cells (mV), N temperatures (0.1 K; the first is the BMS
+ * board), current (s16, 100 mA), module voltage (mV), remain capacity (mAh),
+ * user defined P, total capacity (mAh), cycles; with P = 4 (packs above
+ * 65 Ah, §3.3 note) remain and total again in 24 bits (mAh).
+ */
+static int pyl_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p,
+			     uint64_t now_usec)
+{
+	struct battery_pack t = *p;
+	size_t o = 2;
+	unsigned m, nt, user;
+	uint32_t remain, total;
+
+	if (n < o + 1) {
+		return -EBADMSG;
+	}
+	m = d[o++];
+	if (m == 0 || m > BATTERY_CELLS_MAX || n < o + 2 * m + 1) {
+		return -EBADMSG;
+	}
+	t.cell_count = (uint8_t)m;
+	for (unsigned i = 0; i < m; i++, o += 2) {
+		t.cell_mv[i] = get_be16(&d[o]); /* §3.3 #2..M+1 cell voltage, mV */
+	}
+	nt = d[o++];
+	if (nt < 2 || nt > BATTERY_TEMPS_MAX + 1 || n < o + 2 * nt + 2 + 2 + 2 + 1 + 2 + 2) {
+		return -EBADMSG;
+	}
+	t.mosfet_temp_dc = pyl_temp_dc(&d[o]); /* §3.3 M+3 BMS board temperature */
+	o += 2;
+	t.temp_count = (uint8_t)(nt - 1);
+	for (unsigned i = 0; i + 1 < nt; i++, o += 2) {
+		t.temp_dc[i] = pyl_temp_dc(&d[o]); /* §3.3 M+4.. cell group temperatures */
+	}
+	/* §3.3 M+N+3 current, s16, 100 mA, + charging */
+	t.current_ma = (int32_t)(int16_t)get_be16(&d[o]) * 100;
+	t.voltage_mv = get_be16(&d[o + 2]); /* §3.3 M+N+4 module voltage, mV */
+	remain = get_be16(&d[o + 4]);	    /* §3.3 M+N+5 remain capacity, mAh */
+	user = d[o + 6];		    /* §3.3 M+N+6 user defined items, 2 or 4 */
+	total = get_be16(&d[o + 7]);	    /* §3.3 M+N+7 module total capacity, mAh */
+	t.cycles = get_be16(&d[o + 9]);	    /* §3.3 M+N+8 cycle number */
+	o += 11;
+	if (user >= 4) {
+		if (n < o + 6) {
+			return -EBADMSG;
+		}
+		remain = get_be24(&d[o]);     /* §3.3 M+N+9 remain capacity 2, mAh */
+		total = get_be24(&d[o + 3]); /* §3.3 M+N+10 total capacity 2, mAh */
+	}
+	if (total == 0 || remain > total) {
+		return -EBADMSG;
+	}
+	t.remaining_mah = remain;
+	t.full_mah = total;
+	/*
+	 * No SOC on the wire: remain / total, rounded (python-pylontech and
+	 * the Pylontech console's "Coulomb" column do the same); no SOH at
+	 * all, soh_pct is left as it was.
+	 */
+	t.soc_pct = (uint8_t)((remain * 100ull + total / 2) / total);
+	battery_pack_update_cell_extremes(&t);
+	battery_pack_update_temp_extremes(&t);
+	*p = t;
+	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now_usec);
+	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now_usec);
+	battery_pack_mark(p, BATTERY_GROUP_CELLS, now_usec);
+	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now_usec);
+	return 0;
+}
+
+/*
+ * 0x44 alarm info (§3.5): INFOFLAG, command value, M cell states, N
+ * temperature states (BMS board first), charge current, module voltage,
+ * discharge current states (00 normal, 01 below the lower limit, 02 above
+ * the upper limit, both "act as protection"; F0 other error), Status 1-5.
+ * Everything here is a protection in force: alarms, never warnings. The
+ * state of a cell group temperature does not say charge or discharge:
+ * both alarms are raised (the safer reading). Status 2's MOSFET bits are
+ * not used: 0x92 carries the enable flags the BMS wants honoured.
+ */
+static uint32_t pyl_item(uint8_t s, uint32_t low, uint32_t high)
+{
+	switch (s) {
+	case PYL_ITEM_NORMAL:
+		return 0;
+	case PYL_ITEM_LOW:
+		return low;
+	case PYL_ITEM_HIGH:
+		return high;
+	default:
+		return BATTERY_ALARM_BMS_INTERNAL; /* F0 "other error", user defined */
+	}
+}
+
+static int pyl_decode_alarms(const uint8_t *d, size_t n, struct battery_pack *p,
+			     uint64_t now_usec)
+{
+	const uint32_t ut = BATTERY_ALARM_CHARGE_UNDERTEMP | BATTERY_ALARM_DISCHARGE_UNDERTEMP;
+	const uint32_t ot = BATTERY_ALARM_CHARGE_OVERTEMP | BATTERY_ALARM_DISCHARGE_OVERTEMP;
+	uint32_t a = 0;
+	size_t o = 2;
+	unsigned m, nt;
+	uint8_t st1, st4, st5;
+
+	if (n < o + 1) {
+		return -EBADMSG;
+	}
+	m = d[o++];
+	if (m > BATTERY_CELLS_MAX || n < o + m + 1) {
+		return -EBADMSG;
+	}
+	for (unsigned i = 0; i < m; i++) {
+		a |= pyl_item(d[o++], BATTERY_ALARM_CELL_UNDERVOLTAGE, BATTERY_ALARM_CELL_OVERVOLTAGE);
+	}
+	nt = d[o++];
+	if (nt > BATTERY_TEMPS_MAX + 1 || n < o + nt + 3 + 5) {
+		return -EBADMSG;
+	}
+	for (unsigned i = 0; i < nt; i++) {
+		/* the first is the BMS board: only "above" has a meaning there */
+		a |= i == 0 ? pyl_item(d[o++], 0, BATTERY_ALARM_MOSFET_OVERTEMP)
+			    : pyl_item(d[o++], ut, ot);
+	}
+	a |= pyl_item(d[o++], 0, BATTERY_ALARM_CHARGE_OVERCURRENT); /* M+N+3 charge current */
+	a |= pyl_item(d[o++], BATTERY_ALARM_PACK_UNDERVOLTAGE,
+		      BATTERY_ALARM_PACK_OVERVOLTAGE);			/* M+N+4 module voltage */
+	a |= pyl_item(d[o++], 0, BATTERY_ALARM_DISCHARGE_OVERCURRENT); /* M+N+5 discharge */
+	st1 = d[o];
+	st4 = d[o + 3];
+	st5 = d[o + 4];
+	/* §3.5 Status 1 */
+	a |= (st1 & 0x01) ? BATTERY_ALARM_PACK_OVERVOLTAGE : 0;	 /* bit 0 module OV */
+	a |= (st1 & 0x02) ? BATTERY_ALARM_CELL_UNDERVOLTAGE : 0;	 /* bit 1 cell UV */
+	a |= (st1 & 0x04) ? BATTERY_ALARM_CHARGE_OVERCURRENT : 0;	 /* bit 2 COC */
+	a |= (st1 & 0x10) ? BATTERY_ALARM_DISCHARGE_OVERCURRENT : 0; /* bit 4 DOC */
+	a |= (st1 & 0x20) ? BATTERY_ALARM_DISCHARGE_OVERTEMP : 0;	 /* bit 5 discharge OT */
+	a |= (st1 & 0x40) ? BATTERY_ALARM_CHARGE_OVERTEMP : 0;	 /* bit 6 charge OT */
+	a |= (st1 & 0x80) ? BATTERY_ALARM_PACK_UNDERVOLTAGE : 0;	 /* bit 7 module UV */
+	/* §3.5 Status 4 / 5: cell 1-8 / 9-16 error */
+	a |= (st4 | st5) ? BATTERY_ALARM_BMS_INTERNAL : 0;
+	p->alarms = a;
+	p->warnings = 0;
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, now_usec);
+	return 0;
+}
+
+/*
+ * 0x92 charge/discharge management info (§3.6): command value, charge
+ * voltage limit (mV), discharge voltage limit (mV), charge current limit,
+ * discharge current limit (s16, 100 mA: §3.6 says "A, accuracy 1", every
+ * real answer is in 0.1 A -- 0x00FA = 25.0 A on the US2000B Plus, 0x022B =
+ * 55.5 A on the UP2500 -- and we follow the packs; the discharge limit is
+ * negative on all of them, 0xFF06 = -25.0 A, its magnitude is kept), charge
+ * and discharge status (bit 7 charge enable, 6 discharge enable, 5 charge
+ * immediately 1, 4 charge immediately 2, 3 full charge request).
+ */
+static int pyl_decode_management(const uint8_t *d, size_t n, struct battery_pack *p,
+				 uint64_t now_usec)
+{
+	int16_t ccl, dcl;
+	uint8_t st;
+	uint32_t r = 0;
+
+	if (n < 10) {
+		return -EBADMSG;
+	}
+	ccl = (int16_t)get_be16(&d[5]);
+	dcl = (int16_t)get_be16(&d[7]);
+	st = d[9];
+	if (ccl < 0) {
+		return -EBADMSG; /* a negative charge limit has no meaning */
+	}
+	r |= (st & PYL_STATUS_CHARGE_ENABLE) ? BATTERY_REQUEST_CHARGE_ENABLE : 0;
+	r |= (st & PYL_STATUS_DISCHARGE_ENABLE) ? BATTERY_REQUEST_DISCHARGE_ENABLE : 0;
+	r |= (st & PYL_STATUS_CHARGE_IMMEDIATELY_1) ? BATTERY_REQUEST_FORCE_CHARGE : 0;
+	r |= (st & PYL_STATUS_CHARGE_IMMEDIATELY_2) ? BATTERY_REQUEST_FORCE_CHARGE_2 : 0;
+	r |= (st & PYL_STATUS_FULL_CHARGE_REQUEST) ? BATTERY_REQUEST_FULL_CHARGE : 0;
+	p->charge_voltage_limit_mv = get_be16(&d[1]);
+	p->discharge_voltage_limit_mv = get_be16(&d[3]);
+	p->charge_current_limit_ma = (uint32_t)ccl * 100;
+	p->discharge_current_limit_ma = (uint32_t)(dcl < 0 ? -(int32_t)dcl : dcl) * 100;
+	p->requests = r;
+	battery_pack_mark(p, BATTERY_GROUP_LIMITS, now_usec);
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, now_usec);
+	return 0;
+}
+
+static int pyl_bms_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+			  uint64_t now_usec, struct battery_state *bs)
+{
+	uint8_t d[PYL_INFO_MAX];
+	uint8_t rtn;
+	ssize_t n;
+
+	if (!bs || pack >= BATTERY_PACKS_MAX || step >= PYL_STEP__COUNT) {
+		return -EBADMSG;
+	}
+	n = pylon_rs485_answer_info(ans, len, d, sizeof(d), &rtn);
+	if (n < 0) {
+		return (int)n;
+	}
+	if (rtn != PYLON_RS485_RTN_OK) {
+		return -EPROTO; /* the pack's RTN error answer (§2.5.2) */
+	}
+	switch (step) {
+	case PYL_STEP_ANALOG:
+		return pyl_decode_analog(d, (size_t)n, &bs->packs[pack], now_usec);
+	case PYL_STEP_ALARMS:
+		return pyl_decode_alarms(d, (size_t)n, &bs->packs[pack], now_usec);
+	case PYL_STEP_MANAGEMENT:
+		return pyl_decode_management(d, (size_t)n, &bs->packs[pack], now_usec);
+	}
+	return -EBADMSG;
+}
+
+/*
+ * Addresses: pack #1 (the master) is ADR 0x02, the next 0x03 ... (V3.3
+ * §2.5.3 "Address start from 2"); 15 packs reach 0x10 (group 0; other
+ * groups add 0x10 * m). Baud: DIP 1 of the master pack, up = 9600 (the
+ * default here), down = 115200 (V3.3 §2.5.3 DIP table; the US2000B Plus
+ * capture ran at 115200).
+ */
+const struct bms_serial_ops pylontech_rs485_bms_serial = {
+	.baud = 9600,
+	.address_min = 0x02,
+	.address_max = 0x10,
+	.n_steps = PYL_STEP__COUNT,
+	.answer_max = PYL_ANSWER_MAX,
+	.request = pyl_bms_request,
+	.frame = pyl_bms_frame,
+	.decode = pyl_bms_decode,
 };

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct protocol_options;
 
@@ -110,3 +111,39 @@ uint16_t pylon_rs485_chksum(const uint8_t *p, size_t n);
  * top nibble (two's complement of the sum of LENID's three nibbles, mod 16).
  */
 uint16_t pylon_rs485_length(uint16_t lenid);
+
+/*
+ * The polling side of the same framing (YD/T 1363-style "~...\r"), shared
+ * by the BMS input decoders of Pylontech RS485 (protocols/pylontech_rs485.c),
+ * Seplos V2 (protocols/seplos_v2.c) and Pace (protocols/pace.c).
+ */
+
+/**
+ * pylon_rs485_request() - build a request '~' VER ADR CID1 CID2 LENGTH INFO
+ * CHKSUM '\r' with CID1 0x46 and @n_info INFO bytes written as hex.
+ * Return: its length, or -ENOBUFS.
+ */
+ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_t *info,
+			    size_t n_info, uint8_t *buf, size_t n);
+
+/**
+ * pylon_rs485_find_answer() - the struct bms_serial_ops ->frame() of these
+ * families: one complete answer from @adr at the start of @buf.
+ * @adr: the polled address
+ * @req_cid2: the polled command (a frame carrying it is our own echo)
+ * @max: longest answer; no '\r' within it is -EBADMSG
+ * Return: its length, 0 for more bytes, -EBADMSG (not a frame, CHKSUM or
+ * LCHKSUM wrong), -ENOMSG with *@skip set (an echo, another address's
+ * answer, another CID1).
+ */
+ssize_t pylon_rs485_find_answer(uint8_t adr, uint8_t req_cid2, const uint8_t *buf, size_t len,
+				size_t max, size_t *skip);
+
+/**
+ * pylon_rs485_answer_info() - the INFO of a framed answer as bytes.
+ * @rtn: the answer's RTN (CID2)
+ * Return: the number of INFO bytes, or -EBADMSG (not a frame, odd INFO,
+ * bigger than @n_info).
+ */
+ssize_t pylon_rs485_answer_info(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info,
+				uint8_t *rtn);
