@@ -8,3 +8,4 @@
 #include "bms.h"
 
 extern const struct bms_serial_ops jbd_serial;
+extern const struct bms_serial_ops daly_serial;
