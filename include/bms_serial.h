@@ -9,3 +9,4 @@
 
 extern const struct bms_serial_ops jbd_serial;
 extern const struct bms_serial_ops daly_serial;
+extern const struct bms_serial_ops seplos_v3_serial;
