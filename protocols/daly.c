@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Daly "smart BMS" on its UART or RS485 port: the 0xA5 protocol. Pure
+ * request, framing and decoding for the generic serial engine.
+ *
+ * Primary document: Dongguan Daly Electronics "Daly UART/485
+ * Communications Protocol" V1.2, 2020-12-22 (in maland16/daly-bms-uart
+ * docs/), cited as "V1.2 §n" by its section numbers: §1.1 UART (9600 8N1),
+ * §2.2 address assignment, §2.3 frame format, §3 the data IDs 0x90-0x98.
+ *
+ * Secondary sources (read, not copied), and where they settle what V1.2
+ * leaves open:
+ *   - the sign of the current. V1.2 §3 0x90 gives "30000 offset, 0.1 A"
+ *     and no direction. mr-manuel/venus-os_dbus-serialbattery
+ *     dbus-serialbattery/bms/daly.py and dreadnought/python-daly-bms
+ *     dalybms/daly_bms.py ("negative=charging") both read a raw value
+ *     below 30000 as charging, and the real capture in tomatensaus/bms
+ *     test_daly.py agrees with V1.2's own 0x93 state byte: raw 30526 with
+ *     state 2, "discharge". Followed: current_ma = (30000 - raw) x 100.
+ *     daly.py has a switch to invert it for boards wired the other way
+ *     round; we have none yet (see bmsbridge-protocols(7));
+ *   - several packs on one RS485 bus: daly.py (multi-BMS support, its
+ *     CHANGELOG) sends host address 0x3F + n to board n and accepts only
+ *     answers whose address byte is n; V1.2 §2.2 names the pair of board
+ *     1, 0x40 (upper computer) and 0x01 (BMS master);
+ *   - 0x94 bytes 5-6: V1.2 marks them reserved, daly_bms.py and daly.py
+ *     read them as the charge cycle count (u16), as does the real
+ *     capture (5 cycles). Followed.
+ *
+ * Not polled: 0x95 (cell voltages) and 0x96 (temperatures) answer with
+ * ceil(cells / 3) and ceil(sensors / 7) frames over UART (daly_bms.py:
+ * "via UART/USB the BMS returns only frames that have data"), a count
+ * only 0x94 tells; a stateless frame() cannot know when such an answer
+ * is complete. The cell and temperature extremes of 0x91 / 0x92 fill
+ * the groups instead (cell_count = temp_count = 0: extremes only).
+ * 0x97 (balancing) has no field in battery_state.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "battery.h"
+#include "bms_serial.h"
+#include "byteorder.h"
+#include "macro.h"
+
+#define DALY_START 0xA5	       /* V1.2 §2.3 start flag */
+#define DALY_DATA_LEN 8	       /* V1.2 §2.3 data length, fixed */
+#define DALY_FRAME_LEN 13      /* start, address, ID, length, 8 data, checksum */
+#define DALY_HOST_BASE 0x3F    /* host address of board n: 0x3F + n (daly.py) */
+#define DALY_REQUEST_MIN 0x20  /* V1.2 §2.2: 0x20 GPRS, 0x40 PC, 0x80 Bluetooth */
+#define DALY_CURRENT_ZERO 30000 /* V1.2 §3 0x90: offset, 0.1 A */
+#define DALY_TEMP_ZERO 40      /* V1.2 §3 0x92: offset, degC */
+#define DALY_CELLS_MAX 48      /* V1.2 §3 0x95: cells 1-48 */
+
+/* the poll round: V1.2 §3 data IDs */
+static const uint8_t daly_cmd[] = {
+	0x90, /* total voltage, current, SOC */
+	0x91, /* highest and lowest cell voltage */
+	0x92, /* highest and lowest temperature */
+	0x93, /* charge / discharge MOS state, remaining capacity */
+	0x94, /* status information 1: counts, cycles */
+	0x98, /* battery failure status */
+};
+
+/*
+ * V1.2 §3 0x98, bytes 0-6, bit by bit: level 1 is a warning, level 2 an
+ * alarm (protection); the faults of bytes 4-6 are alarms.
+ */
+struct daly_bit {
+	uint32_t warning;
+	uint32_t alarm;
+};
+
+static const struct daly_bit daly_fault_map[7][8] = {
+	[0] = {
+		{ BATTERY_ALARM_CELL_OVERVOLTAGE, 0 },	/* cell volt high level 1 */
+		{ 0, BATTERY_ALARM_CELL_OVERVOLTAGE },	/* cell volt high level 2 */
+		{ BATTERY_ALARM_CELL_UNDERVOLTAGE, 0 }, /* cell volt low level 1 */
+		{ 0, BATTERY_ALARM_CELL_UNDERVOLTAGE }, /* cell volt low level 2 */
+		{ BATTERY_ALARM_PACK_OVERVOLTAGE, 0 },	/* sum volt high level 1 */
+		{ 0, BATTERY_ALARM_PACK_OVERVOLTAGE },	/* sum volt high level 2 */
+		{ BATTERY_ALARM_PACK_UNDERVOLTAGE, 0 }, /* sum volt low level 1 */
+		{ 0, BATTERY_ALARM_PACK_UNDERVOLTAGE }, /* sum volt low level 2 */
+	},
+	[1] = {
+		{ BATTERY_ALARM_CHARGE_OVERTEMP, 0 },	    /* chg temp high level 1 */
+		{ 0, BATTERY_ALARM_CHARGE_OVERTEMP },	    /* chg temp high level 2 */
+		{ BATTERY_ALARM_CHARGE_UNDERTEMP, 0 },	    /* chg temp low level 1 */
+		{ 0, BATTERY_ALARM_CHARGE_UNDERTEMP },	    /* chg temp low level 2 */
+		{ BATTERY_ALARM_DISCHARGE_OVERTEMP, 0 },    /* dischg temp high level 1 */
+		{ 0, BATTERY_ALARM_DISCHARGE_OVERTEMP },    /* dischg temp high level 2 */
+		{ BATTERY_ALARM_DISCHARGE_UNDERTEMP, 0 },   /* dischg temp low level 1 */
+		{ 0, BATTERY_ALARM_DISCHARGE_UNDERTEMP },   /* dischg temp low level 2 */
+	},
+	[2] = {
+		{ BATTERY_ALARM_CHARGE_OVERCURRENT, 0 },    /* chg overcurrent level 1 */
+		{ 0, BATTERY_ALARM_CHARGE_OVERCURRENT },    /* chg overcurrent level 2 */
+		{ BATTERY_ALARM_DISCHARGE_OVERCURRENT, 0 }, /* dischg overcurrent level 1 */
+		{ 0, BATTERY_ALARM_DISCHARGE_OVERCURRENT }, /* dischg overcurrent level 2 */
+		{ 0, 0 },				    /* SOC high level 1 */
+		{ 0, 0 },				    /* SOC high level 2 */
+		{ BATTERY_ALARM_LOW_SOC, 0 },		    /* SOC low level 1 */
+		{ 0, BATTERY_ALARM_LOW_SOC },		    /* SOC low level 2 */
+	},
+	[3] = {
+		{ BATTERY_ALARM_CELL_IMBALANCE, 0 }, /* diff volt level 1 */
+		{ 0, BATTERY_ALARM_CELL_IMBALANCE }, /* diff volt level 2 */
+		/* diff temp levels 1 and 2, bits 4-7 reserved: no such bit */
+	},
+	[4] = {
+		{ 0, BATTERY_ALARM_MOSFET_OVERTEMP }, /* chg MOS temp high */
+		{ 0, BATTERY_ALARM_MOSFET_OVERTEMP }, /* dischg MOS temp high */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* chg MOS temp sensor err */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* dischg MOS temp sensor err */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* chg MOS adhesion err */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* dischg MOS adhesion err */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* chg MOS open circuit err */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },    /* dischg MOS open circuit err */
+	},
+	[5] = {
+		/* AFE, voltage collection, temperature sensor, EEPROM, RTC,
+		 * precharge, communication, internal communication */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL }, { 0, BATTERY_ALARM_BMS_INTERNAL },
+		{ 0, BATTERY_ALARM_BMS_INTERNAL }, { 0, BATTERY_ALARM_BMS_INTERNAL },
+		{ 0, BATTERY_ALARM_BMS_INTERNAL }, { 0, BATTERY_ALARM_BMS_INTERNAL },
+		{ 0, BATTERY_ALARM_BMS_INTERNAL }, { 0, BATTERY_ALARM_BMS_INTERNAL },
+	},
+	[6] = {
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },	/* current module fault */
+		{ 0, BATTERY_ALARM_BMS_INTERNAL },	/* sum voltage detect fault */
+		{ 0, BATTERY_ALARM_SHORT_CIRCUIT },	/* short circuit protect fault */
+		{ 0, BATTERY_ALARM_CELL_UNDERVOLTAGE }, /* low volt forbidden chg fault */
+		/* bits 4-7 reserved */
+	},
+};
+
+/* V1.2 §2.3 note 2: the low byte of the sum of all previous bytes */
+static uint8_t daly_checksum(const uint8_t *p, size_t n)
+{
+	unsigned sum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		sum += p[i];
+	}
+	return (uint8_t)sum;
+}
+
+static ssize_t daly_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
+{
+	if (step >= ARRAY_SIZE(daly_cmd) || address < daly_serial.address_min ||
+	    address > daly_serial.address_max) {
+		return -EINVAL;
+	}
+	if (!buf || n < DALY_FRAME_LEN) {
+		return -ENOBUFS;
+	}
+	/* V1.2 §2.3.1: A5 <host address> <ID> 08, 8 reserved bytes, checksum */
+	memset(buf, 0, DALY_FRAME_LEN);
+	buf[0] = DALY_START;
+	buf[1] = (uint8_t)(DALY_HOST_BASE + address);
+	buf[2] = daly_cmd[step];
+	buf[3] = DALY_DATA_LEN;
+	buf[12] = daly_checksum(buf, 12);
+	return DALY_FRAME_LEN;
+}
+
+static ssize_t daly_frame(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
+			  size_t *skip)
+{
+	if (!buf || step >= ARRAY_SIZE(daly_cmd)) {
+		return -EINVAL;
+	}
+	if (len < 1) {
+		return 0;
+	}
+	if (buf[0] != DALY_START || (len >= 4 && buf[3] != DALY_DATA_LEN)) {
+		return -EBADMSG;
+	}
+	if (len < DALY_FRAME_LEN) {
+		return 0;
+	}
+	if (buf[12] != daly_checksum(buf, 12)) {
+		return -EBADMSG;
+	}
+	/* a request (ours echoed, another master's), another board, another ID */
+	if (buf[1] >= DALY_REQUEST_MIN || buf[1] != address || buf[2] != daly_cmd[step]) {
+		if (skip) {
+			*skip = DALY_FRAME_LEN;
+		}
+		return -ENOMSG;
+	}
+	return DALY_FRAME_LEN;
+}
+
+/* V1.2 §3 0x90 */
+static int daly_decode_soc(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	uint16_t soc_pm = get_be16(d + 6); /* 0.1 % */
+
+	if (soc_pm > 1000) {
+		return -EBADMSG;
+	}
+	p->voltage_mv = (uint32_t)get_be16(d) * 100; /* cumulative total, 0.1 V */
+	/* 30000 offset, 0.1 A; below the offset is charging (header) */
+	p->current_ma = ((int32_t)DALY_CURRENT_ZERO - (int32_t)get_be16(d + 4)) * 100;
+	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
+
+	p->soc_pct = (uint8_t)((soc_pm + 5) / 10);
+	p->soh_pct = 100; /* V1.2 has no state of health */
+	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
+	return 0;
+}
+
+/* V1.2 §3: a 1-based cell or sensor number, 0 for "none" */
+static uint8_t daly_index(uint8_t no)
+{
+	return no == 0 ? BATTERY_INDEX_NONE : (uint8_t)(no - 1);
+}
+
+/* V1.2 §3 0x91: the extremes only (cell_count 0) */
+static int daly_decode_cell_range(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	uint16_t max_mv = get_be16(d), min_mv = get_be16(d + 3);
+
+	if (min_mv > max_mv || d[2] > DALY_CELLS_MAX || d[5] > DALY_CELLS_MAX) {
+		return -EBADMSG;
+	}
+	p->cell_count = 0;
+	p->cell_max_mv = max_mv;
+	p->cell_max_idx = daly_index(d[2]);
+	p->cell_min_mv = min_mv;
+	p->cell_min_idx = daly_index(d[5]);
+	p->cell_min_pack = p->cell_max_pack = 0;
+	battery_pack_mark(p, BATTERY_GROUP_CELLS, now);
+	return 0;
+}
+
+/* V1.2 §3 0x92: the extremes only (temp_count 0), 40 offset, 1 degC */
+static int daly_decode_temp_range(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	if (d[2] > d[0]) {
+		return -EBADMSG;
+	}
+	p->temp_count = 0;
+	p->temp_max_dc = (int16_t)(((int)d[0] - DALY_TEMP_ZERO) * 10);
+	p->temp_max_idx = daly_index(d[1]);
+	p->temp_min_dc = (int16_t)(((int)d[2] - DALY_TEMP_ZERO) * 10);
+	p->temp_min_idx = daly_index(d[3]);
+	p->temp_min_pack = p->temp_max_pack = 0;
+	p->mosfet_temp_dc = BATTERY_TEMP_NONE;
+	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now);
+	return 0;
+}
+
+/* V1.2 §3 0x93 */
+static int daly_decode_mos(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	if (d[0] > 2) { /* 0 stationary, 1 charge, 2 discharge */
+		return -EBADMSG;
+	}
+	p->requests = 0;
+	if (d[1]) {
+		p->requests |= BATTERY_REQUEST_CHARGE_ENABLE; /* charge MOS state */
+	}
+	if (d[2]) {
+		p->requests |= BATTERY_REQUEST_DISCHARGE_ENABLE; /* discharge MOS state */
+	}
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, now);
+
+	p->remaining_mah = get_be32(d + 4); /* u32 mAh */
+	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
+	return 0;
+}
+
+/* V1.2 §3 0x94; cycles in bytes 5-6 as the readers (header) */
+static int daly_decode_status(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	if (d[0] == 0 || d[0] > DALY_CELLS_MAX) {
+		return -EBADMSG;
+	}
+	p->cycles = get_be16(d + 5);
+	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
+	return 0;
+}
+
+/* V1.2 §3 0x98 */
+static int daly_decode_failure(const uint8_t *d, struct battery_pack *p, uint64_t now)
+{
+	p->alarms = 0;
+	p->warnings = 0;
+	for (unsigned byte = 0; byte < ARRAY_SIZE(daly_fault_map); byte++) {
+		for (unsigned bit = 0; bit < 8; bit++) {
+			if (d[byte] & (1u << bit)) {
+				p->alarms |= daly_fault_map[byte][bit].alarm;
+				p->warnings |= daly_fault_map[byte][bit].warning;
+			}
+		}
+	}
+	battery_pack_mark(p, BATTERY_GROUP_STATUS, now);
+	return 0;
+}
+
+static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+		       uint64_t now_usec, struct battery_state *bs)
+{
+	struct battery_pack *p;
+	const uint8_t *d;
+
+	if (!ans || !bs || pack >= BATTERY_PACKS_MAX || step >= ARRAY_SIZE(daly_cmd)) {
+		return -EINVAL;
+	}
+	if (len != DALY_FRAME_LEN || ans[0] != DALY_START || ans[2] != daly_cmd[step] ||
+	    ans[3] != DALY_DATA_LEN || ans[1] >= DALY_REQUEST_MIN ||
+	    ans[12] != daly_checksum(ans, 12)) {
+		return -EBADMSG;
+	}
+	p = &bs->packs[pack];
+	d = ans + 4;
+	switch (daly_cmd[step]) {
+	case 0x90:
+		return daly_decode_soc(d, p, now_usec);
+	case 0x91:
+		return daly_decode_cell_range(d, p, now_usec);
+	case 0x92:
+		return daly_decode_temp_range(d, p, now_usec);
+	case 0x93:
+		return daly_decode_mos(d, p, now_usec);
+	case 0x94:
+		return daly_decode_status(d, p, now_usec);
+	default:
+		return daly_decode_failure(d, p, now_usec);
+	}
+}
+
+const struct bms_serial_ops daly_serial = {
+	.baud = 9600, /* V1.2 §1.1 */
+	.address_min = 1,
+	.address_max = 15, /* host address 0x40-0x4E: below Bluetooth's 0x80 */
+	.n_steps = ARRAY_SIZE(daly_cmd),
+	.answer_max = DALY_FRAME_LEN,
+	.request = daly_request,
+	.frame = daly_frame,
+	.decode = daly_decode,
+};

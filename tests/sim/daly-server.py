@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""A simulated bus of Daly BMS boards on a pty, for the integration tests.
+
+Answers the 13-byte read requests of Daly's "UART/485 Communications
+Protocol" V1.2 (maland16/daly-bms-uart docs/, sections 2.3 and 3) for
+each board address given: a request to board n carries host address
+0x3F + n, its answer address byte n (multi-board addressing as in
+mr-manuel/venus-os_dbus-serialbattery dbus-serialbattery/bms/daly.py).
+
+By default every board answers 0x90-0x95 with the real answers of a 16S
+Daly logged in tomatensaus/bms test_daly.py (the last block; for boards
+other than 1 the address byte and checksum are rewritten) and 0x98 with
+"no failure". With --encode the answers are built from the values given,
+0x95 and 0x96 as the multi-frame answers V1.2 section 3 describes.
+
+Usage: daly-server.py LINK [--addresses 1,2] [--encode] [--cells N]
+                       [--cell-mv MV] [--current-ma MA] [--soc PCT]
+                       [--temp-c C]
+Prints "ready PTY" once LINK points at the pty. Commands on stdin, one a
+line: "unplug N" (board N stops answering), "plug N", "quit".
+"""
+import argparse
+import os
+import select
+import sys
+import tty
+
+CAPTURE = {
+    0x90: "a5 01 90 08 02 03 00 00 77 3e 03 1b 16",
+    0x91: "a5 01 91 08 0c b5 07 0c 28 05 03 1b 5e",
+    0x92: "a5 01 92 08 49 01 49 01 28 05 03 1b 1f",
+    0x93: "a5 01 93 08 02 01 01 a8 00 04 5d f8 46",
+    0x94: "a5 01 94 08 10 01 00 00 02 00 05 f8 52",
+    0x95: "a5 01 95 08 01 0c a3 0c 8f 0c 60 f8 f2",
+}
+
+
+def frame(addr, cmd, data):
+    """V1.2 section 2.3: A5, address, ID, 8, data, low byte of the sum."""
+    b = bytes([0xA5, addr, cmd, 8]) + bytes(data).ljust(8, b"\0")[:8]
+    return b + bytes([sum(b) & 0xFF])
+
+
+def captured(addr):
+    out = {}
+    for cmd, h in CAPTURE.items():
+        b = bytes.fromhex(h)
+        out[cmd] = frame(addr, cmd, b[4:12])
+    out[0x98] = frame(addr, 0x98, bytes(8))
+    return out
+
+
+def encoded(addr, a):
+    """Answers built from values, V1.2 section 3 field by field."""
+    cells = [a.cell_mv + addr] * a.cells  # boards told apart by 1 mV
+    total_dv = sum(cells) // 100
+    raw_current = 30000 - a.current_ma // 100  # below 30000: charging
+    temp = a.temp_c + 40
+    out = {
+        0x90: frame(addr, 0x90, total_dv.to_bytes(2, "big") + bytes(2)
+                    + raw_current.to_bytes(2, "big") + (a.soc * 10).to_bytes(2, "big")),
+        0x91: frame(addr, 0x91, max(cells).to_bytes(2, "big") + bytes([1])
+                    + min(cells).to_bytes(2, "big") + bytes([a.cells])),
+        0x92: frame(addr, 0x92, bytes([temp, 1, temp, 1])),
+        0x93: frame(addr, 0x93, bytes([1 if a.current_ma > 0 else 2 if a.current_ma < 0
+                                       else 0, 1, 1, 0])
+                    + (100000 * a.soc // 100).to_bytes(4, "big")),
+        0x94: frame(addr, 0x94, bytes([a.cells, 1, 0, 0, 0]) + (12).to_bytes(2, "big")),
+        0x97: frame(addr, 0x97, bytes(8)),
+        0x98: frame(addr, 0x98, bytes(8)),
+    }
+    cell_frames = b""
+    for i in range(0, a.cells, 3):
+        data = bytes([i // 3 + 1]) + b"".join(c.to_bytes(2, "big") for c in cells[i:i + 3])
+        cell_frames += frame(addr, 0x95, data)
+    out[0x95] = cell_frames
+    out[0x96] = frame(addr, 0x96, bytes([1, temp]))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("link")
+    ap.add_argument("--addresses", default="1")
+    ap.add_argument("--encode", action="store_true")
+    ap.add_argument("--cells", type=int, default=16)
+    ap.add_argument("--cell-mv", type=int, default=3300)
+    ap.add_argument("--current-ma", type=int, default=-12300)
+    ap.add_argument("--soc", type=int, default=55)
+    ap.add_argument("--temp-c", type=int, default=21)
+    a = ap.parse_args()
+
+    addrs = [int(x, 0) for x in a.addresses.split(",")]
+    answers = {n: (encoded(n, a) if a.encode else captured(n)) for n in addrs}
+    plugged = set(addrs)
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    name = os.ttyname(slave)
+    try:
+        os.unlink(a.link)
+    except FileNotFoundError:
+        pass
+    os.symlink(name, a.link)
+    print("ready", name, flush=True)
+
+    buf = b""
+    stdin_open = True
+    try:
+        while True:
+            fds = [master] + ([sys.stdin] if stdin_open else [])
+            rd, _, _ = select.select(fds, [], [], 1.0)
+            if sys.stdin in rd:
+                line = sys.stdin.readline()
+                if not line:
+                    stdin_open = False
+                    continue
+                w = line.split()
+                if not w:
+                    continue
+                if w[0] == "quit":
+                    break
+                if w[0] in ("unplug", "plug") and len(w) == 2 and int(w[1], 0) in answers:
+                    n = int(w[1], 0)
+                    if w[0] == "plug":
+                        plugged.add(n)
+                    else:
+                        plugged.discard(n)
+                    print("ok", w[0], n, flush=True)
+                else:
+                    print("error", line.strip(), flush=True)
+            if master in rd:
+                try:
+                    buf += os.read(master, 256)
+                except OSError:
+                    buf = b""
+                    continue
+                while len(buf) >= 13:
+                    if buf[0] != 0xA5:
+                        buf = buf[1:]
+                        continue
+                    req = buf[:13]
+                    if req[3] != 8 or (sum(req[:12]) & 0xFF) != req[12]:
+                        buf = buf[1:]
+                        continue
+                    buf = buf[13:]
+                    n = req[1] - 0x3F
+                    if n in plugged and req[2] in answers[n]:
+                        os.write(master, answers[n][req[2]])
+    finally:
+        try:
+            os.unlink(a.link)
+        except FileNotFoundError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
