@@ -282,7 +282,9 @@ static int read_group(struct reader *rd, struct json_object *g, const char *path
 		int64_t v = 0;
 		int r;
 
-		snprintf(kp, sizeof(kp), "%s.%s", path, key);
+		if (snprintf(kp, sizeof(kp), "%s.%s", path, key) >= (int)sizeof(kp)) {
+			return fail(rd, path, "key too long");
+		}
 		for (size_t i = 0; i < n_fields; i++) {
 			if (streq(fields[i].key, key)) {
 				f = &fields[i];
