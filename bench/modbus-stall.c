@@ -104,7 +104,7 @@ static int run(const char *server, const char *data, int method, unsigned second
 	pid_t pid;
 	uint64_t end, max_stall = 0, sum = 0, n = 0;
 	unsigned long rounds_updates;
-	char status[160];
+	char status[160], ok[40];
 
 	if (!mkdtemp(link)) {
 		return -errno;
@@ -158,7 +158,10 @@ static int run(const char *server, const char *data, int method, unsigned second
 	if (fgets(line, sizeof(line), out)) {
 		line[strcspn(line, "\n")] = '\0';
 	}
-	fgets(status + 120, 40, out); /* the "ok" after the stats line */
+	/* the "ok" after the stats line, read into a buffer of its own */
+	if (!fgets(ok, sizeof(ok), out)) {
+		fprintf(stderr, "modbus-stall: no answer after the stats line\n");
+	}
 	printf("%s method, 3 packs (address 2 absent), %u s: %lu decoded blocks, %" PRIu64
 	       " dispatches, longest stall %.3f ms, mean %.3f ms\n  input: %s\n  server: %s\n",
 	       method == JK_PB_READ_TRIGGER ? "trigger" : "register", seconds, rounds_updates, n,

@@ -84,7 +84,12 @@ static int candump_send(struct output *out, const struct can_frame *frames, size
 	struct timespec ts;
 	uint64_t wall_usec;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
+	/* fails only where time_t is 32 bits and the date is past 2038
+	 * (EOVERFLOW): stamp 0 then, never an uninitialised time */
+	if (clock_gettime(CLOCK_REALTIME, &ts) < 0) {
+		ts.tv_sec = 0;
+		ts.tv_nsec = 0;
+	}
 	wall_usec = (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
 
 	for (size_t i = 0; i < n; i++) {

@@ -279,10 +279,12 @@ static int read_group(struct reader *rd, struct json_object *g, const char *path
 	json_object_object_foreach(g, key, val)
 	{
 		const struct field *f = NULL;
-		int64_t v;
+		int64_t v = 0;
 		int r;
 
-		snprintf(kp, sizeof(kp), "%s.%s", path, key);
+		if (snprintf(kp, sizeof(kp), "%s.%s", path, key) >= (int)sizeof(kp)) {
+			return fail(rd, path, "key too long");
+		}
 		for (size_t i = 0; i < n_fields; i++) {
 			if (streq(fields[i].key, key)) {
 				f = &fields[i];
@@ -310,7 +312,7 @@ static int read_group(struct reader *rd, struct json_object *g, const char *path
 static int read_index(struct reader *rd, struct json_object *v, const char *path, int64_t max,
 		      uint8_t *dst)
 {
-	int64_t x;
+	int64_t x = 0;
 
 	if (json_object_is_type(v, json_type_null)) {
 		*dst = BATTERY_INDEX_NONE;
@@ -327,7 +329,7 @@ static int read_index(struct reader *rd, struct json_object *v, const char *path
 static int cells_special(struct reader *rd, const char *key, struct json_object *v,
 			 const char *path, struct battery_pack *p)
 {
-	int64_t a[BATTERY_CELLS_MAX], x;
+	int64_t a[BATTERY_CELLS_MAX], x = 0;
 	size_t len;
 
 	if (streq(key, "cell_mv")) {
@@ -365,7 +367,7 @@ static int cells_special(struct reader *rd, const char *key, struct json_object 
 static int temps_special(struct reader *rd, const char *key, struct json_object *v,
 			 const char *path, struct battery_pack *p)
 {
-	int64_t a[BATTERY_TEMPS_MAX], x;
+	int64_t a[BATTERY_TEMPS_MAX], x = 0;
 	size_t len;
 
 	if (streq(key, "temp_dc")) {
@@ -524,7 +526,7 @@ int battery_state_from_json(const char *text, uint64_t now_usec, struct battery_
 	struct json_tokener *tok;
 	struct json_object *root, *packs = NULL, *bank = NULL;
 	enum json_tokener_error jerr;
-	int64_t v;
+	int64_t v = 0;
 	int r = 0;
 
 	tok = json_tokener_new_ex(32);
