@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench/modbus-stall: the longest event-loop stall the RS485 Modbus input
- * (src/bms_modbus.c) causes while polling JK-PB packs.
+ * (src/input_serial.c) causes while polling JK-PB packs.
  *
  * Setup: tests/integration/jk-pb-server simulates packs on a pty; the real
- * src/bms_modbus.c runs on a real sd-event loop against a minimal bridge
+ * src/input_serial.c runs on a real sd-event loop against a minimal bridge
  * (the three functions it calls). Every sd_event_dispatch() is timed: that
  * is the time the loop spends inside callbacks, i.e. the stall any other
  * source (the inverter broadcast timer, the watchdog) would see.
@@ -132,7 +132,7 @@ static int run(const char *server, const char *data, int method, unsigned second
 	br.driver = bms_driver_find("jk-pb-modbus");
 	battery_state_init(&br.state, 3);
 	updates = 0;
-	if (bms_modbus_input_ops.open(&br, &br.input) < 0) {
+	if (input_serial_ops.open(&br, &br.input) < 0) {
 		return -EIO;
 	}
 	end = mono_usec() + (uint64_t)seconds * USEC_PER_SEC;
@@ -152,7 +152,7 @@ static int run(const char *server, const char *data, int method, unsigned second
 		n++;
 	}
 	rounds_updates = updates;
-	bms_modbus_input_ops.status(br.input, status, sizeof(status));
+	input_serial_ops.status(br.input, status, sizeof(status));
 	fprintf(in, "stats\n");
 	fflush(in);
 	if (fgets(line, sizeof(line), out)) {
@@ -164,7 +164,7 @@ static int run(const char *server, const char *data, int method, unsigned second
 	       method == JK_PB_READ_TRIGGER ? "trigger" : "register", seconds, rounds_updates, n,
 	       (double)max_stall / 1000.0, n ? (double)sum / (double)n / 1000.0 : 0.0, status,
 	       line);
-	bms_modbus_input_ops.free(br.input);
+	input_serial_ops.free(br.input);
 	sd_event_unref(br.event);
 	fprintf(in, "quit\n");
 	fclose(in);

@@ -27,14 +27,14 @@ struct bms_driver;
 struct inverter_protocol;
 
 /* The BMS side of the daemon (one per transport). */
-struct bms_input;
-struct bms_input_ops {
+struct input;
+struct input_ops {
 	const char *name;
 	/* open the port and register event sources; may start "not connected" and retry */
-	int (*open)(struct bridge *br, struct bms_input **ret);
-	struct bms_input *(*free)(struct bms_input *in);
+	int (*open)(struct bridge *br, struct input **ret);
+	struct input *(*free)(struct input *in);
 	/* one short phrase for STATUS= ("jk-pb-modbus 2/2 packs, 0 errors") */
-	void (*status)(struct bms_input *in, char *buf, size_t n);
+	void (*status)(struct input *in, char *buf, size_t n);
 };
 
 /* The inverter side of the daemon (one per enum output_kind). */
@@ -48,11 +48,11 @@ struct output_ops {
 	void (*status)(struct output *out, char *buf, size_t n);
 };
 
-/* src/bms_sim.c, bms_can.c, bms_modbus.c, bms_replay.c */
-extern const struct bms_input_ops bms_sim_input_ops;
-extern const struct bms_input_ops bms_can_input_ops;
-extern const struct bms_input_ops bms_modbus_input_ops;
-extern const struct bms_input_ops bms_replay_input_ops;
+/* src/input_sim.c, input_can.c, input_serial.c, input_replay.c */
+extern const struct input_ops input_sim_ops;
+extern const struct input_ops input_can_ops;
+extern const struct input_ops input_serial_ops;
+extern const struct input_ops input_replay_ops;
 /* src/output_candump.c, output_can.c, output_rs485.c */
 extern const struct output_ops output_candump_ops;
 extern const struct output_ops output_can_ops;
@@ -69,8 +69,8 @@ struct bridge {
 	struct safety safety;
 	enum safety_mode mode;
 
-	const struct bms_input_ops *input_ops;
-	struct bms_input *input;
+	const struct input_ops *input_ops;
+	struct input *input;
 	const struct output_ops *output_ops;
 	struct output *output;
 

@@ -290,17 +290,17 @@ static int tick(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, bridge_next_tick_usec(usec, br->tick_usec, now));
 }
 
-static const struct bms_input_ops *input_for(const struct bms_driver *d)
+static const struct input_ops *input_for(const struct bms_driver *d)
 {
 	switch (d->transport) {
 	case BMS_TRANSPORT_SIM:
-		return &bms_sim_input_ops;
+		return &input_sim_ops;
 	case BMS_TRANSPORT_CAN:
-		return &bms_can_input_ops;
+		return &input_can_ops;
 	case BMS_TRANSPORT_SERIAL:
-		return &bms_modbus_input_ops;
+		return &input_serial_ops;
 	case BMS_TRANSPORT_FILE:
-		return &bms_replay_input_ops;
+		return &input_replay_ops;
 	}
 	return NULL;
 }

@@ -155,7 +155,7 @@ struct modbus_pack {
 	struct inflight fifo[STEPS_MAX];
 };
 
-struct bms_input {
+struct input {
 	struct bridge *br;
 	modbus_t *ctx;
 	int fd;
@@ -196,11 +196,11 @@ struct bms_input {
 	struct ratelimit rl_timeout, rl_bad, rl_late, rl_open, rl_collision;
 };
 
-static void start_exchange(struct bms_input *in, uint64_t now);
-static void advance(struct bms_input *in, uint64_t now, bool pack_failed);
-static void exchange_failed(struct bms_input *in, uint64_t now, int err);
+static void start_exchange(struct input *in, uint64_t now);
+static void advance(struct input *in, uint64_t now, bool pack_failed);
+static void exchange_failed(struct input *in, uint64_t now, int err);
 
-static int arm_timer(struct bms_input *in, uint64_t when)
+static int arm_timer(struct input *in, uint64_t when)
 {
 	int r = sd_event_source_set_time(in->timer, when);
 
@@ -210,7 +210,7 @@ static int arm_timer(struct bms_input *in, uint64_t when)
 	return r;
 }
 
-static void fifo_push(struct bms_input *in, struct inflight *f, uint64_t t)
+static void fifo_push(struct input *in, struct inflight *f, uint64_t t)
 {
 	if (f->len == LATE_FIFO_MAX) {
 		/* the oldest goes: see the limit in the model above */
@@ -240,7 +240,7 @@ static uint64_t fifo_pop(struct inflight *f)
  * Read whatever is pending. Return: bytes read, or -EIO on a dead line
  * (a hang-up also shows as EPOLLHUP on the io source).
  */
-static ssize_t read_pending(struct bms_input *in, uint8_t *buf, size_t n)
+static ssize_t read_pending(struct input *in, uint8_t *buf, size_t n)
 {
 	ssize_t total = 0;
 
@@ -264,7 +264,7 @@ static ssize_t read_pending(struct bms_input *in, uint8_t *buf, size_t n)
 	return total;
 }
 
-static void port_close(struct bms_input *in)
+static void port_close(struct input *in)
 {
 	in->io = sd_event_source_disable_unref(in->io);
 	if (in->ctx) {
@@ -285,7 +285,7 @@ static void port_close(struct bms_input *in)
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
-static int port_open(struct bms_input *in, uint64_t now)
+static int port_open(struct input *in, uint64_t now)
 {
 	const struct bms_config *c = &in->br->cfg.bms;
 	uint32_t baud = c->baud ? c->baud : in->br->driver->baud ? in->br->driver->baud : 115200;
@@ -339,7 +339,7 @@ static int port_open(struct bms_input *in, uint64_t now)
 	return 0;
 }
 
-static void schedule_reopen(struct bms_input *in, uint64_t now, const char *why)
+static void schedule_reopen(struct input *in, uint64_t now, const char *why)
 {
 	log_warning("Reopening BMS port %s: %s", in->br->cfg.bms.port, why);
 	port_close(in);
@@ -352,7 +352,7 @@ static void schedule_reopen(struct bms_input *in, uint64_t now, const char *why)
 
 /* ---- pack state changes, said once ------------------------------------------- */
 
-static void pack_answered(struct bms_input *in, unsigned i, uint64_t now)
+static void pack_answered(struct input *in, unsigned i, uint64_t now)
 {
 	struct modbus_pack *p = &in->packs[i];
 
@@ -372,7 +372,7 @@ static void pack_answered(struct bms_input *in, unsigned i, uint64_t now)
 	p->silent_rounds = 0;
 }
 
-static void pack_silent(struct bms_input *in, unsigned i, uint64_t now, const char *what)
+static void pack_silent(struct input *in, unsigned i, uint64_t now, const char *what)
 {
 	struct modbus_pack *p = &in->packs[i];
 
@@ -400,7 +400,7 @@ static void pack_silent(struct bms_input *in, unsigned i, uint64_t now, const ch
  * or at once if the timer fired meanwhile (a round longer than
  * poll_interval: the bus is then polled back to back, never less often).
  */
-static void end_round(struct bms_input *in, uint64_t now)
+static void end_round(struct input *in, uint64_t now)
 {
 	in->phase = PHASE_IDLE;
 	in->pack = in->step = in->attempt = 0;
@@ -412,7 +412,7 @@ static void end_round(struct bms_input *in, uint64_t now)
 }
 
 /* Move on to the next step, the next pack, or end the round. */
-static void advance(struct bms_input *in, uint64_t now, bool pack_failed)
+static void advance(struct input *in, uint64_t now, bool pack_failed)
 {
 	in->attempt = 0;
 	if (!pack_failed && in->step + 1 < in->n_steps) {
@@ -434,7 +434,7 @@ static void advance(struct bms_input *in, uint64_t now, bool pack_failed)
 	start_exchange(in, now);
 }
 
-static void exchange_failed(struct bms_input *in, uint64_t now, int err)
+static void exchange_failed(struct input *in, uint64_t now, int err)
 {
 	const struct modbus_step *st = &in->steps[in->step];
 	const struct modbus_pack *p = &in->packs[in->pack];
@@ -475,7 +475,7 @@ static void exchange_failed(struct bms_input *in, uint64_t now, int err)
 }
 
 /* The current exchange got its answer (decoded already). */
-static void exchange_done(struct bms_input *in, uint64_t now)
+static void exchange_done(struct input *in, uint64_t now)
 {
 	struct inflight *f = &in->packs[in->pack].fifo[in->step];
 
@@ -506,7 +506,7 @@ static void exchange_done(struct bms_input *in, uint64_t now)
 	advance(in, now, false);
 }
 
-static void probe_over(struct bms_input *in, uint64_t now)
+static void probe_over(struct input *in, uint64_t now)
 {
 	struct inflight *f = &in->packs[in->probe_pack].fifo[in->probe_step];
 
@@ -518,7 +518,7 @@ static void probe_over(struct bms_input *in, uint64_t now)
 	advance(in, now, false);
 }
 
-static void mark_late(struct bms_input *in, uint64_t now, unsigned pack, uint64_t stamp,
+static void mark_late(struct input *in, uint64_t now, unsigned pack, uint64_t stamp,
 		      const char *what)
 {
 	in->late_events++;
@@ -529,7 +529,7 @@ static void mark_late(struct bms_input *in, uint64_t now, unsigned pack, uint64_
 		      stamp ? (double)(now - stamp) / USEC_PER_SEC : 0.0);
 }
 
-static int pack_index(const struct bms_input *in, uint8_t addr)
+static int pack_index(const struct input *in, uint8_t addr)
 {
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		if (in->packs[i].addr == addr) {
@@ -540,7 +540,7 @@ static int pack_index(const struct bms_input *in, uint8_t addr)
 }
 
 /* decode one block into pack @pi dated @stamp and tell the bridge */
-static int deliver(struct bms_input *in, unsigned kind, const uint8_t *buf, size_t n,
+static int deliver(struct input *in, unsigned kind, const uint8_t *buf, size_t n,
 		   unsigned pi, uint64_t stamp)
 {
 	struct bridge *br = in->br;
@@ -555,7 +555,7 @@ static int deliver(struct bms_input *in, unsigned kind, const uint8_t *buf, size
 }
 
 /* polling: a frame heard (with or without its echo) */
-static void poll_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64_t now)
+static void poll_heard(struct input *in, const struct jk_pb_heard *h, uint64_t now)
 {
 	uint8_t type = h->frame[4];
 	const struct modbus_step *cur = &in->steps[in->step];
@@ -609,7 +609,7 @@ static void poll_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64
 }
 
 /* polling, register method: one 0x03 answer */
-static void poll_read_answer(struct bms_input *in, const struct jk_pb_bus_item *it,
+static void poll_read_answer(struct input *in, const struct jk_pb_bus_item *it,
 			     uint64_t now)
 {
 	const struct modbus_step *st = NULL;
@@ -664,7 +664,7 @@ static void poll_read_answer(struct bms_input *in, const struct jk_pb_bus_item *
  * it answered in time, checked against its write echo; unasked and with
  * no echo it is the master's own. It is dated by its poll.
  */
-static void listen_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64_t now)
+static void listen_heard(struct input *in, const struct jk_pb_heard *h, uint64_t now)
 {
 	uint8_t addr;
 	uint64_t stamp;
@@ -701,7 +701,7 @@ static void listen_heard(struct bms_input *in, const struct jk_pb_heard *h, uint
 	pack_answered(in, (unsigned)pi, now);
 }
 
-static void listen_tick(struct bms_input *in, uint64_t now)
+static void listen_tick(struct input *in, uint64_t now)
 {
 	struct jk_pb_heard h;
 
@@ -727,7 +727,7 @@ static void listen_tick(struct bms_input *in, uint64_t now)
 
 /* ---- the byte stream ---------------------------------------------------------- */
 
-static void handle_item(struct bms_input *in, const struct jk_pb_bus_item *it, uint64_t now)
+static void handle_item(struct input *in, const struct jk_pb_bus_item *it, uint64_t now)
 {
 	struct jk_pb_heard h;
 	bool held = in->lis.held;
@@ -785,7 +785,7 @@ static void handle_item(struct bms_input *in, const struct jk_pb_bus_item *it, u
 }
 
 /* cut what has arrived into items; @final: nothing more will complete them */
-static void consume(struct bms_input *in, uint64_t now, bool final)
+static void consume(struct input *in, uint64_t now, bool final)
 {
 	size_t off = 0;
 
@@ -807,7 +807,7 @@ static void consume(struct bms_input *in, uint64_t now, bool final)
 }
 
 /* read what is pending; Return: bytes, or <0 after the port was reopened */
-static ssize_t take_input(struct bms_input *in, uint64_t now)
+static ssize_t take_input(struct input *in, uint64_t now)
 {
 	ssize_t k;
 
@@ -830,7 +830,7 @@ static ssize_t take_input(struct bms_input *in, uint64_t now)
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	uint64_t now = bridge_now(in->br);
 	ssize_t k;
 
@@ -850,7 +850,7 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
 }
 
 /* Send the current step's request now (the bus has been quiet long enough). */
-static void send_request(struct bms_input *in, uint64_t now)
+static void send_request(struct input *in, uint64_t now)
 {
 	const struct modbus_step *st = &in->steps[in->step];
 	struct modbus_pack *p = &in->packs[in->pack];
@@ -890,7 +890,7 @@ static void send_request(struct bms_input *in, uint64_t now)
 	arm_timer(in, now + in->timeout_usec);
 }
 
-static void start_exchange(struct bms_input *in, uint64_t now)
+static void start_exchange(struct input *in, uint64_t now)
 {
 	uint64_t quiet = in->gap_usec;
 	uint64_t due;
@@ -908,7 +908,7 @@ static void start_exchange(struct bms_input *in, uint64_t now)
 	arm_timer(in, due > now ? due : now);
 }
 
-static void wait_over(struct bms_input *in, uint64_t now)
+static void wait_over(struct input *in, uint64_t now)
 {
 	struct jk_pb_heard h;
 
@@ -934,7 +934,7 @@ static void wait_over(struct bms_input *in, uint64_t now)
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	uint64_t now = bridge_now(in->br);
 
 	switch (in->phase) {
@@ -972,7 +972,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	uint64_t now = bridge_now(in->br);
 
 	if (in->phase == PHASE_IDLE) {
@@ -986,7 +986,7 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, usec + in->poll_usec);
 }
 
-static struct bms_input *modbus_input_free(struct bms_input *in)
+static struct input *modbus_input_free(struct input *in)
 {
 	if (!in) {
 		return NULL;
@@ -1002,10 +1002,10 @@ static struct bms_input *modbus_input_free(struct bms_input *in)
 	return NULL;
 }
 
-static int modbus_input_open(struct bridge *br, struct bms_input **ret)
+static int modbus_input_open(struct bridge *br, struct input **ret)
 {
 	const struct bms_config *c = &br->cfg.bms;
-	struct bms_input *in;
+	struct input *in;
 	uint64_t now = bridge_now(br);
 	unsigned first = 0;
 	int r;
@@ -1093,7 +1093,7 @@ static int modbus_input_open(struct bridge *br, struct bms_input **ret)
 	return 0;
 }
 
-static void modbus_input_status(struct bms_input *in, char *buf, size_t n)
+static void modbus_input_status(struct input *in, char *buf, size_t n)
 {
 	uint64_t now = bridge_now(in->br);
 	unsigned online = 0, silent = 0, first = 0;
@@ -1136,7 +1136,7 @@ static void modbus_input_status(struct bms_input *in, char *buf, size_t n)
 	}
 }
 
-const struct bms_input_ops bms_modbus_input_ops = {
+const struct input_ops input_serial_ops = {
 	.name = "modbus",
 	.open = modbus_input_open,
 	.free = modbus_input_free,

@@ -42,7 +42,7 @@ struct replay_frame {
 	struct can_frame frame;
 };
 
-struct bms_input {
+struct input {
 	struct bridge *br;
 	const struct bms_driver *decoder;
 	sd_event_source *timer;
@@ -58,14 +58,14 @@ struct bms_input {
 	bool finished;
 };
 
-static uint64_t due_usec(const struct bms_input *in, size_t i)
+static uint64_t due_usec(const struct input *in, size_t i)
 {
 	return in->start_usec + in->frames[i].time_usec / in->speed;
 }
 
 static int replay_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	struct bridge *br = in->br;
 	uint64_t now = bridge_now(br);
 	unsigned batch = 0;
@@ -102,7 +102,7 @@ static int replay_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, due_usec(in, in->next));
 }
 
-static struct bms_input *replay_free(struct bms_input *in)
+static struct input *replay_free(struct input *in)
 {
 	if (!in) {
 		return NULL;
@@ -121,7 +121,7 @@ static void fclosep_replay(FILE **f)
 }
 
 /* Read the whole log; lines that do not parse are counted, not fatal. */
-static int replay_load(struct bms_input *in, const char *path)
+static int replay_load(struct input *in, const char *path)
 {
 	_cleanup_(fclosep_replay) FILE *f = NULL;
 	char line[256];
@@ -184,10 +184,10 @@ static int replay_load(struct bms_input *in, const char *path)
 	return in->n_frames > 0 ? 0 : -EBADMSG;
 }
 
-static int replay_open(struct bridge *br, struct bms_input **ret)
+static int replay_open(struct bridge *br, struct input **ret)
 {
 	const struct bms_config *c = &br->cfg.bms;
-	struct bms_input *in;
+	struct input *in;
 	uint64_t now = bridge_now(br);
 	int r;
 
@@ -230,13 +230,13 @@ static int replay_open(struct bridge *br, struct bms_input **ret)
 	return 0;
 }
 
-static void replay_status(struct bms_input *in, char *buf, size_t n)
+static void replay_status(struct input *in, char *buf, size_t n)
 {
 	snprintf(buf, n, "replay %s %zu/%zu frames, pass %" PRIu64 "%s", in->decoder->name,
 		 in->next, in->n_frames, in->loops + 1, in->finished ? ", finished" : "");
 }
 
-const struct bms_input_ops bms_replay_input_ops = {
+const struct input_ops input_replay_ops = {
 	.name = "replay",
 	.open = replay_open,
 	.free = replay_free,

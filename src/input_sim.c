@@ -19,7 +19,7 @@
 
 #define BMS_SIM_PERIOD_USEC USEC_PER_SEC
 
-struct bms_input {
+struct input {
 	struct bridge *br;
 	sd_event_source *timer;
 	uint64_t last_usec;
@@ -29,7 +29,7 @@ struct bms_input {
 
 static int sim_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	struct bridge *br = in->br;
 	uint64_t now = bridge_now(br);
 	uint64_t dt = now > in->last_usec ? now - in->last_usec : 0;
@@ -43,7 +43,7 @@ static int sim_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, usec + BMS_SIM_PERIOD_USEC);
 }
 
-static struct bms_input *sim_free(struct bms_input *in)
+static struct input *sim_free(struct input *in)
 {
 	if (!in) {
 		return NULL;
@@ -53,9 +53,9 @@ static struct bms_input *sim_free(struct bms_input *in)
 	return NULL;
 }
 
-static int sim_open(struct bridge *br, struct bms_input **ret)
+static int sim_open(struct bridge *br, struct input **ret)
 {
-	struct bms_input *in;
+	struct input *in;
 	uint64_t now = bridge_now(br);
 	int r;
 
@@ -85,13 +85,13 @@ static int sim_open(struct bridge *br, struct bms_input **ret)
 	return 0;
 }
 
-static void sim_status(struct bms_input *in, char *buf, size_t n)
+static void sim_status(struct input *in, char *buf, size_t n)
 {
 	snprintf(buf, n, "sim %u pack%s, SOC %u%%", in->n_packs, in->n_packs == 1 ? "" : "s",
 		 sim_soc_pct(&in->sims[0]));
 }
 
-const struct bms_input_ops bms_sim_input_ops = {
+const struct input_ops input_sim_ops = {
 	.name = "sim",
 	.open = sim_open,
 	.free = sim_free,

@@ -6,7 +6,7 @@
  * "Pylontech battery CAN comms V1.2 vs V1.3" (tests/data/
  * pylontech-us5000-v12.log): CVL 53.2 V, CCL 480 A, DCL 480 A, DVL 45.0 V,
  * SOC 88 %, SOH 94 %, 49.86 V, -27.0 A, 36.3 degC, charge + discharge
- * enabled. The replay runs src/bms_replay.c on a real sd-event loop
+ * enabled. The replay runs src/input_replay.c on a real sd-event loop
  * against the small bridge below (the functions it calls).
  */
 #include <stdarg.h>
@@ -171,7 +171,7 @@ static int replay_teardown(void **state)
 	struct replay_fixture *fx = *state;
 
 	if (fx->br.input) {
-		bms_replay_input_ops.free(fx->br.input);
+		input_replay_ops.free(fx->br.input);
 	}
 	sd_event_unref(fx->br.event);
 	if (fx->path[sizeof("/tmp/test-bms-replay-") - 1] != 'X') {
@@ -224,7 +224,7 @@ static int run_until(struct replay_fixture *fx, const char *what, uint64_t max_u
 	int r;
 
 	for (;;) {
-		bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+		input_replay_ops.status(fx->br.input, status, sizeof(status));
 		if (strstr(status, what)) {
 			return 0;
 		}
@@ -247,7 +247,7 @@ static void test_replay_plays_capture(void **state)
 	write_capture(fx);
 	/* before open: the replay's clock starts there (valgrind makes open slow) */
 	t0 = mono_usec();
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
+	assert_int_equal(input_replay_ops.open(&fx->br, &fx->br.input), 0);
 	assert_true(fx->br.input_open);
 	assert_int_equal(ready_calls, 1);
 	/* six frames, 50 ms of recorded time at speed 1: not sooner */
@@ -255,7 +255,7 @@ static void test_replay_plays_capture(void **state)
 	t1 = mono_usec();
 	assert_true(t1 - t0 >= 40 * USEC_PER_MSEC);
 	assert_us5000(&fx->br.state.packs[0]);
-	bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+	input_replay_ops.status(fx->br.input, status, sizeof(status));
 	assert_non_null(strstr(status, "6/6 frames"));
 	assert_non_null(strstr(status, "finished"));
 	/* nothing more happens once the log is over */
@@ -272,11 +272,11 @@ static void test_replay_loops_fast(void **state)
 	write_capture(fx);
 	fx->br.cfg.bms.replay_loop = true;
 	fx->br.cfg.bms.replay_speed = 100;
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
+	assert_int_equal(input_replay_ops.open(&fx->br, &fx->br.input), 0);
 	/* three passes of six frames, at 100x in well under a second */
 	assert_int_equal(run_until(fx, "pass 4", USEC_PER_SEC), 0);
 	assert_true(updates >= 3);
-	bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+	input_replay_ops.status(fx->br.input, status, sizeof(status));
 	assert_null(strstr(status, "finished"));
 	assert_us5000(&fx->br.state.packs[0]);
 }
@@ -291,7 +291,7 @@ static void test_replay_bad_lines(void **state)
 		      "(1700000000.000000) can0 355#58005E00\n"
 		      "(1700000000.001000) can0 356#7A13\n" /* too short for 0x356 */
 		      "(1700000000.002000) can0 123#00\n"); /* not a Pylontech frame */
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
+	assert_int_equal(input_replay_ops.open(&fx->br, &fx->br.input), 0);
 	assert_int_equal(run_until(fx, "finished", USEC_PER_SEC), 0);
 	assert_true(updates >= 1);
 	assert_int_equal(fx->br.state.packs[0].soc_pct, 88);
@@ -302,16 +302,16 @@ static void test_replay_bad_lines(void **state)
 static void test_replay_errors(void **state)
 {
 	struct replay_fixture *fx = *state;
-	struct bms_input *in = NULL;
+	struct input *in = NULL;
 
 	snprintf(fx->br.cfg.bms.port, sizeof(fx->br.cfg.bms.port), "/nonexistent/log");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -ENOENT);
+	assert_int_equal(input_replay_ops.open(&fx->br, &in), -ENOENT);
 	write_log(fx, "# only a comment\nnot a frame\n");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -EBADMSG);
+	assert_int_equal(input_replay_ops.open(&fx->br, &in), -EBADMSG);
 	/* a serial driver cannot decode CAN frames */
 	snprintf(fx->br.cfg.bms.replay_format, sizeof(fx->br.cfg.bms.replay_format),
 		 "jk-pb-modbus");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -EINVAL);
+	assert_int_equal(input_replay_ops.open(&fx->br, &in), -EINVAL);
 	assert_null(in);
 	assert_false(fx->br.input_open);
 }

@@ -20,7 +20,7 @@
 #include "log.h"
 #include "macro.h"
 
-struct bms_input {
+struct input {
 	struct bridge *br;
 	struct can_bus *bus;
 	sd_event_source *keepalive;
@@ -30,7 +30,7 @@ struct bms_input {
 
 static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	struct bridge *br = in->br;
 	int r;
 
@@ -50,7 +50,7 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 	uint64_t period = in->br->driver->keepalive_period_usec;
 	uint64_t next = usec + period, now = bridge_now(in->br);
 	struct can_frame frames[4];
@@ -68,7 +68,7 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 
 static void on_state(struct can_bus *bus, bool open, void *userdata)
 {
-	struct bms_input *in = userdata;
+	struct input *in = userdata;
 
 	in->br->input_open = open;
 	if (open) {
@@ -76,7 +76,7 @@ static void on_state(struct can_bus *bus, bool open, void *userdata)
 	}
 }
 
-static struct bms_input *bms_can_free(struct bms_input *in)
+static struct input *bms_can_free(struct input *in)
 {
 	if (!in) {
 		return NULL;
@@ -88,7 +88,7 @@ static struct bms_input *bms_can_free(struct bms_input *in)
 	return NULL;
 }
 
-static int bms_can_open(struct bridge *br, struct bms_input **ret)
+static int bms_can_open(struct bridge *br, struct input **ret)
 {
 	const struct bms_config *c = &br->cfg.bms;
 	struct can_bus_config bc = {
@@ -101,7 +101,7 @@ static int bms_can_open(struct bridge *br, struct bms_input **ret)
 		/* a keep-alive parked longer than its period is worth nothing */
 		.pending_max_age_usec = br->driver->keepalive_period_usec,
 	};
-	struct bms_input *in;
+	struct input *in;
 	int r;
 
 	in = calloc(1, sizeof(*in));
@@ -130,7 +130,7 @@ static int bms_can_open(struct bridge *br, struct bms_input **ret)
 	return 0;
 }
 
-static void bms_can_status(struct bms_input *in, char *buf, size_t n)
+static void bms_can_status(struct input *in, char *buf, size_t n)
 {
 	char bus[96];
 
@@ -139,7 +139,7 @@ static void bms_can_status(struct bms_input *in, char *buf, size_t n)
 		 (unsigned long long)in->bad_frames);
 }
 
-const struct bms_input_ops bms_can_input_ops = {
+const struct input_ops input_can_ops = {
 	.name = "can",
 	.open = bms_can_open,
 	.free = bms_can_free,
