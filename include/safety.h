@@ -154,6 +154,7 @@ struct safety {
 	bool force_charge;
 	bool last_cells_in_window; /* at the last NORMAL evaluation */
 	struct battery_pack last_bank; /* the last NORMAL output, for hold */
+	unsigned packs_seen; /* slots [0, packs_seen) were ever evaluated; the rest never read */
 	struct safety_pack pk[BATTERY_PACKS_MAX];
 };
 

@@ -1008,29 +1008,57 @@ static bool limits_bind(const struct safety *s, const struct safety_pack *pk, ui
  * bank gets n times the smallest, so no pack is asked beyond its own
  * limit even when they share evenly; packs offline add nothing (but their
  * fresh limits still count towards the smallest).
+ *
+ * Charge and discharge in one walk, over the slots ever evaluated
+ * (s->packs_seen): a slot beyond them was never read, its limits are
+ * never fresh and bind nothing, so leaving it out changes no result.
  */
-static uint32_t bank_current(const struct safety *s, const struct limits *l, bool charge,
-			     uint64_t now)
+struct bank_share {
+	uint32_t n, lo;
+	bool zero;
+};
+
+static void bank_share_add(struct bank_share *sh, uint32_t v, bool online)
 {
-	uint32_t bit = charge ? BATTERY_REQUEST_CHARGE_ENABLE : BATTERY_REQUEST_DISCHARGE_ENABLE;
-	uint32_t n = 0, lo = UINT32_MAX;
+	if (v == 0) {
+		sh->zero = true;
+		return;
+	}
+	sh->lo = min_u32(sh->lo, v);
+	sh->n += online ? 1 : 0;
+}
 
-	for (unsigned i = 0; i < BATTERY_PACKS_MAX; i++) {
+static uint32_t bank_share_result(const struct bank_share *sh)
+{
+	if (sh->zero || sh->n == 0) {
+		return 0;
+	}
+	return (uint32_t)min_u32(UINT32_MAX / sh->n, sh->lo) * sh->n;
+}
+
+static void bank_currents(const struct safety *s, const struct limits *l, uint64_t now,
+			  uint32_t *ret_ccl, uint32_t *ret_dcl)
+{
+	struct bank_share ch = { .lo = UINT32_MAX }, dis = { .lo = UINT32_MAX };
+
+	for (unsigned i = 0; i < s->packs_seen; i++) {
 		const struct safety_pack *pk = &s->pk[i];
-		uint32_t v = pk->online ? (charge ? l[i].ccl_ma : l[i].dcl_ma)
-					: (charge ? pk->good.charge_current_limit_ma
-						  : pk->good.discharge_current_limit_ma);
 
-		if (!limits_bind(s, pk, now) || path_open(pk, bit)) {
+		if (!limits_bind(s, pk, now)) {
 			continue;
 		}
-		if (v == 0) {
-			return 0;
+		if (!ch.zero && !path_open(pk, BATTERY_REQUEST_CHARGE_ENABLE)) {
+			bank_share_add(&ch, pk->online ? l[i].ccl_ma : pk->good.charge_current_limit_ma,
+				       pk->online);
 		}
-		lo = min_u32(lo, v);
-		n += pk->online ? 1 : 0;
+		if (!dis.zero && !path_open(pk, BATTERY_REQUEST_DISCHARGE_ENABLE)) {
+			bank_share_add(&dis,
+				       pk->online ? l[i].dcl_ma : pk->good.discharge_current_limit_ma,
+				       pk->online);
+		}
 	}
-	return n ? (uint32_t)min_u32(UINT32_MAX / n, lo) * n : 0;
+	*ret_ccl = bank_share_result(&ch);
+	*ret_dcl = bank_share_result(&dis);
 }
 
 /*
@@ -1096,7 +1124,7 @@ static uint32_t slew(const struct safety *s, uint32_t prev, uint32_t target, uin
 
 /*
  * NORMAL: the bank from the online packs. Per pack the rules of
- * pack_limits(), then the bank rule of bank_current(), the user caps last
+ * pack_limits(), then the bank rule of bank_currents(), the user caps last
  * and the ramp after them (so the ramp can only lower a value further).
  */
 static void bank_normal(struct safety *s, struct battery_state *bs, uint64_t now, uint64_t dt)
@@ -1223,8 +1251,9 @@ static void bank_normal(struct safety *s, struct battery_state *bs, uint64_t now
 	}
 
 	/* limits: the packs', the bank rule, the user caps last */
-	ccl = min_u32(bank_current(s, l, true, now), c->max_charge_current_ma);
-	dcl = min_u32(bank_current(s, l, false, now), c->max_discharge_current_ma);
+	bank_currents(s, l, now, &ccl, &dcl);
+	ccl = min_u32(ccl, c->max_charge_current_ma);
+	dcl = min_u32(dcl, c->max_discharge_current_ma);
 	cvl = min_u32(cvl_any ? cvl : cvl_all, c->max_charge_voltage_mv);
 	dvl = dvl > c->min_discharge_voltage_mv ? dvl : c->min_discharge_voltage_mv;
 	s->out_ccl_ma = slew(s, s->out_ccl_ma, ccl, dt);
@@ -1480,6 +1509,9 @@ enum safety_mode safety_evaluate(struct safety *s, struct battery_state *bs, uin
 	}
 	if (bs->pack_count < 1 || bs->pack_count > BATTERY_PACKS_MAX) {
 		bs->pack_count = bs->pack_count < 1 ? 1 : BATTERY_PACKS_MAX;
+	}
+	if (bs->pack_count > s->packs_seen) {
+		s->packs_seen = bs->pack_count;
 	}
 	dt = s->last_eval_usec && now_usec > s->last_eval_usec ? now_usec - s->last_eval_usec : 0;
 	s->last_eval_usec = now_usec;
