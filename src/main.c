@@ -298,7 +298,12 @@ static int run(const struct config *cfg)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	r = sd_event_default(&e);
+	/*
+	 * sd_event_new(), not sd_event_default(): the default loop is per
+	 * thread, and libsystemd 252 checks the thread (gettid()) on every
+	 * loop pass for it; the daemon has one loop and one thread.
+	 */
+	r = sd_event_new(&e);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to allocate the event loop: %s", strerror(-r));
 	}

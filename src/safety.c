@@ -1539,7 +1539,8 @@ enum safety_mode safety_evaluate(struct safety *s, struct battery_state *bs, uin
 			pk->good_reads = clean ? pk->good_reads + 1 : 0;
 		}
 	}
-	for (unsigned i = bs->pack_count; i < BATTERY_PACKS_MAX; i++) {
+	/* slots from packs_seen on were never evaluated: never online */
+	for (unsigned i = bs->pack_count; i < s->packs_seen; i++) {
 		s->pk[i].online = false;
 	}
 
