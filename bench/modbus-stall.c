@@ -30,7 +30,7 @@
 #include "bms.h"
 #include "bridge.h"
 #include "macro.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 static unsigned long updates;
 

@@ -42,6 +42,7 @@
 
 #include "bms.h"
 #include "config.h"
+#include "hex.h"
 #include "macro.h"
 #include "protocol.h"
 #include "safety.h"
@@ -1013,20 +1014,6 @@ static bool is_name_char(char c)
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
 }
 
 static bool is_utf16(const char *p, size_t n)

@@ -86,7 +86,7 @@
 #include "byteorder.h"
 #include "log.h"
 #include "macro.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
 #define MODBUS_DEFAULT_TIMEOUT_USEC (200 * USEC_PER_MSEC)

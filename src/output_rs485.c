@@ -38,7 +38,7 @@
 #include "log.h"
 #include "macro.h"
 #include "protocol.h"
-#include "protocols/pylontech_rs485.h"
+#include "pylontech_rs485.h"
 #include "serial.h"
 
 #define RS485_WATCH_USEC USEC_PER_SEC
