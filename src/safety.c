@@ -43,7 +43,7 @@
 #include <string.h>
 
 #include "battery.h"
-#include "config.h"
+#include "conf_key.h"
 #include "macro.h"
 #include "protocol.h"
 #include "safety.h"
