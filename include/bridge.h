@@ -23,6 +23,7 @@
 #include "safety.h"
 
 struct bridge;
+struct observer;
 struct bms_driver;
 struct inverter_protocol;
 
@@ -76,7 +77,6 @@ struct bridge {
 
 	sd_event_source *tick_timer; /* protocol period (1 s for polled protocols) */
 	uint64_t tick_usec;
-	uint64_t status_usec; /* last STATUS= refresh */
 
 	/* inverter presence (CAN keep-alives, RS485 polls) */
 	bool inverter_present;
@@ -89,12 +89,12 @@ struct bridge {
 	uint64_t frames_sent;
 	uint64_t urgent_frames_sent;
 	uint64_t last_tx_usec;
-	uint64_t rejected_seen;	      /* safety.rejected already logged */
-	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
-	bool conflict_logged;	      /* safety.conflict already said */
 	bool input_open;  /* set by the input when its port is open */
 	bool output_open; /* set by the output when its port is open */
 	bool ready_sent;
+	bool input_link_up, output_link_up; /* as last told to the observers */
+
+	struct observer *observers; /* include/observer.h; the first added first */
 };
 
 /**

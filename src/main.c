@@ -39,6 +39,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include "observer.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_config_given; /* -c or a --check-config FILE */
@@ -284,6 +285,8 @@ static int on_setup_done(sd_event_source *s, void *userdata)
 static int run(const struct config *cfg)
 {
 	static struct bridge br; /* one per process; static keeps it off the stack */
+	static struct observer_log obs_log;
+	static struct observer_status obs_status;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -324,6 +327,11 @@ static int run(const struct config *cfg)
 		log_warning("Cannot enable the watchdog: %s, ignoring", strerror(-r));
 	}
 
+	/* the bridge's first two observers: the log and the STATUS= line */
+	observer_log_init(&obs_log);
+	bridge_observer_add(&br, &obs_log.base);
+	observer_status_init(&obs_status);
+	bridge_observer_add(&br, &obs_status.base);
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
