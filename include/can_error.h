@@ -26,18 +26,18 @@ const char *can_bus_state_name(enum can_bus_state state);
 
 /* What one error frame says (pure decode, fuzzed). */
 struct can_error_info {
-	int new_state;		/* enum can_bus_state, or -1: no change */
-	bool rx_overflow;	/* controller lost frames */
-	bool restarted;		/* the controller came back from bus-off */
-	uint8_t tx_errors;	/* error counters, when the frame carries them */
+	int new_state;	   /* enum can_bus_state, or -1: no change */
+	bool rx_overflow;  /* controller lost frames */
+	bool restarted;	   /* the controller came back from bus-off */
+	uint8_t tx_errors; /* error counters, when the frame carries them */
 	uint8_t rx_errors;
-	char text[96];		/* "bus-off", "error passive (tx 130, rx 0)" */
+	char text[96]; /* "bus-off", "error passive (tx 130, rx 0)" */
 };
 
 /* What one rtnetlink link message says about an interface. */
 struct can_link_event {
-	bool exists;	/* RTM_NEWLINK; false: RTM_DELLINK */
-	bool up;	/* IFF_UP */
+	bool exists; /* RTM_NEWLINK; false: RTM_DELLINK */
+	bool up;     /* IFF_UP */
 };
 
 /**
@@ -47,8 +47,8 @@ struct can_link_event {
  * message is truncated or malformed (the caller then reads the link's
  * state itself).
  */
-int can_link_decode(const void *buf, size_t len, const char *ifname,
-		    struct can_link_event *ret, size_t n);
+int can_link_decode(const void *buf, size_t len, const char *ifname, struct can_link_event *ret,
+		    size_t n);
 
 /**
  * can_error_decode() - what an error frame (CAN_ERR_FLAG) says. Pure.

@@ -153,8 +153,8 @@ static int dump_frame(const struct jk_pb_heard *h, int addr, int *seen, unsigned
 	return 1;
 }
 
-int jk_pb_decode_dump_addr(const char *text, size_t len, int addr, unsigned pack,
-			   uint64_t now_usec, struct battery_state *bs, int *ret_addr)
+int jk_pb_decode_dump_addr(const char *text, size_t len, int addr, unsigned pack, uint64_t now_usec,
+			   struct battery_state *bs, int *ret_addr)
 {
 	struct jk_image data = { 0 }, settings = { 0 };
 	uint8_t bytes[JK_DUMP_BYTES_MAX];

@@ -50,7 +50,10 @@ int can_error_decode(const struct can_frame *f, struct can_error_info *ret)
 		ret->tx_errors = f->data[6];
 		ret->rx_errors = f->data[7];
 	}
-#define SAY(...) (len += (size_t)snprintf(ret->text + len, len < sizeof(ret->text) ? sizeof(ret->text) - len : 0, __VA_ARGS__))
+#define SAY(...)                                                                                   \
+	(len += (size_t)snprintf(ret->text + len,                                                  \
+				 len < sizeof(ret->text) ? sizeof(ret->text) - len : 0,            \
+				 __VA_ARGS__))
 	if (cls & CAN_ERR_BUSOFF) {
 		ret->new_state = CAN_BUS_OFF;
 		SAY("bus-off");
@@ -106,8 +109,8 @@ int can_error_decode(const struct can_frame *f, struct can_error_info *ret)
 	return 0;
 }
 
-int can_link_decode(const void *buf, size_t len, const char *ifname,
-		    struct can_link_event *ret, size_t n)
+int can_link_decode(const void *buf, size_t len, const char *ifname, struct can_link_event *ret,
+		    size_t n)
 {
 	size_t name_len = strlen(ifname), got = 0, off = 0;
 
