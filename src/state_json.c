@@ -180,6 +180,7 @@ static int fail(struct reader *rd, const char *path, const char *fmt, ...)
 static int get_int(struct reader *rd, struct json_object *v, const char *path, int64_t min,
 		   int64_t max, int64_t *ret)
 {
+	*ret = 0; /* on failure too: gcc -O3 cannot follow the error paths of its callers */
 	if (!json_object_is_type(v, json_type_int)) {
 		return fail(rd, path, "expected an integer");
 	}
@@ -282,7 +283,10 @@ static int read_group(struct reader *rd, struct json_object *g, const char *path
 		int64_t v;
 		int r;
 
-		snprintf(kp, sizeof(kp), "%s.%s", path, key);
+		/* the path is for messages only: a cut one still says where */
+		if (snprintf(kp, sizeof(kp), "%s.%s", path, key) < 0) {
+			kp[0] = '\0';
+		}
 		for (size_t i = 0; i < n_fields; i++) {
 			if (streq(fields[i].key, key)) {
 				f = &fields[i];
