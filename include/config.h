@@ -143,5 +143,9 @@ void config_error_format(const struct config_error *err, char *buf, size_t n);
  */
 void config_print(const struct config *cfg, FILE *f);
 
+/* the groups of the file, in the order --check-config prints them (src/config_keys.c) */
+#define CONFIG_GROUPS 4
+size_t config_groups(struct conf_group g[static CONFIG_GROUPS]);
+
 /* The embedded demo configuration (conf/demo.conf, compiled in). */
 extern const char config_demo_text[];
