@@ -298,7 +298,8 @@ static void run_golden(const struct golden *g)
 
 		t_parse(rsp, n, &r);
 		/* a real pack's bytes beyond the document's last field: ours ends before */
-		strncat(r.info, g->trailing, sizeof(r.info) - strlen(r.info) - 1);
+		snprintf(r.info + strlen(r.info), sizeof(r.info) - strlen(r.info), "%s",
+			 g->trailing);
 		if (strcmp(r.info, g->info) != 0) {
 			print_error("INFO     %s\nexpected %s\n", r.info, g->info);
 		}
