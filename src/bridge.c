@@ -61,6 +61,8 @@ static bool mode_sends(enum safety_mode mode)
 	return false;
 }
 
+static void bridge_port_ready(struct bridge *br);
+
 /* Run the safety layer; what it decided goes to the observers with what went on the wire. */
 static enum safety_mode evaluate(struct bridge *br, uint64_t now, struct safety_event *ev)
 {
@@ -239,7 +241,7 @@ static void evaluate_urgent(struct bridge *br, uint64_t now, enum observer_cause
 	observe(br, now, cause, &ev, &tx);
 }
 
-void bridge_bms_updated(struct bridge *br)
+static void bridge_bms_updated(struct bridge *br)
 {
 	uint64_t now = bridge_now(br);
 
@@ -266,7 +268,7 @@ static void inverter_link(struct bridge *br, bool up, uint64_t now, uint64_t las
 	observe_link(br, &ev);
 }
 
-void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
+static void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
 {
 	uint64_t last = br->inverter_seen_usec;
 	bool was = br->inverter_present;
@@ -278,7 +280,7 @@ void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
 	}
 }
 
-void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
+static void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
 {
 	struct can_frame frames[PROTOCOL_FRAMES_MAX];
 	struct observer_tx tx = { .kind = OBSERVER_WIRE_NONE };
@@ -290,7 +292,7 @@ void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
 	observe(br, now_usec, OBSERVER_CAUSE_REQUEST, &ev, &tx);
 }
 
-const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec)
+static const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec)
 {
 	struct safety_event ev;
 	enum safety_mode mode = evaluate(br, now_usec, &ev);
@@ -336,26 +338,26 @@ static void port_links(struct bridge *br)
 {
 	struct observer_link_event ev = { .now_usec = bridge_now(br), .protocol = br->proto->name };
 
-	if (br->input_open != br->input_link_up) {
-		br->input_link_up = br->input_open;
+	if (br->in_ctx.open != br->input_link_up) {
+		br->input_link_up = br->in_ctx.open;
 		ev.link = OBSERVER_LINK_INPUT;
-		ev.up = br->input_open;
+		ev.up = br->in_ctx.open;
 		observe_link(br, &ev);
 	}
-	if (br->output_open != br->output_link_up) {
-		br->output_link_up = br->output_open;
+	if (br->out_ctx.open != br->output_link_up) {
+		br->output_link_up = br->out_ctx.open;
 		ev.link = OBSERVER_LINK_OUTPUT;
-		ev.up = br->output_open;
+		ev.up = br->out_ctx.open;
 		observe_link(br, &ev);
 	}
 }
 
-void bridge_port_ready(struct bridge *br)
+static void bridge_port_ready(struct bridge *br)
 {
 	char status[256];
 
 	port_links(br);
-	if (br->ready_sent || !br->input_open || !br->output_open) {
+	if (br->ready_sent || !br->in_ctx.open || !br->out_ctx.open) {
 		return;
 	}
 	br->ready_sent = true;
@@ -433,6 +435,77 @@ static const struct output_ops *output_for(enum output_kind kind)
 	return NULL;
 }
 
+/* ---- what the adapters see of the bridge (include/adapter.h) ---------------- */
+
+static uint64_t in_now(struct input_ctx *ctx)
+{
+	return bridge_now(container_of(ctx, struct bridge, in_ctx));
+}
+
+static void in_updated(struct input_ctx *ctx)
+{
+	bridge_bms_updated(container_of(ctx, struct bridge, in_ctx));
+}
+
+static void in_port_changed(struct input_ctx *ctx)
+{
+	bridge_port_ready(container_of(ctx, struct bridge, in_ctx));
+}
+
+static const struct input_up input_up = {
+	.now = in_now,
+	.updated = in_updated,
+	.port_changed = in_port_changed,
+};
+
+static uint64_t out_now(struct output_ctx *ctx)
+{
+	return bridge_now(container_of(ctx, struct bridge, out_ctx));
+}
+
+static void out_port_changed(struct output_ctx *ctx)
+{
+	bridge_port_ready(container_of(ctx, struct bridge, out_ctx));
+}
+
+static void out_heard(struct output_ctx *ctx, uint64_t now_usec)
+{
+	bridge_inverter_heard(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static void out_request(struct output_ctx *ctx, uint64_t now_usec)
+{
+	bridge_inverter_request(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static const struct battery_state *out_answer_state(struct output_ctx *ctx, uint64_t now_usec)
+{
+	return bridge_output_state(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static void out_answered(struct output_ctx *ctx, size_t n, uint64_t now_usec)
+{
+	struct bridge *br = container_of(ctx, struct bridge, out_ctx);
+
+	br->last_tx_usec = now_usec;
+	br->frames_sent += n;
+}
+
+static bool out_may_send(struct output_ctx *ctx)
+{
+	return mode_sends(container_of(ctx, struct bridge, out_ctx)->mode);
+}
+
+static const struct output_up output_up = {
+	.now = out_now,
+	.port_changed = out_port_changed,
+	.heard = out_heard,
+	.request = out_request,
+	.answer_state = out_answer_state,
+	.answered = out_answered,
+	.may_send = out_may_send,
+};
+
 static void bridge_stop(struct bridge *br)
 {
 	br->tick_timer = sd_event_source_disable_unref(br->tick_timer);
@@ -442,7 +515,7 @@ static void bridge_stop(struct bridge *br)
 	if (br->output) {
 		br->output = br->output_ops->free(br->output);
 	}
-	br->input_open = br->output_open = false;
+	br->in_ctx.open = br->out_ctx.open = false;
 }
 
 /* Open both sides with br->cfg; on failure everything opened is closed again. */
@@ -483,12 +556,18 @@ static int bridge_start(struct bridge *br)
 				? br->proto->period_usec
 				: USEC_PER_SEC;
 
-	r = br->output_ops->open(br, &br->output);
+	br->in_ctx = (struct input_ctx){ .event = br->event, .cfg = &br->cfg.bms,
+					 .driver = br->driver, .state = &br->state, .up = &input_up };
+	br->out_ctx = (struct output_ctx){ .event = br->event, .cfg = &br->cfg.inverter,
+					   .proto = br->proto,
+					   .inverter_timeout_usec = br->inverter_timeout_usec,
+					   .up = &output_up };
+	r = br->output_ops->open(&br->out_ctx, &br->output);
 	if (r < 0) {
 		bridge_stop(br);
 		return r;
 	}
-	r = br->input_ops->open(br, &br->input);
+	r = br->input_ops->open(&br->in_ctx, &br->input);
 	if (r < 0) {
 		bridge_stop(br);
 		return r;

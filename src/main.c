@@ -249,11 +249,11 @@ static void ready_status(struct bridge *br, char *buf, size_t n)
 	char st[256];
 	int k = 0;
 
-	if (!br->input_open && br->cfg.bms.port[0]) {
+	if (!br->in_ctx.open && br->cfg.bms.port[0]) {
 		k += snprintf(buf + k, n - (size_t)k, "BMS port %s not open yet, retrying; ",
 			      br->cfg.bms.port);
 	}
-	if (!br->output_open && (size_t)k < n) {
+	if (!br->out_ctx.open && (size_t)k < n) {
 		k += snprintf(buf + k, n - (size_t)k, "inverter port %s not open yet, retrying; ",
 			      br->cfg.inverter.port);
 	}
