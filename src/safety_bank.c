@@ -154,6 +154,174 @@ static uint32_t slew(const struct safety *s, uint32_t prev, uint32_t target, uin
 	return (uint64_t)prev + up < target ? (uint32_t)(prev + up) : target;
 }
 
+/* what the online packs add up to, while safety_bank_normal() walks them */
+struct bank_sum {
+	uint64_t w_sum, soc_w, soh_w, v_sum, oldest;
+	uint64_t grp_oldest[BATTERY_GROUP__COUNT];
+	uint32_t cvl, cvl_all, dvl, alarms, warnings, requests;
+	unsigned n, cell_hi_pack, temp_hi_pack;
+	bool all_full, cells, temps, cvl_any;
+};
+
+/* the extremes across packs, with the pack that holds them */
+static void bank_extremes(struct bank_sum *sum, const struct safety_pack *pk, unsigned i,
+			  struct battery_pack *b)
+{
+	const struct battery_pack *g = &pk->good;
+
+	if (has_group(pk, BATTERY_GROUP_CELLS)) {
+		if (!sum->cells || g->cell_max_mv > b->cell_max_mv) {
+			b->cell_max_mv = g->cell_max_mv;
+			b->cell_max_idx = g->cell_max_idx;
+			b->cell_max_pack = (uint8_t)i;
+			sum->cell_hi_pack = i;
+		}
+		if (!sum->cells || g->cell_min_mv < b->cell_min_mv) {
+			b->cell_min_mv = g->cell_min_mv;
+			b->cell_min_idx = g->cell_min_idx;
+			b->cell_min_pack = (uint8_t)i;
+		}
+		sum->cells = true;
+	}
+	if (has_group(pk, BATTERY_GROUP_TEMPS)) {
+		if (!sum->temps || g->temp_max_dc > b->temp_max_dc) {
+			b->temp_max_dc = g->temp_max_dc;
+			b->temp_max_idx = g->temp_max_idx;
+			b->temp_max_pack = (uint8_t)i;
+			sum->temp_hi_pack = i;
+		}
+		if (!sum->temps || g->temp_min_dc < b->temp_min_dc) {
+			b->temp_min_dc = g->temp_min_dc;
+			b->temp_min_idx = g->temp_min_idx;
+			b->temp_min_pack = (uint8_t)i;
+		}
+		if (g->mosfet_temp_dc != BATTERY_TEMP_NONE &&
+		    (b->mosfet_temp_dc == BATTERY_TEMP_NONE ||
+		     g->mosfet_temp_dc > b->mosfet_temp_dc)) {
+			b->mosfet_temp_dc = g->mosfet_temp_dc;
+		}
+		sum->temps = true;
+	}
+}
+
+/* one online pack into the sum and the bank (@li: what its rules allow) */
+static void bank_add(struct bank_sum *sum, const struct safety_pack *pk, unsigned i,
+		     const struct limits *li, struct battery_pack *b)
+{
+	const struct battery_pack *g = &pk->good;
+	uint64_t w;
+
+	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
+		uint64_t t = g->updated_usec[grp];
+
+		if (t != BATTERY_NEVER && t < sum->grp_oldest[grp]) {
+			sum->grp_oldest[grp] = t;
+		}
+		if (t != BATTERY_NEVER && t < sum->oldest) {
+			sum->oldest = t;
+		}
+	}
+	/* SOC and SOH by capacity: a 280 Ah pack counts twice a 140 Ah one */
+	w = sum->all_full ? g->full_mah : 1;
+	sum->w_sum += w;
+	sum->soc_w += w * g->soc_pct;
+	sum->soh_w += w * g->soh_pct;
+	sum->v_sum += g->voltage_mv; /* parallel: one voltage, averaged */
+	b->current_ma += g->current_ma;
+	b->remaining_mah += g->remaining_mah;
+	b->full_mah += g->full_mah;
+	b->cycles = g->cycles > b->cycles ? g->cycles : b->cycles;
+	if (!path_open(pk, BATTERY_REQUEST_CHARGE_ENABLE)) {
+		sum->cvl = min_u32(sum->cvl, li->cvl_mv);
+		sum->cvl_any = true;
+	}
+	sum->cvl_all = min_u32(sum->cvl_all, li->cvl_mv);
+	sum->dvl = li->dvl_mv > sum->dvl ? li->dvl_mv : sum->dvl;
+	sum->alarms |= g->alarms;
+	sum->warnings |= g->warnings;
+	sum->requests |= g->requests & (BATTERY_REQUEST_FORCE_CHARGE |
+					BATTERY_REQUEST_FORCE_CHARGE_2 |
+					BATTERY_REQUEST_FULL_CHARGE);
+	bank_extremes(sum, pk, i, b);
+	sum->n++;
+}
+
+/* the averages, and the cell and sensor lists of the pack holding the highest value */
+static void bank_values(const struct safety *s, const struct bank_sum *sum,
+			struct battery_pack *b)
+{
+	b->voltage_mv = (uint32_t)(sum->v_sum / sum->n);
+	b->soc_pct = (uint8_t)(sum->w_sum ? sum->soc_w / sum->w_sum : 0);
+	b->soh_pct = (uint8_t)(sum->w_sum ? sum->soh_w / sum->w_sum : 0);
+	if (sum->cells) {
+		const struct battery_pack *g = &s->pk[sum->cell_hi_pack].good;
+
+		b->cell_count = g->cell_count;
+		memcpy(b->cell_mv, g->cell_mv, sizeof(b->cell_mv));
+	}
+	if (sum->temps) {
+		const struct battery_pack *g = &s->pk[sum->temp_hi_pack].good;
+
+		b->temp_count = g->temp_count;
+		memcpy(b->temp_dc, g->temp_dc, sizeof(b->temp_dc));
+	}
+}
+
+/*
+ * The limits (the packs', the bank rule, the user caps, the ramp), force
+ * charge with its hysteresis, the enables, the flags and the group times.
+ */
+static void bank_limits(struct safety *s, struct battery_state *bs, struct bank_sum *sum,
+			const struct limits *l, uint64_t now, uint64_t dt)
+{
+	const struct safety_config *c = &s->cfg;
+	struct battery_pack *b = &bs->bank;
+	uint32_t ccl, dcl;
+
+	bank_currents(s, l, now, &ccl, &dcl);
+	ccl = min_u32(ccl, c->max_charge_current_ma);
+	dcl = min_u32(dcl, c->max_discharge_current_ma);
+	b->charge_voltage_limit_mv =
+		min_u32(sum->cvl_any ? sum->cvl : sum->cvl_all, c->max_charge_voltage_mv);
+	b->discharge_voltage_limit_mv =
+		sum->dvl > c->min_discharge_voltage_mv ? sum->dvl : c->min_discharge_voltage_mv;
+	s->out_ccl_ma = slew(s, s->out_ccl_ma, ccl, dt);
+	s->out_dcl_ma = slew(s, s->out_dcl_ma, dcl, dt);
+	b->charge_current_limit_ma = s->out_ccl_ma;
+	b->discharge_current_limit_ma = s->out_dcl_ma;
+
+	if ((c->force_charge_soc_pct && b->soc_pct <= c->force_charge_soc_pct) ||
+	    (sum->cells && c->force_charge_cell_mv && b->cell_min_mv <= c->force_charge_cell_mv)) {
+		s->force_charge = true;
+	} else if (s->force_charge && b->soc_pct >= c->force_charge_release_soc_pct &&
+		   (!sum->cells || b->cell_min_mv >= c->force_charge_release_cell_mv)) {
+		s->force_charge = false;
+	}
+	if (s->force_charge) {
+		sum->requests |= BATTERY_REQUEST_FORCE_CHARGE;
+		sum->warnings |= BATTERY_ALARM_LOW_SOC;
+	}
+	/* the enables follow the shaped limits, before the ramp */
+	sum->requests |= (ccl ? BATTERY_REQUEST_CHARGE_ENABLE : 0) |
+			 (dcl ? BATTERY_REQUEST_DISCHARGE_ENABLE : 0);
+	if (sum->n < bs->pack_count) {
+		sum->alarms |= BATTERY_ALARM_PACK_OFFLINE;
+	}
+	b->alarms = sum->alarms & ~BATTERY_ALARM_BMS_LINK_LOST; /* ours alone */
+	b->warnings = sum->warnings & ~BATTERY_ALARM_BMS_LINK_LOST;
+	b->requests = sum->requests;
+
+	/* each group as old as the oldest data it came from; limits from all of it */
+	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
+		b->updated_usec[grp] =
+			sum->grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER : sum->grp_oldest[grp];
+	}
+	b->updated_usec[BATTERY_GROUP_LIMITS] = sum->oldest;
+	b->updated_usec[BATTERY_GROUP_STATUS] = sum->oldest;
+	s->last_cells_in_window = sum->cells && b->cell_min_mv >= c->hold_cell_min_mv &&
+				  b->cell_max_mv <= c->hold_cell_max_mv;
+}
+
 /*
  * NORMAL: the bank from the online packs. Per pack the rules of
  * pack_limits(), then the bank rule of bank_currents(), the user caps last
@@ -161,171 +329,41 @@ static uint32_t slew(const struct safety *s, uint32_t prev, uint32_t target, uin
  */
 void safety_bank_normal(struct safety *s, struct battery_state *bs, uint64_t now, uint64_t dt)
 {
-	const struct safety_config *c = &s->cfg;
 	struct battery_pack *b = &bs->bank;
 	struct limits l[BATTERY_PACKS_MAX] = { 0 };
-	uint64_t w_sum = 0, soc_w = 0, soh_w = 0, v_sum = 0, oldest = UINT64_MAX;
-	uint32_t cvl = UINT32_MAX, cvl_all = UINT32_MAX, dvl = 0, ccl, dcl;
-	uint32_t alarms = 0, warnings = 0, requests = 0;
-	unsigned n = 0, cell_hi_pack = 0, temp_hi_pack = 0;
-	bool all_full = true, cells = false, temps = false, cvl_any = false;
-	uint64_t grp_oldest[BATTERY_GROUP__COUNT];
+	struct bank_sum sum = {
+		.oldest = UINT64_MAX, .cvl = UINT32_MAX, .cvl_all = UINT32_MAX, .all_full = true,
+	};
 
 	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-		grp_oldest[grp] = UINT64_MAX;
+		sum.grp_oldest[grp] = UINT64_MAX;
 	}
 	battery_pack_init(b);
 	for (unsigned i = 0; i < bs->pack_count; i++) {
 		if (s->pk[i].online && s->pk[i].good.full_mah == 0) {
-			all_full = false;
+			sum.all_full = false;
 		}
 	}
 	for (unsigned i = 0; i < bs->pack_count; i++) {
 		const struct safety_pack *pk = &s->pk[i];
-		const struct battery_pack *g = &pk->good;
-		uint64_t w;
 
 		if (!pk->online) {
 			/* fresh limits of a pack otherwise offline still bind */
 			if (limits_bind(s, pk, now) &&
 			    !path_open(pk, BATTERY_REQUEST_CHARGE_ENABLE)) {
-				cvl = min_u32(cvl, g->charge_voltage_limit_mv);
-				cvl_any = true;
+				sum.cvl = min_u32(sum.cvl, pk->good.charge_voltage_limit_mv);
+				sum.cvl_any = true;
 			}
 			continue;
 		}
-		safety_pack_limits(c, pk, &l[i]);
-		for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-			uint64_t t = g->updated_usec[grp];
-
-			if (t != BATTERY_NEVER && t < grp_oldest[grp]) {
-				grp_oldest[grp] = t;
-			}
-			if (t != BATTERY_NEVER && t < oldest) {
-				oldest = t;
-			}
-		}
-		/* SOC and SOH by capacity: a 280 Ah pack counts twice a 140 Ah one */
-		w = all_full ? g->full_mah : 1;
-		w_sum += w;
-		soc_w += w * g->soc_pct;
-		soh_w += w * g->soh_pct;
-		v_sum += g->voltage_mv; /* parallel: one voltage, averaged */
-		b->current_ma += g->current_ma;
-		b->remaining_mah += g->remaining_mah;
-		b->full_mah += g->full_mah;
-		b->cycles = g->cycles > b->cycles ? g->cycles : b->cycles;
-		if (!path_open(pk, BATTERY_REQUEST_CHARGE_ENABLE)) {
-			cvl = min_u32(cvl, l[i].cvl_mv);
-			cvl_any = true;
-		}
-		cvl_all = min_u32(cvl_all, l[i].cvl_mv);
-		dvl = l[i].dvl_mv > dvl ? l[i].dvl_mv : dvl;
-		alarms |= g->alarms;
-		warnings |= g->warnings;
-		requests |= g->requests & (BATTERY_REQUEST_FORCE_CHARGE |
-					   BATTERY_REQUEST_FORCE_CHARGE_2 |
-					   BATTERY_REQUEST_FULL_CHARGE);
-		/* extremes across packs, with the pack that holds them */
-		if (has_group(pk, BATTERY_GROUP_CELLS)) {
-			if (!cells || g->cell_max_mv > b->cell_max_mv) {
-				b->cell_max_mv = g->cell_max_mv;
-				b->cell_max_idx = g->cell_max_idx;
-				b->cell_max_pack = (uint8_t)i;
-				cell_hi_pack = i;
-			}
-			if (!cells || g->cell_min_mv < b->cell_min_mv) {
-				b->cell_min_mv = g->cell_min_mv;
-				b->cell_min_idx = g->cell_min_idx;
-				b->cell_min_pack = (uint8_t)i;
-			}
-			cells = true;
-		}
-		if (has_group(pk, BATTERY_GROUP_TEMPS)) {
-			if (!temps || g->temp_max_dc > b->temp_max_dc) {
-				b->temp_max_dc = g->temp_max_dc;
-				b->temp_max_idx = g->temp_max_idx;
-				b->temp_max_pack = (uint8_t)i;
-				temp_hi_pack = i;
-			}
-			if (!temps || g->temp_min_dc < b->temp_min_dc) {
-				b->temp_min_dc = g->temp_min_dc;
-				b->temp_min_idx = g->temp_min_idx;
-				b->temp_min_pack = (uint8_t)i;
-			}
-			if (g->mosfet_temp_dc != BATTERY_TEMP_NONE &&
-			    (b->mosfet_temp_dc == BATTERY_TEMP_NONE ||
-			     g->mosfet_temp_dc > b->mosfet_temp_dc)) {
-				b->mosfet_temp_dc = g->mosfet_temp_dc;
-			}
-			temps = true;
-		}
-		n++;
+		safety_pack_limits(&s->cfg, pk, &l[i]);
+		bank_add(&sum, pk, i, &l[i], b);
 	}
-	if (n == 0) {
+	if (sum.n == 0) {
 		return;
 	}
-	b->voltage_mv = (uint32_t)(v_sum / n);
-	b->soc_pct = (uint8_t)(w_sum ? soc_w / w_sum : 0);
-	b->soh_pct = (uint8_t)(w_sum ? soh_w / w_sum : 0);
-	/* the cell and sensor lists of the pack holding the highest value */
-	if (cells) {
-		const struct battery_pack *g = &s->pk[cell_hi_pack].good;
-
-		b->cell_count = g->cell_count;
-		memcpy(b->cell_mv, g->cell_mv, sizeof(b->cell_mv));
-	}
-	if (temps) {
-		const struct battery_pack *g = &s->pk[temp_hi_pack].good;
-
-		b->temp_count = g->temp_count;
-		memcpy(b->temp_dc, g->temp_dc, sizeof(b->temp_dc));
-	}
-
-	/* limits: the packs', the bank rule, the user caps last */
-	bank_currents(s, l, now, &ccl, &dcl);
-	ccl = min_u32(ccl, c->max_charge_current_ma);
-	dcl = min_u32(dcl, c->max_discharge_current_ma);
-	cvl = min_u32(cvl_any ? cvl : cvl_all, c->max_charge_voltage_mv);
-	dvl = dvl > c->min_discharge_voltage_mv ? dvl : c->min_discharge_voltage_mv;
-	s->out_ccl_ma = slew(s, s->out_ccl_ma, ccl, dt);
-	s->out_dcl_ma = slew(s, s->out_dcl_ma, dcl, dt);
-	b->charge_voltage_limit_mv = cvl;
-	b->discharge_voltage_limit_mv = dvl;
-	b->charge_current_limit_ma = s->out_ccl_ma;
-	b->discharge_current_limit_ma = s->out_dcl_ma;
-
-	/* force charge, with hysteresis */
-	if ((c->force_charge_soc_pct && b->soc_pct <= c->force_charge_soc_pct) ||
-	    (cells && c->force_charge_cell_mv && b->cell_min_mv <= c->force_charge_cell_mv)) {
-		s->force_charge = true;
-	} else if (s->force_charge && b->soc_pct >= c->force_charge_release_soc_pct &&
-		   (!cells || b->cell_min_mv >= c->force_charge_release_cell_mv)) {
-		s->force_charge = false;
-	}
-	if (s->force_charge) {
-		requests |= BATTERY_REQUEST_FORCE_CHARGE;
-		warnings |= BATTERY_ALARM_LOW_SOC;
-	}
-	/* the enables follow the shaped limits, before the ramp */
-	requests |= (ccl ? BATTERY_REQUEST_CHARGE_ENABLE : 0) |
-		    (dcl ? BATTERY_REQUEST_DISCHARGE_ENABLE : 0);
-	if (n < bs->pack_count) {
-		alarms |= BATTERY_ALARM_PACK_OFFLINE;
-	}
-	b->alarms = alarms & ~BATTERY_ALARM_BMS_LINK_LOST; /* ours alone */
-	b->warnings = warnings & ~BATTERY_ALARM_BMS_LINK_LOST;
-	b->requests = requests;
-
-	/* each group as old as the oldest data it came from; limits from all of it */
-	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-		b->updated_usec[grp] =
-			grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER : grp_oldest[grp];
-	}
-	b->updated_usec[BATTERY_GROUP_LIMITS] = oldest;
-	b->updated_usec[BATTERY_GROUP_STATUS] = oldest;
-	s->last_cells_in_window = cells && b->cell_min_mv >= c->hold_cell_min_mv &&
-				  b->cell_max_mv <= c->hold_cell_max_mv;
+	bank_values(s, &sum, b);
+	bank_limits(s, bs, &sum, l, now, dt);
 	apply_caps(s, b);
 	s->last_bank = *b;
 }
