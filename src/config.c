@@ -224,137 +224,167 @@ static const char *printable(const char *str, char buf[static 48])
 }
 
 /* parse one setting @s into the field of @k; @what names it in errors */
-static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+/* one setting of each conf_type: the value checked, then stored at its offset */
+static int parse_bool(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		return fail_at(ld, s, what, "expected true or false, not %s",
+			       type_name(config_setting_type(s)));
+	}
+	*(bool *)field(base, k) = config_setting_get_bool(s);
+	return 0;
+}
+
+static int parse_int(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
 		     void *base, const char *what)
 {
 	char list[160];
 	int64_t v;
 
-	switch (k->type) {
-	case CONF_BOOL:
-		if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-			return fail_at(ld, s, what, "expected true or false, not %s",
-				       type_name(config_setting_type(s)));
-		}
-		*(bool *)field(base, k) = config_setting_get_bool(s);
-		return 0;
-	case CONF_UINT:
-	case CONF_INT:
-		if (!is_int(s)) {
-			return fail_at(ld, s, what, "expected an integer%s%s, not %s",
-				       k->unit ? " in " : "", k->unit ? k->unit : "",
-				       type_name(config_setting_type(s)));
-		}
-		v = config_setting_get_int64(s);
-		if (k->choices) {
-			size_t len = 0;
-			bool ok = false;
+	if (!is_int(s)) {
+		return fail_at(ld, s, what, "expected an integer%s%s, not %s",
+			       k->unit ? " in " : "", k->unit ? k->unit : "",
+			       type_name(config_setting_type(s)));
+	}
+	v = config_setting_get_int64(s);
+	if (k->choices) {
+		size_t len = 0;
+		bool ok = false;
 
-			for (const int64_t *c = k->choices; *c; c++) {
-				ok = ok || v == *c || (v == 0 && k->def == 0);
-				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
-							c == k->choices ? "" : ", ", *c);
-			}
-			if (!ok) {
-				return fail_at(ld, s, what,
-					       "%" PRId64 " %s is not supported; use one of %s%s",
-					       v, k->unit ? k->unit : "", list,
-					       k->def == 0 ? " (or 0 for the default)" : "");
-			}
-			store_int(k, base, v);
-			return 0;
+		for (const int64_t *c = k->choices; *c; c++) {
+			ok = ok || v == *c || (v == 0 && k->def == 0);
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
+						c == k->choices ? "" : ", ", *c);
 		}
-		if (v < k->min || v > k->max) {
+		if (!ok) {
 			return fail_at(ld, s, what,
-				       "%" PRId64 "%s%s is out of range [%" PRId64 ", %" PRId64 "]",
-				       v, k->unit ? " " : "", k->unit ? k->unit : "", k->min,
-				       k->max);
+				       "%" PRId64 " %s is not supported; use one of %s%s",
+				       v, k->unit ? k->unit : "", list,
+				       k->def == 0 ? " (or 0 for the default)" : "");
 		}
 		store_int(k, base, v);
 		return 0;
-	case CONF_STRING: {
-		const char *str;
-		size_t len;
-
-		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-			return fail_at(ld, s, what, "expected a string, not %s",
-				       type_name(config_setting_type(s)));
-		}
-		str = config_setting_get_string(s);
-		len = strlen(str);
-		if (len < (size_t)k->min) {
-			return fail_at(ld, s, what, "must not be empty");
-		}
-		if (len > (size_t)k->max || len >= k->size) {
-			return fail_at(ld, s, what, "is %zu characters long, at most %" PRId64,
-				       len, k->max);
-		}
-		for (size_t i = 0; i < len; i++) {
-			if ((unsigned char)str[i] < 0x20 || str[i] == 0x7f) {
-				return fail_at(ld, s, what, "contains a control character");
-			}
-		}
-		memcpy(field(base, k), str, len + 1);
-		return 0;
 	}
-	case CONF_ENUM: {
-		char shown[48];
-		const char *str;
-
-		join_names(k->enum_names, list, sizeof(list));
-		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-			return fail_at(ld, s, what, "expected one of %s, not %s", list,
-				       type_name(config_setting_type(s)));
-		}
-		str = config_setting_get_string(s);
-		for (int i = 0; k->enum_names[i]; i++) {
-			if (streq(str, k->enum_names[i])) {
-				*(int *)field(base, k) = i;
-				return 0;
-			}
-		}
-		return fail_at(ld, s, what, "\"%s\" is not one of %s", printable(str, shown),
-			       list);
+	if (v < k->min || v > k->max) {
+		return fail_at(ld, s, what,
+			       "%" PRId64 "%s%s is out of range [%" PRId64 ", %" PRId64 "]",
+			       v, k->unit ? " " : "", k->unit ? k->unit : "", k->min,
+			       k->max);
 	}
-	case CONF_UINT_LIST: {
-		int t = config_setting_type(s);
-		int n = config_setting_length(s);
-		uint8_t *a = field(base, k);
+	store_int(k, base, v);
+	return 0;
+}
 
-		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
-			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
-				       type_name(t));
-		}
-		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
-			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
-				       type_name(t));
-		}
-		if (n < 1 || (size_t)n > k->size) {
-			return fail_at(ld, s, what, "needs 1 to %zu entries, has %d", k->size, n);
-		}
-		for (int i = 0; i < n; i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+static int parse_string(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		        void *base, const char *what)
+{
+	const char *str;
+	size_t len;
 
-			if (!e || !is_int(e)) {
-				return fail_at(ld, s, what, "entry %d is not an integer", i + 1);
-			}
-			v = config_setting_get_int64(e);
-			if (v < k->min || v > k->max) {
-				return fail_at(ld, s, what,
-					       "entry %d (%" PRId64 ") is out of range [%" PRId64
-					       ", %" PRId64 "]",
-					       i + 1, v, k->min, k->max);
-			}
-			for (int j = 0; j < i; j++) {
-				if (a[j] == v) {
-					return fail_at(ld, s, what, "%" PRId64 " is listed twice", v);
-				}
-			}
-			a[i] = (uint8_t)v;
-		}
-		*((uint8_t *)base + k->count_offset) = (uint8_t)n;
-		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		return fail_at(ld, s, what, "expected a string, not %s",
+			       type_name(config_setting_type(s)));
 	}
+	str = config_setting_get_string(s);
+	len = strlen(str);
+	if (len < (size_t)k->min) {
+		return fail_at(ld, s, what, "must not be empty");
+	}
+	if (len > (size_t)k->max || len >= k->size) {
+		return fail_at(ld, s, what, "is %zu characters long, at most %" PRId64,
+			       len, k->max);
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)str[i] < 0x20 || str[i] == 0x7f) {
+			return fail_at(ld, s, what, "contains a control character");
+		}
+	}
+	memcpy(field(base, k), str, len + 1);
+	return 0;
+}
+
+static int parse_enum(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	char list[160];
+	char shown[48];
+	const char *str;
+
+	join_names(k->enum_names, list, sizeof(list));
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		return fail_at(ld, s, what, "expected one of %s, not %s", list,
+			       type_name(config_setting_type(s)));
+	}
+	str = config_setting_get_string(s);
+	for (int i = 0; k->enum_names[i]; i++) {
+		if (streq(str, k->enum_names[i])) {
+			*(int *)field(base, k) = i;
+			return 0;
+		}
+	}
+	return fail_at(ld, s, what, "\"%s\" is not one of %s", printable(str, shown),
+		       list);
+}
+
+static int parse_list(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	int64_t v;
+	int t = config_setting_type(s);
+	int n = config_setting_length(s);
+	uint8_t *a = field(base, k);
+
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+			       type_name(t));
+	}
+	if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+		return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+			       type_name(t));
+	}
+	if (n < 1 || (size_t)n > k->size) {
+		return fail_at(ld, s, what, "needs 1 to %zu entries, has %d", k->size, n);
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+		if (!e || !is_int(e)) {
+			return fail_at(ld, s, what, "entry %d is not an integer", i + 1);
+		}
+		v = config_setting_get_int64(e);
+		if (v < k->min || v > k->max) {
+			return fail_at(ld, s, what,
+				       "entry %d (%" PRId64 ") is out of range [%" PRId64
+				       ", %" PRId64 "]",
+				       i + 1, v, k->min, k->max);
+		}
+		for (int j = 0; j < i; j++) {
+			if (a[j] == v) {
+				return fail_at(ld, s, what, "%" PRId64 " is listed twice", v);
+			}
+		}
+		a[i] = (uint8_t)v;
+	}
+	*((uint8_t *)base + k->count_offset) = (uint8_t)n;
+	return 0;
+}
+
+static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		     void *base, const char *what)
+{
+	switch (k->type) {
+	case CONF_BOOL:
+		return parse_bool(ld, k, s, base, what);
+	case CONF_UINT:
+	case CONF_INT:
+		return parse_int(ld, k, s, base, what);
+	case CONF_STRING:
+		return parse_string(ld, k, s, base, what);
+	case CONF_ENUM:
+		return parse_enum(ld, k, s, base, what);
+	case CONF_UINT_LIST:
+		return parse_list(ld, k, s, base, what);
 	}
 	return fail_at(ld, s, what, "internal error: unknown key type");
 }
