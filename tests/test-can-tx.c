@@ -251,29 +251,54 @@ static void test_order_kept(void **state)
 	assert_int_equal(got[1].can_id, 0x359);
 }
 
-/* a parked frame older than the age limit is dropped, never sent late */
+/*
+ * A parked frame older than the age limit is dropped, never sent late.
+ * The next send runs the same expiry as the flush timer, before its own
+ * frame: the old one goes, the new one is written.
+ */
 static void test_aged_out(void **state)
 {
 	struct fixture *fx = *state;
-	struct can_frame f = frame(0x351, 1);
+	struct can_frame old = frame(0x351, 1), fresh = frame(0x355, 2);
 	struct can_frame got[8];
 	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
 
 	tx_blocked = true;
-	assert_int_equal(can_bus_send(fx->bus, &f, 1), 1);
-	run_usec(fx, 300 * USEC_PER_MSEC); /* > pending_max_age_usec (200 ms) */
-	assert_int_equal(st->tx_stale, 1);
+	assert_int_equal(can_bus_send(fx->bus, &old, 1), 1);
+	run_usec(fx, 250 * USEC_PER_MSEC); /* > pending_max_age_usec (200 ms) */
 	tx_blocked = false;
-	run_usec(fx, 30 * USEC_PER_MSEC);
-	assert_int_equal(received(got, 8), 0);
-	assert_int_equal(st->tx_frames, 0);
+	assert_int_equal(can_bus_send(fx->bus, &fresh, 1), 1);
+	assert_int_equal(st->tx_stale, 1);
+	assert_int_equal(received(got, 8), 1);
+	assert_int_equal(got[0].can_id, 0x355);
+	assert_int_equal(st->tx_frames, 1);
 }
 
-/* the owner's gate (safety mode STOP) drops what is parked */
+/* a young parked frame is not dropped: it goes before the next send's */
+static void test_young_kept(void **state)
+{
+	struct fixture *fx = *state;
+	struct can_frame old = frame(0x351, 1), fresh = frame(0x355, 2);
+	struct can_frame got[8];
+	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
+
+	tx_blocked = true;
+	assert_int_equal(can_bus_send(fx->bus, &old, 1), 1);
+	run_usec(fx, 50 * USEC_PER_MSEC); /* < pending_max_age_usec (200 ms) */
+	tx_blocked = false;
+	assert_int_equal(can_bus_send(fx->bus, &fresh, 1), 1);
+	assert_int_equal(st->tx_stale, 0);
+	assert_int_equal(received(got, 8), 2);
+	assert_int_equal(got[0].can_id, 0x351);
+	assert_int_equal(got[1].can_id, 0x355);
+}
+
+/* the owner's gate (safety mode STOP) drops what is parked, at the next flush */
 static void test_gate_closed(void **state)
 {
 	struct fixture *fx = *state;
 	struct can_frame set[2] = { frame(0x351, 1), frame(0x355, 2) };
+	struct can_frame next = frame(0x356, 3);
 	struct can_frame got[8];
 	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
 
@@ -281,9 +306,11 @@ static void test_gate_closed(void **state)
 	assert_int_equal(can_bus_send(fx->bus, set, 2), 2);
 	gate_open = false;
 	tx_blocked = false;
-	run_usec(fx, 30 * USEC_PER_MSEC);
+	assert_int_equal(can_bus_send(fx->bus, &next, 1), 1);
 	assert_int_equal(st->tx_stale, 2);
-	assert_int_equal(received(got, 8), 0);
+	/* the parked set never goes out; only what was handed over now */
+	assert_int_equal(received(got, 8), 1);
+	assert_int_equal(got[0].can_id, 0x356);
 }
 
 /* at most CAN_BUS_PENDING_MAX (32) ids wait; beyond, the oldest goes, counted */
@@ -291,6 +318,7 @@ static void test_pending_full(void **state)
 {
 	struct fixture *fx = *state;
 	struct can_frame got[40];
+	struct can_frame last = frame(0x400, 0);
 	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
 
 	tx_blocked = true;
@@ -301,10 +329,11 @@ static void test_pending_full(void **state)
 	}
 	assert_int_equal(st->tx_dropped, 2);
 	tx_blocked = false;
-	run_usec(fx, 30 * USEC_PER_MSEC);
-	assert_int_equal(received(got, 40), 32);
+	assert_int_equal(can_bus_send(fx->bus, &last, 1), 1);
+	assert_int_equal(received(got, 40), 33);
 	assert_int_equal(got[0].can_id, 0x302); /* 0x300 and 0x301 were the oldest */
 	assert_int_equal(got[31].can_id, 0x300 + 33);
+	assert_int_equal(got[32].can_id, 0x400); /* the parked ones first */
 }
 
 int main(void)
@@ -314,6 +343,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_parked_newest_per_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_aged_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_young_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gate_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_full, setup, teardown),
 	};
