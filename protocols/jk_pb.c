@@ -388,6 +388,7 @@ static int16_t jk_temp_dc(const struct jk_view *v, size_t off)
 	return (int16_t)jk_u16(v, off);
 }
 
+/* Over 80 lines: one line per field of the JK data-domain table, in offset order. */
 static void decode_status(const struct jk_view *v, uint64_t now, struct battery_pack *p)
 {
 	uint32_t mask = jk_u32(v, JK_D_CELL_MASK);
@@ -607,6 +608,10 @@ static bool crc_at(const uint8_t *buf, size_t n)
 	return jk_pb_crc16(buf, n) == get_le16(&buf[n]);
 }
 
+/*
+ * Over 80 lines: one scanner over the byte stream: each frame kind is tried at the same
+ * position, in one order.
+ */
 int jk_pb_bus_next(const uint8_t *buf, size_t len, bool final, struct jk_pb_bus_item *ret)
 {
 	static const uint8_t hdr[4] = { 0x55, 0xAA, 0xEB, 0x90 };

@@ -153,6 +153,10 @@ static int dump_frame(const struct jk_pb_heard *h, int addr, int *seen, unsigned
 	return 1;
 }
 
+/*
+ * Over 80 lines: two passes that must share their state: the text lines into images and
+ * bytes, then the bytes as the bus carried them.
+ */
 int jk_pb_decode_dump_addr(const char *text, size_t len, int addr, unsigned pack, uint64_t now_usec,
 			   struct battery_state *bs, int *ret_addr)
 {

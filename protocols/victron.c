@@ -267,6 +267,10 @@ static void put_alarms(const struct battery_state *bs, struct can_frame *f)
 	pairs_encode(warnings, &f->data[4]); /* SMA External Warnings 1-13, bytes 4-7 */
 }
 
+/*
+ * Over 80 lines: one block per frame of the Victron set, in frame order, so each reads
+ * against its row.
+ */
 static int victron_encode(const struct protocol_options *opt, const struct battery_state *bs,
 			  uint64_t now_usec, struct can_frame *frames, size_t n_frames)
 {
@@ -428,6 +432,7 @@ static void parse_index(const struct can_frame *f, uint8_t *ret_pack, uint8_t *r
 	*ret_idx = (uint8_t)(v[k] - 1);
 }
 
+/* Over 80 lines: one case per frame id, the inverse of victron_encode(). */
 static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct battery_state *bs)
 {
 	struct battery_pack *b = &bs->bank;

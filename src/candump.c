@@ -55,6 +55,7 @@ int candump_format(uint64_t time_usec, const char *ifname, const struct can_fram
 	return (int)len;
 }
 
+/* Over 80 lines: one pass over one log line, field by field as candump -l writes them. */
 int candump_parse(const char *line, size_t len, uint64_t *ret_time_usec, char *ret_ifname,
 		  struct can_frame *ret)
 {

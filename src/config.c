@@ -761,6 +761,10 @@ static int check_poll_round(struct loader *ld, config_t *lc, const struct config
 }
 
 /* checks across keys; errors point at the setting that has to change */
+/*
+ * Over 80 lines: one check after another, in the order bmsbridge.conf(5) lists them; each
+ * is a few lines and reads best in that list.
+ */
 static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 {
 	const config_setting_t *s;
@@ -976,6 +980,10 @@ static int fail_utf16(struct loader *ld)
  * here and reaches the range checks with its real value; one outside
  * int64 is an error at its line. Strings, comments and names (which may
  * hold digits) are copied untouched; lines stay where they were.
+ */
+/*
+ * Over 80 lines: one pass over the text (BOM, UTF-16, NUL, @include, wide literals) that
+ * must see every byte once, in order.
  */
 static int prepare(struct loader *ld, const char *text, char **ret)
 {

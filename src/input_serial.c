@@ -1004,6 +1004,7 @@ static struct input *modbus_input_free(struct input *base)
 	return NULL;
 }
 
+/* Over 80 lines: the set-up sequence with its one cleanup path. */
 static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 {
 	const struct bms_config *c = ctx->cfg;

@@ -256,6 +256,7 @@ static void noise_event(struct rs485_output *out, uint64_t now)
  * A request with a bad checksum for our address still reaches the
  * responder, which answers the protocol's RTN error.
  */
+/* Over 80 lines: one request from bytes to answer, each step logged with the same context. */
 static void handle_request(struct rs485_output *out, const uint8_t *req, size_t n, uint64_t now)
 {
 	struct output_ctx *ctx = out->base.ctx;
