@@ -53,10 +53,10 @@ struct input_up {
 
 struct input_ctx {
 	sd_event *event;
-	const struct bms_config *cfg;	 /* bms { } */
+	const struct bms_config *cfg; /* bms { } */
 	const struct bms_driver *driver;
-	struct battery_state *state;	 /* the input writes packs[] and pack_count */
-	bool open;			 /* the input says whether its port is open */
+	struct battery_state *state; /* the input writes packs[] and pack_count */
+	bool open;		     /* the input says whether its port is open */
 	const struct input_up *up;
 };
 
@@ -122,8 +122,8 @@ struct output_ctx {
 	sd_event *event;
 	const struct inverter_config *cfg; /* inverter { } */
 	const struct inverter_protocol *proto;
-	uint64_t inverter_timeout_usec;	   /* silence after which the inverter is gone */
-	bool open;			   /* the output says whether its port is open */
+	uint64_t inverter_timeout_usec; /* silence after which the inverter is gone */
+	bool open;			/* the output says whether its port is open */
 	const struct output_up *up;
 };
 
@@ -137,7 +137,8 @@ struct output_ops {
 	int (*open)(struct output_ctx *ctx, struct output **ret);
 	struct output *(*free)(struct output *out);
 	/* put frames on the wire now; never blocks; NULL for polled outputs */
-	int (*send)(struct output *out, const struct can_frame *frames, size_t n, uint64_t now_usec);
+	int (*send)(struct output *out, const struct can_frame *frames, size_t n,
+		    uint64_t now_usec);
 	void (*status)(struct output *out, char *buf, size_t n);
 };
 

@@ -15,20 +15,21 @@
 /* jk_pb.h is not included: the read methods are named here in its order */
 static const char *const read_method_names[] = { "registers", "trigger", "listen", NULL };
 /* index = syslog level */
-static const char *const log_level_names[] = { "emerg",	 "alert", "crit", "error",
-					       "warning", "notice", "info", "debug", NULL };
+static const char *const log_level_names[] = { "emerg",	 "alert", "crit",  "error", "warning",
+					       "notice", "info",  "debug", NULL };
 /* index = enum output_kind */
 static const char *const output_names[] = { "can", "rs485", "candump", NULL };
 
 /* the serial port module's rates (src/serial.c): inverters 9600/19200, JK-PB 115200 */
 static const int64_t baud_choices[] = { 9600, 19200, 115200, 0 };
 /* the CiA bit rates; inverters use 500 kbit/s, one Victron variant 250 kbit/s */
-static const int64_t bitrate_choices[] = { 10000,  20000,  50000,  100000, 125000,
+static const int64_t bitrate_choices[] = { 10000,  20000,  50000,  100000,  125000,
 					   250000, 500000, 800000, 1000000, 0 };
 
 #define D(field) offsetof(struct daemon_config, field), sizeof(((struct daemon_config *)0)->field)
 #define B(field) offsetof(struct bms_config, field), sizeof(((struct bms_config *)0)->field)
-#define I(field) offsetof(struct inverter_config, field), sizeof(((struct inverter_config *)0)->field)
+#define I(field)                                                                                   \
+	offsetof(struct inverter_config, field), sizeof(((struct inverter_config *)0)->field)
 
 /* top level: the daemon itself */
 static const struct conf_key daemon_keys[] = {
@@ -52,8 +53,8 @@ static const struct conf_key bms_keys[] = {
 	  .scale = USEC_PER_MSEC, .unit = "ms" },
 	{ "response_timeout_ms", CONF_UINT, B(response_timeout_usec), 20, 5000, 200,
 	  .scale = USEC_PER_MSEC, .unit = "ms" },
-	{ "request_gap_ms", CONF_UINT, B(request_gap_usec), 0, 5000, 100,
-	  .scale = USEC_PER_MSEC, .unit = "ms" },
+	{ "request_gap_ms", CONF_UINT, B(request_gap_usec), 0, 5000, 100, .scale = USEC_PER_MSEC,
+	  .unit = "ms" },
 	{ "read_method", CONF_ENUM, B(read_method), 0, 0, 1, .enum_names = read_method_names },
 	{ "seed", CONF_UINT, B(seed), 0, UINT32_MAX, 1 },
 	{ "sim_speed", CONF_UINT, B(sim_speed), 1, 3600, 1, .unit = "x" },

@@ -144,7 +144,7 @@ static int can_out_open(struct output_ctx *ctx, struct output **ret)
 		.manage_link = c->manage_link,
 		/* one period: the next set replaces a parked one before it is old */
 		.pending_max_age_usec = ctx->proto->period_usec ? ctx->proto->period_usec
-							       : CAN_BUS_PENDING_AGE_DEFAULT_USEC,
+								: CAN_BUS_PENDING_AGE_DEFAULT_USEC,
 		.may_send = may_send,
 	};
 	struct can_output *out;

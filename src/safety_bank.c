@@ -80,12 +80,14 @@ static void bank_currents(const struct safety *s, const struct limits *l, uint64
 			continue;
 		}
 		if (!ch.zero && !path_open(pk, BATTERY_REQUEST_CHARGE_ENABLE)) {
-			bank_share_add(&ch, pk->online ? l[i].ccl_ma : pk->good.charge_current_limit_ma,
+			bank_share_add(&ch,
+				       pk->online ? l[i].ccl_ma : pk->good.charge_current_limit_ma,
 				       pk->online);
 		}
 		if (!dis.zero && !path_open(pk, BATTERY_REQUEST_DISCHARGE_ENABLE)) {
 			bank_share_add(&dis,
-				       pk->online ? l[i].dcl_ma : pk->good.discharge_current_limit_ma,
+				       pk->online ? l[i].dcl_ma
+						  : pk->good.discharge_current_limit_ma,
 				       pk->online);
 		}
 	}
@@ -239,16 +241,15 @@ static void bank_add(struct bank_sum *sum, const struct safety_pack *pk, unsigne
 	sum->dvl = li->dvl_mv > sum->dvl ? li->dvl_mv : sum->dvl;
 	sum->alarms |= g->alarms;
 	sum->warnings |= g->warnings;
-	sum->requests |= g->requests & (BATTERY_REQUEST_FORCE_CHARGE |
-					BATTERY_REQUEST_FORCE_CHARGE_2 |
-					BATTERY_REQUEST_FULL_CHARGE);
+	sum->requests |= g->requests &
+			 (BATTERY_REQUEST_FORCE_CHARGE | BATTERY_REQUEST_FORCE_CHARGE_2 |
+			  BATTERY_REQUEST_FULL_CHARGE);
 	bank_extremes(sum, pk, i, b);
 	sum->n++;
 }
 
 /* the averages, and the cell and sensor lists of the pack holding the highest value */
-static void bank_values(const struct safety *s, const struct bank_sum *sum,
-			struct battery_pack *b)
+static void bank_values(const struct safety *s, const struct bank_sum *sum, struct battery_pack *b)
 {
 	b->voltage_mv = (uint32_t)(sum->v_sum / sum->n);
 	b->soc_pct = (uint8_t)(sum->w_sum ? sum->soc_w / sum->w_sum : 0);
@@ -313,8 +314,8 @@ static void bank_limits(struct safety *s, struct battery_state *bs, struct bank_
 
 	/* each group as old as the oldest data it came from; limits from all of it */
 	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {
-		b->updated_usec[grp] =
-			sum->grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER : sum->grp_oldest[grp];
+		b->updated_usec[grp] = sum->grp_oldest[grp] == UINT64_MAX ? BATTERY_NEVER
+									  : sum->grp_oldest[grp];
 	}
 	b->updated_usec[BATTERY_GROUP_LIMITS] = sum->oldest;
 	b->updated_usec[BATTERY_GROUP_STATUS] = sum->oldest;
@@ -332,7 +333,10 @@ void safety_bank_normal(struct safety *s, struct battery_state *bs, uint64_t now
 	struct battery_pack *b = &bs->bank;
 	struct limits l[BATTERY_PACKS_MAX] = { 0 };
 	struct bank_sum sum = {
-		.oldest = UINT64_MAX, .cvl = UINT32_MAX, .cvl_all = UINT32_MAX, .all_full = true,
+		.oldest = UINT64_MAX,
+		.cvl = UINT32_MAX,
+		.cvl_all = UINT32_MAX,
+		.all_full = true,
 	};
 
 	for (unsigned grp = 0; grp < BATTERY_GROUP__COUNT; grp++) {

@@ -22,15 +22,15 @@
  * Remember the last rejection in words, for the daemon's rate-limited log
  * and the status: "pack 2 cell 6: 4500 mV rejected (kept 3301 mV)".
  */
-static void note_rejected(struct safety *s, const struct safety_pack *pk, const char *what,
-			  int idx, int32_t v, int32_t kept, const char *unit)
+static void note_rejected(struct safety *s, const struct safety_pack *pk, const char *what, int idx,
+			  int32_t v, int32_t kept, const char *unit)
 {
 	unsigned pack = (unsigned)(pk - s->pk) + 1;
 
 	if (idx >= 0) {
 		snprintf(s->last_rejected, sizeof(s->last_rejected),
-			 "pack %u %s %d: %d %s rejected (kept %d %s)", pack, what, idx + 1, v,
-			 unit, kept, unit);
+			 "pack %u %s %d: %d %s rejected (kept %d %s)", pack, what, idx + 1, v, unit,
+			 kept, unit);
 	} else {
 		snprintf(s->last_rejected, sizeof(s->last_rejected),
 			 "pack %u %s: %d %s rejected (kept %d %s)", pack, what, v, unit, kept,
@@ -142,8 +142,8 @@ static unsigned filter_voltage(struct safety *s, struct safety_pack *pk,
 	if (sum) {
 		ok = (uint32_t)abs_diff(v, (int32_t)sum) <= c->pack_sum_tolerance_mv;
 	} else {
-		ok = v > 0 && (!pk->have_voltage ||
-			       (uint32_t)abs_diff(v, good) <= c->pack_sum_tolerance_mv);
+		ok = v > 0 &&
+		     (!pk->have_voltage || (uint32_t)abs_diff(v, good) <= c->pack_sum_tolerance_mv);
 	}
 	g->current_ma = raw->current_ma;
 	if (!filter_value(v, ok, &pk->have_voltage, &good, &pk->voltage_cand, &pk->voltage_pending,

@@ -22,8 +22,8 @@
 #include "safety.h"
 
 /* what every encoder needs before it may send anything */
-#define REQUIRED_GROUPS                                                                      \
-	((1u << BATTERY_GROUP_ELECTRICAL) | (1u << BATTERY_GROUP_CAPACITY) |                 \
+#define REQUIRED_GROUPS                                                                            \
+	((1u << BATTERY_GROUP_ELECTRICAL) | (1u << BATTERY_GROUP_CAPACITY) |                       \
 	 (1u << BATTERY_GROUP_LIMITS))
 
 static inline uint32_t min_u32(uint32_t a, uint32_t b)

@@ -20,8 +20,8 @@ static double secs(uint64_t usec)
 	return (double)usec / USEC_PER_SEC;
 }
 
-static void set_mode(struct safety *s, enum safety_mode to, uint64_t now,
-		     struct safety_event *ev, const char *reason)
+static void set_mode(struct safety *s, enum safety_mode to, uint64_t now, struct safety_event *ev,
+		     const char *reason)
 {
 	if (ev) {
 		ev->changed = true;

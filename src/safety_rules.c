@@ -16,8 +16,6 @@
 
 /* ---- 3. charge control, per pack ------------------------------------------ */
 
-
-
 /*
  * The temperature table: 0 % outside [min, max]; from min to cold_full a
  * line from cold_pct to 100 %; from hot_start to max a line from 100 % to

@@ -29,10 +29,10 @@ struct watcher {
 	struct observer base;
 	unsigned evaluations, by_cause[OBSERVER_CAUSE_RELOAD + 1];
 	unsigned to_normal, sets, urgents, refused;
-	unsigned frames_taken;	 /* frames the output took, over all evaluations */
+	unsigned frames_taken;	   /* frames the output took, over all evaluations */
 	unsigned sent_not_sending; /* frames sent while the mode sends nothing */
 	unsigned input_up, output_up, links;
-	bool state_ok;		 /* the state passed is the bridge's, every time */
+	bool state_ok; /* the state passed is the bridge's, every time */
 	const struct bridge *br;
 	char status[256];
 };
@@ -150,8 +150,8 @@ static void test_observed_run(void **state)
 	/* the sim's updates and the ticks were each evaluated and observed */
 	assert_true(w.by_cause[OBSERVER_CAUSE_BMS] > 0);
 	assert_true(w.by_cause[OBSERVER_CAUSE_TICK] >= 2);
-	assert_int_equal(w.evaluations, w.by_cause[OBSERVER_CAUSE_BMS] +
-					       w.by_cause[OBSERVER_CAUSE_TICK]);
+	assert_int_equal(w.evaluations,
+			 w.by_cause[OBSERVER_CAUSE_BMS] + w.by_cause[OBSERVER_CAUSE_TICK]);
 	assert_true(w.state_ok);
 	/* one first complete read, then whole sets on the tick */
 	assert_int_equal(w.to_normal, 1);

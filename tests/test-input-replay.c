@@ -169,11 +169,11 @@ static int replay_setup(void **state)
 	}
 	strcpy(fx->path, "/tmp/test-bms-replay-XXXXXX");
 	battery_state_init(&fx->state, 1);
-	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format),
-		 "pylontech-can");
+	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format), "pylontech-can");
 	fx->cfg.bms.replay_speed = 1;
-	fx->ctx = (struct input_ctx){ .event = fx->event, .cfg = &fx->cfg.bms, .state = &fx->state,
-				      .up = &test_up };
+	fx->ctx = (struct input_ctx){
+		.event = fx->event, .cfg = &fx->cfg.bms, .state = &fx->state, .up = &test_up
+	};
 	updates = ready_calls = 0;
 	*state = fx;
 	return 0;
@@ -308,8 +308,7 @@ static void test_replay_bad_lines(void **state)
 	assert_int_equal(run_until(fx, "finished", USEC_PER_SEC), 0);
 	assert_true(updates >= 1);
 	assert_int_equal(fx->state.packs[0].soc_pct, 88);
-	assert_int_equal(fx->state.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL],
-			 BATTERY_NEVER);
+	assert_int_equal(fx->state.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL], BATTERY_NEVER);
 }
 
 static void test_replay_errors(void **state)
@@ -322,8 +321,7 @@ static void test_replay_errors(void **state)
 	write_log(fx, "# only a comment\nnot a frame\n");
 	assert_int_equal(input_replay_ops.open(&fx->ctx, &in), -EBADMSG);
 	/* a serial driver cannot decode CAN frames */
-	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format),
-		 "jk-pb-modbus");
+	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format), "jk-pb-modbus");
 	assert_int_equal(input_replay_ops.open(&fx->ctx, &in), -EINVAL);
 	assert_null(in);
 	assert_false(fx->ctx.open);
