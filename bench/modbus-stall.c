@@ -169,7 +169,10 @@ static int run(const char *server, const char *data, int method, unsigned second
 	if (fgets(line, sizeof(line), out)) {
 		line[strcspn(line, "\n")] = '\0';
 	}
-	fgets(status + 120, 40, out); /* the "ok" after the stats line */
+	/* the "ok" after the stats line: read and dropped */
+	if (!fgets(status + 120, 40, out)) {
+		status[120] = '\0';
+	}
 	printf("%s method, 3 packs (address 2 absent), %u s: %lu decoded blocks, %" PRIu64
 	       " dispatches, longest stall %.3f ms, mean %.3f ms\n  input: %s\n  server: %s\n",
 	       method == JK_PB_READ_TRIGGER ? "trigger" : "register", seconds, rounds_updates, n,
