@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench/modbus-stall: the longest event-loop stall the RS485 Modbus input
- * (src/bms_modbus.c) causes while polling JK-PB packs.
+ * (src/input_serial.c) causes while polling JK-PB packs.
  *
  * Setup: tests/integration/jk-pb-server simulates packs on a pty; the real
- * src/bms_modbus.c runs on a real sd-event loop against a minimal bridge
+ * src/input_serial.c runs on a real sd-event loop against a minimal bridge
  * (the three functions it calls). Every sd_event_dispatch() is timed: that
  * is the time the loop spends inside callbacks, i.e. the stall any other
  * source (the inverter broadcast timer, the watchdog) would see.
@@ -28,28 +28,36 @@
 #include <unistd.h>
 
 #include "bms.h"
-#include "bridge.h"
+#include "adapter.h"
+#include "config.h"
 #include "macro.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 static unsigned long updates;
 
-uint64_t bridge_now(struct bridge *br)
+/* the calls up the input makes (include/adapter.h) */
+static uint64_t up_now(struct input_ctx *ctx)
 {
 	uint64_t now = 0;
 
-	sd_event_now(br->event, CLOCK_MONOTONIC, &now);
+	sd_event_now(ctx->event, CLOCK_MONOTONIC, &now);
 	return now;
 }
 
-void bridge_bms_updated(struct bridge *br)
+static void up_updated(struct input_ctx *ctx)
 {
 	updates++;
 }
 
-void bridge_port_ready(struct bridge *br)
+static void up_port_changed(struct input_ctx *ctx)
 {
 }
+
+static const struct input_up bench_up = {
+	.now = up_now,
+	.updated = up_updated,
+	.port_changed = up_port_changed,
+};
 
 static uint64_t mono_usec(void)
 {
@@ -99,7 +107,10 @@ static void say(FILE *in, FILE *out, const char *cmd)
 static int run(const char *server, const char *data, int method, unsigned seconds)
 {
 	char link[] = "/tmp/modbus-stall-XXXXXX", line[256], path[64];
-	struct bridge br = { 0 };
+	static struct config cfg;
+	struct battery_state state;
+	struct input_ctx ctx = { .cfg = &cfg.bms, .state = &state, .up = &bench_up };
+	struct input *input = NULL;
 	FILE *in, *out;
 	pid_t pid;
 	uint64_t end, max_stall = 0, sum = 0, n = 0;
@@ -119,40 +130,40 @@ static int run(const char *server, const char *data, int method, unsigned second
 	say(in, out, "pack 3 53200");
 	say(in, out, "unplug 2");
 
-	sd_event_new(&br.event);
-	snprintf(br.cfg.bms.port, sizeof(br.cfg.bms.port), "%s", path);
-	br.cfg.bms.addresses[0] = 1;
-	br.cfg.bms.addresses[1] = 2;
-	br.cfg.bms.addresses[2] = 3;
-	br.cfg.bms.n_addresses = 3;
-	br.cfg.bms.poll_interval_usec = USEC_PER_SEC;
-	br.cfg.bms.response_timeout_usec = 200 * USEC_PER_MSEC;
-	br.cfg.bms.request_gap_usec = 100 * USEC_PER_MSEC;
-	br.cfg.bms.read_method = method;
-	br.driver = bms_driver_find("jk-pb-modbus");
-	battery_state_init(&br.state, 3);
+	sd_event_new(&ctx.event);
+	snprintf(cfg.bms.port, sizeof(cfg.bms.port), "%s", path);
+	cfg.bms.addresses[0] = 1;
+	cfg.bms.addresses[1] = 2;
+	cfg.bms.addresses[2] = 3;
+	cfg.bms.n_addresses = 3;
+	cfg.bms.poll_interval_usec = USEC_PER_SEC;
+	cfg.bms.response_timeout_usec = 200 * USEC_PER_MSEC;
+	cfg.bms.request_gap_usec = 100 * USEC_PER_MSEC;
+	cfg.bms.read_method = method;
+	ctx.driver = bms_driver_find("jk-pb-modbus");
+	battery_state_init(&state, 3);
 	updates = 0;
-	if (bms_modbus_input_ops.open(&br, &br.input) < 0) {
+	if (input_serial_ops.open(&ctx, &input) < 0) {
 		return -EIO;
 	}
 	end = mono_usec() + (uint64_t)seconds * USEC_PER_SEC;
 	while (mono_usec() < end) {
 		uint64_t t0, t1;
 
-		if (sd_event_prepare(br.event) == 0) {
-			if (sd_event_wait(br.event, 100 * USEC_PER_MSEC) <= 0) {
+		if (sd_event_prepare(ctx.event) == 0) {
+			if (sd_event_wait(ctx.event, 100 * USEC_PER_MSEC) <= 0) {
 				continue;
 			}
 		}
 		t0 = mono_usec();
-		sd_event_dispatch(br.event);
+		sd_event_dispatch(ctx.event);
 		t1 = mono_usec();
 		max_stall = t1 - t0 > max_stall ? t1 - t0 : max_stall;
 		sum += t1 - t0;
 		n++;
 	}
 	rounds_updates = updates;
-	bms_modbus_input_ops.status(br.input, status, sizeof(status));
+	input_serial_ops.status(input, status, sizeof(status));
 	fprintf(in, "stats\n");
 	fflush(in);
 	if (fgets(line, sizeof(line), out)) {
@@ -167,8 +178,8 @@ static int run(const char *server, const char *data, int method, unsigned second
 	       method == JK_PB_READ_TRIGGER ? "trigger" : "register", seconds, rounds_updates, n,
 	       (double)max_stall / 1000.0, n ? (double)sum / (double)n / 1000.0 : 0.0, status,
 	       line);
-	bms_modbus_input_ops.free(br.input);
-	sd_event_unref(br.event);
+	input_serial_ops.free(input);
+	sd_event_unref(ctx.event);
 	fprintf(in, "quit\n");
 	fclose(in);
 	fclose(out);

@@ -6,7 +6,7 @@
  * The CAN flood benchmark (bench/can-flood) can only run inside
  * user-mode Linux here, where every system call is a ptrace round trip;
  * this one times the work the daemon does per frame once it has it, the
- * same calls in the same order as src/bms_can.c and src/bridge.c: the
+ * same calls in the same order as src/input_can.c and src/bridge.c: the
  * driver's pure decoder (pylontech-can), the safety layer, and the
  * protocol's urgent-frame check (pylontech), plus one full set encode per
  * 1000 frames as the 1 s period at 1000 frames/s would add. The frames

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the readers of outside bytes of the CAN port
- * (src/can_bus.c). The input is both
+ * (src/can_error.c). The input is both
  *   - an error frame (what a controller or a hostile bus puts in one):
  *     can_id (4 bytes), len, data; no crash, a state in range, a one-line
  *     text;
@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "can_bus.h"
+#include "can_error.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "battery.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -16,7 +16,7 @@
 
 #include "battery.h"
 #include "protocol.h"
-#include "protocols/pylontech_rs485.h"
+#include "pylontech_rs485.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -181,15 +181,26 @@ static inline bool battery_pack_has(const struct battery_pack *p, enum battery_g
  * battery_pack_age_usec() - age of @group at @now_usec.
  * Return: the age, or UINT64_MAX if the group was never received.
  */
-uint64_t battery_pack_age_usec(const struct battery_pack *p, enum battery_group group,
-			       uint64_t now_usec);
+static inline uint64_t battery_pack_age_usec(const struct battery_pack *p,
+					     enum battery_group group, uint64_t now_usec)
+{
+	uint64_t t = p->updated_usec[group];
+
+	if (t == BATTERY_NEVER) {
+		return UINT64_MAX;
+	}
+	return now_usec > t ? now_usec - t : 0;
+}
 
 /**
  * battery_pack_is_fresh() - whether @group was received within @max_age_usec.
  * Return: false for a group never received.
  */
-bool battery_pack_is_fresh(const struct battery_pack *p, enum battery_group group,
-			   uint64_t now_usec, uint64_t max_age_usec);
+static inline bool battery_pack_is_fresh(const struct battery_pack *p, enum battery_group group,
+					 uint64_t now_usec, uint64_t max_age_usec)
+{
+	return battery_pack_age_usec(p, group, now_usec) <= max_age_usec;
+}
 
 /**
  * battery_pack_oldest_usec() - the oldest update time over @mask groups.

@@ -9,12 +9,12 @@
  * clock reads, no logging); the I/O around them lives in src/ and is chosen
  * by the driver's transport:
  *
- *   BMS_TRANSPORT_SIM     src/bms_sim.c drives ->sim_step() from a timer
- *   BMS_TRANSPORT_CAN     src/bms_can.c reads a SocketCAN port, feeds
+ *   BMS_TRANSPORT_SIM     src/input_sim.c drives ->sim_step() from a timer
+ *   BMS_TRANSPORT_CAN     src/input_can.c reads a SocketCAN port, feeds
  *                         ->decode_frame(), sends ->keepalive() frames
- *   BMS_TRANSPORT_SERIAL  src/bms_modbus.c polls packs over RS485 and feeds
+ *   BMS_TRANSPORT_SERIAL  src/input_serial.c polls packs over RS485 and feeds
  *                         ->decode_block()
- *   BMS_TRANSPORT_FILE    src/bms_replay.c plays a candump log through the
+ *   BMS_TRANSPORT_FILE    src/input_replay.c plays a candump log through the
  *                         ->decode_frame() of the driver named by
  *                         bms.replay_format
  *

@@ -10,53 +10,23 @@
  *
  * Inputs and outputs are small ops structs chosen by transport
  * (bms_driver.transport, inverter.output); each lives in its own src/ file
- * and talks to the bridge only through the functions below.
+ * and sees only its context (include/adapter.h), never this struct.
  */
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
 
+#include "adapter.h"
 #include "battery.h"
 #include "config.h"
 #include "log.h"
 #include "safety.h"
 
 struct bridge;
+struct observer;
 struct bms_driver;
 struct inverter_protocol;
-
-/* The BMS side of the daemon (one per transport). */
-struct bms_input;
-struct bms_input_ops {
-	const char *name;
-	/* open the port and register event sources; may start "not connected" and retry */
-	int (*open)(struct bridge *br, struct bms_input **ret);
-	struct bms_input *(*free)(struct bms_input *in);
-	/* one short phrase for STATUS= ("jk-pb-modbus 2/2 packs, 0 errors") */
-	void (*status)(struct bms_input *in, char *buf, size_t n);
-};
-
-/* The inverter side of the daemon (one per enum output_kind). */
-struct output;
-struct output_ops {
-	const char *name;
-	int (*open)(struct bridge *br, struct output **ret);
-	struct output *(*free)(struct output *out);
-	/* put frames on the wire now; never blocks; NULL for polled outputs */
-	int (*send)(struct output *out, const struct can_frame *frames, size_t n, uint64_t now_usec);
-	void (*status)(struct output *out, char *buf, size_t n);
-};
-
-/* src/bms_sim.c, bms_can.c, bms_modbus.c, bms_replay.c */
-extern const struct bms_input_ops bms_sim_input_ops;
-extern const struct bms_input_ops bms_can_input_ops;
-extern const struct bms_input_ops bms_modbus_input_ops;
-extern const struct bms_input_ops bms_replay_input_ops;
-/* src/output_candump.c, output_can.c, output_rs485.c */
-extern const struct output_ops output_candump_ops;
-extern const struct output_ops output_can_ops;
-extern const struct output_ops output_rs485_ops;
 
 struct bridge {
 	sd_event *event;
@@ -69,14 +39,15 @@ struct bridge {
 	struct safety safety;
 	enum safety_mode mode;
 
-	const struct bms_input_ops *input_ops;
-	struct bms_input *input;
+	const struct input_ops *input_ops;
+	struct input *input;
+	struct input_ctx in_ctx; /* what the input sees of the bridge (adapter.h) */
 	const struct output_ops *output_ops;
 	struct output *output;
+	struct output_ctx out_ctx; /* what the output sees */
 
 	sd_event_source *tick_timer; /* protocol period (1 s for polled protocols) */
 	uint64_t tick_usec;
-	uint64_t status_usec; /* last STATUS= refresh */
 
 	/* inverter presence (CAN keep-alives, RS485 polls) */
 	bool inverter_present;
@@ -89,43 +60,16 @@ struct bridge {
 	uint64_t frames_sent;
 	uint64_t urgent_frames_sent;
 	uint64_t last_tx_usec;
-	uint64_t rejected_seen;	      /* safety.rejected already logged */
-	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
-	bool conflict_logged;	      /* safety.conflict already said */
-	bool input_open;  /* set by the input when its port is open */
-	bool output_open; /* set by the output when its port is open */
 	bool ready_sent;
+	bool input_link_up, output_link_up; /* as last told to the observers */
+
+	struct observer *observers; /* include/observer.h; the first added first */
 };
 
 /**
  * bridge_now() - the loop's CLOCK_MONOTONIC time of this iteration.
  */
 uint64_t bridge_now(struct bridge *br);
-
-/**
- * bridge_bms_updated() - an input wrote new data into br->state.packs[].
- * Runs the safety layer and sends urgent frames (a lowered limit, a new
- * alarm) at once.
- */
-void bridge_bms_updated(struct bridge *br);
-
-/**
- * bridge_inverter_heard() - the inverter just spoke (keep-alive, request, poll).
- */
-void bridge_inverter_heard(struct bridge *br, uint64_t now_usec);
-
-/**
- * bridge_inverter_request() - a request-driven protocol (Growatt 0x301)
- * asks for the whole set: encode and send it now.
- */
-void bridge_inverter_request(struct bridge *br, uint64_t now_usec);
-
-/**
- * bridge_output_state() - the state an RS485 responder may answer from now.
- * Return: the state (bank shaped by the safety layer), or NULL when the
- * safety layer says nothing may be sent (not ready, or comm-loss "stop").
- */
-const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec);
 
 /**
  * bridge_next_tick_usec() - when the tick that was due at @due_usec and
@@ -157,8 +101,3 @@ void bridge_done(struct bridge *br);
  */
 void bridge_status(struct bridge *br, char *buf, size_t n);
 
-/**
- * bridge_port_ready() - an input or output reports its port open (or
- * closed); READY=1 goes out once both sides have been open.
- */
-void bridge_port_ready(struct bridge *br);

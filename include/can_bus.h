@@ -34,13 +34,7 @@
 #include <linux/can.h>
 #include <systemd/sd-event.h>
 
-enum can_bus_state {
-	CAN_BUS_DOWN,	      /* no interface, interface down, or not open yet */
-	CAN_BUS_ERROR_ACTIVE, /* normal */
-	CAN_BUS_WARNING,      /* error counters above 96 */
-	CAN_BUS_PASSIVE,      /* above 127: the controller only listens to errors */
-	CAN_BUS_OFF,	      /* above 255: the controller is off the bus */
-};
+#include "can_error.h"
 
 struct can_bus;
 
@@ -63,16 +57,6 @@ struct can_bus_config {
 	bool manage_link;
 	uint64_t pending_max_age_usec; /* 0: CAN_BUS_PENDING_AGE_DEFAULT_USEC */
 	can_bus_gate_fn may_send;      /* NULL: parked frames always may go */
-};
-
-/* What one error frame says (pure decode, fuzzed). */
-struct can_error_info {
-	int new_state;		/* enum can_bus_state, or -1: no change */
-	bool rx_overflow;	/* controller lost frames */
-	bool restarted;		/* the controller came back from bus-off */
-	uint8_t tx_errors;	/* error counters, when the frame carries them */
-	uint8_t rx_errors;
-	char text[96];		/* "bus-off", "error passive (tx 130, rx 0)" */
 };
 
 struct can_bus_stats {
@@ -117,32 +101,9 @@ int can_bus_send(struct can_bus *bus, const struct can_frame *frames, size_t n);
 bool can_bus_is_open(const struct can_bus *bus);
 enum can_bus_state can_bus_get_state(const struct can_bus *bus);
 const struct can_bus_stats *can_bus_get_stats(const struct can_bus *bus);
-const char *can_bus_state_name(enum can_bus_state state);
 
 /**
  * can_bus_status() - "can0 error-active, 1234 tx, 5 rx, 0 dropped (0 stale)"
  * for STATUS=; "can0 missing, retrying" or "can0 down, waiting" while closed.
  */
 void can_bus_status(const struct can_bus *bus, char *buf, size_t n);
-
-/* What one rtnetlink link message says about an interface. */
-struct can_link_event {
-	bool exists;	/* RTM_NEWLINK; false: RTM_DELLINK */
-	bool up;	/* IFF_UP */
-};
-
-/**
- * can_link_decode() - the link events for @ifname in one rtnetlink
- * datagram (RTM_NEWLINK/RTM_DELLINK, rtnetlink(7)), in order. Pure.
- * Return: the number of events written (at most @n), or -EBADMSG if a
- * message is truncated or malformed (the caller then reads the link's
- * state itself).
- */
-int can_link_decode(const void *buf, size_t len, const char *ifname,
-		    struct can_link_event *ret, size_t n);
-
-/**
- * can_error_decode() - what an error frame (CAN_ERR_FLAG) says. Pure.
- * Return: 0, or -EBADMSG if @f is not an error frame or is malformed.
- */
-int can_error_decode(const struct can_frame *f, struct can_error_info *ret);

@@ -22,6 +22,7 @@
 
 #include "battery.h"
 #include "build-config.h"
+#include "conf_key.h"
 #include "protocol.h"
 #include "safety.h"
 
@@ -31,30 +32,6 @@
 #define CONFIG_PATH_MAX 256
 /* the largest configuration file read; a real one is a few KiB */
 #define CONFIG_FILE_MAX (1024 * 1024)
-
-enum conf_type {
-	CONF_BOOL,   /* bool */
-	CONF_UINT,   /* unsigned integer of .size bytes, value * .scale */
-	CONF_INT,    /* signed integer of .size bytes, value * .scale */
-	CONF_STRING, /* char[.size], at most .max characters */
-	CONF_ENUM,   /* int: index of the value in .enum_names */
-	CONF_UINT_LIST, /* uint8_t[.max] + uint8_t count at .count_offset */
-};
-
-struct conf_key {
-	const char *name; /* key inside its group */
-	enum conf_type type;
-	size_t offset; /* into the group's struct */
-	size_t size;   /* sizeof the field */
-	int64_t min, max; /* accepted range in file units; strings/lists: max length */
-	int64_t def;	  /* default in file units (numbers, bools, enum index) */
-	const char *def_str; /* default for strings */
-	int64_t scale;	     /* stored = file value * scale (0 means 1) */
-	const char *const *enum_names; /* CONF_ENUM: NULL-terminated */
-	size_t count_offset;	       /* CONF_UINT_LIST: offset of the uint8_t count */
-	const char *unit;	       /* for --check-config ("mV", "ms") */
-	const int64_t *choices;	       /* CONF_UINT, optional: the only values allowed, 0-terminated */
-};
 
 struct conf_group {
 	const char *name; /* group name in the file; "" = top level */
@@ -166,9 +143,9 @@ void config_error_format(const struct config_error *err, char *buf, size_t n);
  */
 void config_print(const struct config *cfg, FILE *f);
 
-/* The keys of the safety { } group, owned by src/safety.c. */
-extern const struct conf_key safety_conf_keys[];
-extern const size_t safety_conf_n_keys;
+/* the groups of the file, in the order --check-config prints them (src/config_keys.c) */
+#define CONFIG_GROUPS 4
+size_t config_groups(struct conf_group g[static CONFIG_GROUPS]);
 
 /* The embedded demo configuration (conf/demo.conf, compiled in). */
 extern const char config_demo_text[];

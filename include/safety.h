@@ -22,9 +22,9 @@
 #include <stdint.h>
 
 #include "battery.h"
+#include "conf_key.h"
 
 struct battery_state;
-struct conf_key;
 struct inverter_protocol;
 
 enum safety_mode {
@@ -89,11 +89,9 @@ struct safety_config {
 	uint32_t spike_confirm_reads; /* an implausible value is taken after this many reads */
 };
 
-/*
- * The keys of the config's safety { } group are defined in src/safety.c
- * (safety_conf_keys[], safety_conf_n_keys) and declared in config.h, where
- * struct conf_key is complete.
- */
+/* The keys of the config's safety { } group (include/conf_key.h), read by src/config.c. */
+extern const struct conf_key safety_conf_keys[];
+extern const size_t safety_conf_n_keys;
 
 /* A mode transition, reported by safety_evaluate() for the caller to log once. */
 struct safety_event {
@@ -154,6 +152,7 @@ struct safety {
 	bool force_charge;
 	bool last_cells_in_window; /* at the last NORMAL evaluation */
 	struct battery_pack last_bank; /* the last NORMAL output, for hold */
+	unsigned packs_seen; /* slots [0, packs_seen) were ever evaluated; the rest never read */
 	struct safety_pack pk[BATTERY_PACKS_MAX];
 };
 

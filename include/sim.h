@@ -5,7 +5,7 @@
  * A simulated BMS: a believable LFP pack (16s by default) on a solar day,
  * deterministic from a seed. Pure: the caller advances simulated time with
  * sim_step() and copies the pack into a battery_state with sim_fill().
- * The daemon's sim input (src/bms_sim.c) drives it from a timer; the tests
+ * The daemon's sim input (src/input_sim.c) drives it from a timer; the tests
  * drive it with a simulated clock.
  */
 #include <stdint.h>

@@ -261,6 +261,10 @@ static uint16_t growatt_status(const struct battery_state *bs, int32_t deci_a, b
 	return st;
 }
 
+/*
+ * Over 80 lines: one block per frame of the Growatt table, in the document's order, so
+ * each reads against its row.
+ */
 static int growatt_encode(const struct protocol_options *opt, const struct battery_state *bs,
 			  uint64_t now_usec, struct can_frame *frames, size_t n_frames)
 {

@@ -218,14 +218,14 @@ static uint8_t pylon_family_module_count(const struct battery_state *bs)
 	return n ? n : 1;
 }
 
-static bool charge_blocked(const struct battery_pack *b)
+bool pylon_family_charge_blocked(const struct battery_pack *b)
 {
 	return b->charge_current_limit_ma < 100 || /* below one 0.1 A step: 0 on the wire */
 	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
 		!(b->requests & BATTERY_REQUEST_CHARGE_ENABLE));
 }
 
-static bool discharge_blocked(const struct battery_pack *b)
+bool pylon_family_discharge_blocked(const struct battery_pack *b)
 {
 	return b->discharge_current_limit_ma < 100 ||
 	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
@@ -248,8 +248,8 @@ uint8_t pylon_family_soc(const struct pylon_layout *l, const struct protocol_opt
 	 * stops discharging. With both blocked no SOC says "neither": the
 	 * real SOC goes out and the zero limits and request flags carry it.
 	 */
-	cb = charge_blocked(b);
-	db = discharge_blocked(b);
+	cb = pylon_family_charge_blocked(b);
+	db = pylon_family_discharge_blocked(b);
 	if (cb && !db) {
 		return 100;
 	}
@@ -445,7 +445,7 @@ int pylon_family_encode(const struct pylon_layout *l, const struct protocol_opti
 }
 
 /* a limit stricter now than in @prev: CVL/CCL/DCL lower or DVL higher */
-static bool limits_lowered(const struct battery_pack *p, const struct battery_pack *b)
+bool pylon_family_limits_lowered(const struct battery_pack *p, const struct battery_pack *b)
 {
 	return b->charge_voltage_limit_mv < p->charge_voltage_limit_mv ||
 	       b->charge_current_limit_ma < p->charge_current_limit_ma ||
@@ -474,7 +474,7 @@ int pylon_family_encode_urgent(const struct pylon_layout *l, const struct protoc
 	if (!pylon_family_ready(bs) || !pylon_family_ready(prev)) {
 		return 0; /* nothing sent before, or nothing to send: the period decides */
 	}
-	lim = limits_lowered(p, b);
+	lim = pylon_family_limits_lowered(p, b);
 	req = battery_pack_has(b, BATTERY_GROUP_STATUS) && requests_changed(p, b);
 	alarm = battery_pack_has(b, BATTERY_GROUP_STATUS) &&
 		((b->alarms & ~p->alarms) != 0 || (b->warnings & ~p->warnings) != 0);

@@ -55,6 +55,16 @@ struct pylon_layout {
  */
 bool pylon_family_ready(const struct battery_state *bs);
 
+/*
+ * The family's predicates, shared by every encoder of it (Victron's too):
+ * charge (discharge) blocked: its limit below one 0.1 A step, or the
+ * status group says its enable is off; limits lowered: CVL/CCL/DCL lower
+ * or DVL higher than in @p.
+ */
+bool pylon_family_charge_blocked(const struct battery_pack *b);
+bool pylon_family_discharge_blocked(const struct battery_pack *b);
+bool pylon_family_limits_lowered(const struct battery_pack *p, const struct battery_pack *b);
+
 /**
  * pylon_family_mean_temp_dc() - the bank's average cell temperature for
  * 0x356 bytes 4-5 ("Average cell temperature", Pylon CAN V1.2).

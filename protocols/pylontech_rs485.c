@@ -882,6 +882,10 @@ static ssize_t frame(uint8_t *rsp, size_t n_rsp, const struct pylon_rs485_head *
 	return w.overflow ? -ENOBUFS : (ssize_t)w.pos;
 }
 
+/*
+ * Over 80 lines: the checks of one request in the order of the document's RTN codes, then
+ * one answer per CID2.
+ */
 static ssize_t pylontech_rs485_respond(const struct protocol_options *opt,
 				       const struct battery_state *bs, const uint8_t *req,
 				       size_t n_req, uint8_t *rsp, size_t n_rsp)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * `replay`: a candump log file as the BMS (BMS_TRANSPORT_FILE). The driver
- * itself decodes nothing: src/bms_replay.c reads the log named by
+ * itself decodes nothing: src/input_replay.c reads the log named by
  * bms.port and feeds each frame to the ->decode_frame() of the CAN driver
  * bms.replay_format names (pylontech-can, ...), at the recorded pace
  * times bms.replay_speed. Listed here so that `driver = "replay"` selects

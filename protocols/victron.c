@@ -235,20 +235,6 @@ static uint16_t dc_to_kelvin(int16_t dc)
 	return clamp_u16(((int32_t)dc * 10 + 27315) / 100);
 }
 
-static bool victron_charge_blocked(const struct battery_pack *b)
-{
-	return b->charge_current_limit_ma < 100 ||
-	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
-		!(b->requests & BATTERY_REQUEST_CHARGE_ENABLE));
-}
-
-static bool victron_discharge_blocked(const struct battery_pack *b)
-{
-	return b->discharge_current_limit_ma < 100 ||
-	       (battery_pack_has(b, BATTERY_GROUP_STATUS) &&
-		!(b->requests & BATTERY_REQUEST_DISCHARGE_ENABLE));
-}
-
 static void put_limits(const struct battery_state *bs, struct can_frame *f)
 {
 	const struct battery_pack *b = &bs->bank;
@@ -281,6 +267,10 @@ static void put_alarms(const struct battery_state *bs, struct can_frame *f)
 	pairs_encode(warnings, &f->data[4]); /* SMA External Warnings 1-13, bytes 4-7 */
 }
 
+/*
+ * Over 80 lines: one block per frame of the Victron set, in frame order, so each reads
+ * against its row.
+ */
 static int victron_encode(const struct protocol_options *opt, const struct battery_state *bs,
 			  uint64_t now_usec, struct can_frame *frames, size_t n_frames)
 {
@@ -353,8 +343,8 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 	f = &frames[n++];
 	*f = (struct can_frame){ .can_id = VIC_ID_MODULES, .len = 8 };
 	put_le16(&f->data[0], online);
-	put_le16(&f->data[2], victron_charge_blocked(b) ? online : 0);
-	put_le16(&f->data[4], victron_discharge_blocked(b) ? online : 0);
+	put_le16(&f->data[2], pylon_family_charge_blocked(b) ? online : 0);
+	put_le16(&f->data[4], pylon_family_discharge_blocked(b) ? online : 0);
 	put_le16(&f->data[6], bs->pack_count > online ? (uint16_t)(bs->pack_count - online) : 0);
 
 	if (cells && temps) {
@@ -399,10 +389,7 @@ static int victron_encode_urgent(const struct protocol_options *opt,
 	if (!pylon_family_ready(bs) || !pylon_family_ready(prev)) {
 		return 0;
 	}
-	lim = b->charge_voltage_limit_mv < p->charge_voltage_limit_mv ||
-	      b->charge_current_limit_ma < p->charge_current_limit_ma ||
-	      b->discharge_current_limit_ma < p->discharge_current_limit_ma ||
-	      b->discharge_voltage_limit_mv > p->discharge_voltage_limit_mv;
+	lim = pylon_family_limits_lowered(p, b);
 	alarm = battery_pack_has(b, BATTERY_GROUP_STATUS) &&
 		((b->alarms & ~p->alarms) != 0 || (b->warnings & ~p->warnings) != 0);
 	if ((size_t)lim + (size_t)alarm > n_frames) {
@@ -445,6 +432,7 @@ static void parse_index(const struct can_frame *f, uint8_t *ret_pack, uint8_t *r
 	*ret_idx = (uint8_t)(v[k] - 1);
 }
 
+/* Over 80 lines: one case per frame id, the inverse of victron_encode(). */
 static int victron_decode(const struct can_frame *f, uint64_t now_usec, struct battery_state *bs)
 {
 	struct battery_pack *b = &bs->bank;

@@ -28,7 +28,7 @@
 #include "candump.h"
 #include "macro.h"
 #include "protocol.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 #include "sim.h"
 #include "state_json.h"
 

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "macro.h"
 #include "notify.h"
+#include "observer.h"
 #include "protocol.h"
 
 
@@ -60,34 +61,98 @@ static bool mode_sends(enum safety_mode mode)
 	return false;
 }
 
-/* Run the safety layer; log a transition once, with its reason. */
-static enum safety_mode evaluate(struct bridge *br, uint64_t now)
+static void bridge_port_ready(struct bridge *br);
+
+/* Run the safety layer; what it decided goes to the observers with what went on the wire. */
+static enum safety_mode evaluate(struct bridge *br, uint64_t now, struct safety_event *ev)
 {
-	struct safety_event ev = { 0 };
-
-	br->mode = safety_evaluate(&br->safety, &br->state, now, &ev);
-	if (ev.changed) {
-		int level = ev.to == SAFETY_MODE_NORMAL ? LOG_NOTICE : LOG_WARNING;
-
-		log_full_errno(level, 0, "Safety: %s -> %s: %s", safety_mode_name(ev.from),
-			       safety_mode_name(ev.to), ev.reason);
-	}
-	/* DVL >= CVL: nothing may flow until it clears; said once each way */
-	if (br->safety.conflict[0] && !br->conflict_logged) {
-		log_warning("Safety: %s", br->safety.conflict);
-		br->conflict_logged = true;
-	} else if (!br->safety.conflict[0] && br->conflict_logged) {
-		log_notice("Safety: DVL below CVL again, limits released");
-		br->conflict_logged = false;
-	}
-	/* one absurd reading never loosens a limit; say so, a few times a minute at most */
-	if (br->safety.rejected != br->rejected_seen) {
-		log_ratelimit(&br->rejected_rl, now, LOG_WARNING,
-			      "Safety: implausible value rejected (%llu so far): %s",
-			      (unsigned long long)br->safety.rejected, br->safety.last_rejected);
-		br->rejected_seen = br->safety.rejected;
-	}
+	br->mode = safety_evaluate(&br->safety, &br->state, now, ev);
 	return br->mode;
+}
+
+static void status_line(const struct observer_evaluation *ev, char *buf, size_t n)
+{
+	bridge_status(ev->status_data, buf, n);
+}
+
+/*
+ * Tell every observer about the evaluation at @now (observer.h). The
+ * transition, if any, is in @sev; @tx says what went on the wire.
+ */
+static void observe(struct bridge *br, uint64_t now, enum observer_cause cause,
+		    const struct safety_event *sev, const struct observer_tx *tx)
+{
+	static const struct observer_tx nothing = { .kind = OBSERVER_WIRE_NONE };
+	struct observer_evaluation ev = {
+		.now_usec = now,
+		.cause = cause,
+		.state = &br->state,
+		.decision = {
+			.mode = br->mode,
+			.reason = br->safety.reason,
+			.transition = sev,
+			.conflict = br->safety.conflict,
+			.rejected = br->safety.rejected,
+			.last_rejected = br->safety.last_rejected,
+		},
+		.tx = tx ? *tx : nothing,
+		.status = status_line,
+		.status_data = br,
+	};
+
+	for (struct observer *o = br->observers; o; o = o->next) {
+		if (o->ops->evaluated) {
+			o->ops->evaluated(o, &ev);
+		}
+	}
+}
+
+static void observe_configured(struct bridge *br, uint64_t now, bool restarted)
+{
+	struct observer_config ev = {
+		.now_usec = now,
+		.restarted = restarted,
+		.protocol = br->proto->name,
+		.driver = br->driver->name,
+		.status_interval_usec = br->cfg.daemon.status_interval_usec,
+	};
+
+	for (struct observer *o = br->observers; o; o = o->next) {
+		if (o->ops->configured) {
+			o->ops->configured(o, &ev);
+		}
+	}
+}
+
+static void observe_link(struct bridge *br, const struct observer_link_event *ev)
+{
+	for (struct observer *o = br->observers; o; o = o->next) {
+		if (o->ops->link) {
+			o->ops->link(o, ev);
+		}
+	}
+}
+
+void bridge_observer_add(struct bridge *br, struct observer *o)
+{
+	struct observer **p = &br->observers;
+
+	while (*p) {
+		p = &(*p)->next;
+	}
+	o->next = NULL;
+	*p = o;
+}
+
+void bridge_observer_remove(struct bridge *br, struct observer *o)
+{
+	for (struct observer **p = &br->observers; o && *p; p = &(*p)->next) {
+		if (*p == o) {
+			*p = o->next;
+			o->next = NULL;
+			return;
+		}
+	}
 }
 
 /* Return: 0 if the output took the frames, a negative errno if not. */
@@ -109,22 +174,25 @@ static int send_frames(struct bridge *br, const struct can_frame *frames, size_t
 	return 0;
 }
 
-/* Encode and send the protocol's whole set. */
-static void send_full_set(struct bridge *br, uint64_t now)
+/* Encode and send the protocol's whole set; @tx: what went out (frames in @tx_buf). */
+static void send_full_set(struct bridge *br, uint64_t now, struct observer_tx *tx,
+			  struct can_frame *frames)
 {
-	struct can_frame frames[PROTOCOL_FRAMES_MAX];
 	int n;
 
 	if (!mode_sends(br->mode) || !br->proto->encode) {
 		return;
 	}
 	n = br->proto->encode(&br->cfg.inverter.options, &br->state, now, frames,
-			      ARRAY_SIZE(frames));
+			      PROTOCOL_FRAMES_MAX);
 	if (n < 0) {
 		log_debug("%s encoder: %s", br->proto->name, strerror(-n));
 		return;
 	}
-	if (send_frames(br, frames, (size_t)n, now) < 0) {
+	*tx = (struct observer_tx){ .kind = OBSERVER_WIRE_SET, .frames = frames,
+				    .n_frames = (size_t)n };
+	tx->error = send_frames(br, frames, (size_t)n, now);
+	if (tx->error < 0) {
 		return; /* the inverter learnt nothing: keep comparing with the last set */
 	}
 	br->sent = br->state;
@@ -137,9 +205,9 @@ static void send_full_set(struct bridge *br, uint64_t now)
  * the inverter was told moves on only when the output took the frames, so
  * a refused send is tried again at the next evaluation, not forgotten.
  */
-static void send_urgent(struct bridge *br, uint64_t now)
+static void send_urgent(struct bridge *br, uint64_t now, struct observer_tx *tx,
+			struct can_frame *frames)
 {
-	struct can_frame frames[PROTOCOL_FRAMES_MAX];
 	int n;
 
 	if (!mode_sends(br->mode) || br->sets_sent == 0 || !br->proto->encode_urgent ||
@@ -147,15 +215,33 @@ static void send_urgent(struct bridge *br, uint64_t now)
 		return;
 	}
 	n = br->proto->encode_urgent(&br->cfg.inverter.options, &br->sent, &br->state, now, frames,
-				     ARRAY_SIZE(frames));
-	if (n > 0 && send_frames(br, frames, (size_t)n, now) == 0) {
+				     PROTOCOL_FRAMES_MAX);
+	if (n <= 0) {
+		return;
+	}
+	*tx = (struct observer_tx){ .kind = OBSERVER_WIRE_URGENT, .frames = frames,
+				    .n_frames = (size_t)n };
+	tx->error = send_frames(br, frames, (size_t)n, now);
+	if (tx->error == 0) {
 		br->urgent_frames_sent += (uint64_t)n;
 		/* the inverter now knows the new values: compare against them next */
 		br->sent.bank = br->state.bank;
 	}
 }
 
-void bridge_bms_updated(struct bridge *br)
+/* evaluate, send what is urgent, tell the observers */
+static void evaluate_urgent(struct bridge *br, uint64_t now, enum observer_cause cause)
+{
+	struct can_frame frames[PROTOCOL_FRAMES_MAX];
+	struct observer_tx tx = { .kind = OBSERVER_WIRE_NONE };
+	struct safety_event ev;
+
+	evaluate(br, now, &ev);
+	send_urgent(br, now, &tx, frames);
+	observe(br, now, cause, &ev, &tx);
+}
+
+static void bridge_bms_updated(struct bridge *br)
 {
 	uint64_t now = bridge_now(br);
 
@@ -164,34 +250,56 @@ void bridge_bms_updated(struct bridge *br)
 	 * Once per decoded frame, not per receive batch: each frame of a
 	 * recvmmsg() batch is judged and, if urgent, sent before the next.
 	 */
-	evaluate(br, now);
-	send_urgent(br, now);
+	evaluate_urgent(br, now, OBSERVER_CAUSE_BMS);
 }
 
-void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
+static void inverter_link(struct bridge *br, bool up, uint64_t now, uint64_t last_heard)
 {
-	if (!br->inverter_present) {
-		if (br->inverter_seen_usec == 0) {
-			log_notice("Inverter present (%s)", br->proto->name);
-		} else {
-			log_notice("Inverter back after %.1f s of silence",
-				   (double)(now_usec - br->inverter_seen_usec) / USEC_PER_SEC);
-		}
-	}
+	struct observer_link_event ev = {
+		.link = OBSERVER_LINK_INVERTER,
+		.up = up,
+		.now_usec = now,
+		.last_heard_usec = last_heard,
+		.timeout_usec = br->inverter_timeout_usec,
+		.protocol = br->proto->name,
+		.transport_can = br->proto->transport == PROTOCOL_TRANSPORT_CAN,
+	};
+
+	observe_link(br, &ev);
+}
+
+static void bridge_inverter_heard(struct bridge *br, uint64_t now_usec)
+{
+	uint64_t last = br->inverter_seen_usec;
+	bool was = br->inverter_present;
+
 	br->inverter_present = true;
 	br->inverter_seen_usec = now_usec;
+	if (!was) {
+		inverter_link(br, true, now_usec, last);
+	}
 }
 
-void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
+static void bridge_inverter_request(struct bridge *br, uint64_t now_usec)
 {
+	struct can_frame frames[PROTOCOL_FRAMES_MAX];
+	struct observer_tx tx = { .kind = OBSERVER_WIRE_NONE };
+	struct safety_event ev;
+
 	bridge_inverter_heard(br, now_usec);
-	evaluate(br, now_usec);
-	send_full_set(br, now_usec);
+	evaluate(br, now_usec, &ev);
+	send_full_set(br, now_usec, &tx, frames);
+	observe(br, now_usec, OBSERVER_CAUSE_REQUEST, &ev, &tx);
 }
 
-const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec)
+static const struct battery_state *bridge_output_state(struct bridge *br, uint64_t now_usec)
 {
-	return mode_sends(evaluate(br, now_usec)) ? &br->state : NULL;
+	struct safety_event ev;
+	enum safety_mode mode = evaluate(br, now_usec, &ev);
+
+	/* the answer itself is bytes the output writes after this: no frames here */
+	observe(br, now_usec, OBSERVER_CAUSE_POLL, &ev, NULL);
+	return mode_sends(mode) ? &br->state : NULL;
 }
 
 void bridge_status(struct bridge *br, char *buf, size_t n)
@@ -225,11 +333,31 @@ void bridge_status(struct bridge *br, char *buf, size_t n)
 		 br->proto->name, out, inv, last);
 }
 
-void bridge_port_ready(struct bridge *br)
+/* a port opened or closed since the last call: a link event */
+static void port_links(struct bridge *br)
+{
+	struct observer_link_event ev = { .now_usec = bridge_now(br), .protocol = br->proto->name };
+
+	if (br->in_ctx.open != br->input_link_up) {
+		br->input_link_up = br->in_ctx.open;
+		ev.link = OBSERVER_LINK_INPUT;
+		ev.up = br->in_ctx.open;
+		observe_link(br, &ev);
+	}
+	if (br->out_ctx.open != br->output_link_up) {
+		br->output_link_up = br->out_ctx.open;
+		ev.link = OBSERVER_LINK_OUTPUT;
+		ev.up = br->out_ctx.open;
+		observe_link(br, &ev);
+	}
+}
+
+static void bridge_port_ready(struct bridge *br)
 {
 	char status[256];
 
-	if (br->ready_sent || !br->input_open || !br->output_open) {
+	port_links(br);
+	if (br->ready_sent || !br->in_ctx.open || !br->out_ctx.open) {
 		return;
 	}
 	br->ready_sent = true;
@@ -242,13 +370,7 @@ static void check_presence(struct bridge *br, uint64_t now)
 {
 	if (br->inverter_present && now - br->inverter_seen_usec > br->inverter_timeout_usec) {
 		br->inverter_present = false;
-		/* RS485: the output logs "polls stopped" with its counts, once (issue 10) */
-		if (br->proto->transport != PROTOCOL_TRANSPORT_CAN) {
-			return;
-		}
-		log_warning("Inverter silent for %.1f s (timeout %.1f s), still sending",
-			    (double)(now - br->inverter_seen_usec) / USEC_PER_SEC,
-			    (double)br->inverter_timeout_usec / USEC_PER_SEC);
+		inverter_link(br, false, now, br->inverter_seen_usec);
 	}
 }
 
@@ -270,37 +392,32 @@ static int tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct bridge *br = userdata;
 	uint64_t now = bridge_now(br);
+	struct can_frame frames[PROTOCOL_FRAMES_MAX];
+	struct observer_tx tx = { .kind = OBSERVER_WIRE_NONE };
+	struct safety_event ev;
 
-	evaluate(br, now);
+	/* presence first: the status line of this tick (an observer) shows it */
+	check_presence(br, now);
+	evaluate(br, now, &ev);
 	if (br->proto->transport == PROTOCOL_TRANSPORT_CAN &&
 	    br->proto->schedule == PROTOCOL_SCHEDULE_PERIODIC) {
-		send_full_set(br, now);
+		send_full_set(br, now, &tx, frames);
 	}
-	check_presence(br, now);
-
-	if (now - br->status_usec >= br->cfg.daemon.status_interval_usec) {
-		char status[256];
-
-		br->status_usec = now;
-		bridge_status(br, status, sizeof(status));
-		notify_status(status);
-		/* the heartbeat is STATUS= only: 8,640 journal lines a day otherwise */
-		log_debug("Status: %s", status);
-	}
+	observe(br, now, OBSERVER_CAUSE_TICK, &ev, &tx);
 	return sd_event_source_set_time(s, bridge_next_tick_usec(usec, br->tick_usec, now));
 }
 
-static const struct bms_input_ops *input_for(const struct bms_driver *d)
+static const struct input_ops *input_for(const struct bms_driver *d)
 {
 	switch (d->transport) {
 	case BMS_TRANSPORT_SIM:
-		return &bms_sim_input_ops;
+		return &input_sim_ops;
 	case BMS_TRANSPORT_CAN:
-		return &bms_can_input_ops;
+		return &input_can_ops;
 	case BMS_TRANSPORT_SERIAL:
-		return &bms_modbus_input_ops;
+		return &input_serial_ops;
 	case BMS_TRANSPORT_FILE:
-		return &bms_replay_input_ops;
+		return &input_replay_ops;
 	}
 	return NULL;
 }
@@ -318,6 +435,77 @@ static const struct output_ops *output_for(enum output_kind kind)
 	return NULL;
 }
 
+/* ---- what the adapters see of the bridge (include/adapter.h) ---------------- */
+
+static uint64_t in_now(struct input_ctx *ctx)
+{
+	return bridge_now(container_of(ctx, struct bridge, in_ctx));
+}
+
+static void in_updated(struct input_ctx *ctx)
+{
+	bridge_bms_updated(container_of(ctx, struct bridge, in_ctx));
+}
+
+static void in_port_changed(struct input_ctx *ctx)
+{
+	bridge_port_ready(container_of(ctx, struct bridge, in_ctx));
+}
+
+static const struct input_up input_up = {
+	.now = in_now,
+	.updated = in_updated,
+	.port_changed = in_port_changed,
+};
+
+static uint64_t out_now(struct output_ctx *ctx)
+{
+	return bridge_now(container_of(ctx, struct bridge, out_ctx));
+}
+
+static void out_port_changed(struct output_ctx *ctx)
+{
+	bridge_port_ready(container_of(ctx, struct bridge, out_ctx));
+}
+
+static void out_heard(struct output_ctx *ctx, uint64_t now_usec)
+{
+	bridge_inverter_heard(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static void out_request(struct output_ctx *ctx, uint64_t now_usec)
+{
+	bridge_inverter_request(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static const struct battery_state *out_answer_state(struct output_ctx *ctx, uint64_t now_usec)
+{
+	return bridge_output_state(container_of(ctx, struct bridge, out_ctx), now_usec);
+}
+
+static void out_answered(struct output_ctx *ctx, size_t n, uint64_t now_usec)
+{
+	struct bridge *br = container_of(ctx, struct bridge, out_ctx);
+
+	br->last_tx_usec = now_usec;
+	br->frames_sent += n;
+}
+
+static bool out_may_send(struct output_ctx *ctx)
+{
+	return mode_sends(container_of(ctx, struct bridge, out_ctx)->mode);
+}
+
+static const struct output_up output_up = {
+	.now = out_now,
+	.port_changed = out_port_changed,
+	.heard = out_heard,
+	.request = out_request,
+	.answer_state = out_answer_state,
+	.answered = out_answered,
+	.may_send = out_may_send,
+};
+
 static void bridge_stop(struct bridge *br)
 {
 	br->tick_timer = sd_event_source_disable_unref(br->tick_timer);
@@ -327,7 +515,7 @@ static void bridge_stop(struct bridge *br)
 	if (br->output) {
 		br->output = br->output_ops->free(br->output);
 	}
-	br->input_open = br->output_open = false;
+	br->in_ctx.open = br->out_ctx.open = false;
 }
 
 /* Open both sides with br->cfg; on failure everything opened is closed again. */
@@ -367,14 +555,19 @@ static int bridge_start(struct bridge *br)
 					br->proto->period_usec
 				? br->proto->period_usec
 				: USEC_PER_SEC;
-	br->status_usec = now;
 
-	r = br->output_ops->open(br, &br->output);
+	br->in_ctx = (struct input_ctx){ .event = br->event, .cfg = &br->cfg.bms,
+					 .driver = br->driver, .state = &br->state, .up = &input_up };
+	br->out_ctx = (struct output_ctx){ .event = br->event, .cfg = &br->cfg.inverter,
+					   .proto = br->proto,
+					   .inverter_timeout_usec = br->inverter_timeout_usec,
+					   .up = &output_up };
+	r = br->output_ops->open(&br->out_ctx, &br->output);
 	if (r < 0) {
 		bridge_stop(br);
 		return r;
 	}
-	r = br->input_ops->open(br, &br->input);
+	r = br->input_ops->open(&br->in_ctx, &br->input);
 	if (r < 0) {
 		bridge_stop(br);
 		return r;
@@ -390,6 +583,7 @@ static int bridge_start(struct bridge *br)
 	/* periodic: tick() moves the time on; a one-shot source would fire once */
 	sd_event_source_set_enabled(br->tick_timer, SD_EVENT_ON);
 
+	observe_configured(br, now, true);
 	log_info("BMS: %s on %s; inverter: %s (%s) via %s %s", br->driver->name,
 		 br->cfg.bms.port[0] ? br->cfg.bms.port : "-", br->proto->name,
 		 br->proto->description, br->output_ops->name, br->cfg.inverter.port);
@@ -399,9 +593,11 @@ static int bridge_start(struct bridge *br)
 
 int bridge_init(struct bridge *br, sd_event *e, const struct config *cfg)
 {
+	struct observer *observers = br->observers; /* added before: they stay */
+
 	memset(br, 0, sizeof(*br));
+	br->observers = observers;
 	br->event = e;
-	br->rejected_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
 	br->cfg = *cfg;
 	return bridge_start(br);
 }
@@ -421,10 +617,10 @@ int bridge_reload(struct bridge *br, const struct config *cfg)
 		/* same ports: apply the new limits and policy in place */
 		br->cfg = *cfg;
 		safety_reconfigure(&br->safety, &br->cfg.safety, br->proto);
+		observe_configured(br, bridge_now(br), false);
 		log_notice("Configuration reloaded from %s (ports unchanged)", cfg->path);
 		/* a lowered cap reaches the wire now, not at the next period */
-		evaluate(br, bridge_now(br));
-		send_urgent(br, bridge_now(br));
+		evaluate_urgent(br, bridge_now(br), OBSERVER_CAUSE_RELOAD);
 		return 0;
 	}
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "candump.h"
+#include "hex.h"
 
 static const char hexdigits[] = "0123456789ABCDEF";
 
@@ -54,20 +55,7 @@ int candump_format(uint64_t time_usec, const char *ifname, const struct can_fram
 	return (int)len;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
+/* Over 80 lines: one pass over one log line, field by field as candump -l writes them. */
 int candump_parse(const char *line, size_t len, uint64_t *ret_time_usec, char *ret_ifname,
 		  struct can_frame *ret)
 {
@@ -122,8 +110,8 @@ int candump_parse(const char *line, size_t len, uint64_t *ret_time_usec, char *r
 	i++;
 	/* id: 3 hex digits (standard) or 8 (extended) */
 	start = i;
-	while (i < len && hexval(line[i]) >= 0) {
-		id = (id << 4) | (uint32_t)hexval(line[i]);
+	while (i < len && hex_value(line[i]) >= 0) {
+		id = (id << 4) | (uint32_t)hex_value(line[i]);
 		i++;
 		if (i - start > 8) {
 			return -EBADMSG;
@@ -161,8 +149,8 @@ int candump_parse(const char *line, size_t len, uint64_t *ret_time_usec, char *r
 			if (i + 1 >= len || f.len >= CAN_MAX_DLEN) {
 				return -EBADMSG;
 			}
-			hi = hexval(line[i]);
-			lo = hexval(line[i + 1]);
+			hi = hex_value(line[i]);
+			lo = hex_value(line[i + 1]);
 			if (hi < 0 || lo < 0) {
 				return -EBADMSG;
 			}

@@ -42,101 +42,10 @@
 
 #include "bms.h"
 #include "config.h"
+#include "hex.h"
 #include "macro.h"
 #include "protocol.h"
 #include "safety.h"
-
-/* jk_pb.h is not included: the read methods are named here in its order */
-static const char *const read_method_names[] = { "registers", "trigger", "listen", NULL };
-/* index = syslog level */
-static const char *const log_level_names[] = { "emerg",	 "alert", "crit", "error",
-					       "warning", "notice", "info", "debug", NULL };
-/* index = enum output_kind */
-static const char *const output_names[] = { "can", "rs485", "candump", NULL };
-
-/* the serial port module's rates (src/serial.c): inverters 9600/19200, JK-PB 115200 */
-static const int64_t baud_choices[] = { 9600, 19200, 115200, 0 };
-/* the CiA bit rates; inverters use 500 kbit/s, one Victron variant 250 kbit/s */
-static const int64_t bitrate_choices[] = { 10000,  20000,  50000,  100000, 125000,
-					   250000, 500000, 800000, 1000000, 0 };
-
-#define D(field) offsetof(struct daemon_config, field), sizeof(((struct daemon_config *)0)->field)
-#define B(field) offsetof(struct bms_config, field), sizeof(((struct bms_config *)0)->field)
-#define I(field) offsetof(struct inverter_config, field), sizeof(((struct inverter_config *)0)->field)
-
-/* top level: the daemon itself */
-static const struct conf_key daemon_keys[] = {
-	{ "log_level", CONF_ENUM, D(log_level), 0, 0, LOG_INFO, .enum_names = log_level_names },
-	{ "status_interval_s", CONF_UINT, D(status_interval_usec), 1, 3600, 10,
-	  .scale = USEC_PER_SEC, .unit = "s" },
-};
-
-/* bms { }: where the battery is read */
-static const struct conf_key bms_keys[] = {
-	{ "driver", CONF_STRING, B(driver), 1, CONFIG_NAME_MAX - 1, .def_str = "" },
-	{ "port", CONF_STRING, B(port), 0, CONFIG_PATH_MAX - 1, .def_str = "" },
-	{ "baud", CONF_UINT, B(baud), 0, 115200, 0, .unit = "baud", .choices = baud_choices },
-	{ "bitrate", CONF_UINT, B(bitrate), 0, 1000000, 0, .unit = "bit/s",
-	  .choices = bitrate_choices },
-	{ "manage_link", CONF_BOOL, B(manage_link), 0, 1, false },
-	/* JK-PB DIP switch addresses; 0 is a master that broadcasts, never polled */
-	{ "addresses", CONF_UINT_LIST, B(addresses), 1, 15, 1,
-	  .count_offset = offsetof(struct bms_config, n_addresses) },
-	{ "poll_interval_ms", CONF_UINT, B(poll_interval_usec), 100, 600000, 1000,
-	  .scale = USEC_PER_MSEC, .unit = "ms" },
-	{ "response_timeout_ms", CONF_UINT, B(response_timeout_usec), 20, 5000, 200,
-	  .scale = USEC_PER_MSEC, .unit = "ms" },
-	{ "request_gap_ms", CONF_UINT, B(request_gap_usec), 0, 5000, 100,
-	  .scale = USEC_PER_MSEC, .unit = "ms" },
-	{ "read_method", CONF_ENUM, B(read_method), 0, 0, 1, .enum_names = read_method_names },
-	{ "seed", CONF_UINT, B(seed), 0, UINT32_MAX, 1 },
-	{ "sim_speed", CONF_UINT, B(sim_speed), 1, 3600, 1, .unit = "x" },
-	{ "sim_cells", CONF_UINT, B(sim_cells), 4, BATTERY_CELLS_MAX, 16, .unit = "cells" },
-	{ "sim_capacity_ah", CONF_UINT, B(sim_capacity_mah), 1, 10000, 280, .scale = 1000,
-	  .unit = "Ah" },
-	{ "sim_packs", CONF_UINT, B(sim_packs), 1, BATTERY_PACKS_MAX, 1, .unit = "packs" },
-	{ "replay_format", CONF_STRING, B(replay_format), 1, CONFIG_NAME_MAX - 1,
-	  .def_str = "pylontech-can" },
-	{ "replay_speed", CONF_UINT, B(replay_speed), 1, 1000, 1, .unit = "x" },
-	{ "replay_loop", CONF_BOOL, B(replay_loop), 0, 1, false },
-};
-
-/* inverter { }: what the inverter is told, and where */
-static const struct conf_key inverter_keys[] = {
-	{ "protocol", CONF_STRING, I(protocol), 1, CONFIG_NAME_MAX - 1, .def_str = "" },
-	{ "output", CONF_ENUM, I(output), 0, 0, OUTPUT_KIND_CAN, .enum_names = output_names },
-	{ "port", CONF_STRING, I(port), 0, CONFIG_PATH_MAX - 1, .def_str = "" },
-	{ "candump_ifname", CONF_STRING, I(candump_ifname), 1, 15, .def_str = "can0" },
-	{ "baud", CONF_UINT, I(baud), 0, 115200, 0, .unit = "baud", .choices = baud_choices },
-	{ "bitrate", CONF_UINT, I(bitrate), 0, 1000000, 0, .unit = "bit/s",
-	  .choices = bitrate_choices },
-	{ "manage_link", CONF_BOOL, I(manage_link), 0, 1, false },
-	{ "inverter_timeout_s", CONF_UINT, I(inverter_timeout_usec), 0, 86400, 0,
-	  .scale = USEC_PER_SEC, .unit = "s" },
-	/* the seed's DIP switch 1: Voltronic/PIP only talk to pack #1 */
-	{ "rs485_address", CONF_UINT, I(options.rs485_address), 1, 15, 1 },
-	{ "soc_follows_limits", CONF_BOOL, I(options.soc_follows_limits), 0, 1, false },
-	{ "send_dvl", CONF_BOOL, I(options.send_dvl), 0, 1, false },
-	{ "manufacturer", CONF_STRING, I(options.manufacturer), 0, 8, .def_str = "" },
-};
-
-#undef D
-#undef B
-#undef I
-
-/* the groups of the file, in the order --check-config prints them */
-static size_t groups_get(struct conf_group g[static 4])
-{
-	g[0] = (struct conf_group){ "", daemon_keys, ARRAY_SIZE(daemon_keys),
-				    offsetof(struct config, daemon) };
-	g[1] = (struct conf_group){ "bms", bms_keys, ARRAY_SIZE(bms_keys),
-				    offsetof(struct config, bms) };
-	g[2] = (struct conf_group){ "inverter", inverter_keys, ARRAY_SIZE(inverter_keys),
-				    offsetof(struct config, inverter) };
-	g[3] = (struct conf_group){ "safety", safety_conf_keys, safety_conf_n_keys,
-				    offsetof(struct config, safety) };
-	return 4;
-}
 
 struct loader {
 	const char *name; /* the source, as errors call it */
@@ -315,137 +224,167 @@ static const char *printable(const char *str, char buf[static 48])
 }
 
 /* parse one setting @s into the field of @k; @what names it in errors */
-static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+/* one setting of each conf_type: the value checked, then stored at its offset */
+static int parse_bool(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		return fail_at(ld, s, what, "expected true or false, not %s",
+			       type_name(config_setting_type(s)));
+	}
+	*(bool *)field(base, k) = config_setting_get_bool(s);
+	return 0;
+}
+
+static int parse_int(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
 		     void *base, const char *what)
 {
 	char list[160];
 	int64_t v;
 
-	switch (k->type) {
-	case CONF_BOOL:
-		if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-			return fail_at(ld, s, what, "expected true or false, not %s",
-				       type_name(config_setting_type(s)));
-		}
-		*(bool *)field(base, k) = config_setting_get_bool(s);
-		return 0;
-	case CONF_UINT:
-	case CONF_INT:
-		if (!is_int(s)) {
-			return fail_at(ld, s, what, "expected an integer%s%s, not %s",
-				       k->unit ? " in " : "", k->unit ? k->unit : "",
-				       type_name(config_setting_type(s)));
-		}
-		v = config_setting_get_int64(s);
-		if (k->choices) {
-			size_t len = 0;
-			bool ok = false;
+	if (!is_int(s)) {
+		return fail_at(ld, s, what, "expected an integer%s%s, not %s",
+			       k->unit ? " in " : "", k->unit ? k->unit : "",
+			       type_name(config_setting_type(s)));
+	}
+	v = config_setting_get_int64(s);
+	if (k->choices) {
+		size_t len = 0;
+		bool ok = false;
 
-			for (const int64_t *c = k->choices; *c; c++) {
-				ok = ok || v == *c || (v == 0 && k->def == 0);
-				len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
-							c == k->choices ? "" : ", ", *c);
-			}
-			if (!ok) {
-				return fail_at(ld, s, what,
-					       "%" PRId64 " %s is not supported; use one of %s%s",
-					       v, k->unit ? k->unit : "", list,
-					       k->def == 0 ? " (or 0 for the default)" : "");
-			}
-			store_int(k, base, v);
-			return 0;
+		for (const int64_t *c = k->choices; *c; c++) {
+			ok = ok || v == *c || (v == 0 && k->def == 0);
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%" PRId64,
+						c == k->choices ? "" : ", ", *c);
 		}
-		if (v < k->min || v > k->max) {
+		if (!ok) {
 			return fail_at(ld, s, what,
-				       "%" PRId64 "%s%s is out of range [%" PRId64 ", %" PRId64 "]",
-				       v, k->unit ? " " : "", k->unit ? k->unit : "", k->min,
-				       k->max);
+				       "%" PRId64 " %s is not supported; use one of %s%s",
+				       v, k->unit ? k->unit : "", list,
+				       k->def == 0 ? " (or 0 for the default)" : "");
 		}
 		store_int(k, base, v);
 		return 0;
-	case CONF_STRING: {
-		const char *str;
-		size_t len;
-
-		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-			return fail_at(ld, s, what, "expected a string, not %s",
-				       type_name(config_setting_type(s)));
-		}
-		str = config_setting_get_string(s);
-		len = strlen(str);
-		if (len < (size_t)k->min) {
-			return fail_at(ld, s, what, "must not be empty");
-		}
-		if (len > (size_t)k->max || len >= k->size) {
-			return fail_at(ld, s, what, "is %zu characters long, at most %" PRId64,
-				       len, k->max);
-		}
-		for (size_t i = 0; i < len; i++) {
-			if ((unsigned char)str[i] < 0x20 || str[i] == 0x7f) {
-				return fail_at(ld, s, what, "contains a control character");
-			}
-		}
-		memcpy(field(base, k), str, len + 1);
-		return 0;
 	}
-	case CONF_ENUM: {
-		char shown[48];
-		const char *str;
-
-		join_names(k->enum_names, list, sizeof(list));
-		if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-			return fail_at(ld, s, what, "expected one of %s, not %s", list,
-				       type_name(config_setting_type(s)));
-		}
-		str = config_setting_get_string(s);
-		for (int i = 0; k->enum_names[i]; i++) {
-			if (streq(str, k->enum_names[i])) {
-				*(int *)field(base, k) = i;
-				return 0;
-			}
-		}
-		return fail_at(ld, s, what, "\"%s\" is not one of %s", printable(str, shown),
-			       list);
+	if (v < k->min || v > k->max) {
+		return fail_at(ld, s, what,
+			       "%" PRId64 "%s%s is out of range [%" PRId64 ", %" PRId64 "]",
+			       v, k->unit ? " " : "", k->unit ? k->unit : "", k->min,
+			       k->max);
 	}
-	case CONF_UINT_LIST: {
-		int t = config_setting_type(s);
-		int n = config_setting_length(s);
-		uint8_t *a = field(base, k);
+	store_int(k, base, v);
+	return 0;
+}
 
-		if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
-			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
-				       type_name(t));
-		}
-		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
-			return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
-				       type_name(t));
-		}
-		if (n < 1 || (size_t)n > k->size) {
-			return fail_at(ld, s, what, "needs 1 to %zu entries, has %d", k->size, n);
-		}
-		for (int i = 0; i < n; i++) {
-			const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+static int parse_string(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		        void *base, const char *what)
+{
+	const char *str;
+	size_t len;
 
-			if (!e || !is_int(e)) {
-				return fail_at(ld, s, what, "entry %d is not an integer", i + 1);
-			}
-			v = config_setting_get_int64(e);
-			if (v < k->min || v > k->max) {
-				return fail_at(ld, s, what,
-					       "entry %d (%" PRId64 ") is out of range [%" PRId64
-					       ", %" PRId64 "]",
-					       i + 1, v, k->min, k->max);
-			}
-			for (int j = 0; j < i; j++) {
-				if (a[j] == v) {
-					return fail_at(ld, s, what, "%" PRId64 " is listed twice", v);
-				}
-			}
-			a[i] = (uint8_t)v;
-		}
-		*((uint8_t *)base + k->count_offset) = (uint8_t)n;
-		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		return fail_at(ld, s, what, "expected a string, not %s",
+			       type_name(config_setting_type(s)));
 	}
+	str = config_setting_get_string(s);
+	len = strlen(str);
+	if (len < (size_t)k->min) {
+		return fail_at(ld, s, what, "must not be empty");
+	}
+	if (len > (size_t)k->max || len >= k->size) {
+		return fail_at(ld, s, what, "is %zu characters long, at most %" PRId64,
+			       len, k->max);
+	}
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)str[i] < 0x20 || str[i] == 0x7f) {
+			return fail_at(ld, s, what, "contains a control character");
+		}
+	}
+	memcpy(field(base, k), str, len + 1);
+	return 0;
+}
+
+static int parse_enum(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	char list[160];
+	char shown[48];
+	const char *str;
+
+	join_names(k->enum_names, list, sizeof(list));
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		return fail_at(ld, s, what, "expected one of %s, not %s", list,
+			       type_name(config_setting_type(s)));
+	}
+	str = config_setting_get_string(s);
+	for (int i = 0; k->enum_names[i]; i++) {
+		if (streq(str, k->enum_names[i])) {
+			*(int *)field(base, k) = i;
+			return 0;
+		}
+	}
+	return fail_at(ld, s, what, "\"%s\" is not one of %s", printable(str, shown),
+		       list);
+}
+
+static int parse_list(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		      void *base, const char *what)
+{
+	int64_t v;
+	int t = config_setting_type(s);
+	int n = config_setting_length(s);
+	uint8_t *a = field(base, k);
+
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+			       type_name(t));
+	}
+	if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+		return fail_at(ld, s, what, "expected a list like [1, 2], not %s",
+			       type_name(t));
+	}
+	if (n < 1 || (size_t)n > k->size) {
+		return fail_at(ld, s, what, "needs 1 to %zu entries, has %d", k->size, n);
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+
+		if (!e || !is_int(e)) {
+			return fail_at(ld, s, what, "entry %d is not an integer", i + 1);
+		}
+		v = config_setting_get_int64(e);
+		if (v < k->min || v > k->max) {
+			return fail_at(ld, s, what,
+				       "entry %d (%" PRId64 ") is out of range [%" PRId64
+				       ", %" PRId64 "]",
+				       i + 1, v, k->min, k->max);
+		}
+		for (int j = 0; j < i; j++) {
+			if (a[j] == v) {
+				return fail_at(ld, s, what, "%" PRId64 " is listed twice", v);
+			}
+		}
+		a[i] = (uint8_t)v;
+	}
+	*((uint8_t *)base + k->count_offset) = (uint8_t)n;
+	return 0;
+}
+
+static int parse_key(struct loader *ld, const struct conf_key *k, const config_setting_t *s,
+		     void *base, const char *what)
+{
+	switch (k->type) {
+	case CONF_BOOL:
+		return parse_bool(ld, k, s, base, what);
+	case CONF_UINT:
+	case CONF_INT:
+		return parse_int(ld, k, s, base, what);
+	case CONF_STRING:
+		return parse_string(ld, k, s, base, what);
+	case CONF_ENUM:
+		return parse_enum(ld, k, s, base, what);
+	case CONF_UINT_LIST:
+		return parse_list(ld, k, s, base, what);
 	}
 	return fail_at(ld, s, what, "internal error: unknown key type");
 }
@@ -506,8 +445,8 @@ static int unknown(struct loader *ld, const config_setting_t *s, const struct co
 		   const char *what)
 {
 	const char *name = config_setting_name(s);
-	struct conf_group all[4];
-	size_t n = groups_get(all);
+	struct conf_group all[CONFIG_GROUPS];
+	size_t n = config_groups(all);
 	const char *near;
 
 	/* a known key of another group: say where it belongs */
@@ -561,8 +500,8 @@ static int parse_group(struct loader *ld, const struct conf_group *g, const conf
 
 static int parse_root(struct loader *ld, const config_setting_t *root, struct config *cfg)
 {
-	struct conf_group g[4];
-	size_t n_groups = groups_get(g);
+	struct conf_group g[CONFIG_GROUPS];
+	size_t n_groups = config_groups(g);
 	int n = config_setting_length(root);
 
 	for (int i = 0; i < n; i++) {
@@ -822,6 +761,10 @@ static int check_poll_round(struct loader *ld, config_t *lc, const struct config
 }
 
 /* checks across keys; errors point at the setting that has to change */
+/*
+ * Over 80 lines: one check after another, in the order bmsbridge.conf(5) lists them; each
+ * is a few lines and reads best in that list.
+ */
 static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 {
 	const config_setting_t *s;
@@ -954,8 +897,8 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 
 static void config_defaults(struct config *cfg)
 {
-	struct conf_group g[4];
-	size_t n = groups_get(g);
+	struct conf_group g[CONFIG_GROUPS];
+	size_t n = config_groups(g);
 
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < n; i++) {
@@ -1015,20 +958,6 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9') {
-		return c - '0';
-	}
-	if (c >= 'a' && c <= 'f') {
-		return c - 'a' + 10;
-	}
-	if (c >= 'A' && c <= 'F') {
-		return c - 'A' + 10;
-	}
-	return -1;
-}
-
 static bool is_utf16(const char *p, size_t n)
 {
 	return n >= 2 && (memcmp(p, "\xff\xfe", 2) == 0 || memcmp(p, "\xfe\xff", 2) == 0);
@@ -1051,6 +980,10 @@ static int fail_utf16(struct loader *ld)
  * here and reaches the range checks with its real value; one outside
  * int64 is an error at its line. Strings, comments and names (which may
  * hold digits) are copied untouched; lines stay where they were.
+ */
+/*
+ * Over 80 lines: one pass over the text (BOM, UTF-16, NUL, @include, wide literals) that
+ * must see every byte once, in order.
  */
 static int prepare(struct loader *ld, const char *text, char **ret)
 {
@@ -1395,8 +1328,8 @@ static void print_key(FILE *f, const struct conf_key *k, const void *base, const
 
 void config_print(const struct config *cfg, FILE *f)
 {
-	struct conf_group g[4];
-	size_t n = groups_get(g);
+	struct conf_group g[CONFIG_GROUPS];
+	size_t n = config_groups(g);
 	const struct inverter_protocol *proto = protocol_find(cfg->inverter.protocol);
 
 	fprintf(f, "# effective settings of %s\n", cfg->path);

@@ -39,6 +39,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include "observer.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_config_given; /* -c or a --check-config FILE */
@@ -248,11 +249,11 @@ static void ready_status(struct bridge *br, char *buf, size_t n)
 	char st[256];
 	int k = 0;
 
-	if (!br->input_open && br->cfg.bms.port[0]) {
+	if (!br->in_ctx.open && br->cfg.bms.port[0]) {
 		k += snprintf(buf + k, n - (size_t)k, "BMS port %s not open yet, retrying; ",
 			      br->cfg.bms.port);
 	}
-	if (!br->output_open && (size_t)k < n) {
+	if (!br->out_ctx.open && (size_t)k < n) {
 		k += snprintf(buf + k, n - (size_t)k, "inverter port %s not open yet, retrying; ",
 			      br->cfg.inverter.port);
 	}
@@ -284,6 +285,8 @@ static int on_setup_done(sd_event_source *s, void *userdata)
 static int run(const struct config *cfg)
 {
 	static struct bridge br; /* one per process; static keeps it off the stack */
+	static struct observer_log obs_log;
+	static struct observer_status obs_status;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -298,7 +301,12 @@ static int run(const struct config *cfg)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	r = sd_event_default(&e);
+	/*
+	 * sd_event_new(), not sd_event_default(): the default loop is per
+	 * thread, and libsystemd 252 checks the thread (gettid()) on every
+	 * loop pass for it; the daemon has one loop and one thread.
+	 */
+	r = sd_event_new(&e);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to allocate the event loop: %s", strerror(-r));
 	}
@@ -319,6 +327,11 @@ static int run(const struct config *cfg)
 		log_warning("Cannot enable the watchdog: %s, ignoring", strerror(-r));
 	}
 
+	/* the bridge's first two observers: the log and the STATUS= line */
+	observer_log_init(&obs_log);
+	bridge_observer_add(&br, &obs_log.base);
+	observer_status_init(&obs_status);
+	bridge_observer_add(&br, &obs_status.base);
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);

@@ -31,21 +31,22 @@
 #include <string.h>
 
 #define LOG_MODULE "output_can"
-#include "bridge.h"
+#include "adapter.h"
+#include "macro.h"
 #include "can_bus.h"
 #include "log.h"
 #include "protocol.h"
 
-struct output {
-	struct bridge *br;
+struct can_output {
+	struct output base; /* ops, ctx */
 	struct can_bus *bus;
 	uint64_t answered_usec; /* last request answered, 0: none yet */
 	bool shutdown_asked;	/* the inverter's last 0x300 asked for a shutdown */
 };
 
-static void on_shutdown(struct output *out, bool asked, uint64_t now)
+static void on_shutdown(struct can_output *out, bool asked, uint64_t now)
 {
-	bridge_inverter_heard(out->br, now);
+	out->base.ctx->up->heard(out->base.ctx, now);
 	if (asked == out->shutdown_asked) {
 		return; /* once per change */
 	}
@@ -53,7 +54,7 @@ static void on_shutdown(struct output *out, bool asked, uint64_t now)
 	if (asked) {
 		log_notice("Inverter asks the battery to shut down (%s remote command); "
 			   "the gateway cannot switch the BMS off, limits unchanged",
-			   out->br->proto->name);
+			   out->base.ctx->proto->name);
 	} else {
 		log_notice("Inverter no longer asks the battery to shut down");
 	}
@@ -61,8 +62,8 @@ static void on_shutdown(struct output *out, bool asked, uint64_t now)
 
 static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, void *userdata)
 {
-	struct output *out = userdata;
-	const struct inverter_protocol *proto = out->br->proto;
+	struct can_output *out = userdata;
+	const struct inverter_protocol *proto = out->base.ctx->proto;
 	bool ext = (f->can_id & CAN_EFF_FLAG) != 0;
 	int what;
 
@@ -77,16 +78,16 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 						: "ignored");
 	switch (what) {
 	case PROTOCOL_RX_KEEPALIVE:
-		bridge_inverter_heard(out->br, now);
+		out->base.ctx->up->heard(out->base.ctx, now);
 		break;
 	case PROTOCOL_RX_REQUEST:
 		if (out->answered_usec &&
 		    now - out->answered_usec < proto->request_min_interval_usec) {
-			bridge_inverter_heard(out->br, now); /* asked again too soon */
+			out->base.ctx->up->heard(out->base.ctx, now); /* asked again too soon */
 			break;
 		}
 		out->answered_usec = now;
-		bridge_inverter_request(out->br, now);
+		out->base.ctx->up->request(out->base.ctx, now);
 		break;
 	case PROTOCOL_RX_SHUTDOWN_ASKED:
 		on_shutdown(out, true, now);
@@ -102,82 +103,79 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 /* parked frames may still go out only in a mode that sends */
 static bool may_send(struct can_bus *bus, uint64_t now_usec, void *userdata)
 {
-	const struct output *out = userdata;
+	const struct can_output *out = userdata;
 
-	switch (out->br->mode) {
-	case SAFETY_MODE_NORMAL:
-	case SAFETY_MODE_HOLD:
-	case SAFETY_MODE_ZERO:
-		return true;
-	case SAFETY_MODE_NOT_READY:
-	case SAFETY_MODE_STOP:
-		return false;
-	}
-	return false;
+	return out->base.ctx->up->may_send(out->base.ctx);
 }
 
 static void on_state(struct can_bus *bus, bool open, void *userdata)
 {
-	struct output *out = userdata;
+	struct can_output *out = userdata;
 
-	out->br->output_open = open;
+	out->base.ctx->open = open;
 	if (open) {
-		bridge_port_ready(out->br);
+		output_port_changed(out->base.ctx);
 	}
 }
 
-static struct output *can_out_free(struct output *out)
+static struct output *can_out_free(struct output *base)
 {
+	struct can_output *out = base ? container_of(base, struct can_output, base) : NULL;
+
 	if (!out) {
 		return NULL;
 	}
 	can_bus_free(out->bus);
-	out->br->output_open = false;
+	out->base.ctx->open = false;
 	free(out);
 	return NULL;
 }
 
-static int can_out_open(struct bridge *br, struct output **ret)
+static int can_out_open(struct output_ctx *ctx, struct output **ret)
 {
-	const struct inverter_config *c = &br->cfg.inverter;
+	const struct inverter_config *c = ctx->cfg;
 	struct can_bus_config bc = {
 		.ifname = c->port,
-		.user = br->proto->name,
-		.rx_ids = br->proto->rx_ids,
-		.n_rx_ids = br->proto->n_rx_ids,
+		.user = ctx->proto->name,
+		.rx_ids = ctx->proto->rx_ids,
+		.n_rx_ids = ctx->proto->n_rx_ids,
 		.rx_extended = true,
-		.bitrate = c->bitrate ? c->bitrate : br->proto->bitrate,
+		.bitrate = c->bitrate ? c->bitrate : ctx->proto->bitrate,
 		.manage_link = c->manage_link,
 		/* one period: the next set replaces a parked one before it is old */
-		.pending_max_age_usec = br->proto->period_usec ? br->proto->period_usec
-							       : CAN_BUS_PENDING_AGE_DEFAULT_USEC,
+		.pending_max_age_usec = ctx->proto->period_usec ? ctx->proto->period_usec
+								: CAN_BUS_PENDING_AGE_DEFAULT_USEC,
 		.may_send = may_send,
 	};
-	struct output *out;
+	struct can_output *out;
 	int r;
 
 	out = calloc(1, sizeof(*out));
 	if (!out) {
 		return -ENOMEM;
 	}
-	out->br = br;
-	r = can_bus_new(br->event, &bc, on_rx, on_state, out, &out->bus);
+	out->base.ctx = ctx;
+	r = can_bus_new(ctx->event, &bc, on_rx, on_state, out, &out->bus);
 	if (r < 0) {
 		free(out);
 		return log_error_errno(r, "inverter port '%s': %s", c->port, strerror(-r));
 	}
-	*ret = out;
+	out->base.ops = &output_can_ops;
+	*ret = &out->base;
 	return 0;
 }
 
-static int can_out_send(struct output *out, const struct can_frame *frames, size_t n,
+static int can_out_send(struct output *base, const struct can_frame *frames, size_t n,
 			uint64_t now_usec)
 {
+	struct can_output *out = container_of(base, struct can_output, base);
+
 	return can_bus_send(out->bus, frames, n);
 }
 
-static void can_out_status(struct output *out, char *buf, size_t n)
+static void can_out_status(struct output *base, char *buf, size_t n)
 {
+	struct can_output *out = container_of(base, struct can_output, base);
 	size_t len;
 
 	can_bus_status(out->bus, buf, n);

@@ -20,13 +20,13 @@
 #include <unistd.h>
 
 #define LOG_MODULE "candump"
-#include "bridge.h"
+#include "adapter.h"
 #include "candump.h"
 #include "log.h"
 #include "macro.h"
 
-struct output {
-	struct bridge *br;
+struct candump_output {
+	struct output base; /* ops, ctx */
 	int fd;
 	bool own_fd;
 	const char *ifname;
@@ -35,8 +35,10 @@ struct output {
 	struct ratelimit drop_rl;
 };
 
-static struct output *candump_free(struct output *out)
+static struct output *candump_free(struct output *base)
 {
+	struct candump_output *out = base ? container_of(base, struct candump_output, base) : NULL;
+
 	if (!out) {
 		return NULL;
 	}
@@ -47,17 +49,17 @@ static struct output *candump_free(struct output *out)
 	return NULL;
 }
 
-static int candump_open(struct bridge *br, struct output **ret)
+static int candump_open(struct output_ctx *ctx, struct output **ret)
 {
-	const char *port = br->cfg.inverter.port;
-	struct output *out;
+	const char *port = ctx->cfg->port;
+	struct candump_output *out;
 
 	out = calloc(1, sizeof(*out));
 	if (!out) {
 		return -ENOMEM;
 	}
-	out->br = br;
-	out->ifname = br->cfg.inverter.candump_ifname[0] ? br->cfg.inverter.candump_ifname : "can0";
+	out->base.ctx = ctx;
+	out->ifname = ctx->cfg->candump_ifname[0] ? ctx->cfg->candump_ifname : "can0";
 	out->drop_rl = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 1);
 	if (strcmp(port, "-") == 0 || port[0] == '\0') {
 		out->fd = STDOUT_FILENO;
@@ -73,14 +75,16 @@ static int candump_open(struct bridge *br, struct output **ret)
 		}
 		out->own_fd = true;
 	}
-	br->output_open = true;
-	*ret = out;
+	ctx->open = true;
+	out->base.ops = &output_candump_ops;
+	*ret = &out->base;
 	return 0;
 }
 
-static int candump_send(struct output *out, const struct can_frame *frames, size_t n,
+static int candump_send(struct output *base, const struct can_frame *frames, size_t n,
 			uint64_t now_usec)
 {
+	struct candump_output *out = container_of(base, struct candump_output, base);
 	struct timespec ts;
 	uint64_t wall_usec;
 
@@ -119,9 +123,11 @@ static int candump_send(struct output *out, const struct can_frame *frames, size
 	return 0;
 }
 
-static void candump_status(struct output *out, char *buf, size_t n)
+static void candump_status(struct output *base, char *buf, size_t n)
 {
-	snprintf(buf, n, "candump %s, %llu frames%s", out->own_fd ? out->br->cfg.inverter.port : "stdout",
+	struct candump_output *out = container_of(base, struct candump_output, base);
+
+	snprintf(buf, n, "candump %s, %llu frames%s", out->own_fd ? out->base.ctx->cfg->port : "stdout",
 		 (unsigned long long)out->lines, out->dropped ? " (some dropped)" : "");
 }
 

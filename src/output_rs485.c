@@ -7,11 +7,11 @@
  * anything longer than PROTOCOL_RS485_MAX is dropped, bytes outside a
  * request are noise. Each complete request goes to the protocol's pure
  * ->respond() with the state the safety layer allows now
- * (bridge_output_state(); NULL means "say nothing", and the inverter then
+ * (ctx->up->answer_state(); NULL means "say nothing", and the inverter then
  * sees a silent battery, which it treats as communication loss).
  *
  * The inverter's polling is the link monitor: every valid poll for our
- * address calls bridge_inverter_heard(); we log when polls start and stop
+ * address calls ctx->up->heard(); we log when polls start and stop
  * (the one log line for RS485 silence: bridge.c leaves it to us), each
  * request at debug and a summary of commands and addresses at info, count
  * malformed requests, and when the line looks like a baud mismatch (bytes
@@ -34,11 +34,11 @@
 #include <string.h>
 
 #define LOG_MODULE "rs485"
-#include "bridge.h"
+#include "adapter.h"
 #include "log.h"
 #include "macro.h"
 #include "protocol.h"
-#include "protocols/pylontech_rs485.h"
+#include "pylontech_rs485.h"
 #include "serial.h"
 
 #define RS485_WATCH_USEC USEC_PER_SEC
@@ -49,8 +49,8 @@
 #define RS485_STUCK_AFTER 3 /* error answers in a row, none normal */
 #define RS485_STUCK_EVERY_USEC (600 * USEC_PER_SEC)
 
-struct output {
-	struct bridge *br;
+struct rs485_output {
+	struct output base; /* ops, ctx */
 	struct serial *port;
 	uint32_t baud;
 	sd_event_source *watch;
@@ -159,7 +159,7 @@ static const char *rtn_name(uint8_t rtn)
  * What the inverter is stuck on, for the log and STATUS=:
  * "0x4F VER 0x00 at ADR 0x02, answered RTN 0x01 VER error 37 times".
  */
-static void stuck_text(const struct output *out, char *buf, size_t n)
+static void stuck_text(const struct rs485_output *out, char *buf, size_t n)
 {
 	snprintf(buf, n, "0x%02X VER 0x%02X at ADR 0x%02X, answered RTN 0x%02X %s %llu times",
 		 out->err_req.cid2, out->err_req.ver, out->err_req.adr, out->err_rtn,
@@ -167,7 +167,7 @@ static void stuck_text(const struct output *out, char *buf, size_t n)
 }
 
 /* the link monitor's view of one answer that went out */
-static void answer_sent(struct output *out, const struct pylon_rs485_head *req, uint8_t rtn,
+static void answer_sent(struct rs485_output *out, const struct pylon_rs485_head *req, uint8_t rtn,
 			uint64_t now)
 {
 	char what[128];
@@ -209,7 +209,7 @@ static void answer_sent(struct output *out, const struct pylon_rs485_head *req, 
  * glance which dialect an inverter speaks (2.x pack commands or the 3.5
  * system ones) and which address it expects pack #1 at.
  */
-static void log_summary(struct output *out)
+static void log_summary(struct rs485_output *out)
 {
 	char cmds[256] = "", adrs[128] = "";
 	size_t c = 0, a = 0;
@@ -228,7 +228,7 @@ static void log_summary(struct output *out)
 		 "%llu with an error, %llu for other addresses or families, "
 		 "%llu malformed, %llu answers seen on the line (echo?); commands: %s; "
 		 "addresses: %s",
-		 (unsigned long long)out->polls, pylon_rs485_adr(&out->br->cfg.inverter.options),
+		 (unsigned long long)out->polls, pylon_rs485_adr(&out->base.ctx->cfg->options),
 		 (unsigned long long)out->answered, (unsigned long long)out->errors,
 		 (unsigned long long)out->other_adr, (unsigned long long)out->malformed,
 		 (unsigned long long)out->responses_seen, cmds[0] ? cmds : "none",
@@ -236,7 +236,7 @@ static void log_summary(struct output *out)
 }
 
 /* the line looks like the wrong baud rate: say so, rate-limited */
-static void noise_event(struct output *out, uint64_t now)
+static void noise_event(struct rs485_output *out, uint64_t now)
 {
 	out->noise++;
 	if (out->noise < RS485_NOISE_THRESHOLD && out->chksum_in_row < RS485_CHKSUM_IN_A_ROW) {
@@ -256,10 +256,11 @@ static void noise_event(struct output *out, uint64_t now)
  * A request with a bad checksum for our address still reaches the
  * responder, which answers the protocol's RTN error.
  */
-static void handle_request(struct output *out, const uint8_t *req, size_t n, uint64_t now)
+/* Over 80 lines: one request from bytes to answer, each step logged with the same context. */
+static void handle_request(struct rs485_output *out, const uint8_t *req, size_t n, uint64_t now)
 {
-	struct bridge *br = out->br;
-	const struct protocol_options *opt = &br->cfg.inverter.options;
+	struct output_ctx *ctx = out->base.ctx;
+	const struct protocol_options *opt = &ctx->cfg->options;
 	const struct battery_state *bs;
 	struct pylon_rs485_head h, a;
 	uint8_t rsp[PROTOCOL_RS485_MAX];
@@ -311,17 +312,17 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 			log_info("Inverter polls started: ADR 0x%02X, CID2 0x%02X (%s), VER 0x%02X",
 				 h.adr, h.cid2, cid2_name(h.cid2), h.ver);
 		}
-		bridge_inverter_heard(br, now);
+		ctx->up->heard(ctx, now);
 		log_debug("poll ADR 0x%02X CID2 0x%02X (%s)", h.adr, h.cid2, cid2_name(h.cid2));
 	}
 
-	bs = bridge_output_state(br, now);
+	bs = ctx->up->answer_state(ctx, now);
 	if (!bs) {
 		out->unanswered++;
 		log_debug("nothing may be sent now: no answer to CID2 0x%02X", h.cid2);
 		return;
 	}
-	r = br->proto->respond(opt, bs, req, n, rsp, sizeof(rsp));
+	r = ctx->proto->respond(opt, bs, req, n, rsp, sizeof(rsp));
 	if (r <= 0) {
 		out->unanswered++;
 		log_debug("no answer to CID2 0x%02X: %s", h.cid2, r < 0 ? strerror((int)-r) : "silent");
@@ -338,8 +339,7 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
 	if (pylon_rs485_peek(rsp, (size_t)r, &a) == 0) {
 		answer_sent(out, &h, a.cid2, now);
 	}
-	br->last_tx_usec = now;
-	br->frames_sent++;
+	ctx->up->answered(ctx, 1, now);
 }
 
 /*
@@ -350,7 +350,7 @@ static void handle_request(struct output *out, const uint8_t *req, size_t n, uin
  */
 static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now, void *userdata)
 {
-	struct output *out = userdata;
+	struct rs485_output *out = userdata;
 
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = buf[i];
@@ -395,23 +395,23 @@ static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now
 /* the port opened or was lost: a half-read request is void; READY waits for the port */
 static void on_state(struct serial *s, bool open, void *userdata)
 {
-	struct output *out = userdata;
+	struct rs485_output *out = userdata;
 
 	out->in_frame = false;
 	out->rx_len = 0;
-	out->br->output_open = open;
+	out->base.ctx->open = open;
 	if (open) {
-		bridge_port_ready(out->br);
+		output_port_changed(out->base.ctx);
 	}
 }
 
 /* once a second: did the inverter stop polling? time for a summary? */
 static int on_watch(sd_event_source *es, uint64_t usec, void *userdata)
 {
-	struct output *out = userdata;
-	uint64_t now = bridge_now(out->br);
+	struct rs485_output *out = userdata;
+	uint64_t now = output_now(out->base.ctx);
 
-	if (out->polling && now - out->last_poll_usec > out->br->inverter_timeout_usec) {
+	if (out->polling && now - out->last_poll_usec > out->base.ctx->inverter_timeout_usec) {
 		out->polling = false;
 		log_warning("Inverter polls stopped: none for %.1f s (%llu polls in %.0f s)",
 			    (double)(now - out->last_poll_usec) / USEC_PER_SEC,
@@ -425,8 +425,10 @@ static int on_watch(sd_event_source *es, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(es, usec + RS485_WATCH_USEC);
 }
 
-static struct output *rs485_free(struct output *out)
+static struct output *rs485_free(struct output *base)
 {
+	struct rs485_output *out = base ? container_of(base, struct rs485_output, base) : NULL;
+
 	if (!out) {
 		return NULL;
 	}
@@ -435,22 +437,22 @@ static struct output *rs485_free(struct output *out)
 	}
 	out->watch = sd_event_source_disable_unref(out->watch);
 	out->port = serial_free(out->port);
-	out->br->output_open = false;
+	out->base.ctx->open = false;
 	free(out);
 	return NULL;
 }
 
-static int rs485_open(struct bridge *br, struct output **ret)
+static int rs485_open(struct output_ctx *ctx, struct output **ret)
 {
-	struct serial_config sc = { .path = br->cfg.inverter.port, .rs485 = true };
-	struct output *out;
+	struct serial_config sc = { .path = ctx->cfg->port, .rs485 = true };
+	struct rs485_output *out;
 	int r;
 
-	if (!br->proto->respond) {
+	if (!ctx->proto->respond) {
 		return log_error_errno(-EINVAL, "protocol %s cannot answer polls: use a CAN output",
-				       br->proto->name);
+				       ctx->proto->name);
 	}
-	sc.baud = br->cfg.inverter.baud ? br->cfg.inverter.baud : br->proto->baud;
+	sc.baud = ctx->cfg->baud ? ctx->cfg->baud : ctx->proto->baud;
 	if (!serial_baud_supported(sc.baud)) {
 		return log_error_errno(-EINVAL, "inverter baud %u not supported: use 9600, 19200 "
 					       "or 115200", sc.baud);
@@ -459,12 +461,12 @@ static int rs485_open(struct bridge *br, struct output **ret)
 	if (!out) {
 		return -ENOMEM;
 	}
-	out->br = br;
+	out->base.ctx = ctx;
 	out->baud = sc.baud;
 	out->baud_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 1);
 	out->tx_rl = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 1);
 
-	r = sd_event_add_time_relative(br->event, &out->watch, CLOCK_MONOTONIC, RS485_WATCH_USEC,
+	r = sd_event_add_time_relative(ctx->event, &out->watch, CLOCK_MONOTONIC, RS485_WATCH_USEC,
 				       RS485_WATCH_USEC / 20, on_watch, out);
 	if (r < 0) {
 		free(out);
@@ -472,21 +474,24 @@ static int rs485_open(struct bridge *br, struct output **ret)
 	}
 	/* a repeating timer: on_watch() moves its time on by a second each run */
 	sd_event_source_set_enabled(out->watch, SD_EVENT_ON);
-	r = serial_new(br->event, &sc, on_read, on_state, out, &out->port);
+	r = serial_new(ctx->event, &sc, on_read, on_state, out, &out->port);
 	if (r < 0) {
 		out->watch = sd_event_source_disable_unref(out->watch);
 		free(out);
 		return r;
 	}
-	log_info("Answering %s polls as ADR 0x%02X on %s at %u baud", br->proto->name,
-		 pylon_rs485_adr(&br->cfg.inverter.options), sc.path, sc.baud);
-	br->output_open = serial_is_open(out->port);
-	*ret = out;
+	log_info("Answering %s polls as ADR 0x%02X on %s at %u baud", ctx->proto->name,
+		 pylon_rs485_adr(&ctx->cfg->options), sc.path, sc.baud);
+	ctx->open = serial_is_open(out->port);
+	out->base.ops = &output_rs485_ops;
+	*ret = &out->base;
 	return 0;
 }
 
-static void rs485_status(struct output *out, char *buf, size_t n)
+static void rs485_status(struct output *base, char *buf, size_t n)
 {
+	struct rs485_output *out = container_of(base, struct rs485_output, base);
+
 	if (!serial_is_open(out->port)) {
 		snprintf(buf, n, "rs485 %s closed, retrying every %llu s", serial_path(out->port),
 			 (unsigned long long)(serial_retry_usec(out->port) / USEC_PER_SEC));

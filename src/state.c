@@ -34,23 +34,6 @@ void battery_state_init(struct battery_state *bs, unsigned pack_count)
 	bs->pack_count = (uint8_t)(pack_count < 1 ? 1 : pack_count > BATTERY_PACKS_MAX ? BATTERY_PACKS_MAX : pack_count);
 }
 
-uint64_t battery_pack_age_usec(const struct battery_pack *p, enum battery_group group,
-			       uint64_t now_usec)
-{
-	uint64_t t = p->updated_usec[group];
-
-	if (t == BATTERY_NEVER) {
-		return UINT64_MAX;
-	}
-	return now_usec > t ? now_usec - t : 0;
-}
-
-bool battery_pack_is_fresh(const struct battery_pack *p, enum battery_group group,
-			   uint64_t now_usec, uint64_t max_age_usec)
-{
-	return battery_pack_age_usec(p, group, now_usec) <= max_age_usec;
-}
-
 uint64_t battery_pack_oldest_usec(const struct battery_pack *p, unsigned mask)
 {
 	uint64_t oldest = UINT64_MAX;

@@ -42,6 +42,7 @@ static struct json_object *index_json(uint8_t idx)
 	return idx == BATTERY_INDEX_NONE ? NULL : json_object_new_int(idx);
 }
 
+/* Over 80 lines: one JSON key per struct field, in struct order. */
 struct json_object *battery_pack_to_json(const struct battery_pack *p)
 {
 	struct json_object *o = json_object_new_object(), *g, *a;
@@ -180,6 +181,7 @@ static int fail(struct reader *rd, const char *path, const char *fmt, ...)
 static int get_int(struct reader *rd, struct json_object *v, const char *path, int64_t min,
 		   int64_t max, int64_t *ret)
 {
+	*ret = 0; /* on failure too: gcc -O3 cannot follow the error paths of its callers */
 	if (!json_object_is_type(v, json_type_int)) {
 		return fail(rd, path, "expected an integer");
 	}
@@ -428,6 +430,7 @@ static int status_special(struct reader *rd, const char *key, struct json_object
 	return 1;
 }
 
+/* Over 80 lines: one JSON key per struct field, in struct order. */
 static int read_pack(struct reader *rd, struct json_object *o, const char *path,
 		     struct battery_pack *p)
 {
@@ -519,6 +522,7 @@ static int read_pack(struct reader *rd, struct json_object *o, const char *path,
 	return 0;
 }
 
+/* Over 80 lines: one JSON key per struct field, in struct order. */
 int battery_state_from_json(const char *text, uint64_t now_usec, struct battery_state *bs,
 			    char *err, size_t n)
 {

@@ -29,7 +29,7 @@
 #include "byteorder.h"
 #include "macro.h"
 #include "protocol.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 #include "safety.h"
 
 #define T_NOW UINT64_C(5000000)

@@ -18,7 +18,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "proto-helpers.h"
-#include "protocols/pylon_family.h"
+#include "pylon_family.h"
 
 static const struct inverter_protocol *P;
 

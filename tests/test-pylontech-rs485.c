@@ -22,7 +22,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "proto-helpers.h"
-#include "protocols/pylontech_rs485.h"
+#include "pylontech_rs485.h"
 
 static const struct inverter_protocol *proto;
 static const struct protocol_options opt1 = { .rs485_address = 1 };

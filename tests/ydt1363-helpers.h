@@ -11,7 +11,7 @@
 
 #include "battery.h"
 #include "bms.h"
-#include "protocols/pylontech_rs485.h"
+#include "pylontech_rs485.h"
 
 /* an answer string's INFO as bytes, re-framed with @n_info of them kept */
 static inline size_t ydt_reframe(const char *ans, size_t n_info, uint8_t *out, size_t n_out)

@@ -14,33 +14,11 @@ import time
 
 import can  # python3-can
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, finish, results, wait_for  # noqa: E402,F401
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build"))
 DAEMON = os.path.join(BUILD, "bmsbridged")
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
-    if not cond and detail != "":
-        for line in str(detail).splitlines()[-25:]:
-            print("# " + line, flush=True)
-    return cond
-
-
-def finish():
-    print("1..%d" % len(results), flush=True)
-    return 0 if results and all(results) else 1
-
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class Daemon:

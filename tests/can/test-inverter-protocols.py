@@ -42,20 +42,12 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = os.environ.get("BUILD_DIR", "build")
 DAEMON = os.path.join(BUILD, "bmsbridged")
 IFACE = os.environ.get("CAN_IFACE", "vcan0")
-
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
-    if not cond and detail != "":
-        for line in str(detail).splitlines()[:20]:
-            print("# " + line, flush=True)
-    return cond
 
 
 def skip_all(why):

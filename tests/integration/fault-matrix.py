@@ -48,6 +48,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "readers"))
 import can_inverter_reader as CAN  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SERVER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "jk-pb-server")
 DATA = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "..", "data", "jk-pb-v19.hex")
@@ -57,27 +60,7 @@ STALE_MS = 2000
 PERIOD_S = 1.0
 GRACE_S = PERIOD_S + 0.5  # one broadcast period, plus scheduling slack
 
-results = []
 table = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
-    if not cond and detail:
-        for line in str(detail).splitlines()[-25:]:
-            print("# " + line, flush=True)
-    return cond
-
-
-def wait_for(pred, timeout, step=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 class Server:

@@ -58,7 +58,7 @@
 #include <unistd.h>
 
 #include "byteorder.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 #define MAX_ADDR 16
 

@@ -27,18 +27,12 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 DATA = sys.argv[2] if len(sys.argv) > 2 else os.path.join("tests", "data")
 CTL = os.path.join(BUILD, "bmsbridgectl")
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
-    if not cond and detail != "":
-        for line in str(detail).splitlines()[-20:]:
-            print("# " + line)
 
 
 def ctl(*args, stdin=""):

@@ -25,18 +25,11 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
 DAEMON = os.path.join(BUILD, "bmsbridged")
-
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(cond)
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name))
-    if not cond and detail:
-        for line in str(detail).splitlines():
-            print("# " + line)
 
 
 def parse_candump(line):

@@ -27,22 +27,14 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
 SERVER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "jk-pb-server")
 DATA = sys.argv[3] if len(sys.argv) > 3 else os.path.join(
     os.environ.get("SRC_DIR", "."), "tests", "data", "jk-pb-v19.hex")
 DAEMON = os.path.join(BUILD, "bmsbridged")
-
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name))
-    if not cond and detail:
-        for line in str(detail).splitlines()[-30:]:
-            print("# " + line)
-    sys.stdout.flush()
 
 
 class Server:

@@ -42,21 +42,13 @@ import pylon_rs485_reader as RS  # noqa: E402
 import states  # noqa: E402
 from accepted import accepted  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build"))
 CTL = os.path.join(BUILD, "bmsbridgectl")
 DAEMON = os.path.join(BUILD, "bmsbridged")
 ADR = 0x02  # what real masters poll for the first pack (V3.3 chapter 4, real captures)
-
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name), flush=True)
-    if not cond and detail != "":
-        for line in str(detail).splitlines()[:30]:
-            print("# " + line, flush=True)
-    return cond
 
 
 # ---- what the state says, in the readers' units ----------------------------------

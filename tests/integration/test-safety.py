@@ -43,6 +43,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
+from tap import check, results, wait_for  # noqa: E402,F401
+
 ARGS = [a for a in sys.argv[1:]]
 CAN_IFACE = None
 if "--can" in ARGS:
@@ -57,17 +60,6 @@ DAEMON = os.path.join(BUILD, "bmsbridged")
 
 STALE_MS = 3000
 RECOVERY_READS = 4
-
-results = []
-
-
-def check(name, cond, detail=""):
-    results.append(bool(cond))
-    print(("ok" if cond else "not ok") + " %d - %s" % (len(results), name))
-    if not cond and detail:
-        for line in str(detail).splitlines()[-30:]:
-            print("# " + line)
-    sys.stdout.flush()
 
 
 class Server:
@@ -202,17 +194,6 @@ class CanInverter:
 
 def inverter(d, name):
     return CanInverter(CAN_IFACE) if CAN_IFACE else FileInverter(d, name)
-
-
-def wait_for(pred, timeout, step=0.05):
-    """Poll @pred until it returns a true value or @timeout passes."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def write_conf(d, link, inv, comm_loss, caps=None):

@@ -82,11 +82,11 @@
 
 #define LOG_MODULE "bms_modbus"
 #include "bms.h"
-#include "bridge.h"
+#include "adapter.h"
 #include "byteorder.h"
 #include "log.h"
 #include "macro.h"
-#include "protocols/jk_pb.h"
+#include "jk_pb.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
 #define MODBUS_DEFAULT_TIMEOUT_USEC (200 * USEC_PER_MSEC)
@@ -155,8 +155,8 @@ struct modbus_pack {
 	struct inflight fifo[STEPS_MAX];
 };
 
-struct bms_input {
-	struct bridge *br;
+struct serial_input {
+	struct input base; /* ops, ctx */
 	modbus_t *ctx;
 	int fd;
 	sd_event_source *io;	/* readable tty */
@@ -196,11 +196,11 @@ struct bms_input {
 	struct ratelimit rl_timeout, rl_bad, rl_late, rl_open, rl_collision;
 };
 
-static void start_exchange(struct bms_input *in, uint64_t now);
-static void advance(struct bms_input *in, uint64_t now, bool pack_failed);
-static void exchange_failed(struct bms_input *in, uint64_t now, int err);
+static void start_exchange(struct serial_input *in, uint64_t now);
+static void advance(struct serial_input *in, uint64_t now, bool pack_failed);
+static void exchange_failed(struct serial_input *in, uint64_t now, int err);
 
-static int arm_timer(struct bms_input *in, uint64_t when)
+static int arm_timer(struct serial_input *in, uint64_t when)
 {
 	int r = sd_event_source_set_time(in->timer, when);
 
@@ -210,7 +210,7 @@ static int arm_timer(struct bms_input *in, uint64_t when)
 	return r;
 }
 
-static void fifo_push(struct bms_input *in, struct inflight *f, uint64_t t)
+static void fifo_push(struct serial_input *in, struct inflight *f, uint64_t t)
 {
 	if (f->len == LATE_FIFO_MAX) {
 		/* the oldest goes: see the limit in the model above */
@@ -240,7 +240,7 @@ static uint64_t fifo_pop(struct inflight *f)
  * Read whatever is pending. Return: bytes read, or -EIO on a dead line
  * (a hang-up also shows as EPOLLHUP on the io source).
  */
-static ssize_t read_pending(struct bms_input *in, uint8_t *buf, size_t n)
+static ssize_t read_pending(struct serial_input *in, uint8_t *buf, size_t n)
 {
 	ssize_t total = 0;
 
@@ -264,7 +264,7 @@ static ssize_t read_pending(struct bms_input *in, uint8_t *buf, size_t n)
 	return total;
 }
 
-static void port_close(struct bms_input *in)
+static void port_close(struct serial_input *in)
 {
 	in->io = sd_event_source_disable_unref(in->io);
 	if (in->ctx) {
@@ -277,18 +277,18 @@ static void port_close(struct bms_input *in)
 	in->round_pending = false;
 	in->rx_len = 0;
 	jk_pb_listener_init(&in->lis, in->timeout_usec);
-	if (in->br->input_open) {
-		in->br->input_open = false;
-		bridge_port_ready(in->br);
+	if (in->base.ctx->open) {
+		in->base.ctx->open = false;
+		input_port_changed(in->base.ctx);
 	}
 }
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 
-static int port_open(struct bms_input *in, uint64_t now)
+static int port_open(struct serial_input *in, uint64_t now)
 {
-	const struct bms_config *c = &in->br->cfg.bms;
-	uint32_t baud = c->baud ? c->baud : in->br->driver->baud ? in->br->driver->baud : 115200;
+	const struct bms_config *c = in->base.ctx->cfg;
+	uint32_t baud = c->baud ? c->baud : in->base.ctx->driver->baud ? in->base.ctx->driver->baud : 115200;
 	int flags, r;
 
 	in->ctx = modbus_new_rtu(c->port, (int)baud, 'N', 8, 1);
@@ -316,7 +316,7 @@ static int port_open(struct bms_input *in, uint64_t now)
 		return r;
 	}
 	/* always read: a late answer must be seen whenever it comes */
-	r = sd_event_add_io(in->br->event, &in->io, in->fd, EPOLLIN, on_readable, in);
+	r = sd_event_add_io(in->base.ctx->event, &in->io, in->fd, EPOLLIN, on_readable, in);
 	if (r < 0) {
 		port_close(in);
 		return r;
@@ -334,14 +334,14 @@ static int port_open(struct bms_input *in, uint64_t now)
 		 in->listen		    ? "listening only (a DIP-0 JK master drives the bus)"
 		 : in->steps == trigger_steps ? "trigger method"
 					      : "register method");
-	in->br->input_open = true;
-	bridge_port_ready(in->br);
+	in->base.ctx->open = true;
+	input_port_changed(in->base.ctx);
 	return 0;
 }
 
-static void schedule_reopen(struct bms_input *in, uint64_t now, const char *why)
+static void schedule_reopen(struct serial_input *in, uint64_t now, const char *why)
 {
-	log_warning("Reopening BMS port %s: %s", in->br->cfg.bms.port, why);
+	log_warning("Reopening BMS port %s: %s", in->base.ctx->cfg->port, why);
 	port_close(in);
 	in->reopens++;
 	for (unsigned i = 0; i < in->n_packs; i++) {
@@ -352,7 +352,7 @@ static void schedule_reopen(struct bms_input *in, uint64_t now, const char *why)
 
 /* ---- pack state changes, said once ------------------------------------------- */
 
-static void pack_answered(struct bms_input *in, unsigned i, uint64_t now)
+static void pack_answered(struct serial_input *in, unsigned i, uint64_t now)
 {
 	struct modbus_pack *p = &in->packs[i];
 
@@ -372,7 +372,7 @@ static void pack_answered(struct bms_input *in, unsigned i, uint64_t now)
 	p->silent_rounds = 0;
 }
 
-static void pack_silent(struct bms_input *in, unsigned i, uint64_t now, const char *what)
+static void pack_silent(struct serial_input *in, unsigned i, uint64_t now, const char *what)
 {
 	struct modbus_pack *p = &in->packs[i];
 
@@ -400,7 +400,7 @@ static void pack_silent(struct bms_input *in, unsigned i, uint64_t now, const ch
  * or at once if the timer fired meanwhile (a round longer than
  * poll_interval: the bus is then polled back to back, never less often).
  */
-static void end_round(struct bms_input *in, uint64_t now)
+static void end_round(struct serial_input *in, uint64_t now)
 {
 	in->phase = PHASE_IDLE;
 	in->pack = in->step = in->attempt = 0;
@@ -412,7 +412,7 @@ static void end_round(struct bms_input *in, uint64_t now)
 }
 
 /* Move on to the next step, the next pack, or end the round. */
-static void advance(struct bms_input *in, uint64_t now, bool pack_failed)
+static void advance(struct serial_input *in, uint64_t now, bool pack_failed)
 {
 	in->attempt = 0;
 	if (!pack_failed && in->step + 1 < in->n_steps) {
@@ -434,7 +434,7 @@ static void advance(struct bms_input *in, uint64_t now, bool pack_failed)
 	start_exchange(in, now);
 }
 
-static void exchange_failed(struct bms_input *in, uint64_t now, int err)
+static void exchange_failed(struct serial_input *in, uint64_t now, int err)
 {
 	const struct modbus_step *st = &in->steps[in->step];
 	const struct modbus_pack *p = &in->packs[in->pack];
@@ -475,7 +475,7 @@ static void exchange_failed(struct bms_input *in, uint64_t now, int err)
 }
 
 /* The current exchange got its answer (decoded already). */
-static void exchange_done(struct bms_input *in, uint64_t now)
+static void exchange_done(struct serial_input *in, uint64_t now)
 {
 	struct inflight *f = &in->packs[in->pack].fifo[in->step];
 
@@ -506,7 +506,7 @@ static void exchange_done(struct bms_input *in, uint64_t now)
 	advance(in, now, false);
 }
 
-static void probe_over(struct bms_input *in, uint64_t now)
+static void probe_over(struct serial_input *in, uint64_t now)
 {
 	struct inflight *f = &in->packs[in->probe_pack].fifo[in->probe_step];
 
@@ -518,7 +518,7 @@ static void probe_over(struct bms_input *in, uint64_t now)
 	advance(in, now, false);
 }
 
-static void mark_late(struct bms_input *in, uint64_t now, unsigned pack, uint64_t stamp,
+static void mark_late(struct serial_input *in, uint64_t now, unsigned pack, uint64_t stamp,
 		      const char *what)
 {
 	in->late_events++;
@@ -529,7 +529,7 @@ static void mark_late(struct bms_input *in, uint64_t now, unsigned pack, uint64_
 		      stamp ? (double)(now - stamp) / USEC_PER_SEC : 0.0);
 }
 
-static int pack_index(const struct bms_input *in, uint8_t addr)
+static int pack_index(const struct serial_input *in, uint8_t addr)
 {
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		if (in->packs[i].addr == addr) {
@@ -540,22 +540,22 @@ static int pack_index(const struct bms_input *in, uint8_t addr)
 }
 
 /* decode one block into pack @pi dated @stamp and tell the bridge */
-static int deliver(struct bms_input *in, unsigned kind, const uint8_t *buf, size_t n,
+static int deliver(struct serial_input *in, unsigned kind, const uint8_t *buf, size_t n,
 		   unsigned pi, uint64_t stamp)
 {
-	struct bridge *br = in->br;
-	int r = br->driver->decode_block(kind, buf, n, pi, stamp, &br->state);
+	struct input_ctx *ctx = in->base.ctx;
+	int r = ctx->driver->decode_block(kind, buf, n, pi, stamp, ctx->state);
 
 	if (r < 0) {
 		return r;
 	}
 	in->packs[pi].frames++;
-	bridge_bms_updated(br);
+	input_updated(ctx);
 	return 0;
 }
 
 /* polling: a frame heard (with or without its echo) */
-static void poll_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64_t now)
+static void poll_heard(struct serial_input *in, const struct jk_pb_heard *h, uint64_t now)
 {
 	uint8_t type = h->frame[4];
 	const struct modbus_step *cur = &in->steps[in->step];
@@ -609,7 +609,7 @@ static void poll_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64
 }
 
 /* polling, register method: one 0x03 answer */
-static void poll_read_answer(struct bms_input *in, const struct jk_pb_bus_item *it,
+static void poll_read_answer(struct serial_input *in, const struct jk_pb_bus_item *it,
 			     uint64_t now)
 {
 	const struct modbus_step *st = NULL;
@@ -664,7 +664,7 @@ static void poll_read_answer(struct bms_input *in, const struct jk_pb_bus_item *
  * it answered in time, checked against its write echo; unasked and with
  * no echo it is the master's own. It is dated by its poll.
  */
-static void listen_heard(struct bms_input *in, const struct jk_pb_heard *h, uint64_t now)
+static void listen_heard(struct serial_input *in, const struct jk_pb_heard *h, uint64_t now)
 {
 	uint8_t addr;
 	uint64_t stamp;
@@ -701,7 +701,7 @@ static void listen_heard(struct bms_input *in, const struct jk_pb_heard *h, uint
 	pack_answered(in, (unsigned)pi, now);
 }
 
-static void listen_tick(struct bms_input *in, uint64_t now)
+static void listen_tick(struct serial_input *in, uint64_t now)
 {
 	struct jk_pb_heard h;
 
@@ -712,7 +712,7 @@ static void listen_tick(struct bms_input *in, uint64_t now)
 		in->no_master_said = true;
 		log_warning("No poll heard on %s in %.0f s: is a JK pack set to DIP address 0 "
 			    "(the master) on this bus?",
-			    in->br->cfg.bms.port, (double)LISTEN_SILENT_USEC / USEC_PER_SEC);
+			    in->base.ctx->cfg->port, (double)LISTEN_SILENT_USEC / USEC_PER_SEC);
 	}
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		struct modbus_pack *p = &in->packs[i];
@@ -727,7 +727,7 @@ static void listen_tick(struct bms_input *in, uint64_t now)
 
 /* ---- the byte stream ---------------------------------------------------------- */
 
-static void handle_item(struct bms_input *in, const struct jk_pb_bus_item *it, uint64_t now)
+static void handle_item(struct serial_input *in, const struct jk_pb_bus_item *it, uint64_t now)
 {
 	struct jk_pb_heard h;
 	bool held = in->lis.held;
@@ -785,7 +785,7 @@ static void handle_item(struct bms_input *in, const struct jk_pb_bus_item *it, u
 }
 
 /* cut what has arrived into items; @final: nothing more will complete them */
-static void consume(struct bms_input *in, uint64_t now, bool final)
+static void consume(struct serial_input *in, uint64_t now, bool final)
 {
 	size_t off = 0;
 
@@ -807,7 +807,7 @@ static void consume(struct bms_input *in, uint64_t now, bool final)
 }
 
 /* read what is pending; Return: bytes, or <0 after the port was reopened */
-static ssize_t take_input(struct bms_input *in, uint64_t now)
+static ssize_t take_input(struct serial_input *in, uint64_t now)
 {
 	ssize_t k;
 
@@ -830,8 +830,8 @@ static ssize_t take_input(struct bms_input *in, uint64_t now)
 
 static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
-	struct bms_input *in = userdata;
-	uint64_t now = bridge_now(in->br);
+	struct serial_input *in = userdata;
+	uint64_t now = input_now(in->base.ctx);
 	ssize_t k;
 
 	if (in->phase == PHASE_CLOSED) {
@@ -850,7 +850,7 @@ static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userd
 }
 
 /* Send the current step's request now (the bus has been quiet long enough). */
-static void send_request(struct bms_input *in, uint64_t now)
+static void send_request(struct serial_input *in, uint64_t now)
 {
 	const struct modbus_step *st = &in->steps[in->step];
 	struct modbus_pack *p = &in->packs[in->pack];
@@ -877,7 +877,7 @@ static void send_request(struct bms_input *in, uint64_t now)
 		int err = errno;
 
 		log_ratelimit(&in->rl_bad, now, LOG_WARNING, "Cannot send to %s: %s",
-			      in->br->cfg.bms.port, modbus_strerror(err));
+			      in->base.ctx->cfg->port, modbus_strerror(err));
 		schedule_reopen(in, now, "write failed");
 		return;
 	}
@@ -890,7 +890,7 @@ static void send_request(struct bms_input *in, uint64_t now)
 	arm_timer(in, now + in->timeout_usec);
 }
 
-static void start_exchange(struct bms_input *in, uint64_t now)
+static void start_exchange(struct serial_input *in, uint64_t now)
 {
 	uint64_t quiet = in->gap_usec;
 	uint64_t due;
@@ -908,7 +908,7 @@ static void start_exchange(struct bms_input *in, uint64_t now)
 	arm_timer(in, due > now ? due : now);
 }
 
-static void wait_over(struct bms_input *in, uint64_t now)
+static void wait_over(struct serial_input *in, uint64_t now)
 {
 	struct jk_pb_heard h;
 
@@ -934,8 +934,8 @@ static void wait_over(struct bms_input *in, uint64_t now)
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
-	uint64_t now = bridge_now(in->br);
+	struct serial_input *in = userdata;
+	uint64_t now = input_now(in->base.ctx);
 
 	switch (in->phase) {
 	case PHASE_CLOSED:
@@ -972,8 +972,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
-	uint64_t now = bridge_now(in->br);
+	struct serial_input *in = userdata;
+	uint64_t now = input_now(in->base.ctx);
 
 	if (in->phase == PHASE_IDLE) {
 		in->pack = in->step = in->attempt = 0;
@@ -986,8 +986,10 @@ static int on_poll(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, usec + in->poll_usec);
 }
 
-static struct bms_input *modbus_input_free(struct bms_input *in)
+static struct input *modbus_input_free(struct input *base)
 {
+	struct serial_input *in = base ? container_of(base, struct serial_input, base) : NULL;
+
 	if (!in) {
 		return NULL;
 	}
@@ -1002,23 +1004,24 @@ static struct bms_input *modbus_input_free(struct bms_input *in)
 	return NULL;
 }
 
-static int modbus_input_open(struct bridge *br, struct bms_input **ret)
+/* Over 80 lines: the set-up sequence with its one cleanup path. */
+static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 {
-	const struct bms_config *c = &br->cfg.bms;
-	struct bms_input *in;
-	uint64_t now = bridge_now(br);
+	const struct bms_config *c = ctx->cfg;
+	struct serial_input *in;
+	uint64_t now = input_now(ctx);
 	unsigned first = 0;
 	int r;
 
-	if (!br->driver->decode_block) {
+	if (!ctx->driver->decode_block) {
 		return log_error_errno(-EINVAL, "BMS driver %s decodes no Modbus blocks",
-				       br->driver->name);
+				       ctx->driver->name);
 	}
 	in = calloc(1, sizeof(*in));
 	if (!in) {
 		return -ENOMEM;
 	}
-	in->br = br;
+	in->base.ctx = ctx;
 	in->fd = -1;
 	in->phase = PHASE_CLOSED;
 	in->rl_timeout = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
@@ -1064,20 +1067,20 @@ static int modbus_input_open(struct bridge *br, struct bms_input **ret)
 	for (unsigned i = first; i < in->n_packs; i++) {
 		in->packs[i].addr = c->n_addresses ? c->addresses[i - first] : 1;
 	}
-	br->state.pack_count = (uint8_t)in->n_packs;
+	ctx->state->pack_count = (uint8_t)in->n_packs;
 
-	r = sd_event_add_time(br->event, &in->timer, CLOCK_MONOTONIC, 0, 1, on_timer, in);
+	r = sd_event_add_time(ctx->event, &in->timer, CLOCK_MONOTONIC, 0, 1, on_timer, in);
 	if (r >= 0) {
 		sd_event_source_set_enabled(in->timer, SD_EVENT_OFF);
 		sd_event_source_set_exit_on_failure(in->timer, true);
 		/* the first round at once, then every poll_interval */
 		if (!in->listen) {
-			r = sd_event_add_time(br->event, &in->poll, CLOCK_MONOTONIC, now, 1,
+			r = sd_event_add_time(ctx->event, &in->poll, CLOCK_MONOTONIC, now, 1,
 					      on_poll, in);
 		}
 	}
 	if (r < 0) {
-		modbus_input_free(in);
+		modbus_input_free(&in->base);
 		return log_error_errno(r, "Failed to add Modbus timers: %s", strerror(-r));
 	}
 	if (in->poll) {
@@ -1089,13 +1092,15 @@ static int modbus_input_open(struct bridge *br, struct bms_input **ret)
 	if (port_open(in, now) < 0) {
 		arm_timer(in, now + REOPEN_DELAY_USEC);
 	}
-	*ret = in;
+	in->base.ops = &input_serial_ops;
+	*ret = &in->base;
 	return 0;
 }
 
-static void modbus_input_status(struct bms_input *in, char *buf, size_t n)
+static void modbus_input_status(struct input *base, char *buf, size_t n)
 {
-	uint64_t now = bridge_now(in->br);
+	struct serial_input *in = container_of(base, struct serial_input, base);
+	uint64_t now = input_now(in->base.ctx);
 	unsigned online = 0, silent = 0, first = 0;
 	char extra[64] = "";
 	int k;
@@ -1119,13 +1124,13 @@ static void modbus_input_status(struct bms_input *in, char *buf, size_t n)
 	if (in->listen) {
 		snprintf(buf, n, "%s listening %u/%u packs%s%s, %" PRIu64 " polls, %" PRIu64
 			 " collisions, %" PRIu64 " sent",
-			 in->br->driver->name, online, in->n_packs,
+			 in->base.ctx->driver->name, online, in->n_packs,
 			 in->phase == PHASE_CLOSED ? " (port closed)" : "", extra, in->lis.polls,
 			 in->collisions, in->sent_bytes);
 		return;
 	}
 	k = snprintf(buf, n, "%s %u/%u packs%s%s, %" PRIu64 " errors/%" PRIu64 " timeouts",
-		     in->br->driver->name, online, in->n_packs,
+		     in->base.ctx->driver->name, online, in->n_packs,
 		     in->phase == PHASE_CLOSED ? " (port closed)" : "", extra, in->errors,
 		     in->timeouts);
 	if (k > 0 && (size_t)k < n && in->late_answers) {
@@ -1136,7 +1141,7 @@ static void modbus_input_status(struct bms_input *in, char *buf, size_t n)
 	}
 }
 
-const struct bms_input_ops bms_modbus_input_ops = {
+const struct input_ops input_serial_ops = {
 	.name = "modbus",
 	.open = modbus_input_open,
 	.free = modbus_input_free,

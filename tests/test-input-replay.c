@@ -6,7 +6,7 @@
  * "Pylontech battery CAN comms V1.2 vs V1.3" (tests/data/
  * pylontech-us5000-v12.log): CVL 53.2 V, CCL 480 A, DCL 480 A, DVL 45.0 V,
  * SOC 88 %, SOH 94 %, 49.86 V, -27.0 A, 36.3 degC, charge + discharge
- * enabled. The replay runs src/bms_replay.c on a real sd-event loop
+ * enabled. The replay runs src/input_replay.c on a real sd-event loop
  * against the small bridge below (the functions it calls).
  */
 #include <stdarg.h>
@@ -24,33 +24,40 @@
 
 #include "battery.h"
 #include "bms.h"
-#include "bridge.h"
+#include "adapter.h"
+#include "config.h"
 #include "candump.h"
 #include "macro.h"
 
 #define T_NOW UINT64_C(7000000)
 
-/* ---- the bridge functions the input calls ---------------------------------- */
+/* ---- the calls up the input makes (include/adapter.h) ------------------------ */
 
 static unsigned updates, ready_calls;
 
-uint64_t bridge_now(struct bridge *br)
+static uint64_t up_now(struct input_ctx *ctx)
 {
 	uint64_t now = 0;
 
-	sd_event_now(br->event, CLOCK_MONOTONIC, &now);
+	sd_event_now(ctx->event, CLOCK_MONOTONIC, &now);
 	return now;
 }
 
-void bridge_bms_updated(struct bridge *br)
+static void up_updated(struct input_ctx *ctx)
 {
 	updates++;
 }
 
-void bridge_port_ready(struct bridge *br)
+static void up_port_changed(struct input_ctx *ctx)
 {
 	ready_calls++;
 }
+
+static const struct input_up test_up = {
+	.now = up_now,
+	.updated = up_updated,
+	.port_changed = up_port_changed,
+};
 
 /* ---- pylontech-can ------------------------------------------------------------ */
 
@@ -145,7 +152,11 @@ static void test_pylontech_can_decode(void **state)
 /* ---- replay ---------------------------------------------------------------------- */
 
 struct replay_fixture {
-	struct bridge br;
+	sd_event *event;
+	struct config cfg;
+	struct battery_state state;
+	struct input_ctx ctx; /* what the input sees */
+	struct input *input;
 	char path[64];
 };
 
@@ -153,14 +164,16 @@ static int replay_setup(void **state)
 {
 	struct replay_fixture *fx = calloc(1, sizeof(*fx));
 
-	if (!fx || sd_event_new(&fx->br.event) < 0) {
+	if (!fx || sd_event_new(&fx->event) < 0) {
 		return -1;
 	}
 	strcpy(fx->path, "/tmp/test-bms-replay-XXXXXX");
-	battery_state_init(&fx->br.state, 1);
-	snprintf(fx->br.cfg.bms.replay_format, sizeof(fx->br.cfg.bms.replay_format),
-		 "pylontech-can");
-	fx->br.cfg.bms.replay_speed = 1;
+	battery_state_init(&fx->state, 1);
+	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format), "pylontech-can");
+	fx->cfg.bms.replay_speed = 1;
+	fx->ctx = (struct input_ctx){
+		.event = fx->event, .cfg = &fx->cfg.bms, .state = &fx->state, .up = &test_up
+	};
 	updates = ready_calls = 0;
 	*state = fx;
 	return 0;
@@ -170,10 +183,10 @@ static int replay_teardown(void **state)
 {
 	struct replay_fixture *fx = *state;
 
-	if (fx->br.input) {
-		bms_replay_input_ops.free(fx->br.input);
+	if (fx->input) {
+		input_replay_ops.free(fx->input);
 	}
-	sd_event_unref(fx->br.event);
+	sd_event_unref(fx->event);
 	if (fx->path[sizeof("/tmp/test-bms-replay-") - 1] != 'X') {
 		unlink(fx->path);
 	}
@@ -189,7 +202,7 @@ static void write_log(struct replay_fixture *fx, const char *text)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	close(fd);
-	snprintf(fx->br.cfg.bms.port, sizeof(fx->br.cfg.bms.port), "%s", fx->path);
+	snprintf(fx->cfg.bms.port, sizeof(fx->cfg.bms.port), "%s", fx->path);
 }
 
 /* Copy of the real capture with its recorded timing (10 ms apart). */
@@ -224,14 +237,14 @@ static int run_until(struct replay_fixture *fx, const char *what, uint64_t max_u
 	int r;
 
 	for (;;) {
-		bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+		input_replay_ops.status(fx->input, status, sizeof(status));
 		if (strstr(status, what)) {
 			return 0;
 		}
 		if (mono_usec() - start > max_usec) {
 			return -ETIMEDOUT;
 		}
-		r = sd_event_run(fx->br.event, 50 * USEC_PER_MSEC);
+		r = sd_event_run(fx->event, 50 * USEC_PER_MSEC);
 		if (r < 0) {
 			return r;
 		}
@@ -247,20 +260,20 @@ static void test_replay_plays_capture(void **state)
 	write_capture(fx);
 	/* before open: the replay's clock starts there (valgrind makes open slow) */
 	t0 = mono_usec();
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
-	assert_true(fx->br.input_open);
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &fx->input), 0);
+	assert_true(fx->ctx.open);
 	assert_int_equal(ready_calls, 1);
 	/* six frames, 50 ms of recorded time at speed 1: not sooner */
 	assert_int_equal(run_until(fx, "finished", 2 * USEC_PER_SEC), 0);
 	t1 = mono_usec();
 	assert_true(t1 - t0 >= 40 * USEC_PER_MSEC);
-	assert_us5000(&fx->br.state.packs[0]);
-	bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+	assert_us5000(&fx->state.packs[0]);
+	input_replay_ops.status(fx->input, status, sizeof(status));
 	assert_non_null(strstr(status, "6/6 frames"));
 	assert_non_null(strstr(status, "finished"));
 	/* nothing more happens once the log is over */
 	updates = 0;
-	assert_int_equal(sd_event_run(fx->br.event, 100 * USEC_PER_MSEC), 0);
+	assert_int_equal(sd_event_run(fx->event, 100 * USEC_PER_MSEC), 0);
 	assert_int_equal(updates, 0);
 }
 
@@ -270,15 +283,15 @@ static void test_replay_loops_fast(void **state)
 	char status[128];
 
 	write_capture(fx);
-	fx->br.cfg.bms.replay_loop = true;
-	fx->br.cfg.bms.replay_speed = 100;
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
+	fx->cfg.bms.replay_loop = true;
+	fx->cfg.bms.replay_speed = 100;
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &fx->input), 0);
 	/* three passes of six frames, at 100x in well under a second */
 	assert_int_equal(run_until(fx, "pass 4", USEC_PER_SEC), 0);
 	assert_true(updates >= 3);
-	bms_replay_input_ops.status(fx->br.input, status, sizeof(status));
+	input_replay_ops.status(fx->input, status, sizeof(status));
 	assert_null(strstr(status, "finished"));
-	assert_us5000(&fx->br.state.packs[0]);
+	assert_us5000(&fx->state.packs[0]);
 }
 
 /* Bad lines are skipped, a frame the decoder rejects changes nothing. */
@@ -291,29 +304,27 @@ static void test_replay_bad_lines(void **state)
 		      "(1700000000.000000) can0 355#58005E00\n"
 		      "(1700000000.001000) can0 356#7A13\n" /* too short for 0x356 */
 		      "(1700000000.002000) can0 123#00\n"); /* not a Pylontech frame */
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &fx->br.input), 0);
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &fx->input), 0);
 	assert_int_equal(run_until(fx, "finished", USEC_PER_SEC), 0);
 	assert_true(updates >= 1);
-	assert_int_equal(fx->br.state.packs[0].soc_pct, 88);
-	assert_int_equal(fx->br.state.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL],
-			 BATTERY_NEVER);
+	assert_int_equal(fx->state.packs[0].soc_pct, 88);
+	assert_int_equal(fx->state.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL], BATTERY_NEVER);
 }
 
 static void test_replay_errors(void **state)
 {
 	struct replay_fixture *fx = *state;
-	struct bms_input *in = NULL;
+	struct input *in = NULL;
 
-	snprintf(fx->br.cfg.bms.port, sizeof(fx->br.cfg.bms.port), "/nonexistent/log");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -ENOENT);
+	snprintf(fx->cfg.bms.port, sizeof(fx->cfg.bms.port), "/nonexistent/log");
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &in), -ENOENT);
 	write_log(fx, "# only a comment\nnot a frame\n");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -EBADMSG);
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &in), -EBADMSG);
 	/* a serial driver cannot decode CAN frames */
-	snprintf(fx->br.cfg.bms.replay_format, sizeof(fx->br.cfg.bms.replay_format),
-		 "jk-pb-modbus");
-	assert_int_equal(bms_replay_input_ops.open(&fx->br, &in), -EINVAL);
+	snprintf(fx->cfg.bms.replay_format, sizeof(fx->cfg.bms.replay_format), "jk-pb-modbus");
+	assert_int_equal(input_replay_ops.open(&fx->ctx, &in), -EINVAL);
 	assert_null(in);
-	assert_false(fx->br.input_open);
+	assert_false(fx->ctx.open);
 }
 
 int main(void)

@@ -13,7 +13,7 @@
  *   - one sd-event timer: each wake-up feeds every due frame (at most
  *     REPLAY_BATCH_MAX, so a burst never stalls the loop) to the
  *     ->decode_frame() of the driver bms.replay_format names, then calls
- *     bridge_bms_updated() once if any frame changed the state, and sets
+ *     input_updated() once if any frame changed the state, and sets
  *     the timer to the next frame's due time;
  *   - at the end of the log: start again one recorded frame interval
  *     later (bms.replay_loop), or stop and let the data age: what the
@@ -28,7 +28,7 @@
 
 #define LOG_MODULE "bms_replay"
 #include "bms.h"
-#include "bridge.h"
+#include "adapter.h"
 #include "candump.h"
 #include "log.h"
 #include "macro.h"
@@ -42,8 +42,8 @@ struct replay_frame {
 	struct can_frame frame;
 };
 
-struct bms_input {
-	struct bridge *br;
+struct replay_input {
+	struct input base; /* ops, ctx */
 	const struct bms_driver *decoder;
 	sd_event_source *timer;
 	struct replay_frame *frames;
@@ -58,22 +58,22 @@ struct bms_input {
 	bool finished;
 };
 
-static uint64_t due_usec(const struct bms_input *in, size_t i)
+static uint64_t due_usec(const struct replay_input *in, size_t i)
 {
 	return in->start_usec + in->frames[i].time_usec / in->speed;
 }
 
 static int replay_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
-	struct bridge *br = in->br;
-	uint64_t now = bridge_now(br);
+	struct replay_input *in = userdata;
+	struct input_ctx *ctx = in->base.ctx;
+	uint64_t now = input_now(ctx);
 	unsigned batch = 0;
 	bool changed = false;
 
 	while (in->next < in->n_frames && due_usec(in, in->next) <= now &&
 	       batch < REPLAY_BATCH_MAX) {
-		int r = in->decoder->decode_frame(&in->frames[in->next].frame, now, &br->state);
+		int r = in->decoder->decode_frame(&in->frames[in->next].frame, now, ctx->state);
 
 		if (r > 0) {
 			changed = true;
@@ -85,14 +85,14 @@ static int replay_tick(sd_event_source *s, uint64_t usec, void *userdata)
 		batch++;
 	}
 	if (changed) {
-		bridge_bms_updated(br);
+		input_updated(ctx);
 	}
 	if (in->next >= in->n_frames) {
 		in->loops++;
-		if (!br->cfg.bms.replay_loop) {
+		if (!ctx->cfg->replay_loop) {
 			in->finished = true;
 			log_info("Replay of %s finished: %" PRIu64 " frames, %" PRIu64 " rejected",
-				 br->cfg.bms.port, in->fed, in->rejected);
+				 ctx->cfg->port, in->fed, in->rejected);
 			return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 		}
 		/* the next pass starts where this one ended */
@@ -102,8 +102,10 @@ static int replay_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	return sd_event_source_set_time(s, due_usec(in, in->next));
 }
 
-static struct bms_input *replay_free(struct bms_input *in)
+static struct input *replay_free(struct input *base)
 {
+	struct replay_input *in = base ? container_of(base, struct replay_input, base) : NULL;
+
 	if (!in) {
 		return NULL;
 	}
@@ -121,7 +123,7 @@ static void fclosep_replay(FILE **f)
 }
 
 /* Read the whole log; lines that do not parse are counted, not fatal. */
-static int replay_load(struct bms_input *in, const char *path)
+static int replay_load(struct replay_input *in, const char *path)
 {
 	_cleanup_(fclosep_replay) FILE *f = NULL;
 	char line[256];
@@ -184,28 +186,28 @@ static int replay_load(struct bms_input *in, const char *path)
 	return in->n_frames > 0 ? 0 : -EBADMSG;
 }
 
-static int replay_open(struct bridge *br, struct bms_input **ret)
+static int replay_open(struct input_ctx *ctx, struct input **ret)
 {
-	const struct bms_config *c = &br->cfg.bms;
-	struct bms_input *in;
-	uint64_t now = bridge_now(br);
+	const struct bms_config *c = ctx->cfg;
+	struct replay_input *in;
+	uint64_t now = input_now(ctx);
 	int r;
 
 	in = calloc(1, sizeof(*in));
 	if (!in) {
 		return -ENOMEM;
 	}
-	in->br = br;
+	in->base.ctx = ctx;
 	in->speed = c->replay_speed ? c->replay_speed : 1;
 	in->decoder = bms_driver_find(c->replay_format);
 	if (!in->decoder || !in->decoder->decode_frame) {
-		replay_free(in);
+		replay_free(&in->base);
 		return log_error_errno(-EINVAL, "Replay format '%s' is not a CAN BMS driver",
 				       c->replay_format);
 	}
 	r = replay_load(in, c->port);
 	if (r < 0) {
-		replay_free(in);
+		replay_free(&in->base);
 		return log_error_errno(r, "Failed to read candump log %s: %s", c->port,
 				       r == -EBADMSG ? "no frame in it" : strerror(-r));
 	}
@@ -213,10 +215,10 @@ static int replay_open(struct bridge *br, struct bms_input **ret)
 		log_warning("%s: %u lines skipped", c->port, in->skipped_lines);
 	}
 	in->start_usec = now;
-	r = sd_event_add_time(br->event, &in->timer, CLOCK_MONOTONIC, due_usec(in, 0), 1,
+	r = sd_event_add_time(ctx->event, &in->timer, CLOCK_MONOTONIC, due_usec(in, 0), 1,
 			      replay_tick, in);
 	if (r < 0) {
-		replay_free(in);
+		replay_free(&in->base);
 		return log_error_errno(r, "Failed to add the replay timer: %s", strerror(-r));
 	}
 	/* a repeating source: the callback moves its time on */
@@ -224,19 +226,22 @@ static int replay_open(struct bridge *br, struct bms_input **ret)
 	sd_event_source_set_exit_on_failure(in->timer, true);
 	log_info("Replaying %zu frames of %s as %s, speed x%u%s", in->n_frames, c->port,
 		 in->decoder->name, in->speed, c->replay_loop ? ", looping" : "");
-	br->input_open = true;
-	*ret = in;
-	bridge_port_ready(br);
+	ctx->open = true;
+	in->base.ops = &input_replay_ops;
+	*ret = &in->base;
+	input_port_changed(ctx);
 	return 0;
 }
 
-static void replay_status(struct bms_input *in, char *buf, size_t n)
+static void replay_status(struct input *base, char *buf, size_t n)
 {
+	struct replay_input *in = container_of(base, struct replay_input, base);
+
 	snprintf(buf, n, "replay %s %zu/%zu frames, pass %" PRIu64 "%s", in->decoder->name,
 		 in->next, in->n_frames, in->loops + 1, in->finished ? ", finished" : "");
 }
 
-const struct bms_input_ops bms_replay_input_ops = {
+const struct input_ops input_replay_ops = {
 	.name = "replay",
 	.open = replay_open,
 	.free = replay_free,

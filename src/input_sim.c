@@ -12,15 +12,15 @@
 #include <string.h>
 
 #define LOG_MODULE "bms_sim"
-#include "bridge.h"
+#include "adapter.h"
 #include "log.h"
 #include "macro.h"
 #include "sim.h"
 
 #define BMS_SIM_PERIOD_USEC USEC_PER_SEC
 
-struct bms_input {
-	struct bridge *br;
+struct sim_input {
+	struct input base; /* ops, ctx */
 	sd_event_source *timer;
 	uint64_t last_usec;
 	unsigned n_packs;
@@ -29,22 +29,24 @@ struct bms_input {
 
 static int sim_tick(sd_event_source *s, uint64_t usec, void *userdata)
 {
-	struct bms_input *in = userdata;
-	struct bridge *br = in->br;
-	uint64_t now = bridge_now(br);
+	struct sim_input *in = userdata;
+	struct input_ctx *ctx = in->base.ctx;
+	uint64_t now = input_now(ctx);
 	uint64_t dt = now > in->last_usec ? now - in->last_usec : 0;
 
 	in->last_usec = now;
 	for (unsigned i = 0; i < in->n_packs; i++) {
-		sim_step(&in->sims[i], dt * br->cfg.bms.sim_speed);
-		sim_fill(&in->sims[i], i, now, &br->state);
+		sim_step(&in->sims[i], dt * ctx->cfg->sim_speed);
+		sim_fill(&in->sims[i], i, now, ctx->state);
 	}
-	bridge_bms_updated(br);
+	input_updated(ctx);
 	return sd_event_source_set_time(s, usec + BMS_SIM_PERIOD_USEC);
 }
 
-static struct bms_input *sim_free(struct bms_input *in)
+static struct input *sim_free(struct input *base)
 {
+	struct sim_input *in = base ? container_of(base, struct sim_input, base) : NULL;
+
 	if (!in) {
 		return NULL;
 	}
@@ -53,45 +55,48 @@ static struct bms_input *sim_free(struct bms_input *in)
 	return NULL;
 }
 
-static int sim_open(struct bridge *br, struct bms_input **ret)
+static int sim_open(struct input_ctx *ctx, struct input **ret)
 {
-	struct bms_input *in;
-	uint64_t now = bridge_now(br);
+	struct sim_input *in;
+	uint64_t now = input_now(ctx);
 	int r;
 
 	in = calloc(1, sizeof(*in));
 	if (!in) {
 		return -ENOMEM;
 	}
-	in->br = br;
-	in->n_packs = br->cfg.bms.sim_packs ? br->cfg.bms.sim_packs : 1;
-	br->state.pack_count = (uint8_t)in->n_packs;
+	in->base.ctx = ctx;
+	in->n_packs = ctx->cfg->sim_packs ? ctx->cfg->sim_packs : 1;
+	ctx->state->pack_count = (uint8_t)in->n_packs;
 	for (unsigned i = 0; i < in->n_packs; i++) {
-		sim_init(&in->sims[i], br->cfg.bms.seed + i, br->cfg.bms.sim_cells,
-			 br->cfg.bms.sim_capacity_mah);
+		sim_init(&in->sims[i], ctx->cfg->seed + i, ctx->cfg->sim_cells,
+			 ctx->cfg->sim_capacity_mah);
 	}
 	in->last_usec = now;
 	/* the first reading at once, then every second */
-	r = sd_event_add_time(br->event, &in->timer, CLOCK_MONOTONIC, now, 50 * USEC_PER_MSEC,
+	r = sd_event_add_time(ctx->event, &in->timer, CLOCK_MONOTONIC, now, 50 * USEC_PER_MSEC,
 			      sim_tick, in);
 	if (r < 0) {
-		sim_free(in);
+		sim_free(&in->base);
 		return log_error_errno(r, "Failed to add sim timer: %s", strerror(-r));
 	}
 	sd_event_source_set_enabled(in->timer, SD_EVENT_ON);
 	sd_event_source_set_exit_on_failure(in->timer, true);
-	br->input_open = true;
-	*ret = in;
+	ctx->open = true;
+	in->base.ops = &input_sim_ops;
+	*ret = &in->base;
 	return 0;
 }
 
-static void sim_status(struct bms_input *in, char *buf, size_t n)
+static void sim_status(struct input *base, char *buf, size_t n)
 {
+	struct sim_input *in = container_of(base, struct sim_input, base);
+
 	snprintf(buf, n, "sim %u pack%s, SOC %u%%", in->n_packs, in->n_packs == 1 ? "" : "s",
 		 sim_soc_pct(&in->sims[0]));
 }
 
-const struct bms_input_ops bms_sim_input_ops = {
+const struct input_ops input_sim_ops = {
 	.name = "sim",
 	.open = sim_open,
 	.free = sim_free,

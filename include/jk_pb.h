@@ -4,7 +4,7 @@
 /*
  * JK-PB "inverter BMS" (JK-PB2A16S20P and kin) on its RS485 port: the
  * pure decoders of protocols/jk_pb.c, shared with the daemon's poller
- * (src/bms_modbus.c), `bmsbridgectl decode`, the tests and the fuzzers.
+ * (src/input_serial.c), `bmsbridgectl decode`, the tests and the fuzzers.
  *
  * Three read methods, all Modbus RTU framed (address, function, ..., CRC-16
  * Modbus little endian); the third, "listen", takes the trigger exchanges

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Observers of the bridge: whatever wants to watch the gateway without
+ * taking part in it (the log, the STATUS= line; next D-Bus, MQTT,
+ * metrics). An observer is one file against this header:
+ *
+ *	struct my_observer {
+ *		struct observer base;	// ops and the bridge's list link
+ *		... its own state ...
+ *	};
+ *	static void my_evaluated(struct observer *o, const struct observer_evaluation *ev)
+ *	{
+ *		struct my_observer *m = container_of(o, struct my_observer, base);
+ *		...
+ *	}
+ *	static const struct observer_ops my_ops = { .name = "my", .evaluated = my_evaluated };
+ *
+ * and one call, bridge_observer_add(), where the daemon is wired (main.c).
+ *
+ * After every evaluation of the safety layer (per BMS frame, per tick,
+ * per inverter request or poll, after a reload: bmsbridge-safety(7)), and
+ * after the frames that evaluation caused went out (or were refused),
+ * each observer in the order added gets one struct observer_evaluation:
+ * the new state, the safety decision and what went on the wire. Link
+ * events (the BMS port, the inverter port, the inverter itself coming and
+ * going) come through ->link(). Everything pointed to is valid during the
+ * call only, and read-only. Observers run on the loop, in the hot path of
+ * every BMS frame: they must not block, and should do their real work
+ * (a D-Bus signal, an MQTT publish) at their own rate.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <linux/can.h>
+
+#include "battery.h"
+#include "log.h"
+#include "safety.h"
+
+/* what made the bridge evaluate */
+enum observer_cause {
+	OBSERVER_CAUSE_BMS,	/* the input wrote new BMS data */
+	OBSERVER_CAUSE_TICK,	/* the periodic tick (the protocol's period, or 1 s) */
+	OBSERVER_CAUSE_REQUEST, /* the inverter asked for the whole set (Growatt 0x301) */
+	OBSERVER_CAUSE_POLL,	/* an RS485 poll is about to be answered */
+	OBSERVER_CAUSE_RELOAD,	/* a reload changed the settings in place */
+};
+
+/* what the evaluation put on the wire */
+enum observer_wire {
+	OBSERVER_WIRE_NONE,   /* nothing (not due, nothing urgent, or the mode sends nothing) */
+	OBSERVER_WIRE_URGENT, /* urgent frames: a lowered limit, a new alarm */
+	OBSERVER_WIRE_SET,    /* the protocol's whole set */
+};
+
+/* The safety layer's decision at this evaluation. */
+struct observer_decision {
+	enum safety_mode mode;
+	const char *reason; /* why this mode is in force ("first complete read ...") */
+	/* a transition at this evaluation (.changed), with its reason; at most one */
+	const struct safety_event *transition;
+	const char *conflict; /* "DVL ... >= CVL ...: ..." while nothing may flow; "" if none */
+	uint64_t rejected;    /* implausible values rejected so far */
+	const char *last_rejected; /* the last of them in words */
+};
+
+/* What went on the wire because of this evaluation. */
+struct observer_tx {
+	enum observer_wire kind;
+	const struct can_frame *frames; /* the frames encoded (kind != NONE) */
+	size_t n_frames;
+	int error; /* 0: the output took them; a negative errno: refused */
+};
+
+struct observer_evaluation {
+	uint64_t now_usec; /* the loop time of the evaluation */
+	enum observer_cause cause;
+	const struct battery_state *state; /* packs[] as read, bank as decided */
+	struct observer_decision decision;
+	struct observer_tx tx;
+	/* the one-line status ("BMS normal: ...; pylontech: ...") into @buf */
+	void (*status)(const struct observer_evaluation *ev, char *buf, size_t n);
+	void *status_data; /* the bridge's, for ->status() */
+};
+
+enum observer_link {
+	OBSERVER_LINK_INPUT,	/* the BMS port (open / closed) */
+	OBSERVER_LINK_OUTPUT,	/* the inverter port (open / closed) */
+	OBSERVER_LINK_INVERTER, /* the inverter itself (heard / silent) */
+};
+
+struct observer_link_event {
+	enum observer_link link;
+	bool up;
+	uint64_t now_usec;
+	/* OBSERVER_LINK_INVERTER: when it was last heard before (0: never), its timeout */
+	uint64_t last_heard_usec;
+	uint64_t timeout_usec;
+	const char *protocol; /* the inverter protocol's name */
+	bool transport_can;   /* the inverter talks CAN (its silence is ours to say) */
+};
+
+/* The bridge (re)started with a configuration, or took new settings in place. */
+struct observer_config {
+	uint64_t now_usec;
+	bool restarted;		       /* ports (re)opened: counters and periods start again */
+	const char *protocol;	       /* the inverter protocol's name */
+	const char *driver;	       /* the BMS driver's name */
+	uint64_t status_interval_usec; /* daemon { status_interval_s } */
+};
+
+struct observer;
+
+struct observer_ops {
+	const char *name;
+	/* after every evaluation; NULL: not interested */
+	void (*evaluated)(struct observer *o, const struct observer_evaluation *ev);
+	/* a link came up or went down; NULL: not interested */
+	void (*link)(struct observer *o, const struct observer_link_event *ev);
+	/* the bridge started or was reconfigured; NULL: not interested */
+	void (*configured)(struct observer *o, const struct observer_config *ev);
+};
+
+/* The base every observer embeds (container_of() gets the observer back). */
+struct observer {
+	const struct observer_ops *ops;
+	struct observer *next; /* the bridge's list; owned by the bridge */
+};
+
+struct bridge;
+
+/**
+ * bridge_observer_add() - @o gets every evaluation and link event from now
+ * on, after the observers added before it. @o must outlive the bridge (or
+ * be removed first). Observers added before bridge_init() stay.
+ */
+void bridge_observer_add(struct bridge *br, struct observer *o);
+
+/**
+ * bridge_observer_remove() - @o gets nothing more; NULL-safe.
+ */
+void bridge_observer_remove(struct bridge *br, struct observer *o);
+
+/* The first two users (src/observer_log.c, src/observer_status.c). */
+
+/* The log: safety transitions, DVL >= CVL conflicts, rejected values, the inverter coming and going. */
+struct observer_log {
+	struct observer base;
+	uint64_t rejected_seen;	      /* safety's rejected count already logged */
+	bool conflict_logged;	      /* the conflict already said */
+	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
+};
+
+void observer_log_init(struct observer_log *o);
+
+/* The STATUS= line (and its debug-log copy), refreshed on the tick every status_interval. */
+struct observer_status {
+	struct observer base;
+	uint64_t interval_usec;
+	uint64_t last_usec;
+};
+
+void observer_status_init(struct observer_status *o);
