@@ -105,6 +105,51 @@ int __wrap_ioctl(int fd, unsigned long req, ...)
 	return __real_ioctl(fd, req, ifr);
 }
 
+/*
+ * glibc with a 64-bit time_t on a 32-bit ABI (armhf, -D_TIME_BITS=64)
+ * redirects these three to their time64 names, so the calls in the daemon
+ * library reference __setsockopt64, __getsockopt64 and __ioctl_time64: wrap
+ * those too (tests/meson.build passes --wrap for them everywhere; where
+ * nothing references them the flag does nothing).
+ */
+#if defined(__USE_TIME_BITS64) && __TIMESIZE == 32
+int __real___setsockopt64(int fd, int level, int name, const void *val, socklen_t len);
+int __wrap___setsockopt64(int fd, int level, int name, const void *val, socklen_t len);
+int __real___getsockopt64(int fd, int level, int name, void *val, socklen_t *len);
+int __wrap___getsockopt64(int fd, int level, int name, void *val, socklen_t *len);
+int __real___ioctl_time64(int fd, unsigned long req, ...);
+int __wrap___ioctl_time64(int fd, unsigned long req, ...);
+
+int __wrap___setsockopt64(int fd, int level, int name, const void *val, socklen_t len)
+{
+	return fd == can_fd ? 0 : __real___setsockopt64(fd, level, name, val, len);
+}
+
+int __wrap___getsockopt64(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (fd == can_fd && level == SOL_SOCKET && name == SO_MEMINFO) {
+		errno = ENOPROTOOPT;
+		return -1;
+	}
+	return __real___getsockopt64(fd, level, name, val, len);
+}
+
+int __wrap___ioctl_time64(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	struct ifreq *ifr;
+
+	va_start(ap, req);
+	ifr = va_arg(ap, struct ifreq *);
+	va_end(ap);
+	if (fd == can_fd && req == SIOCGIFFLAGS) {
+		ifr->ifr_flags = IFF_UP | IFF_RUNNING;
+		return 0;
+	}
+	return __real___ioctl_time64(fd, req, ifr);
+}
+#endif
+
 unsigned __wrap_if_nametoindex(const char *name)
 {
 	return strcmp(name, "vtest0") == 0 ? 7 : 0;
