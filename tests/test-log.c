@@ -4,6 +4,7 @@
  * line after a suppressed stretch says how many were dropped, on that
  * same line (one event, one line).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -96,11 +97,100 @@ static void test_log_ratelimit_one_line(void **state)
 	free(out);
 }
 
+static void test_field_names(void **state)
+{
+	assert_true(log_field_name_valid("BMSBRIDGE_MODE"));
+	assert_true(log_field_name_valid("MESSAGE_ID"));
+	assert_true(log_field_name_valid("A1_2"));
+	assert_false(log_field_name_valid(NULL));
+	assert_false(log_field_name_valid(""));
+	assert_false(log_field_name_valid("_PID"));	       /* trusted fields are journald's */
+	assert_false(log_field_name_valid("1ST"));
+	assert_false(log_field_name_valid("bmsbridge_mode")); /* lower case */
+	assert_false(log_field_name_valid("BMS-MODE"));
+	assert_false(log_field_name_valid("BMS=MODE"));
+	assert_true(log_field_name_valid("A234567890123456789012345678901234567890123456789012345678901234"));
+	/* 64 characters above, 65 below */
+	assert_false(log_field_name_valid(
+		"A234567890123456789012345678901234567890123456789012345678901234X"));
+}
+
+static void test_format_fields(void **state)
+{
+	const struct log_field f[] = {
+		{ "BMSBRIDGE_MODE", "comm-loss" },
+		{ "bad name", "dropped" },
+		{ "BMSBRIDGE_NULL", NULL },
+		{ "BMSBRIDGE_REASON", "BMS silent\nfor 10 s" },
+	};
+	char buf[512];
+	int n;
+
+	n = log_format_fields(buf, sizeof(buf), LOG_WARNING, LOG_MSGID_SAFETY_MODE, f,
+			      sizeof(f) / sizeof(f[0]), "Safety: normal -> comm-loss");
+	assert_int_equal(n, (int)strlen(buf));
+	assert_string_equal(buf, "MESSAGE=Safety: normal -> comm-loss\n"
+				 "PRIORITY=4\n"
+				 "MESSAGE_ID=" LOG_MSGID_SAFETY_MODE "\n"
+				 "SYSLOG_IDENTIFIER=bmsbridged\n"
+				 "BMSBRIDGE_MODE=comm-loss\n"
+				 "BMSBRIDGE_REASON=BMS silent for 10 s\n");
+	/* no id: no MESSAGE_ID line */
+	n = log_format_fields(buf, sizeof(buf), LOG_INFO, NULL, NULL, 0, "hello");
+	assert_string_equal(buf, "MESSAGE=hello\nPRIORITY=6\nSYSLOG_IDENTIFIER=bmsbridged\n");
+	assert_int_equal(n, (int)strlen(buf));
+	/* too small: an error, never a cut entry */
+	assert_int_equal(log_format_fields(buf, 20, LOG_INFO, NULL, NULL, 0, "hello"), -ENOBUFS);
+	assert_int_equal(log_format_fields(buf, 0, LOG_INFO, NULL, NULL, 0, "hello"), -ENOBUFS);
+	/* 14 + 11 + 29 characters and the NUL */
+	n = log_format_fields(buf, 55, LOG_INFO, NULL, NULL, 0, "hello");
+	assert_int_equal(n, 54);
+	assert_int_equal(log_format_fields(buf, 54, LOG_INFO, NULL, NULL, 0, "hello"), -ENOBUFS);
+}
+
+static void structured(void)
+{
+	const struct log_field f[] = { { "BMSBRIDGE_LIMIT", "CCL" }, { "BMSBRIDGE_VALUE_MA", "0" } };
+
+	log_struct(LOG_NOTICE, LOG_MSGID_LIMIT_CUT, f, 2, "CCL cut to %u mA", 0u);
+	log_warning("plain %d", 1);
+}
+
+static void test_export_format(void **state)
+{
+	char *out;
+
+	setenv("BMSBRIDGE_LOG_EXPORT", "1", 1);
+	log_setup(LOG_INFO);
+	out = capture_stderr(structured);
+	unsetenv("BMSBRIDGE_LOG_EXPORT");
+	log_setup(LOG_INFO);
+	assert_string_equal(out, "MESSAGE=CCL cut to 0 mA\n"
+				 "PRIORITY=5\n"
+				 "MESSAGE_ID=" LOG_MSGID_LIMIT_CUT "\n"
+				 "SYSLOG_IDENTIFIER=bmsbridged\n"
+				 "BMSBRIDGE_LIMIT=CCL\n"
+				 "BMSBRIDGE_VALUE_MA=0\n"
+				 "\n"
+				 "MESSAGE=plain 1\n"
+				 "PRIORITY=4\n"
+				 "SYSLOG_IDENTIFIER=bmsbridged\n"
+				 "\n");
+	free(out);
+	/* not the journal, no export: the plain line, fields left out */
+	out = capture_stderr(structured);
+	assert_string_equal(out, "bmsbridge: CCL cut to 0 mA\nbmsbridge: warning: plain 1\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ratelimit_below),
 		cmocka_unit_test(test_log_ratelimit_one_line),
+		cmocka_unit_test(test_field_names),
+		cmocka_unit_test(test_format_fields),
+		cmocka_unit_test(test_export_format),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
