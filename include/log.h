@@ -150,3 +150,19 @@ void log_struct_internal(int level, const char *module, const char *message_id,
 /* log_struct(LOG_WARNING, LOG_MSGID_X, fields, n, "fmt", ...) */
 #define log_struct(level, id, fields, n, ...) \
 	log_struct_internal((level), LOG_MODULE, (id), (fields), (n), __VA_ARGS__)
+
+/*
+ * A comm-loss cause (bmsbridge-troubleshooting(7)): raised once as a
+ * warning with its hint, MESSAGE_ID LOG_MSGID_FAULT, BMSBRIDGE_FAULT=@fault
+ * and BMSBRIDGE_HINT=@hint; cleared once as a notice, LOG_MSGID_FAULT_CLEARED.
+ * The caller keeps the "said" flag (once per change) and any rate limit.
+ * Faults: bms-never-heard, bms-silent, inverter-bus-error, inverter-no-ack,
+ * inverter-silent, rs485-other-address, rs485-framing.
+ */
+void log_fault_internal(const char *module, bool raised, const char *fault, const char *hint,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* log_fault("rs485-framing", "check the baud rate: 9600 or 19200", "Framing noise on %s", tty) */
+#define log_fault(fault, hint, ...) log_fault_internal(LOG_MODULE, true, (fault), (hint), __VA_ARGS__)
+#define log_fault_cleared(fault, ...) \
+	log_fault_internal(LOG_MODULE, false, (fault), NULL, __VA_ARGS__)

@@ -301,3 +301,24 @@ int log_ratelimit_internal(struct ratelimit *rl, uint64_t now_usec, int level, c
 	}
 	return 1;
 }
+
+void log_fault_internal(const char *module, bool raised, const char *fault, const char *hint,
+			const char *fmt, ...)
+{
+	char buf[448];
+	const struct log_field f[] = {
+		{ "BMSBRIDGE_FAULT", fault },
+		{ "BMSBRIDGE_HINT", hint },
+	};
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (raised) {
+		log_struct_internal(LOG_WARNING, module, LOG_MSGID_FAULT, f, 2, "%s%s%s", buf,
+				    hint ? ": " : "", hint ? hint : "");
+	} else {
+		log_struct_internal(LOG_NOTICE, module, LOG_MSGID_FAULT_CLEARED, f, 1, "%s", buf);
+	}
+}
