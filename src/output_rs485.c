@@ -280,10 +280,18 @@ static void other_adr_check(struct rs485_output *out)
 	if (out->other_adr_said || out->polling || out->other_adr_in_row < RS485_OTHER_ADR_AFTER) {
 		return;
 	}
-	snprintf(hint, sizeof(hint),
-		 "set rs485_address = 0x%02X in bmsbridge.conf, or the inverter's battery "
-		 "address (DIP switch / setting) to 0x%02X",
-		 out->other_adr_last, ours);
+	/* rs485_address is the pack number: ADR = rs485_address + 1 (bmsbridge-rs485(7)) */
+	if (out->other_adr_last >= 2 && out->other_adr_last <= 0x10) {
+		snprintf(hint, sizeof(hint),
+			 "set rs485_address = %u in bmsbridge.conf (answers ADR 0x%02X), or the "
+			 "inverter's battery address (DIP switch / setting) to pack #1",
+			 out->other_adr_last - 1u, out->other_adr_last);
+	} else {
+		snprintf(hint, sizeof(hint),
+			 "set the inverter's battery address (DIP switch / setting) to pack #1 "
+			 "(ADR 0x%02X)",
+			 ours);
+	}
 	log_fault("rs485-other-address", hint,
 		  "Inverter polls ADR 0x%02X (%llu polls), we answer as ADR 0x%02X and none came "
 		  "for us",

@@ -617,8 +617,8 @@ def run_faults(tmp):
             port.write(request(0x05, 0x42, b"05"))
             time.sleep(0.1)
         e = wait_for(lambda: faults(MSGID_FAULT, "rs485-other-address"), 3)
-        check("%s: polls for ADR 0x05 -> one warning naming rs485_address = 0x05" % tag,
-              len(e) == 1 and "rs485_address = 0x05" in e[0].get("BMSBRIDGE_HINT", "")
+        check("%s: polls for ADR 0x05 -> one warning naming rs485_address = 4" % tag,
+              len(e) == 1 and "rs485_address = 4 " in e[0].get("BMSBRIDGE_HINT", "")
               and "DIP switch" in e[0]["BMSBRIDGE_HINT"], open(log_path).read()[-1500:])
         # the wrong baud rate: bytes with the high bit set
         port.write(b"\xf0\x8f" * 20)
