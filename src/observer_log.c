@@ -37,8 +37,8 @@ static void log_transition(const struct safety_event *t)
 }
 
 /* one current limit lowered: "CCL cut 100.0 A -> 20.0 A (mode normal)" */
-static void log_cut(struct observer_log *o, const struct observer_evaluation *ev,
-		    const char *limit, uint32_t from_ma, uint32_t to_ma)
+static void log_cut(struct observer_log *o, const struct observer_evaluation *ev, const char *limit,
+		    uint32_t from_ma, uint32_t to_ma)
 {
 	char value[16], prev[16];
 	const char *mode = safety_mode_name(ev->decision.mode);
@@ -86,8 +86,7 @@ static void log_packs(struct observer_log *o, const struct observer_evaluation *
 		{ "BMSBRIDGE_PACK_COUNT", count },
 	};
 
-	if (o->packs_online == bs->packs_online ||
-	    (o->packs_online < 0 && bs->packs_online == 0)) {
+	if (o->packs_online == bs->packs_online || (o->packs_online < 0 && bs->packs_online == 0)) {
 		o->packs_online = bs->packs_online;
 		return;
 	}
@@ -137,7 +136,8 @@ static void log_port(const struct observer_link_event *ev)
 
 	/* the ports log their own warnings, with their details: this is the record */
 	log_struct(LOG_INFO, LOG_MSGID_PORT, f, ARRAY_SIZE(f), "%s port %s",
-		   ev->link == OBSERVER_LINK_INPUT ? "BMS" : "Inverter", ev->up ? "open" : "closed");
+		   ev->link == OBSERVER_LINK_INPUT ? "BMS" : "Inverter",
+		   ev->up ? "open" : "closed");
 }
 
 static void log_link(struct observer *base, const struct observer_link_event *ev)
@@ -157,8 +157,8 @@ static void log_link(struct observer *base, const struct observer_link_event *ev
 	snprintf(silent, sizeof(silent), "%.1f",
 		 (double)(ev->now_usec - ev->last_heard_usec) / USEC_PER_SEC);
 	if (ev->up && ev->last_heard_usec == 0) {
-		log_struct(LOG_NOTICE, LOG_MSGID_INVERTER, f, ARRAY_SIZE(f), "Inverter present (%s)",
-			   ev->protocol);
+		log_struct(LOG_NOTICE, LOG_MSGID_INVERTER, f, ARRAY_SIZE(f),
+			   "Inverter present (%s)", ev->protocol);
 	} else if (ev->up) {
 		log_struct(LOG_NOTICE, LOG_MSGID_INVERTER, f, ARRAY_SIZE(f),
 			   "Inverter back after %s s of silence", silent);

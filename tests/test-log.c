@@ -104,12 +104,13 @@ static void test_field_names(void **state)
 	assert_true(log_field_name_valid("A1_2"));
 	assert_false(log_field_name_valid(NULL));
 	assert_false(log_field_name_valid(""));
-	assert_false(log_field_name_valid("_PID"));	       /* trusted fields are journald's */
+	assert_false(log_field_name_valid("_PID")); /* trusted fields are journald's */
 	assert_false(log_field_name_valid("1ST"));
 	assert_false(log_field_name_valid("bmsbridge_mode")); /* lower case */
 	assert_false(log_field_name_valid("BMS-MODE"));
 	assert_false(log_field_name_valid("BMS=MODE"));
-	assert_true(log_field_name_valid("A234567890123456789012345678901234567890123456789012345678901234"));
+	assert_true(log_field_name_valid(
+		"A234567890123456789012345678901234567890123456789012345678901234"));
 	/* 64 characters above, 65 below */
 	assert_false(log_field_name_valid(
 		"A234567890123456789012345678901234567890123456789012345678901234X"));
@@ -150,7 +151,8 @@ static void test_format_fields(void **state)
 
 static void structured(void)
 {
-	const struct log_field f[] = { { "BMSBRIDGE_LIMIT", "CCL" }, { "BMSBRIDGE_VALUE_MA", "0" } };
+	const struct log_field f[] = { { "BMSBRIDGE_LIMIT", "CCL" },
+				       { "BMSBRIDGE_VALUE_MA", "0" } };
 
 	log_struct(LOG_NOTICE, LOG_MSGID_LIMIT_CUT, f, 2, "CCL cut to %u mA", 0u);
 	log_warning("plain %d", 1);
