@@ -123,6 +123,12 @@ struct log_field {
 };
 
 /**
+ * log_set_journal_socket() - where the structured entries go under journald
+ * (NULL: /run/systemd/journal/socket). For the tests.
+ */
+void log_set_journal_socket(const char *path);
+
+/**
  * log_field_name_valid() - whether @name may be a journal field name
  * (journald: 1-64 of A-Z, 0-9 and '_', not starting with '_' or a digit).
  */

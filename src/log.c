@@ -26,6 +26,7 @@ static int max_level = LOG_INFO;
 static bool journal_prefix;
 static bool export_format; /* BMSBRIDGE_LOG_EXPORT=1: entries in export format */
 static int journal_fd = -1;
+static char journal_socket[sizeof(((struct sockaddr_un *)0)->sun_path)] = JOURNAL_SOCKET;
 static char debug_modules[256];
 
 static bool stderr_is_journal(void)
@@ -107,6 +108,11 @@ static const char *level_word(int level)
 	}
 }
 
+void log_set_journal_socket(const char *path)
+{
+	snprintf(journal_socket, sizeof(journal_socket), "%s", path ? path : JOURNAL_SOCKET);
+}
+
 bool log_field_name_valid(const char *name)
 {
 	size_t n;
@@ -185,7 +191,9 @@ int log_format_fields(char *buf, size_t n, int level, const char *message_id,
 /* one datagram to journald; -errno if it did not take it */
 static int journal_send(const char *entry, size_t len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = JOURNAL_SOCKET };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memcpy(sa.sun_path, journal_socket, sizeof(sa.sun_path));
 
 	if (journal_fd < 0) {
 		journal_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define LOG_MODULE "test"
@@ -185,6 +188,73 @@ static void test_export_format(void **state)
 	free(out);
 }
 
+/*
+ * Under journald (JOURNAL_STREAM names stderr): a structured entry is one
+ * datagram in the native protocol to the journal's socket, a plain line
+ * stays on stderr with its <N> prefix, and with no socket the structured
+ * one falls back to the <N> line.
+ */
+static void test_journal_native(void **state)
+{
+	char dir[] = "/tmp/bmsbridge-log-XXXXXX", path[64], env[64], buf[1024], *out;
+	const struct log_field f[] = { { "BMSBRIDGE_MODE", "zero" } };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	FILE *tmp = tmpfile();
+	struct stat st;
+	int saved, sock;
+	ssize_t n;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/socket", dir);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(sock >= 0);
+	assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	log_set_journal_socket(path);
+
+	/* stderr is "the journal": a file whose device and inode JOURNAL_STREAM names */
+	assert_non_null(tmp);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fileno(tmp), 2);
+	assert_int_equal(fstat(2, &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	log_setup(LOG_INFO);
+	log_struct(LOG_WARNING, LOG_MSGID_SAFETY_MODE, f, 1, "Safety: normal -> zero");
+	log_notice("plain");
+	log_set_journal_socket("/nonexistent/socket");
+	log_struct(LOG_WARNING, LOG_MSGID_SAFETY_MODE, f, 1, "no journal");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	unsetenv("JOURNAL_STREAM");
+	log_set_journal_socket(NULL);
+	log_setup(LOG_INFO);
+
+	n = recv(sock, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_string_equal(buf, "MESSAGE=Safety: normal -> zero\n"
+				 "PRIORITY=4\n"
+				 "MESSAGE_ID=" LOG_MSGID_SAFETY_MODE "\n"
+				 "SYSLOG_IDENTIFIER=bmsbridged\n"
+				 "BMSBRIDGE_MODE=zero\n");
+	/* nothing more: the plain line and the fallback went to stderr */
+	assert_true(recv(sock, buf, sizeof(buf), MSG_DONTWAIT) < 0);
+	rewind(tmp);
+	out = calloc(1, 256);
+	assert_non_null(out);
+	n = (ssize_t)fread(out, 1, 255, tmp);
+	assert_string_equal(out, "<5>plain\n<4>no journal\n");
+	free(out);
+	fclose(tmp);
+	close(sock);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_field_names),
 		cmocka_unit_test(test_format_fields),
 		cmocka_unit_test(test_export_format),
+		cmocka_unit_test(test_journal_native),
 	};
 
 	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
