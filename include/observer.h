@@ -146,12 +146,20 @@ void bridge_observer_remove(struct bridge *br, struct observer *o);
 
 /* The first two users (src/observer_log.c, src/observer_status.c). */
 
-/* The log: safety transitions, DVL >= CVL conflicts, rejected values, the inverter coming and going. */
+/*
+ * The log: safety transitions, limit cuts, DVL >= CVL conflicts, rejected
+ * values, packs online, the ports and the inverter coming and going; each
+ * event kind with its MESSAGE_ID and BMSBRIDGE_* fields (log.h).
+ */
 struct observer_log {
 	struct observer base;
 	uint64_t rejected_seen;	      /* safety's rejected count already logged */
 	bool conflict_logged;	      /* the conflict already said */
 	struct ratelimit rejected_rl; /* "implausible value rejected" lines */
+	bool have_limits;	      /* the limits below are from an earlier evaluation */
+	uint32_t ccl_ma, dcl_ma;      /* the bank's limits at the last evaluation */
+	struct ratelimit cut_rl;      /* "limit cut" lines (a taper cuts at every step) */
+	int packs_online;	      /* the bank's packs_online at the last evaluation, -1: none */
 };
 
 void observer_log_init(struct observer_log *o);

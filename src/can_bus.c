@@ -90,6 +90,12 @@
 #define CAN_BUS_STATE_LOG_USEC (10 * USEC_PER_SEC)
 #define CAN_BUS_STATE_LOG_BURST 4
 
+/* the wiring hint of a bus in trouble (bmsbridge-troubleshooting(7), "CAN wiring") */
+#define CAN_WIRING_HINT                                                                       \
+	"check termination (120 ohm at both ends: 60 ohm between CAN-H and CAN-L, power "     \
+	"off), the bit rate (500 kbit/s), a crossed or wrong cable (CAN-H/CAN-L on the RJ45 " \
+	"pins of the device's manual; Victron: pins 7 and 8)"
+
 struct can_bus_pending {
 	struct can_frame frame;
 	uint64_t queued_usec;
@@ -130,6 +136,7 @@ struct can_bus {
 	/* the kernel's own queue (qdisc, controller): frames written, not yet sent */
 	uint64_t kq_empty_usec;	/* last seen empty */
 	bool kq_stuck;		/* not empty for longer than the age limit */
+	bool bus_fault_said;	/* can-bus-error raised, not yet cleared (error-passive / bus-off) */
 	uint64_t quiet_until_usec; /* our own flush (down/up): not logged as an outage */
 
 	/* state-change logging: a window, its budget, what went unsaid */
@@ -228,21 +235,46 @@ static void set_state(struct can_bus *bus, enum can_bus_state state, const char 
 	if (state == CAN_BUS_OFF) {
 		bus->stats.bus_off++;
 		if (say && state_log_allowed(bus)) {
-			log_warning("%s: bus-off: %s; %s", bus->ifname, why,
-				    bus->manage_link
-					    ? "restarting the controller"
-					    : "the link is managed elsewhere: set its restart-ms "
-					      "(or manage_link = true)");
+			const char *act = bus->manage_link
+						  ? "restarting the controller"
+						  : "the link is managed elsewhere: set its restart-ms "
+						    "(or manage_link = true)";
+
+			/* the first of an episode with its hint and fields, then plain */
+			if (!bus->bus_fault_said) {
+				log_fault("can-bus-error", CAN_WIRING_HINT, "%s: bus-off: %s; %s",
+					  bus->ifname, why, act);
+			} else {
+				log_warning("%s: bus-off: %s; %s", bus->ifname, why, act);
+			}
 		}
+		bus->bus_fault_said = true;
 		bus->window_bus_off++;
 		/* nothing parked goes out after the bus comes back: it is old by then */
 		drop_pending(bus, &bus->stats.tx_dropped, "the bus is off");
 		/* watch the controller (restart with manage_link, its state otherwise) */
 		schedule(bus, 100 * USEC_PER_MSEC);
 	} else if (from == CAN_BUS_OFF || from == CAN_BUS_PASSIVE) {
+		bool clear = bus->bus_fault_said && state != CAN_BUS_PASSIVE;
+
+		if (clear) {
+			bus->bus_fault_said = false;
+		}
 		if (state_log_allowed(bus)) {
-			log_notice("%s: bus %s again (%s)", bus->ifname, can_bus_state_name(state),
-				   why);
+			if (clear) {
+				log_fault_cleared("can-bus-error", "%s: bus %s again (%s)",
+						  bus->ifname, can_bus_state_name(state), why);
+			} else {
+				log_notice("%s: bus %s again (%s)", bus->ifname,
+					   can_bus_state_name(state), why);
+			}
+		}
+	} else if (say && state == CAN_BUS_PASSIVE && !bus->bus_fault_said) {
+		/* error-passive: our frames are not acknowledged, or the bus is noisy */
+		bus->bus_fault_said = true;
+		if (state_log_allowed(bus)) {
+			log_fault("can-bus-error", CAN_WIRING_HINT, "%s: bus %s: %s", bus->ifname,
+				  can_bus_state_name(state), why);
 		}
 	} else if (say && state_log_allowed(bus)) {
 		log_warning("%s: bus %s: %s", bus->ifname, can_bus_state_name(state), why);
@@ -850,7 +882,8 @@ static bool kernel_queue_stuck(struct can_bus *bus, uint64_t now)
 	if (q <= 0) {
 		bus->kq_empty_usec = now;
 		if (bus->kq_stuck && q == 0) {
-			log_notice("%s: the kernel's queue moves again", bus->ifname);
+			log_fault_cleared("can-no-ack", "%s: the kernel's queue moves again",
+					  bus->ifname);
 		}
 		bus->kq_stuck = false;
 		return false;
@@ -866,10 +899,12 @@ static bool kernel_queue_stuck(struct can_bus *bus, uint64_t now)
 		return true;
 	}
 	if (!bus->kq_stuck) {
-		log_warning("%s: the kernel has held our frames for more than %.1f s (nobody "
-			    "acknowledges?): writing nothing more until it moves; what it holds "
-			    "goes out late when it does (manage_link = true lets the daemon flush it)",
-			    bus->ifname, (double)bus->pending_max_age_usec / USEC_PER_SEC);
+		log_fault("can-no-ack",
+			  "is the other end on and set to CAN at 500 kbit/s? " CAN_WIRING_HINT,
+			  "%s: the kernel has held our frames for more than %.1f s (nobody "
+			  "acknowledges?): writing nothing more until it moves; what it holds "
+			  "goes out late when it does (manage_link = true lets the daemon flush it)",
+			  bus->ifname, (double)bus->pending_max_age_usec / USEC_PER_SEC);
 		bus->kq_stuck = true;
 	}
 	return true;

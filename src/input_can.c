@@ -7,6 +7,10 @@
  * runs the bridge (safety layer, urgent frames). A BMS that talks to an
  * inverter expects to hear one: ->keepalive() frames (Pylontech 0x305)
  * go out every keepalive_period_usec while the port is open.
+ *
+ * A BMS never heard BMS_CAN_NEVER_HEARD_USEC after the port opened is a
+ * comm-loss cause of its own (bmsbridge-troubleshooting(7)): said once,
+ * with its hint, and cleared by the first good frame.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,11 +24,16 @@
 #include "log.h"
 #include "macro.h"
 
+#define BMS_CAN_NEVER_HEARD_USEC (10 * USEC_PER_SEC)
+
 struct can_input {
 	struct input base; /* ops, ctx */
 	struct can_bus *bus;
 	sd_event_source *keepalive;
+	sd_event_source *never_heard; /* one-shot, armed when the port opens */
 	uint64_t bad_frames;
+	uint64_t good_frames; /* decoded since the port last opened */
+	bool never_said;      /* bms-never-heard raised, not yet cleared */
 	struct ratelimit bad_rl;
 };
 
@@ -43,9 +52,51 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 			      (unsigned long long)in->bad_frames);
 		return;
 	}
+	if (in->good_frames++ == 0 && in->never_said) {
+		in->never_said = false;
+		log_fault_cleared("bms-never-heard", "BMS heard on %s: frame 0x%03x",
+				  ctx->cfg->port, (unsigned)(f->can_id & CAN_EFF_MASK));
+	}
 	if (r > 0) {
 		input_updated(ctx);
 	}
+}
+
+static int on_never_heard(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct can_input *in = userdata;
+	const struct input_ctx *ctx = in->base.ctx;
+
+	if (in->good_frames > 0 || in->never_said || !can_bus_is_open(in->bus)) {
+		return 0;
+	}
+	in->never_said = true;
+	log_fault(
+		"bms-never-heard",
+		"check the BMS's CAN setting (protocol Pylontech / inverter CAN on), the bit rate "
+		"(500 kbit/s on both), and the wiring: CAN-H/CAN-L, termination, the cable's "
+		"pinout",
+		"No frame from the BMS on %s in %.0f s (%s, %llu malformed)", ctx->cfg->port,
+		(double)BMS_CAN_NEVER_HEARD_USEC / USEC_PER_SEC, ctx->driver->name,
+		(unsigned long long)in->bad_frames);
+	return 0;
+}
+
+/* (re)start the never-heard clock: the port just opened */
+static void arm_never_heard(struct can_input *in)
+{
+	in->good_frames = 0;
+	if (!in->never_heard) {
+		if (sd_event_add_time_relative(in->base.ctx->event, &in->never_heard,
+					       CLOCK_MONOTONIC, BMS_CAN_NEVER_HEARD_USEC,
+					       100 * USEC_PER_MSEC, on_never_heard, in) < 0) {
+			return; /* only a log line is lost */
+		}
+		sd_event_source_set_description(in->never_heard, "bms-never-heard");
+		return;
+	}
+	sd_event_source_set_time_relative(in->never_heard, BMS_CAN_NEVER_HEARD_USEC);
+	sd_event_source_set_enabled(in->never_heard, SD_EVENT_ONESHOT);
 }
 
 static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
@@ -72,6 +123,7 @@ static void on_state(struct can_bus *bus, bool open, void *userdata)
 
 	in->base.ctx->open = open;
 	if (open) {
+		arm_never_heard(in);
 		input_port_changed(in->base.ctx);
 	}
 }
@@ -84,6 +136,7 @@ static struct input *bms_can_free(struct input *base)
 		return NULL;
 	}
 	sd_event_source_disable_unref(in->keepalive);
+	sd_event_source_disable_unref(in->never_heard);
 	can_bus_free(in->bus);
 	in->base.ctx->open = false;
 	free(in);
@@ -127,6 +180,9 @@ static int bms_can_open(struct input_ctx *ctx, struct input **ret)
 			return log_error_errno(r, "keep-alive timer: %s", strerror(-r));
 		}
 		sd_event_source_set_enabled(in->keepalive, SD_EVENT_ON);
+	}
+	if (can_bus_is_open(in->bus)) {
+		arm_never_heard(in);
 	}
 	in->base.ops = &input_can_ops;
 	*ret = &in->base;

@@ -48,6 +48,7 @@
 #define RS485_CHKSUM_IN_A_ROW 3
 #define RS485_STUCK_AFTER 3 /* error answers in a row, none normal */
 #define RS485_STUCK_EVERY_USEC (600 * USEC_PER_SEC)
+#define RS485_OTHER_ADR_AFTER 3 /* polls for another address, none for us, before we say so */
 
 struct rs485_output {
 	struct output base; /* ops, ctx */
@@ -90,6 +91,14 @@ struct rs485_output {
 	unsigned noise;		/* noise events since the last good poll */
 	struct ratelimit baud_rl;
 	struct ratelimit tx_rl;
+
+	/* comm-loss causes said once, with a notice when they clear (bmsbridge-troubleshooting(7)) */
+	bool noise_said;     /* rs485-framing */
+	bool other_adr_said; /* rs485-other-address */
+	bool never_said;     /* inverter-silent: no poll since the port opened */
+	uint64_t other_adr_in_row; /* polls for other addresses since the last one for us */
+	uint8_t other_adr_last;	   /* the address they were for */
+	uint64_t open_usec;	   /* when the port last opened */
 };
 
 /* a name for the log: what the inverter asked for */
@@ -242,12 +251,52 @@ static void noise_event(struct rs485_output *out, uint64_t now)
 	if (out->noise < RS485_NOISE_THRESHOLD && out->chksum_in_row < RS485_CHKSUM_IN_A_ROW) {
 		return;
 	}
-	log_ratelimit(&out->baud_rl, now, LOG_WARNING,
-		      "Framing noise on %s (%llu bytes with the high bit set, %llu outside frames, "
-		      "%u checksum errors in a row) at %u baud: check baud rate: 9600 or 19200",
-		      serial_path(out->port), (unsigned long long)out->high_bit,
-		      (unsigned long long)out->outside, out->chksum_in_row, out->baud);
+	/* the first time always (and a notice when it clears), then rate-limited */
+	if (ratelimit_below(&out->baud_rl, now) || !out->noise_said) {
+		log_fault("rs485-framing",
+			  "check baud rate: 9600 or 19200 (the inverter's setting and baud = in "
+			  "bmsbridge.conf), and A/B",
+			  "Framing noise on %s (%llu bytes with the high bit set, %llu outside frames, "
+			  "%u checksum errors in a row) at %u baud",
+			  serial_path(out->port), (unsigned long long)out->high_bit,
+			  (unsigned long long)out->outside, out->chksum_in_row, out->baud);
+		out->noise_said = true;
+	}
 	out->noise = 0;
+}
+
+/*
+ * Polls for another address and none for us: a Voltronic / PIP inverter
+ * asks for pack #1 at the address its DIP switch / setting says, and a
+ * master battery set to another one is never asked. Said once (a valid
+ * poll for us clears it); a bank of real packs beside us is fine as long
+ * as we are polled too.
+ */
+static void other_adr_check(struct rs485_output *out)
+{
+	uint8_t ours = pylon_rs485_adr(&out->base.ctx->cfg->options);
+	char hint[160];
+
+	if (out->other_adr_said || out->polling || out->other_adr_in_row < RS485_OTHER_ADR_AFTER) {
+		return;
+	}
+	/* rs485_address is the pack number: ADR = rs485_address + 1 (bmsbridge-rs485(7)) */
+	if (out->other_adr_last >= 2 && out->other_adr_last <= 0x10) {
+		snprintf(hint, sizeof(hint),
+			 "set rs485_address = %u in bmsbridge.conf (answers ADR 0x%02X), or the "
+			 "inverter's battery address (DIP switch / setting) to pack #1",
+			 out->other_adr_last - 1u, out->other_adr_last);
+	} else {
+		snprintf(hint, sizeof(hint),
+			 "set the inverter's battery address (DIP switch / setting) to pack #1 "
+			 "(ADR 0x%02X)",
+			 ours);
+	}
+	log_fault("rs485-other-address", hint,
+		  "Inverter polls ADR 0x%02X (%llu polls), we answer as ADR 0x%02X and none came "
+		  "for us",
+		  out->other_adr_last, (unsigned long long)out->other_adr_in_row, ours);
+	out->other_adr_said = true;
 }
 
 /*
@@ -290,18 +339,32 @@ static void handle_request(struct rs485_output *out, const uint8_t *req, size_t 
 		out->chksum_in_row = 0;
 		out->noise = 0;
 		out->adr_count[h.adr]++;
+		if (out->noise_said) {
+			out->noise_said = false;
+			log_fault_cleared("rs485-framing", "RS485 framing clean again at %u baud: a "
+					  "valid request for ADR 0x%02X", out->baud, h.adr);
+		}
 	}
 
 	for_us = pylon_rs485_addressed(&h, pylon_rs485_adr(opt));
 	if (!for_us) {
 		if (h.chksum_ok) {
 			out->other_adr++;
+			out->other_adr_in_row++;
+			out->other_adr_last = h.adr;
 			log_debug("poll for ADR 0x%02X CID1 0x%02X (not ours), CID2 0x%02X: silent",
 				  h.adr, h.cid1, h.cid2);
+			other_adr_check(out);
 		}
 		return;
 	}
 	if (h.chksum_ok && h.length_ok) {
+		out->other_adr_in_row = 0;
+		if (out->other_adr_said) {
+			out->other_adr_said = false;
+			log_fault_cleared("rs485-other-address",
+					  "Inverter polls our address ADR 0x%02X now", h.adr);
+		}
 		out->polls++;
 		out->cid2_count[h.cid2]++;
 		out->last_poll_usec = now;
@@ -311,6 +374,12 @@ static void handle_request(struct rs485_output *out, const uint8_t *req, size_t 
 			out->next_summary_usec = now + RS485_SUMMARY_FIRST_USEC;
 			log_info("Inverter polls started: ADR 0x%02X, CID2 0x%02X (%s), VER 0x%02X",
 				 h.adr, h.cid2, cid2_name(h.cid2), h.ver);
+			if (out->never_said) {
+				out->never_said = false;
+				log_fault_cleared("inverter-silent",
+						  "Inverter polls heard on %s at %u baud",
+						  serial_path(out->port), out->baud);
+			}
 		}
 		ctx->up->heard(ctx, now);
 		log_debug("poll ADR 0x%02X CID2 0x%02X (%s)", h.adr, h.cid2, cid2_name(h.cid2));
@@ -401,6 +470,7 @@ static void on_state(struct serial *s, bool open, void *userdata)
 	out->rx_len = 0;
 	out->base.ctx->open = open;
 	if (open) {
+		out->open_usec = output_now(out->base.ctx);
 		output_port_changed(out->base.ctx);
 	}
 }
@@ -413,14 +483,28 @@ static int on_watch(sd_event_source *es, uint64_t usec, void *userdata)
 
 	if (out->polling && now - out->last_poll_usec > out->base.ctx->inverter_timeout_usec) {
 		out->polling = false;
-		log_warning("Inverter polls stopped: none for %.1f s (%llu polls in %.0f s)",
-			    (double)(now - out->last_poll_usec) / USEC_PER_SEC,
-			    (unsigned long long)out->polls,
-			    (double)(out->last_poll_usec - out->first_poll_usec) / USEC_PER_SEC);
+		log_fault("inverter-silent", "check the inverter is on and the RS485 cable",
+			  "Inverter polls stopped: none for %.1f s (%llu polls in %.0f s)",
+			  (double)(now - out->last_poll_usec) / USEC_PER_SEC,
+			  (unsigned long long)out->polls,
+			  (double)(out->last_poll_usec - out->first_poll_usec) / USEC_PER_SEC);
 		log_summary(out);
 	} else if (out->polling && now >= out->next_summary_usec) {
 		log_summary(out);
 		out->next_summary_usec = now + RS485_SUMMARY_EVERY_USEC;
+	} else if (!out->polling && out->polls == 0 && !out->never_said && out->open_usec &&
+		   out->base.ctx->open &&
+		   now - out->open_usec > out->base.ctx->inverter_timeout_usec) {
+		/* never polled since the port opened: not the same as polls that stopped */
+		out->never_said = true;
+		log_fault("inverter-silent",
+			  out->other_adr || out->malformed
+				  ? "see the warnings above (address, baud)"
+				  : "nothing at all on the line: check A/B (swap them), GND, the "
+				    "inverter's battery type (PYL / Pylontech) and that it polls",
+			  "No inverter poll for ADR 0x%02X on %s in %.0f s at %u baud",
+			  pylon_rs485_adr(&out->base.ctx->cfg->options), serial_path(out->port),
+			  (double)(now - out->open_usec) / USEC_PER_SEC, out->baud);
 	}
 	return sd_event_source_set_time(es, usec + RS485_WATCH_USEC);
 }
@@ -483,6 +567,9 @@ static int rs485_open(struct output_ctx *ctx, struct output **ret)
 	log_info("Answering %s polls as ADR 0x%02X on %s at %u baud", ctx->proto->name,
 		 pylon_rs485_adr(&ctx->cfg->options), sc.path, sc.baud);
 	ctx->open = serial_is_open(out->port);
+	if (ctx->open && !out->open_usec) {
+		out->open_usec = output_now(ctx);
+	}
 	out->base.ops = &output_rs485_ops;
 	*ret = &out->base;
 	return 0;

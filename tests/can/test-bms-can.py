@@ -11,7 +11,9 @@ the real bmsbridged between it and a python-can inverter on vcan0:
   0.1 A; 0x355 SOC u16 %), and the BMS's limits capped by the user caps;
 - a cangen flood of foreign frames on the BMS bus: nothing crashes, the
   values still flow, nothing that matters is lost;
-- the BMS goes silent: the inverter gets CCL = DCL = 0 (comm_loss zero).
+- the BMS goes silent: the inverter gets CCL = DCL = 0 (comm_loss zero);
+- a BMS not heard in the first 10 s is one warning with its hint (the
+  BMS's CAN setting, bit rate, wiring), and its first frame one notice.
 
 Usage: test-bms-can.py BUILD_DIR (vcan0, vcan1 up). TAP.
 """
@@ -69,8 +71,19 @@ def main():
         dm = Daemon('bms: { driver = "pylontech-can"; port = "vcan1"; };\n'
                     'inverter: { protocol = "pylontech"; port = "vcan0"; };\n'
                     'safety: { comm_loss = "zero"; stale_timeout_ms = 3000; };\n', tmp, "bmscan")
-        bms = Bms(bms_peer)
+        bms = None
         try:
+            never = dm.wait_log("No frame from the BMS on vcan1 in 10 s", 14)
+            check("a BMS never heard: one warning after 10 s, with its hint",
+                  never and "warning:" in never and "bit rate" in never and "CAN-H" in never,
+                  dm.log()[-5:])
+            bms = Bms(bms_peer)
+            heard = dm.wait_log("BMS heard on vcan1", 5)
+            check("its first frame clears it with a notice",
+                  heard and "warning" not in heard, dm.log()[-5:])
+            check("said once each way",
+                  sum("No frame from the BMS" in l for l in dm.log()) == 1 and
+                  sum("BMS heard on" in l for l in dm.log()) == 1, dm.log()[-8:])
             ka = wait_for(lambda: bms_peer.frames(0x305), 5)
             check("the BMS hears the inverter keep-alive 0x305 from the daemon", ka)
             f356 = wait_for(lambda: inv.frames(0x356), 10)
@@ -112,7 +125,8 @@ def main():
             check("BMS silent: CCL = DCL = 0 within stale_timeout (%.1f s)"
                   % (time.monotonic() - t_stop), zero, dm.log()[-5:])
         finally:
-            bms.stop()
+            if bms:
+                bms.stop()
             dm.stop()
             bms_peer.close()
             inv.close()

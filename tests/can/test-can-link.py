@@ -159,6 +159,8 @@ def test_error_frames(tmp):
         inv.send(0x40, bytes(8), error=True)
         off = dm.wait_log("vcan0: bus-off", 3, mark)
         check("an error frame saying bus-off is reported", off, dm.log(mark))
+        check("with the wiring hint: termination, crossed cable, Victron pins 7 and 8",
+              off and "120 ohm" in off and "crossed" in off and "pins 7 and 8" in off, off)
         inv.send(0x100, bytes(8), error=True)
         back = dm.wait_log("bus error-active again", 3, mark)
         check("the controller's restart is reported", back, dm.log(mark))
@@ -166,6 +168,8 @@ def test_error_frames(tmp):
         inv.send(0x04, bytes([0, 0x10, 0, 0, 0, 0, 0, 130]), error=True)
         passive = dm.wait_log("error-passive.*rx errors 130", 3, mark)
         check("error passive with the error counters", passive, dm.log(mark))
+        check("error passive after a recovery: a new episode, with the wiring hint",
+              passive and "pins 7 and 8" in passive, passive)
         t0 = time.monotonic()
         check("the daemon keeps sending through bus errors",
               wait_for(lambda: inv.frames(0x351, since=t0), 3) and dm.alive())

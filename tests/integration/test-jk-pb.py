@@ -345,12 +345,19 @@ def main():
             mark = len(dm.log())
             smark = len(dm.status())
             time.sleep(25)
-            lines = [x for x in dm.log()[mark:] if "Status:" not in x and "Safety:" not in x]
+            # the bridge's own lines (the log observer: packs online, limit cuts) apart
+            every = dm.log()[mark:]
+            bridge = [x for x in every if "BMS packs online:" in x or " cut " in x]
+            lines = [x for x in every if "Status:" not in x and "Safety:" not in x and
+                     x not in bridge]
             status = dm.status()[smark:]
             print("# a silent pack, 25 s: %d lines of the Modbus input" % len(lines))
             check("a silent pack: its silence said once, not per exchange (%d lines in 25 s)"
                   % len(lines), ok and 1 <= len(lines) <= 4 and
                   any("Pack 2 (address 2) not answering" in x for x in lines), "\n".join(lines))
+            check("a silent pack: the bank's packs online said once, as 1 of 2",
+                  sum("BMS packs online:" in x for x in bridge) == 1 and
+                  any("BMS packs online: 1 of 2" in x for x in bridge), "\n".join(bridge))
             check("a silent pack: STATUS names it with its time and rounds",
                   status and re.search(r"@2 silent \d+ s/\d+ rounds", status[-1]),
                   "\n".join(status))

@@ -48,7 +48,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
-from tap import check, results, wait_for  # noqa: E402,F401
+from tap import check, journal_entries, results, wait_for  # noqa: E402,F401
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
 DAEMON = os.environ.get("BMSBRIDGED", os.path.join(BUILD, "bmsbridged"))
@@ -213,10 +213,13 @@ class Notify:
         self.sock.close()
 
 
-def start_daemon(conf, log, notify=None):
+def start_daemon(conf, log, notify=None, export=False):
     env = dict(os.environ)
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
+    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+              "BMSBRIDGE_LOG_EXPORT"):
         env.pop(k, None)
+    if export:
+        env["BMSBRIDGE_LOG_EXPORT"] = "1"
     if notify:
         env["NOTIFY_SOCKET"] = notify.path
     return subprocess.Popen([DAEMON, "-c", conf, "-v"], stdout=subprocess.DEVNULL,
@@ -576,6 +579,85 @@ def run_baud(tmp, baud, test_reconnect):
               "port lost" in text and text.count("open at %d baud" % baud) >= 2, text[-2000:])
 
 
+# MESSAGE_IDs of include/log.h (and systemd/bmsbridge.catalog)
+MSGID_FAULT = "087dabcbfd614feba2304b3f3f1e832c"
+MSGID_FAULT_CLEARED = "46687110f4614d28abe6966844079ce1"
+MSGID_INVERTER = "448d1ae2ed884906910044c12518ca42"
+MSGID_PORT = "b2dea24caa84471297a78d4b25799793"
+
+
+def run_faults(tmp):
+    """Each RS485 comm-loss cause said once, as a structured warning with its
+    hint, and a notice when it clears: read from the journal export format
+    the daemon writes to stderr under BMSBRIDGE_LOG_EXPORT=1."""
+    tag = "faults"
+    pty = Pty(tmp)
+    if not pty.start():
+        check("%s: socat made the pty pair" % tag, False)
+        return
+    log_path = os.path.join(tmp, "daemon-faults.log")
+    log = open(log_path, "w")
+    proc = start_daemon(write_config(tmp, pty.bat, 9600), log, export=True)
+    port = None
+
+    def faults(msgid, name):
+        return [e for e in journal_entries(open(log_path).read())
+                if e.get("MESSAGE_ID") == msgid and e.get("BMSBRIDGE_FAULT") == name]
+
+    try:
+        port = serial.Serial(pty.inv, 9600, timeout=0.5)
+        # nothing on the line for longer than inverter_timeout_s = 3
+        e = wait_for(lambda: faults(MSGID_FAULT, "inverter-silent"), 8)
+        check("%s: never polled -> one inverter-silent warning with a hint" % tag,
+              len(e) == 1 and e[0]["PRIORITY"] == "4" and "A/B" in e[0]["BMSBRIDGE_HINT"]
+              and "No inverter poll for ADR 0x02" in e[0]["MESSAGE"],
+              open(log_path).read()[-1500:])
+        # a Voltronic set to another address: polls for ADR 0x05 only
+        for _ in range(5):
+            port.write(request(0x05, 0x42, b"05"))
+            time.sleep(0.1)
+        e = wait_for(lambda: faults(MSGID_FAULT, "rs485-other-address"), 3)
+        check("%s: polls for ADR 0x05 -> one warning naming rs485_address = 4" % tag,
+              len(e) == 1 and "rs485_address = 4 " in e[0].get("BMSBRIDGE_HINT", "")
+              and "DIP switch" in e[0]["BMSBRIDGE_HINT"], open(log_path).read()[-1500:])
+        # the wrong baud rate: bytes with the high bit set
+        port.write(b"\xf0\x8f" * 20)
+        e = wait_for(lambda: faults(MSGID_FAULT, "rs485-framing"), 3)
+        check("%s: framing noise -> one rs485-framing warning: 9600 or 19200" % tag,
+              len(e) == 1 and "9600 or 19200" in e[0]["MESSAGE"],
+              open(log_path).read()[-1500:])
+        port.write(b"\xf0\x8f" * 20)
+        time.sleep(0.3)
+        check("%s: more noise at once: still one warning" % tag,
+              len(faults(MSGID_FAULT, "rs485-framing")) == 1)
+        f = wait_answer(port, request(0x02, 0x42, b"02"), 10)
+        check("%s: a poll for us is answered" % tag, f is not None)
+        for name in ("inverter-silent", "rs485-other-address", "rs485-framing"):
+            e = wait_for(lambda: faults(MSGID_FAULT_CLEARED, name), 3)
+            check("%s: %s cleared once, as a notice" % (tag, name),
+                  len(e) == 1 and e[0]["PRIORITY"] == "5", open(log_path).read()[-1500:])
+        entries = journal_entries(open(log_path).read())
+        inv = [e for e in entries if e.get("MESSAGE_ID") == MSGID_INVERTER]
+        check("%s: inverter present, with MESSAGE_ID and BMSBRIDGE_PRESENT=1" % tag,
+              len(inv) == 1 and inv[0].get("BMSBRIDGE_PRESENT") == "1"
+              and inv[0].get("BMSBRIDGE_PROTOCOL") == "pylontech-rs485", inv)
+        ports = [e for e in entries if e.get("MESSAGE_ID") == MSGID_PORT
+                 and e.get("BMSBRIDGE_LINK") == "inverter"]
+        check("%s: the inverter port's opening is a structured entry" % tag,
+              len(ports) >= 1 and ports[0].get("BMSBRIDGE_UP") == "1", ports)
+        check("%s: every entry has MESSAGE, PRIORITY, SYSLOG_IDENTIFIER" % tag,
+              entries and all("MESSAGE" in e and "PRIORITY" in e and
+                              e.get("SYSLOG_IDENTIFIER") == "bmsbridged" for e in entries),
+              [e for e in entries if "MESSAGE" not in e][:3])
+    finally:
+        if port:
+            port.close()
+        rc = stop_daemon(proc)
+        pty.stop()
+        log.close()
+    check("%s: clean exit on SIGTERM" % tag, rc == 0, open(log_path).read()[-2000:])
+
+
 def main():
     if not os.access(DAEMON, os.X_OK):
         fail_all("no daemon at " + DAEMON)
@@ -593,6 +675,7 @@ def main():
     try:
         run_baud(tmp, 9600, test_reconnect=True)
         run_baud(tmp, 19200, test_reconnect=False)
+        run_faults(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("1..%d" % len(results))

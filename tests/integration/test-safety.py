@@ -22,7 +22,10 @@ project's decoders.
   very next frames carry the new caps, not the held limits;
 - a daemon stopped for 5 s (SIGSTOP) sends one set when it runs again, not
   a burst of the periods it missed;
-- every transition is logged once, with its reason.
+- every transition is logged once, with its reason; in the "zero"
+  scenario read back as journal entries (BMSBRIDGE_LOG_EXPORT=1): the
+  MESSAGE_ID of a mode change with BMSBRIDGE_MODE/_REASON/_FAULT, the CCL
+  cut to 0 mA, the packs online.
 
 A daemon that cannot load the test's configuration, or a missing binary,
 is a failure, never a skip.
@@ -44,7 +47,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
-from tap import check, results, wait_for  # noqa: E402,F401
+from tap import check, journal_entries, results, wait_for  # noqa: E402,F401
 
 ARGS = [a for a in sys.argv[1:]]
 CAN_IFACE = None
@@ -94,12 +97,24 @@ class Server:
             self.p.kill()
 
 
+# MESSAGE_IDs of include/log.h (and systemd/bmsbridge.catalog)
+MSGID_SAFETY_MODE = "284a0c43bb624b0cabe0ad7a7407cb1d"
+MSGID_LIMIT_CUT = "ca18fa2e0b444e03bf022f45d01fb138"
+MSGID_PACK = "b7a819639d104649a105b8874f46a41a"
+
+
 class Daemon:
-    def __init__(self, conf):
+    def __init__(self, conf, export=False):
+        """@export: stderr in journal export format (BMSBRIDGE_LOG_EXPORT=1)"""
         self.lines = []
         self.lock = threading.Lock()
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        env.pop("BMSBRIDGE_LOG_EXPORT", None)
+        if export:
+            env["BMSBRIDGE_LOG_EXPORT"] = "1"
         self.p = subprocess.Popen([DAEMON, "-c", conf], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True, env=env)
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
 
@@ -111,6 +126,10 @@ class Daemon:
     def log(self):
         with self.lock:
             return list(self.lines)
+
+    def entries(self, msgid):
+        return [e for e in journal_entries("\n".join(self.log()) + "\n")
+                if e.get("MESSAGE_ID") == msgid]
 
     def transitions(self):
         return [l for l in self.log() if "Safety:" in l]
@@ -222,7 +241,7 @@ def scenario_zero(d):
         # the pack is unplugged at start: the daemon must send nothing
         srv.cmd("pack 1")
         srv.cmd("unplug 1")
-        dm = Daemon(write_conf(d, link, inv, "zero"))
+        dm = Daemon(write_conf(d, link, inv, "zero"), export=True)
         time.sleep(2.0)  # a while with no BMS: nothing may go out (a negative check)
         check("no BMS yet: nothing reaches the inverter", inv.frames() == [],
               "\n".join(dm.log()[-10:]))
@@ -247,6 +266,22 @@ def scenario_zero(d):
         check("normal -> zero logged once, with the silence",
               sum(1 for l in dm.transitions() if "normal -> zero" in l) == 1 and
               any("BMS silent" in l for l in dm.transitions()), "\n".join(dm.transitions()))
+        z = [e for e in dm.entries(MSGID_SAFETY_MODE) if e.get("BMSBRIDGE_MODE") == "zero"]
+        check("journal: normal -> zero has its MESSAGE_ID, mode, reason and fault",
+              len(z) == 1 and z[0].get("BMSBRIDGE_MODE_FROM") == "normal" and
+              z[0].get("PRIORITY") == "4" and "BMS silent" in z[0].get("BMSBRIDGE_REASON", "")
+              and z[0].get("BMSBRIDGE_FAULT") == "bms-silent", z)
+        cut = wait_for(lambda: [e for e in dm.entries(MSGID_LIMIT_CUT)
+                                if e.get("BMSBRIDGE_VALUE_MA") == "0"
+                                and e.get("BMSBRIDGE_MODE") == "zero"], 3)
+        check("journal: CCL and DCL cut to 0 mA, each a notice with the previous value",
+              cut and sorted(e["BMSBRIDGE_LIMIT"] for e in cut) == ["CCL", "DCL"] and
+              all(e["PRIORITY"] == "5" and int(e["BMSBRIDGE_PREVIOUS_MA"]) > 0 for e in cut),
+              dm.entries(MSGID_LIMIT_CUT))
+        packs = dm.entries(MSGID_PACK)
+        check("journal: the pack going offline is a warning, 0 of 1",
+              any(e.get("BMSBRIDGE_PACKS_ONLINE") == "0" and e.get("PRIORITY") == "4"
+                  for e in packs), packs)
         # frames keep going out in zero
         n = len(inv.frames())
         check("zero: frames keep going out",
@@ -264,6 +299,11 @@ def scenario_zero(d):
             last_zero = max(i for i, v in enumerate(ccls) if v == 0)
             return ccls[last_zero + 1:]
 
+        n_ = [e for e in dm.entries(MSGID_SAFETY_MODE) if e.get("BMSBRIDGE_MODE") == "normal"
+              and e.get("BMSBRIDGE_MODE_FROM") == "zero"]
+        check("journal: zero -> normal is a notice with no fault",
+              len(n_) == 1 and n_[0].get("PRIORITY") == "5" and "BMSBRIDGE_FAULT" not in n_[0],
+              n_)
         rising = wait_for(after_zero, 10)
         check("limits come back ramped (20 A/s), never in one jump",
               rising and rising[0] <= 20000 + 100, "CCL after recovery: %s" % rising[:5])

@@ -42,3 +42,21 @@ def wait_for(pred, timeout, step=0.05):
             return v
         time.sleep(step)
     return pred()
+
+
+def journal_entries(text):
+    """The daemon's stderr under BMSBRIDGE_LOG_EXPORT=1 (journal export
+    format: KEY=value lines, an empty line after each entry) as a list of
+    dicts. A line without '=' (a sanitizer report) is left out."""
+    entries, cur = [], {}
+    for line in text.split("\n"):
+        if line == "":
+            if cur:
+                entries.append(cur)
+            cur = {}
+        elif "=" in line:
+            k, v = line.split("=", 1)
+            cur[k] = v
+    if cur:
+        entries.append(cur)
+    return entries
