@@ -87,6 +87,7 @@
 #include "log.h"
 #include "macro.h"
 #include "jk_pb.h"
+#include "serial_engine.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
 #define MODBUS_DEFAULT_TIMEOUT_USEC (200 * USEC_PER_MSEC)
@@ -993,6 +994,9 @@ static struct input *modbus_input_free(struct input *base)
 	if (!in) {
 		return NULL;
 	}
+	if (base->ctx->driver->serial) {
+		return serial_engine_free(base);
+	}
 	in->poll = sd_event_source_disable_unref(in->poll);
 	in->timer = sd_event_source_disable_unref(in->timer);
 	in->io = sd_event_source_disable_unref(in->io);
@@ -1013,6 +1017,10 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 	unsigned first = 0;
 	int r;
 
+	/* every family but JK-PB: the generic exchange engine */
+	if (ctx->driver->serial) {
+		return serial_engine_open(ctx, ret);
+	}
 	if (!ctx->driver->decode_block) {
 		return log_error_errno(-EINVAL, "BMS driver %s decodes no Modbus blocks",
 				       ctx->driver->name);
@@ -1105,6 +1113,10 @@ static void modbus_input_status(struct input *base, char *buf, size_t n)
 	char extra[64] = "";
 	int k;
 
+	if (base->ctx->driver->serial) {
+		serial_engine_status(base, buf, n);
+		return;
+	}
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		online += in->packs[i].online;
 		if (in->packs[i].silent_since_usec) {
