@@ -74,6 +74,7 @@ struct engine_pack {
 	uint8_t addr;
 	bool online;
 	bool failed;		    /* this round: an exchange failed twice */
+	uint64_t round_usec;	    /* this round: its first request went out then */
 	uint64_t silent_since_usec; /* 0: answering (or never asked) */
 	uint64_t silent_rounds;
 	uint64_t reminded_usec;
@@ -177,6 +178,23 @@ static void end_round(struct serial_engine *en, uint64_t now)
 	}
 }
 
+/*
+ * A family that sends no limits (driver->no_limits): "no limit from this
+ * pack", dated by the round that read it, so that only the configured caps
+ * and the cell rules of the safety layer limit it.
+ */
+static void mark_no_limits(struct serial_engine *en, unsigned i, uint64_t usec)
+{
+	struct battery_pack *bp = &en->base.ctx->state->packs[i];
+
+	bp->charge_voltage_limit_mv = UINT32_MAX;
+	bp->discharge_voltage_limit_mv = 0;
+	bp->charge_current_limit_ma = UINT32_MAX;
+	bp->discharge_current_limit_ma = UINT32_MAX;
+	battery_pack_mark(bp, BATTERY_GROUP_LIMITS, usec);
+	input_updated(en->base.ctx);
+}
+
 /* the pack's round is over: say how it went, on to the next or end the round */
 static void pack_done(struct serial_engine *en, uint64_t now)
 {
@@ -185,9 +203,13 @@ static void pack_done(struct serial_engine *en, uint64_t now)
 	if (p->failed) {
 		pack_silent(en, en->pack, now);
 	} else {
+		if (en->base.ctx->driver->no_limits && p->round_usec) {
+			mark_no_limits(en, en->pack, p->round_usec);
+		}
 		pack_answered(en, en->pack, now);
 	}
 	p->failed = false;
+	p->round_usec = 0;
 	en->step = 0;
 	en->attempt = 0;
 	en->pack++;
@@ -310,6 +332,9 @@ static void send_request(struct serial_engine *en, uint64_t now)
 	}
 	en->exchanges++;
 	en->request_usec = now;
+	if (!p->round_usec) {
+		p->round_usec = now;
+	}
 	en->window_bytes = 0;
 	en->phase = ENGINE_WAIT;
 	arm_timer(en, now + en->timeout_usec);
