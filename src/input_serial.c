@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RS485 Modbus input (BMS_TRANSPORT_SERIAL): reads JK-PB packs on one
- * bus and feeds the driver's ->decode_block(). Two ways:
+ * The serial BMS input (BMS_TRANSPORT_SERIAL). A driver with ->serial
+ * (Pylontech RS485, Seplos V2/V3, Pace, JBD, Daly) is handed to the
+ * generic exchange engine, src/serial_engine.c, which uses no libmodbus.
+ * What follows is the JK-PB path (jk-pb-modbus, ->decode_block()), not
+ * moved onto that engine yet: its late-answer matching below (per pack and
+ * step FIFOs of send times, the probe) and its listen-only method are tied
+ * to the JK stream parser, and they are what its tests and benchmarks
+ * prove. libmodbus does for it what is said under "Model": open and
+ * configure the port and send each request with its CRC; nothing else.
+ * It reads JK-PB packs on one bus, two ways:
  *
  *   polling (read_method "trigger" or "registers"): we are the bus master
  *     and ask the packs at bms.addresses in turn;
