@@ -60,8 +60,8 @@
 #define REOPEN_AFTER 8 /* failed exchanges in a row, as the JK-PB path */
 #define REOPEN_DELAY_USEC (2 * USEC_PER_SEC)
 #define SILENT_REMIND_USEC (10 * 60 * USEC_PER_SEC)
-#define RX_MAX 4096	 /* twice the longest answer of any family, and some noise */
-#define REQUEST_MAX 64	 /* longest request of any family (Pylontech ~20 bytes) */
+#define RX_MAX 4096    /* twice the longest answer of any family, and some noise */
+#define REQUEST_MAX 64 /* longest request of any family (Pylontech ~20 bytes) */
 
 enum engine_phase {
 	ENGINE_CLOSED, /* port not open */
@@ -268,8 +268,9 @@ static void exchange_failed(struct serial_engine *en, uint64_t now, int err)
 	if (p->silent_since_usec && err == -ETIMEDOUT) {
 		log_debug("Pack address %u, step %u: still silent", p->addr, en->step);
 	} else {
-		log_ratelimit(&en->rl_fail, now, LOG_WARNING, "Pack address %u, step %u: %s (%zu bytes)%s",
-			      p->addr, en->step, strerror(-err), en->window_bytes,
+		log_ratelimit(&en->rl_fail, now, LOG_WARNING,
+			      "Pack address %u, step %u: %s (%zu bytes)%s", p->addr, en->step,
+			      strerror(-err), en->window_bytes,
 			      en->attempt == 0 ? ", retrying" : "");
 	}
 	if (++en->consecutive_failures >= REOPEN_AFTER) {
@@ -411,6 +412,8 @@ static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now
 		n -= k;
 		scan(en, now);
 	}
+	/* what came after the answer, in the same read, belongs to no request */
+	en->stray_bytes += n;
 }
 
 static void on_port(struct serial *s, bool open, void *userdata)
@@ -610,8 +613,7 @@ void serial_engine_status(struct input *base, char *buf, size_t n)
 			 silent > 1 ? " +more" : "");
 	}
 	k = snprintf(buf, n,
-		     "%s %u/%u packs%s%s, %" PRIu64 " answers/%" PRIu64 " timeouts/%" PRIu64
-		     " bad",
+		     "%s %u/%u packs%s%s, %" PRIu64 " answers/%" PRIu64 " timeouts/%" PRIu64 " bad",
 		     en->base.ctx->driver->name, online, en->n_packs,
 		     en->phase == ENGINE_CLOSED ? " (port closed)" : "", extra, answers, timeouts,
 		     bad);
