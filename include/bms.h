@@ -22,6 +22,7 @@
  * group they fill with battery_pack_mark(). A malformed input returns
  * -EBADMSG and leaves the state untouched.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -78,6 +79,15 @@ struct bms_driver {
 	 * the generic serial engine. NULL for drivers that do not use it yet.
 	 */
 	const struct bms_serial_ops *serial;
+	/*
+	 * SERIAL with ->serial: the family sends no charge or discharge
+	 * limits (Seplos V2, Pace, JBD, Daly, Seplos V3). After each pack's
+	 * complete round the engine marks its LIMITS group "no limit from
+	 * this pack" (CVL, CCL, DCL the largest value, DVL 0), dated by the
+	 * round's first request, so that the safety layer's configured caps
+	 * and its cell-based rules decide (as for a JK V1.0 pack without RCV).
+	 */
+	bool no_limits;
 };
 
 /*

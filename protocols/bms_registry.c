@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bms.h"
+#include "bms_serial.h"
 #include "macro.h"
 
 extern const struct bms_driver jk_pb_modbus_bms_driver;
@@ -12,13 +13,52 @@ extern const struct bms_driver pylontech_can_bms_driver;
 extern const struct bms_driver replay_bms_driver;
 extern const struct bms_driver sim_bms_driver;
 
-/* Keep sorted by name. */
+/*
+ * The polled serial families: their pure halves live in their own files
+ * (include/bms_serial.h), the generic exchange engine of src/ drives them.
+ * The address range is the ops' and the baud their .baud (each cited in
+ * its file; a unit test checks the two agree). Only Pylontech sends
+ * limits (0x92); the others say no_limits (see each file's header).
+ */
+#define SERIAL_DRIVER(n, desc, ops_, baud_, no_limits_)                                            \
+	{                                                                                          \
+		.name = (n), .description = (desc), .transport = BMS_TRANSPORT_SERIAL,             \
+		.baud = (baud_), .serial = &(ops_), .no_limits = (no_limits_),                     \
+	}
+
+static const struct bms_driver daly_bms_driver = SERIAL_DRIVER(
+	"daly", "Daly BMS on UART/RS485 (0xA5 frames, boards 1-15)", daly_serial, 9600, true);
+static const struct bms_driver jbd_bms_driver =
+	SERIAL_DRIVER("jbd", "JBD / LLT (Xiaoxiang, Overkill) on UART/RS485, one BMS per port",
+		      jbd_serial, 9600, true);
+static const struct bms_driver pace_bms_driver =
+	SERIAL_DRIVER("pace", "Pace BMS on RS485/RS232 (~...CR ASCII, switch address 0-15)",
+		      pace_serial, 9600, true);
+static const struct bms_driver pylontech_rs485_bms_driver = SERIAL_DRIVER(
+	"pylontech-rs485", "Pylontech stack on RS485 (V3.3 ~...CR ASCII, ADR 0x02-0x10)",
+	pylontech_rs485_bms_serial, 9600, false);
+static const struct bms_driver seplos_v2_bms_driver =
+	SERIAL_DRIVER("seplos-v2", "Seplos V2 BMS on RS485 (~...CR ASCII, DIP address 0-15)",
+		      seplos_v2_serial, 9600, true);
+static const struct bms_driver seplos_v3_bms_driver =
+	SERIAL_DRIVER("seplos-v3", "Seplos V3 BMS on RS485 (Modbus RTU, address 0-127)",
+		      seplos_v3_serial, 19200, true);
+
+/* Keep sorted by name. One line each. */
+/* clang-format off */
 static const struct bms_driver *const drivers[] = {
+	&daly_bms_driver,
+	&jbd_bms_driver,
 	&jk_pb_modbus_bms_driver,
+	&pace_bms_driver,
 	&pylontech_can_bms_driver,
+	&pylontech_rs485_bms_driver,
 	&replay_bms_driver,
+	&seplos_v2_bms_driver,
+	&seplos_v3_bms_driver,
 	&sim_bms_driver,
 };
+/* clang-format on */
 
 const struct bms_driver *bms_driver_get(size_t i)
 {

@@ -760,6 +760,51 @@ static int check_poll_round(struct loader *ld, config_t *lc, const struct config
 	return 0;
 }
 
+/*
+ * Pack addresses in the driver's range: JK-PB's DIP switch 1-15 (0 is a
+ * master that broadcasts, never polled), the polled families their
+ * bms_serial_ops range (cited in each protocols/ file); a family with no
+ * addressing (JBD: one BMS per port) takes one address. No address twice.
+ */
+static int check_addresses(struct loader *ld, config_t *lc, struct config *cfg,
+			   const struct bms_driver *drv)
+{
+	const config_setting_t *s = config_lookup(lc, "bms.addresses");
+	struct bms_config *b = &cfg->bms;
+	unsigned lo = 1, hi = 15;
+
+	if (drv->serial) {
+		lo = drv->serial->address_min;
+		hi = drv->serial->address_max;
+		/* not given: one pack at the family's first address */
+		if (!s) {
+			b->addresses[0] = drv->serial->address_min;
+			b->n_addresses = 1;
+			return 0;
+		}
+	}
+	if (lo == hi && b->n_addresses > 1) {
+		return fail_at(ld, s, "bms.addresses",
+			       "%s has no addressing (one BMS per port): give one address, %u, "
+			       "and a port per BMS",
+			       drv->name, lo);
+	}
+	for (unsigned i = 0; i < b->n_addresses; i++) {
+		if (b->addresses[i] < lo || b->addresses[i] > hi) {
+			return fail_at(ld, s, "bms.addresses",
+				       "address %u out of range for %s: %u-%u", b->addresses[i],
+				       drv->name, lo, hi);
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (b->addresses[j] == b->addresses[i]) {
+				return fail_at(ld, s, "bms.addresses", "address %u given twice",
+					       b->addresses[i]);
+			}
+		}
+	}
+	return 0;
+}
+
 /* checks across keys; errors point at the setting that has to change */
 /*
  * Over 80 lines: one check after another, in the order bmsbridge.conf(5) lists them; each
@@ -855,6 +900,10 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 		return r;
 	}
 	r = check_quirks(ld, lc, cfg, proto);
+	if (r < 0) {
+		return r;
+	}
+	r = check_addresses(ld, lc, cfg, drv);
 	if (r < 0) {
 		return r;
 	}

@@ -46,8 +46,12 @@ static const struct conf_key bms_keys[] = {
 	{ "bitrate", CONF_UINT, B(bitrate), 0, 1000000, 0, .unit = "bit/s",
 	  .choices = bitrate_choices },
 	{ "manage_link", CONF_BOOL, B(manage_link), 0, 1, false },
-	/* JK-PB DIP switch addresses; 0 is a master that broadcasts, never polled */
-	{ "addresses", CONF_UINT_LIST, B(addresses), 1, 15, 1,
+	/*
+	 * Pack addresses, 0-127 here; each driver's own range is checked in
+	 * config.c (check_addresses(): JK-PB 1-15, the serial families their
+	 * bms_serial_ops range)
+	 */
+	{ "addresses", CONF_UINT_LIST, B(addresses), 0, 127, 1,
 	  .count_offset = offsetof(struct bms_config, n_addresses) },
 	{ "poll_interval_ms", CONF_UINT, B(poll_interval_usec), 100, 600000, 1000,
 	  .scale = USEC_PER_MSEC, .unit = "ms" },

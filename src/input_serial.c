@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RS485 Modbus input (BMS_TRANSPORT_SERIAL): reads JK-PB packs on one
- * bus and feeds the driver's ->decode_block(). Two ways:
+ * The serial BMS input (BMS_TRANSPORT_SERIAL). A driver with ->serial
+ * (Pylontech RS485, Seplos V2/V3, Pace, JBD, Daly) is handed to the
+ * generic exchange engine, src/serial_engine.c, which uses no libmodbus.
+ * What follows is the JK-PB path (jk-pb-modbus, ->decode_block()), not
+ * moved onto that engine yet: its late-answer matching below (per pack and
+ * step FIFOs of send times, the probe) and its listen-only method are tied
+ * to the JK stream parser, and they are what its tests and benchmarks
+ * prove. libmodbus does for it what is said under "Model": open and
+ * configure the port and send each request with its CRC; nothing else.
+ * It reads JK-PB packs on one bus, two ways:
  *
  *   polling (read_method "trigger" or "registers"): we are the bus master
  *     and ask the packs at bms.addresses in turn;
@@ -87,6 +95,7 @@
 #include "log.h"
 #include "macro.h"
 #include "jk_pb.h"
+#include "serial_engine.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
 #define MODBUS_DEFAULT_TIMEOUT_USEC (200 * USEC_PER_MSEC)
@@ -993,6 +1002,9 @@ static struct input *modbus_input_free(struct input *base)
 	if (!in) {
 		return NULL;
 	}
+	if (base->ctx->driver->serial) {
+		return serial_engine_free(base);
+	}
 	in->poll = sd_event_source_disable_unref(in->poll);
 	in->timer = sd_event_source_disable_unref(in->timer);
 	in->io = sd_event_source_disable_unref(in->io);
@@ -1013,6 +1025,10 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 	unsigned first = 0;
 	int r;
 
+	/* every family but JK-PB: the generic exchange engine */
+	if (ctx->driver->serial) {
+		return serial_engine_open(ctx, ret);
+	}
 	if (!ctx->driver->decode_block) {
 		return log_error_errno(-EINVAL, "BMS driver %s decodes no Modbus blocks",
 				       ctx->driver->name);
@@ -1105,6 +1121,10 @@ static void modbus_input_status(struct input *base, char *buf, size_t n)
 	char extra[64] = "";
 	int k;
 
+	if (base->ctx->driver->serial) {
+		serial_engine_status(base, buf, n);
+		return;
+	}
 	for (unsigned i = 0; i < in->n_packs; i++) {
 		online += in->packs[i].online;
 		if (in->packs[i].silent_since_usec) {

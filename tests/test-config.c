@@ -131,6 +131,25 @@ static void test_rs485_output_default_and_alias(void **state)
 	free(cfg);
 }
 
+/* a polled family takes its own range; none given: its first address */
+static void test_serial_addresses(void **state)
+{
+	struct config *cfg = load_ok("bms: { driver = \"seplos-v3\"; port = \"/dev/ttyUSB0\"; "
+				     "addresses = [0, 127]; };\n"
+				     "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n");
+
+	(void)state;
+	assert_int_equal(cfg->bms.n_addresses, 2);
+	assert_int_equal(cfg->bms.addresses[1], 127);
+	free(cfg);
+	cfg = load_ok("bms: { driver = \"pylontech-rs485\"; port = \"/dev/ttyUSB0\"; };\n"
+		      "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n");
+	assert_int_equal(cfg->bms.n_addresses, 1);
+	assert_int_equal(cfg->bms.addresses[0], 2);
+	assert_int_equal(cfg->bms.baud, 0);
+	free(cfg);
+}
+
 /* every way a file can be wrong: where the error must point, and what it must say */
 static const struct bad_case {
 	const char *text;
@@ -144,7 +163,17 @@ static const struct bad_case {
 	{ "bms: { driver = \"sim\"; seed = -1; };", 1, "bms.seed", "out of range" },
 	{ "\n\nbms: { driver = \"sim\"; sim_cells = 99; };", 3, "bms.sim_cells", "out of range" },
 	{ "bms: { driver = \"sim\"; manage_link = 1; };", 1, "bms.manage_link", "true or false" },
-	{ "bms: { driver = \"sim\"; addresses = [0]; };", 1, "bms.addresses", "out of range" },
+	{ "bms: { driver = \"sim\"; addresses = [200]; };", 1, "bms.addresses", "out of range" },
+	/* each driver's own address range (config.c check_addresses()) */
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+	  "bms: { driver = \"jk-pb-modbus\"; port = \"/dev/ttyUSB0\"; addresses = [0]; };", 2,
+	  "bms.addresses", "out of range for jk-pb-modbus: 1-15" },
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+	  "bms: { driver = \"pylontech-rs485\"; port = \"/dev/ttyUSB0\"; addresses = [2, 1]; };",
+	  2, "bms.addresses", "address 1 out of range for pylontech-rs485: 2-16" },
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+	  "bms: { driver = \"jbd\"; port = \"/dev/ttyUSB0\"; addresses = [1, 2]; };", 2,
+	  "bms.addresses", "no addressing" },
 	{ "bms: { driver = \"sim\"; addresses = [1, 2, 1]; };", 1, "bms.addresses", "twice" },
 	{ "bms: { driver = \"sim\"; addresses = 1; };", 1, "bms.addresses", "list" },
 	{ "bms: { driver = \"sim\"; addresses = []; };", 1, "bms.addresses", "1 to" },
@@ -648,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values_scaled),
 		cmocka_unit_test(test_rs485_output_default_and_alias),
+		cmocka_unit_test(test_serial_addresses),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_error_format),
 		cmocka_unit_test(test_missing_file),
