@@ -287,6 +287,8 @@ static int run(const struct config *cfg)
 	static struct bridge br; /* one per process; static keeps it off the stack */
 	static struct observer_log obs_log;
 	static struct observer_status obs_status;
+	static struct observer_dbus obs_dbus;
+	bool on_bus = false;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -332,6 +334,11 @@ static int run(const struct config *cfg)
 	bridge_observer_add(&br, &obs_log.base);
 	observer_status_init(&obs_status);
 	bridge_observer_add(&br, &obs_status.base);
+	/* the third: the system bus, unless daemon { dbus = false } (read at start only) */
+	if (cfg->daemon.dbus && observer_dbus_start(&obs_dbus, e, arg_config) >= 0) {
+		bridge_observer_add(&br, &obs_dbus.base);
+		on_bus = true;
+	}
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
@@ -352,6 +359,10 @@ static int run(const struct config *cfg)
 	}
 	sd_event_source_unref(setup_done);
 	bridge_done(&br);
+	if (on_bus) {
+		bridge_observer_remove(&br, &obs_dbus.base);
+		observer_dbus_stop(&obs_dbus);
+	}
 	sd_event_unref(e);
 	return r;
 }
