@@ -37,6 +37,7 @@
 #include <linux/can.h>
 
 #include "battery.h"
+#include "link_stats.h"
 #include "log.h"
 #include "safety.h"
 
@@ -105,6 +106,8 @@ struct observer_evaluation {
 			    size_t n);
 	bool inverter_present;	      /* heard within its timeout */
 	uint64_t inverter_heard_usec; /* when it was last heard (0: never) */
+	/* the inverter link's counters: on OBSERVER_CAUSE_TICK only, else NULL */
+	const struct inverter_link_stats *inverter_stats;
 };
 
 enum observer_link {
@@ -250,6 +253,8 @@ struct observer_dbus {
 	/* the inverter */
 	bool inverter_present, inverter_port_open, bms_port_open;
 	uint64_t inverter_heard_usec;
+	struct inverter_link_stats link;
+	char bus_state[24];
 	struct observer_dbus_pack packs[BATTERY_PACKS_MAX];
 };
 

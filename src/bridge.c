@@ -189,10 +189,15 @@ static void observe(struct bridge *br, uint64_t now, enum observer_cause cause,
 		.inverter_present = br->inverter_present,
 		.inverter_heard_usec = br->inverter_seen_usec,
 	};
+	struct inverter_link_stats link;
 	uint32_t online = 0;
 
 	if (!br->observers) {
 		return;
+	}
+	if (cause == OBSERVER_CAUSE_TICK && br->output && br->output_ops->stats) {
+		br->output_ops->stats(br->output, &link);
+		ev.inverter_stats = &link;
 	}
 	for (unsigned i = 0; i < br->state.pack_count && i < BATTERY_PACKS_MAX; i++) {
 		if (br->safety.pk[i].online) {

@@ -335,9 +335,16 @@ static int run(const struct config *cfg)
 	observer_status_init(&obs_status);
 	bridge_observer_add(&br, &obs_status.base);
 	/* the third: the system bus, unless daemon { dbus = false } (read at start only) */
-	if (cfg->daemon.dbus && observer_dbus_start(&obs_dbus, e, arg_config) >= 0) {
+	if (cfg->daemon.dbus) {
+		/* the file as an absolute path, for bmsbridgectl diagnose to read */
+		char *abs = arg_demo ? NULL : realpath(arg_config, NULL);
+
+		on_bus = observer_dbus_start(&obs_dbus, e,
+					     arg_demo ? "(demo)" : abs ? abs : arg_config) >= 0;
+		free(abs);
+	}
+	if (on_bus) {
 		bridge_observer_add(&br, &obs_dbus.base);
-		on_bus = true;
 	}
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {

@@ -261,6 +261,26 @@ static const sd_bus_vtable gateway_vtable[] = {
 	GW("InverterStatus", "s", get_s, inverter_status),
 	GW("InverterHeard", "b", get_b, inverter_present),
 	GW("InverterHeardMonotonicUsec", "t", get_t, inverter_heard_usec),
+	GW("InverterBusState", "s", get_s, bus_state),
+	GW("InverterTxFrames", "t", get_t, link.tx_frames),
+	GW("InverterRxFrames", "t", get_t, link.rx_frames),
+	GW("InverterTxDropped", "t", get_t, link.tx_dropped),
+	GW("InverterRxOverflows", "t", get_t, link.rx_overflows),
+	GW("InverterErrorFrames", "t", get_t, link.error_frames),
+	GW("InverterBusOffCount", "t", get_t, link.bus_off),
+	GW("InverterBaud", "u", get_u, link.baud),
+	GW("InverterAddress", "y", get_y, link.address),
+	GW("InverterPolls", "t", get_t, link.polls),
+	GW("InverterPollsAnswered", "t", get_t, link.answered),
+	GW("InverterErrorAnswers", "t", get_t, link.errors),
+	GW("InverterPollsOtherAddress", "t", get_t, link.other_adr),
+	GW("InverterOtherAddress", "y", get_y, link.top_other_adr),
+	GW("InverterPollCommand", "y", get_y, link.top_cid2),
+	GW("InverterMalformed", "t", get_t, link.malformed),
+	GW("InverterNoiseBytes", "t", get_t, link.noise),
+	GW("InverterErrorCommand", "y", get_y, link.err_cid2),
+	GW("InverterErrorRtn", "y", get_y, link.err_rtn),
+	GW("InverterErrorsInRow", "t", get_t, link.err_in_row),
 	SD_BUS_METHOD("GetStatus", "", "s", method_status, 0),
 	SD_BUS_VTABLE_END,
 };
@@ -418,6 +438,17 @@ static void dbus_evaluated(struct observer *base, const struct observer_evaluati
 		SET_STR(o, inverter_status, buf);
 		ev->port_status(ev, false, buf, sizeof(buf));
 		SET_STR(o, bms_status, buf);
+	}
+	if (ev->inverter_stats) {
+		const struct inverter_link_stats *l = ev->inverter_stats;
+
+		SET_STR(o, bus_state, l->bus_state);
+		if (memcmp(&o->link.tx_frames, &l->tx_frames,
+			   sizeof(*l) - offsetof(struct inverter_link_stats, tx_frames)) != 0) {
+			o->link = *l;
+			o->link.bus_state = NULL; /* bus_state[] holds it */
+			o->dirty = true;
+		}
 	}
 	for (unsigned i = 0; i < st->pack_count && i < o->pack_objects; i++) {
 		take_pack(o, i, &st->packs[i], ev->decision.packs_online_mask & (1u << i));
@@ -578,6 +609,7 @@ int observer_dbus_start(struct observer_dbus *o, sd_event *e, const char *config
 	}
 	battery_pack_init(&o->bank);
 	battery_pack_init(&o->wire);
+	o->link.top_other_adr = o->link.top_cid2 = o->link.err_cid2 = LINK_STATS_NONE;
 
 	r = sd_bus_open_system(&o->bus);
 	if (r < 0) {
