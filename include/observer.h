@@ -138,6 +138,7 @@ struct observer_config {
 	const char *inverter_port;     /* inverter { port } */
 	const char *bms_port;	       /* bms { port } */
 	unsigned pack_count;	       /* packs the BMS input reads */
+	const uint8_t *pack_addresses; /* packs[i]'s bus address (bms { addresses }); NULL: i + 1 */
 };
 
 struct observer;
@@ -230,6 +231,7 @@ struct observer_dbus {
 	bool dirty; /* the gateway's properties changed since the last signal */
 	uint32_t dirty_packs;
 	unsigned pack_objects; /* packs[] registered on the bus */
+	uint8_t pack_addresses[BATTERY_PACKS_MAX]; /* of the registered packs */
 	uint64_t start_usec;
 	/* the gateway */
 	char version[32];

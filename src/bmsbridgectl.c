@@ -307,6 +307,7 @@ static int decode_line(const char *name, const struct inverter_protocol *p,
 		line++;
 	}
 	len = strcspn(line, "\r\n");
+	line[len] = '\0';
 	if (len == 0 || line[0] == '#') {
 		return 0;
 	}

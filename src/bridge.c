@@ -226,6 +226,8 @@ static void observe_configured(struct bridge *br, uint64_t now, bool restarted)
 		.inverter_port = br->cfg.inverter.port,
 		.bms_port = br->cfg.bms.port,
 		.pack_count = br->state.pack_count,
+		.pack_addresses = br->cfg.bms.n_addresses >= br->state.pack_count ? br->cfg.bms.addresses
+										   : NULL,
 	};
 
 	for (struct observer *o = br->observers; o; o = o->next) {

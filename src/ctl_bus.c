@@ -213,8 +213,7 @@ static struct json_object *get_all(sd_bus *bus, const char *path, const char *if
 
 struct json_object *ctl_bus_snapshot(sd_bus *bus, int *ret_err)
 {
-	struct json_object *all, *gw, *packs, *n;
-	int count;
+	struct json_object *all, *gw, *packs, *addrs = NULL;
 
 	gw = get_all(bus, BUS_PATH, IFACE_GATEWAY, ret_err);
 	if (!gw) {
@@ -224,12 +223,13 @@ struct json_object *ctl_bus_snapshot(sd_bus *bus, int *ret_err)
 	json_object_object_add(all, "gateway", gw);
 	packs = json_object_new_array();
 	json_object_object_add(all, "packs", packs);
-	count = json_object_object_get_ex(gw, "PackCount", &n) ? json_object_get_int(n) : 0;
-	for (int i = 1; i <= count; i++) {
+	json_object_object_get_ex(gw, "PackAddresses", &addrs);
+	for (size_t k = 0; addrs && k < json_object_array_length(addrs); k++) {
 		char path[64];
 		struct json_object *p;
 
-		snprintf(path, sizeof(path), BUS_PATH "/pack/%d", i);
+		snprintf(path, sizeof(path), BUS_PATH "/pack/%d",
+			 json_object_get_int(json_object_array_get_idx(addrs, k)));
 		p = get_all(bus, path, IFACE_PACK, ret_err);
 		if (p) {
 			json_object_array_add(packs, p);

@@ -259,11 +259,6 @@ static void check_packs(struct json_object *gw, struct json_object *packs)
 	unsigned ever = 0;
 	char name[32];
 
-	if (!flag(gw, "BmsPortOpen")) {
-		say(V_FAIL, "BMS port", "see the BMS port check above; the daemon retries by itself",
-		    "%s is not open: %s", str(gw, "BmsPort"), str(gw, "BmsStatus"));
-		return;
-	}
 	for (size_t k = 0; k < n; k++) {
 		ever += num(json_object_array_get_idx(packs, k), "AgeUsec") != UINT64_MAX;
 	}
@@ -271,6 +266,11 @@ static void check_packs(struct json_object *gw, struct json_object *packs)
 		say(V_FAIL, "BMS", "BMS off or asleep, A/B swapped, wrong baud (bms { baud }) or wrong "
 				   "address (bms { addresses }, the DIP switches)",
 		    "silent: no pack ever answered (%s)", str(gw, "BmsStatus"));
+		return;
+	}
+	if (!flag(gw, "BmsPortOpen")) {
+		say(V_FAIL, "BMS port", "see the BMS port check above; the daemon retries by itself",
+		    "%s is not open: %s", str(gw, "BmsPort"), str(gw, "BmsStatus"));
 		return;
 	}
 	for (size_t k = 0; k < n; k++) {

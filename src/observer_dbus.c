@@ -180,6 +180,15 @@ static int get_frames(sd_bus *b, const char *p, const char *i, const char *prop,
 	return r < 0 ? r : sd_bus_message_close_container(reply);
 }
 
+/* the packs' addresses, each one an object .../pack/<address> */
+static int get_addresses(sd_bus *b, const char *p, const char *i, const char *prop,
+			 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+{
+	const struct observer_dbus *o = userdata;
+
+	return sd_bus_message_append_array(reply, 'y', o->pack_addresses, o->pack_objects);
+}
+
 /* GetStatus(): the one-line status, the same as STATUS= (a read-only method) */
 static int method_status(sd_bus_message *m, void *userdata, sd_bus_error *e)
 {
@@ -212,6 +221,7 @@ static const sd_bus_vtable gateway_vtable[] = {
 	GW("BmsStatus", "s", get_s, bms_status),
 	GW("PackCount", "y", get_y, pack_count),
 	GW("PacksOnline", "y", get_y, packs_online),
+	SD_BUS_PROPERTY("PackAddresses", "ay", get_addresses, 0, EC),
 	/* the safety decision */
 	GW("Mode", "s", get_s, mode),
 	GW("ModeReason", "s", get_s, reason),
@@ -479,10 +489,18 @@ static void dbus_link(struct observer *base, const struct observer_link_event *e
 	arm_flush(o);
 }
 
-/* one object per pack the input reads; a reload to fewer packs removes the rest */
-static void register_packs(struct observer_dbus *o, unsigned count)
+/* one object per pack the input reads, named by its address; a reload re-registers them */
+static void register_packs(struct observer_dbus *o, unsigned count, const uint8_t *addresses)
 {
-	while (o->pack_objects > count) {
+	bool same = count == o->pack_objects;
+
+	for (unsigned i = 0; same && i < count; i++) {
+		same = o->pack_addresses[i] == (addresses ? addresses[i] : i + 1);
+	}
+	if (same) {
+		return;
+	}
+	while (o->pack_objects > 0) {
 		struct observer_dbus_pack *pk = &o->packs[--o->pack_objects];
 
 		pk->slot = sd_bus_slot_unref(pk->slot);
@@ -494,7 +512,8 @@ static void register_packs(struct observer_dbus *o, unsigned count)
 
 		battery_pack_init(&pk->pack);
 		pk->owner = o;
-		pk->address = (uint8_t)(o->pack_objects + 1);
+		pk->address = addresses ? addresses[o->pack_objects] : (uint8_t)(o->pack_objects + 1);
+		o->pack_addresses[o->pack_objects] = pk->address;
 		pk->online = false;
 		snprintf(path, sizeof(path), OBSERVER_DBUS_PATH "/pack/%u", pk->address);
 		r = sd_bus_add_object_vtable(o->bus, &pk->slot, path, IFACE_PACK, pack_vtable, pk);
@@ -518,7 +537,8 @@ static void dbus_configured(struct observer *base, const struct observer_config 
 	SET_STR(o, transport, ev->transport);
 	SET_STR(o, inverter_port, ev->inverter_port);
 	SET_STR(o, bms_port, ev->bms_port);
-	register_packs(o, ev->pack_count);
+	register_packs(o, ev->pack_count, ev->pack_addresses);
+	o->dirty = true; /* PackAddresses */
 	arm_flush(o);
 }
 
