@@ -230,7 +230,7 @@ struct observer_dbus {
 	bool flush_armed;
 	bool dirty; /* the gateway's properties changed since the last signal */
 	uint32_t dirty_packs;
-	unsigned pack_objects; /* packs[] registered on the bus */
+	unsigned pack_objects;			   /* packs[] registered on the bus */
 	uint8_t pack_addresses[BATTERY_PACKS_MAX]; /* of the registered packs */
 	uint64_t start_usec;
 	/* the gateway */

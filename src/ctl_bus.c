@@ -309,8 +309,9 @@ static void print_pack(FILE *f, struct json_object *p)
 	fprintf(f, ", SOC %" PRId64 " %%, SOH %" PRId64 " %%, %.2f V, %.1f A\n", num(p, "SocPct"),
 		num(p, "SohPct"), (double)num(p, "VoltageMv") / 1000,
 		(double)num(p, "CurrentMa") / 1000);
-	fprintf(f, "%16s  cells %.3f V (#%" PRId64 ") .. %.3f V (#%" PRId64 "), delta %" PRId64
-		   " mV; %.1f .. %.1f °C\n",
+	fprintf(f,
+		"%16s  cells %.3f V (#%" PRId64 ") .. %.3f V (#%" PRId64 "), delta %" PRId64
+		" mV; %.1f .. %.1f °C\n",
 		"", (double)num(p, "CellMinMv") / 1000, num(p, "CellMinPosition"),
 		(double)num(p, "CellMaxMv") / 1000, num(p, "CellMaxPosition"),
 		num(p, "CellDeltaMv"), (double)num(p, "TemperatureMinDc") / 10,
@@ -356,7 +357,7 @@ static void print_status(FILE *f, struct json_object *all)
 		str(gw, "InverterTransport"), str(gw, "InverterPort"),
 		flag(gw, "InverterPortOpen") ? "open" : "CLOSED", str(gw, "InverterStatus"));
 	fprintf(f, "%16s: %s\n", "Inverter heard",
-		flag(gw, "InverterHeard")	     ? "yes"
+		flag(gw, "InverterHeard")		? "yes"
 		: num(gw, "InverterHeardMonotonicUsec") ? "not any more"
 							: "never");
 }
@@ -447,8 +448,9 @@ static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *e)
 	}
 	changed = json_object_new_object();
 	if (dict_to_json(m, changed) >= 0) {
-		const char *obj = path && strlen(path) > strlen(BUS_PATH) ? path + strlen(BUS_PATH) + 1
-									   : "gateway";
+		const char *obj = path && strlen(path) > strlen(BUS_PATH)
+					  ? path + strlen(BUS_PATH) + 1
+					  : "gateway";
 		struct json_object *seen;
 		bool any = false;
 
@@ -464,8 +466,9 @@ static int on_changed(sd_bus_message *m, void *userdata, sd_bus_error *e)
 				v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 
 			if (json_object_object_get_ex(seen, k, &old) &&
-			    streq(json_object_to_json_string_ext(old, JSON_C_TO_STRING_PLAIN |
-									      JSON_C_TO_STRING_NOSLASHESCAPE),
+			    streq(json_object_to_json_string_ext(
+					  old,
+					  JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE),
 				  txt)) {
 				continue;
 			}
@@ -542,8 +545,8 @@ int ctl_watch(void)
 			struct json_object *p = json_object_array_get_idx(packs, k);
 			char key[32];
 
-			snprintf(key, sizeof(key), "pack/%d", json_object_get_int(
-								     json_object_object_get(p, "Address")));
+			snprintf(key, sizeof(key), "pack/%d",
+				 json_object_get_int(json_object_object_get(p, "Address")));
 			json_object_object_add(w.seen, key, json_object_get(p));
 		}
 		json_object_put(all);

@@ -95,7 +95,7 @@ static const char *can_state_name(int st)
 }
 
 #define HINT_WIRING                                                                                \
-	"check the 120 ohm termination at both ends, CAN-H/CAN-L not crossed, the pinout of "     \
+	"check the 120 ohm termination at both ends, CAN-H/CAN-L not crossed, the pinout of "      \
 	"the RJ45 (most inverters pins 4/5, Victron 7/8: bmsbridge-troubleshooting(7))"
 
 /* a CAN link: exists, up, at @want_bps, controller state and error counters */
@@ -135,10 +135,11 @@ static void check_can_link(const char *side, const char *ifname, uint32_t want_b
 		return;
 	}
 	if (bt.bitrate != want_bps) {
-		snprintf(hint, sizeof(hint),
-			 "'ip link set %s down; ip link set %s up type can bitrate %u restart-ms 100' "
-			 "(or BitRate= in the .network file)",
-			 ifname, ifname, want_bps);
+		snprintf(
+			hint, sizeof(hint),
+			"'ip link set %s down; ip link set %s up type can bitrate %u restart-ms 100' "
+			"(or BitRate= in the .network file)",
+			ifname, ifname, want_bps);
 		say(V_FAIL, name, hint, "bit rate %u, the protocol wants %u", bt.bitrate, want_bps);
 		return;
 	}
@@ -173,7 +174,8 @@ static void check_serial(const char *side, const char *path)
 		return;
 	}
 	if (!S_ISCHR(st.st_mode)) {
-		say(V_FAIL, name, "the port must be a serial device (/dev/ttyUSB0, /dev/ttyAMA0 ...)",
+		say(V_FAIL, name,
+		    "the port must be a serial device (/dev/ttyUSB0, /dev/ttyAMA0 ...)",
 		    "not a character device");
 		return;
 	}
@@ -188,8 +190,7 @@ static void check_serial(const char *side, const char *path)
 }
 
 /* the file, then its ports; Return: the protocol it names (NULL: none usable) */
-static const struct inverter_protocol *check_config(const char *path, struct config *cfg,
-						    bool *ok)
+static const struct inverter_protocol *check_config(const char *path, struct config *cfg, bool *ok)
 {
 	struct config_error err;
 	char line[512];
@@ -215,7 +216,8 @@ static const struct inverter_protocol *check_config(const char *path, struct con
 	    cfg->inverter.port);
 	*ok = true;
 	if (d && d->transport == BMS_TRANSPORT_CAN) {
-		check_can_link("BMS", cfg->bms.port, cfg->bms.bitrate ? cfg->bms.bitrate : d->bitrate);
+		check_can_link("BMS", cfg->bms.port,
+			       cfg->bms.bitrate ? cfg->bms.bitrate : d->bitrate);
 	} else if (d && d->transport == BMS_TRANSPORT_SERIAL) {
 		check_serial("BMS", cfg->bms.port);
 	}
@@ -263,13 +265,15 @@ static void check_packs(struct json_object *gw, struct json_object *packs)
 		ever += num(json_object_array_get_idx(packs, k), "AgeUsec") != UINT64_MAX;
 	}
 	if (n && ever == 0) {
-		say(V_FAIL, "BMS", "BMS off or asleep, A/B swapped, wrong baud (bms { baud }) or wrong "
-				   "address (bms { addresses }, the DIP switches)",
+		say(V_FAIL, "BMS",
+		    "BMS off or asleep, A/B swapped, wrong baud (bms { baud }) or wrong "
+		    "address (bms { addresses }, the DIP switches)",
 		    "silent: no pack ever answered (%s)", str(gw, "BmsStatus"));
 		return;
 	}
 	if (!flag(gw, "BmsPortOpen")) {
-		say(V_FAIL, "BMS port", "see the BMS port check above; the daemon retries by itself",
+		say(V_FAIL, "BMS port",
+		    "see the BMS port check above; the daemon retries by itself",
 		    "%s is not open: %s", str(gw, "BmsPort"), str(gw, "BmsStatus"));
 		return;
 	}
@@ -279,16 +283,17 @@ static void check_packs(struct json_object *gw, struct json_object *packs)
 
 		snprintf(name, sizeof(name), "pack #%" PRIu64, num(p, "Address"));
 		if (flag(p, "Online")) {
-			say(V_OK, name, NULL, "online, read %.1f s ago, SOC %" PRIu64 " %%", age / 1e6,
-			    num(p, "SocPct"));
+			say(V_OK, name, NULL, "online, read %.1f s ago, SOC %" PRIu64 " %%",
+			    age / 1e6, num(p, "SocPct"));
 		} else if (age == UINT64_MAX) {
 			say(V_FAIL, name,
 			    "set this pack's address (DIP switches) to one in bms { addresses }, or "
 			    "remove it from there; check it is on and on the same bus",
 			    "does not answer (never read)");
 		} else {
-			say(V_FAIL, name, "check its cable and that it is on; the journal says when it "
-					  "stopped",
+			say(V_FAIL, name,
+			    "check its cable and that it is on; the journal says when it "
+			    "stopped",
 			    "silent for %.1f s", age / 1e6);
 		}
 	}
@@ -301,12 +306,14 @@ static void check_safety(struct json_object *gw)
 	if (streq(mode, "normal")) {
 		say(V_OK, "safety", NULL, "normal (%s)", str(gw, "ModeReason"));
 	} else if (streq(mode, "not-ready")) {
-		say(V_FAIL, "safety", "nothing goes to the inverter until a complete BMS read: see "
-				      "the BMS checks",
+		say(V_FAIL, "safety",
+		    "nothing goes to the inverter until a complete BMS read: see "
+		    "the BMS checks",
 		    "not ready (%s)", str(gw, "ModeReason"));
 	} else {
-		say(V_FAIL, "safety", "comm loss with the BMS: see the BMS checks; "
-				      "bmsbridge-safety(7) says what the inverter is told",
+		say(V_FAIL, "safety",
+		    "comm loss with the BMS: see the BMS checks; "
+		    "bmsbridge-safety(7) says what the inverter is told",
 		    "%s (%s)", mode, str(gw, "ModeReason"));
 	}
 }
@@ -321,9 +328,9 @@ static void check_inverter_can(struct json_object *gw)
 		    bus, num(gw, "InverterErrorFrames"), num(gw, "InverterBusOffCount"),
 		    num(gw, "InverterTxDropped"));
 	} else {
-		say(V_OK, "inverter CAN bus", NULL, "%s, %" PRIu64 " frames sent, %" PRIu64 " dropped",
-		    bus[0] ? bus : "unknown", num(gw, "InverterTxFrames"),
-		    num(gw, "InverterTxDropped"));
+		say(V_OK, "inverter CAN bus", NULL,
+		    "%s, %" PRIu64 " frames sent, %" PRIu64 " dropped", bus[0] ? bus : "unknown",
+		    num(gw, "InverterTxFrames"), num(gw, "InverterTxDropped"));
 	}
 	if (flag(gw, "InverterHeard")) {
 		say(V_OK, "inverter", NULL, "heard (%s)", str(gw, "InverterProtocol"));
@@ -346,21 +353,24 @@ static void check_inverter_rs485(struct json_object *gw)
 	char hint[192];
 
 	if (polls == 0 && other > 0) {
-		snprintf(hint, sizeof(hint),
-			 "the inverter talks to address %u only: set inverter { rs485_address = %u } "
-			 "(or the master battery's DIP switch to %u)",
-			 (unsigned)num(gw, "InverterOtherAddress"),
-			 (unsigned)num(gw, "InverterOtherAddress"), adr);
+		snprintf(
+			hint, sizeof(hint),
+			"the inverter talks to address %u only: set inverter { rs485_address = %u } "
+			"(or the master battery's DIP switch to %u)",
+			(unsigned)num(gw, "InverterOtherAddress"),
+			(unsigned)num(gw, "InverterOtherAddress"), adr);
 		say(V_FAIL, "RS485 polls", hint,
 		    "%" PRIu64 " polls to address 0x%02X, none to ours (0x%02X)", other,
 		    (unsigned)num(gw, "InverterOtherAddress"), adr);
 	} else if (polls == 0 && bad > 0) {
-		snprintf(hint, sizeof(hint),
-			 "wrong baud rate? we listen at %u: set inverter { baud } to the inverter's "
-			 "(9600 or 19200 on most)",
-			 baud);
+		snprintf(
+			hint, sizeof(hint),
+			"wrong baud rate? we listen at %u: set inverter { baud } to the inverter's "
+			"(9600 or 19200 on most)",
+			baud);
 		say(V_FAIL, "RS485 polls", hint,
-		    "bytes arrive but no valid poll (%" PRIu64 " malformed, %" PRIu64 " noise bytes)",
+		    "bytes arrive but no valid poll (%" PRIu64 " malformed, %" PRIu64
+		    " noise bytes)",
 		    num(gw, "InverterMalformed"), num(gw, "InverterNoiseBytes"));
 	} else if (polls == 0) {
 		say(V_FAIL, "RS485 polls",
@@ -377,8 +387,8 @@ static void check_inverter_rs485(struct json_object *gw)
 		    num(gw, "InverterErrorsInRow"), (unsigned)num(gw, "InverterErrorRtn"));
 	} else {
 		say(V_OK, "RS485 polls", NULL,
-		    "%" PRIu64 " polls at address 0x%02X, %" PRIu64 " answered, %u baud", polls, adr,
-		    num(gw, "InverterPollsAnswered"), baud);
+		    "%" PRIu64 " polls at address 0x%02X, %" PRIu64 " answered, %u baud", polls,
+		    adr, num(gw, "InverterPollsAnswered"), baud);
 	}
 }
 
@@ -433,8 +443,9 @@ int ctl_diagnose(const char *config)
 		say(V_FAIL, "daemon",
 		    "'systemctl status bmsbridge' and 'journalctl -u bmsbridge -b' say why; "
 		    "the checks above are what can be seen without it",
-		    "%s", r == -ESRCH ? "not running (not on the system bus)"
-					 : "no system bus: cannot ask the daemon");
+		    "%s",
+		    r == -ESRCH ? "not running (not on the system bus)"
+				: "no system bus: cannot ask the daemon");
 	} else {
 		check_daemon(all);
 		json_object_put(all);

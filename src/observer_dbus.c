@@ -32,57 +32,57 @@
 
 /* ---- getters: userdata points at the field (vtable offset) --------------------- */
 
-static int get_u(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_u(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "u", *(const uint32_t *)userdata);
 }
 
-static int get_i(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_i(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "i", *(const int32_t *)userdata);
 }
 
-static int get_q(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_q(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "q", *(const uint16_t *)userdata);
 }
 
-static int get_n(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_n(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "n", *(const int16_t *)userdata);
 }
 
-static int get_y(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_y(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "y", *(const uint8_t *)userdata);
 }
 
-static int get_t(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_t(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "t", *(const uint64_t *)userdata);
 }
 
-static int get_b(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_b(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "b", (int)*(const bool *)userdata);
 }
 
-static int get_s(sd_bus *b, const char *p, const char *i, const char *prop,
-		 sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_s(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		 void *userdata, sd_bus_error *e)
 {
 	return sd_bus_message_append(reply, "s", (const char *)userdata);
 }
 
 /* 0-based index as 1-based position; 0: unknown */
-static int get_pos(sd_bus *b, const char *p, const char *i, const char *prop,
-		   sd_bus_message *reply, void *userdata, sd_bus_error *e)
+static int get_pos(sd_bus *b, const char *p, const char *i, const char *prop, sd_bus_message *reply,
+		   void *userdata, sd_bus_error *e)
 {
 	uint8_t idx = *(const uint8_t *)userdata;
 
@@ -201,7 +201,8 @@ static int method_status(sd_bus_message *m, void *userdata, sd_bus_error *e)
 }
 
 #define EC SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE
-#define GW(name, sig, get, field) SD_BUS_PROPERTY(name, sig, get, offsetof(struct observer_dbus, field), EC)
+#define GW(name, sig, get, field)                                                                  \
+	SD_BUS_PROPERTY(name, sig, get, offsetof(struct observer_dbus, field), EC)
 #define BANK(name, sig, get, field)                                                                \
 	SD_BUS_PROPERTY(name, sig, get, offsetof(struct observer_dbus, bank.field), EC)
 #define WIRE(name, sig, get, field)                                                                \
@@ -318,8 +319,8 @@ static const sd_bus_vtable pack_vtable[] = {
 	PK("CellMaxPosition", "y", get_pos, cell_max_idx),
 	SD_BUS_PROPERTY("CellDeltaMv", "q", get_q,
 			offsetof(struct observer_dbus_pack, cell_delta_mv), EC),
-	SD_BUS_PROPERTY("TemperaturesDc", "an", get_temps, offsetof(struct observer_dbus_pack, pack),
-			EC),
+	SD_BUS_PROPERTY("TemperaturesDc", "an", get_temps,
+			offsetof(struct observer_dbus_pack, pack), EC),
 	PK("TemperatureMinDc", "n", get_n, temp_min_dc),
 	PK("TemperatureMaxDc", "n", get_n, temp_max_dc),
 	PK("MosfetTemperatureDc", "n", get_n, mosfet_temp_dc),
@@ -355,9 +356,8 @@ static void take_pack(struct observer_dbus *o, unsigned i, const struct battery_
 
 	next.pack = *p;
 	next.online = online;
-	next.cell_delta_mv = p->cell_max_mv >= p->cell_min_mv
-				     ? (uint16_t)(p->cell_max_mv - p->cell_min_mv)
-				     : 0;
+	next.cell_delta_mv =
+		p->cell_max_mv >= p->cell_min_mv ? (uint16_t)(p->cell_max_mv - p->cell_min_mv) : 0;
 	/* a new write of the same values (only the group times moved) is no change */
 	memcpy(next.pack.updated_usec, pk->pack.updated_usec, sizeof(next.pack.updated_usec));
 	if (memcmp(&next, pk, sizeof(next)) != 0) {
@@ -391,7 +391,8 @@ static bool set_str(char *dst, size_t n, const char *src)
 static void take_wire(struct observer_dbus *o, const struct observer_evaluation *ev)
 {
 	const struct observer_tx *tx = &ev->tx;
-	size_t n = tx->n_frames < OBSERVER_DBUS_FRAMES_MAX ? tx->n_frames : OBSERVER_DBUS_FRAMES_MAX;
+	size_t n = tx->n_frames < OBSERVER_DBUS_FRAMES_MAX ? tx->n_frames
+							   : OBSERVER_DBUS_FRAMES_MAX;
 
 	if (tx->kind == OBSERVER_WIRE_NONE) {
 		return;
@@ -512,7 +513,8 @@ static void register_packs(struct observer_dbus *o, unsigned count, const uint8_
 
 		battery_pack_init(&pk->pack);
 		pk->owner = o;
-		pk->address = addresses ? addresses[o->pack_objects] : (uint8_t)(o->pack_objects + 1);
+		pk->address = addresses ? addresses[o->pack_objects]
+					: (uint8_t)(o->pack_objects + 1);
 		o->pack_addresses[o->pack_objects] = pk->address;
 		pk->online = false;
 		snprintf(path, sizeof(path), OBSERVER_DBUS_PATH "/pack/%u", pk->address);

@@ -191,8 +191,9 @@ static void can_out_stats(struct output *base, struct inverter_link_stats *ret)
 	const struct can_bus_stats *st = can_bus_get_stats(out->bus);
 
 	*ret = (struct inverter_link_stats){
-		.bus_state = !can_bus_is_open(out->bus) ? "down"
-							: can_bus_state_name(can_bus_get_state(out->bus)),
+		.bus_state = !can_bus_is_open(out->bus)
+				     ? "down"
+				     : can_bus_state_name(can_bus_get_state(out->bus)),
 		.tx_frames = st->tx_frames,
 		.rx_frames = st->rx_frames,
 		.tx_dropped = st->tx_dropped + st->tx_stale,

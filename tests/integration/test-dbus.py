@@ -41,6 +41,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pyhelpers"))
 from tap import check, finish, wait_for  # noqa: E402
+from privbus import Bus  # noqa: E402
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
 SERVER = sys.argv[2] if len(sys.argv) > 2 else os.path.join(BUILD, "tests", "jk-pb-server")
@@ -107,58 +108,6 @@ try:
     import serial  # noqa: F401  python3-serial
 except ImportError:
     fail_all("python3-serial not installed")
-
-
-# ---- the private bus ------------------------------------------------------------
-
-class Bus:
-    def __init__(self, tmp):
-        self.sock = os.path.join(tmp, "system_bus_socket")
-        conf = os.path.join(tmp, "bus.conf")
-        # the system bus's own default policy (Debian's system.conf), and ours
-        with open(conf, "w") as f:
-            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <include>%s</include>
-</busconfig>
-""" % (self.sock, POLICY))
-        self.p = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork",
-                                   "--print-address=1", "--nopidfile"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.address = self.p.stdout.readline().strip()
-        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
-        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
-            self.env.pop(k, None)
-
-    def stop(self):
-        self.p.terminate()
-        self.p.wait(5)
 
 
 def busctl(bus, *args, nobody=False, timeout=10):
@@ -357,10 +306,15 @@ def test_values(bus, d):
           soc is not None and 0 <= soc <= 100 and cells and len(cells) == 16 and
           all(3000 <= c <= 3600 for c in cells) and 48000 <= mv <= 57600,
           "soc %s mv %s cells %s" % (soc, mv, cells))
+    def stdout_ids():
+        return {int(m.group(1), 16) for m in
+                (re.search(r" ([0-9A-F]+)#", l) for l in d.frames()) if m}
+
+    # the first set goes out on the tick after the first complete read
+    wait_for(lambda: getp(bus, PATH, NAME, "WireFrames") and 0x351 in stdout_ids(), 5)
     frames = getp(bus, PATH, NAME, "WireFrames") or []
     ids = {f[0] for f in frames}
-    on_stdout = {int(m.group(1), 16) for m in
-                 (re.search(r" ([0-9A-F]+)#", l) for l in d.frames()) if m}
+    on_stdout = stdout_ids()
     check("WireFrames: the set on stdout (0x351 among them)",
           0x351 in ids and ids <= on_stdout, "%s vs %s" % (sorted(ids), sorted(on_stdout)))
     for k in ("ChargeVoltageLimitSetBy", "ChargeCurrentLimitSetBy"):
@@ -634,7 +588,7 @@ def main():
     pwd.getpwnam("nobody")
     tmp = tempfile.mkdtemp(prefix="bmsbridge-dbus-")
     os.chmod(tmp, 0o755)  # nobody reaches the bus socket
-    bus = Bus(tmp)
+    bus = Bus(tmp, POLICY)
     try:
         check("a private dbus-daemon with our policy", bus.address.startswith("unix:"),
               bus.p.stderr.read() if bus.p.poll() is not None else "")
