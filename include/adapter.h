@@ -33,6 +33,7 @@
 
 #include "battery.h"
 #include "config.h"
+#include "link_stats.h"
 
 struct bms_driver;
 struct inverter_protocol;
@@ -140,6 +141,8 @@ struct output_ops {
 	int (*send)(struct output *out, const struct can_frame *frames, size_t n,
 		    uint64_t now_usec);
 	void (*status)(struct output *out, char *buf, size_t n);
+	/* the link's counters for the observers; NULL: none */
+	void (*stats)(struct output *out, struct inverter_link_stats *ret);
 };
 
 static inline uint64_t output_now(struct output_ctx *ctx)

@@ -50,6 +50,7 @@ enum log_target {
 struct daemon_config {
 	int log_level; /* syslog level LOG_EMERG..LOG_DEBUG, from "emerg".."debug" */
 	uint64_t status_interval_usec; /* how often STATUS= and the status log line refresh */
+	bool dbus; /* publish the state on the system bus (org.bmsbridge.Gateway1) */
 };
 
 /* bms { ... } */

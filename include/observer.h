@@ -37,6 +37,7 @@
 #include <linux/can.h>
 
 #include "battery.h"
+#include "link_stats.h"
 #include "log.h"
 #include "safety.h"
 
@@ -56,6 +57,15 @@ enum observer_wire {
 	OBSERVER_WIRE_SET,    /* the protocol's whole set */
 };
 
+/* the four limits of the bank, in observer_decision.set_by[] */
+enum observer_limit {
+	OBSERVER_LIMIT_CVL,
+	OBSERVER_LIMIT_DVL,
+	OBSERVER_LIMIT_CCL,
+	OBSERVER_LIMIT_DCL,
+	OBSERVER_LIMIT__COUNT,
+};
+
 /* The safety layer's decision at this evaluation. */
 struct observer_decision {
 	enum safety_mode mode;
@@ -65,6 +75,13 @@ struct observer_decision {
 	const char *conflict; /* "DVL ... >= CVL ...: ..." while nothing may flow; "" if none */
 	uint64_t rejected;    /* implausible values rejected so far */
 	const char *last_rejected; /* the last of them in words */
+	/*
+	 * which rule set each limit of state->bank (enum observer_limit):
+	 * "bms", "cap", "floor", "rules" (taper, derate or ramp), "comm-loss",
+	 * "conflict", "none" (nothing sent)
+	 */
+	const char *set_by[OBSERVER_LIMIT__COUNT];
+	uint32_t packs_online_mask; /* bit i: packs[i] fresh and complete */
 };
 
 /* What went on the wire because of this evaluation. */
@@ -84,6 +101,13 @@ struct observer_evaluation {
 	/* the one-line status ("BMS normal: ...; pylontech: ...") into @buf */
 	void (*status)(const struct observer_evaluation *ev, char *buf, size_t n);
 	void *status_data; /* the bridge's, for ->status() */
+	/* the BMS port's (@inverter false) or the inverter port's own phrase into @buf */
+	void (*port_status)(const struct observer_evaluation *ev, bool inverter, char *buf,
+			    size_t n);
+	bool inverter_present;	      /* heard within its timeout */
+	uint64_t inverter_heard_usec; /* when it was last heard (0: never) */
+	/* the inverter link's counters: on OBSERVER_CAUSE_TICK only, else NULL */
+	const struct inverter_link_stats *inverter_stats;
 };
 
 enum observer_link {
@@ -110,6 +134,11 @@ struct observer_config {
 	const char *protocol;	       /* the inverter protocol's name */
 	const char *driver;	       /* the BMS driver's name */
 	uint64_t status_interval_usec; /* daemon { status_interval_s } */
+	const char *transport;	       /* the inverter output: "can", "rs485", "candump" */
+	const char *inverter_port;     /* inverter { port } */
+	const char *bms_port;	       /* bms { port } */
+	unsigned pack_count;	       /* packs the BMS input reads */
+	const uint8_t *pack_addresses; /* packs[i]'s bus address (bms { addresses }); NULL: i + 1 */
 };
 
 struct observer;
@@ -172,3 +201,81 @@ struct observer_status {
 };
 
 void observer_status_init(struct observer_status *o);
+
+/*
+ * The D-Bus view (src/observer_dbus.c): org.bmsbridge.Gateway1 on the
+ * system bus, on the bridge's loop; a snapshot taken at every evaluation,
+ * PropertiesChanged at most every OBSERVER_DBUS_FLUSH_USEC. No system bus:
+ * said once, and the daemon goes on without it.
+ */
+#define OBSERVER_DBUS_NAME "org.bmsbridge.Gateway1"
+#define OBSERVER_DBUS_PATH "/org/bmsbridge/Gateway1"
+#define OBSERVER_DBUS_FLUSH_USEC UINT64_C(500000) /* at most 2 signals a second */
+#define OBSERVER_DBUS_FRAMES_MAX 32
+
+struct sd_bus;
+struct sd_bus_slot;
+struct sd_event;
+struct sd_event_source;
+struct observer_dbus;
+
+/* one pack's object, /org/bmsbridge/Gateway1/pack/<address> */
+struct observer_dbus_pack {
+	struct battery_pack pack;
+	struct observer_dbus *owner;
+	uint8_t address; /* the pack's number, 1-based */
+	bool online;
+	uint16_t cell_delta_mv;
+	struct sd_bus_slot *slot;
+};
+
+struct observer_dbus {
+	struct observer base;
+	struct sd_bus *bus;
+	struct sd_event *event;
+	struct sd_event_source *flush;
+	struct sd_bus_slot *slot;
+	bool flush_armed;
+	bool dirty; /* the gateway's properties changed since the last signal */
+	uint32_t dirty_packs;
+	unsigned pack_objects;			   /* packs[] registered on the bus */
+	uint8_t pack_addresses[BATTERY_PACKS_MAX]; /* of the registered packs */
+	uint64_t start_usec;
+	/* the gateway */
+	char version[32];
+	char config_path[256];
+	char protocol[32], driver[32], transport[16];
+	char inverter_port[64], bms_port[64];
+	char inverter_status[160], bms_status[160];
+	/* the decision */
+	char mode[16], reason[96], conflict[96], last_rejected[96];
+	uint64_t rejected;
+	char set_by[OBSERVER_LIMIT__COUNT][16];
+	struct battery_pack bank;
+	uint8_t pack_count, packs_online;
+	/* the wire */
+	char wire_kind[8];
+	uint64_t wire_usec;
+	int32_t wire_error;
+	struct battery_pack wire; /* the bank the last frames were encoded from */
+	struct can_frame frames[OBSERVER_DBUS_FRAMES_MAX];
+	uint32_t n_frames;
+	/* the inverter */
+	bool inverter_present, inverter_port_open, bms_port_open;
+	uint64_t inverter_heard_usec;
+	struct inverter_link_stats link;
+	char bus_state[24];
+	struct observer_dbus_pack packs[BATTERY_PACKS_MAX];
+};
+
+/**
+ * observer_dbus_start() - connect to the system bus, take the name and
+ * publish on @e. Return: 0, or a negative errno when there is no bus
+ * (logged once; the observer then stays quiet).
+ */
+int observer_dbus_start(struct observer_dbus *o, struct sd_event *e, const char *config_path);
+
+/**
+ * observer_dbus_stop() - leave the bus without flushing (never blocks).
+ */
+void observer_dbus_stop(struct observer_dbus *o);

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -26,6 +28,7 @@
 #include "bms.h"
 #include "build-config.h"
 #include "candump.h"
+#include "ctl.h"
 #include "macro.h"
 #include "protocol.h"
 #include "jk_pb.h"
@@ -43,6 +46,8 @@ static unsigned arg_seed = 1;
 static unsigned arg_address = 1;
 static bool arg_address_set;
 static const char *arg_block = "auto";
+static bool arg_follow;
+static bool arg_json;
 
 static int usage_error(const char *fmt, const char *what)
 {
@@ -60,7 +65,12 @@ static void help(void)
 	       "  encode PROTOCOL [FILE]  state JSON (FILE, --sim or stdin) -> candump frames;\n"
 	       "                          pylontech-rs485: requests on stdin -> answers\n"
 	       "  decode FORMAT [FILE]    candump log (an inverter protocol or pylontech-can)\n"
-	       "                          or a JK-PB hex dump (jk-pb-modbus) -> state JSON\n"
+	       "                          or a JK-PB hex dump (jk-pb-modbus) -> state JSON;\n"
+	       "                          from a pipe (candump -L can0 | ...) or with --follow:\n"
+	       "                          one JSON line per change, as frames arrive\n"
+	       "  status [--json]         the running daemon: BMS, packs, safety, limits, inverter\n"
+	       "  watch                   the same, one line per change (a live view on a tty)\n"
+	       "  diagnose                the comm-loss checklist, each check a verdict and a hint\n"
 	       "\n"
 	       "  --state FILE            encode: the state (for pylontech-rs485)\n"
 	       "  --sim SECONDS           encode: the sim pack after SECONDS simulated seconds\n"
@@ -69,6 +79,8 @@ static void help(void)
 	       "  --address N             pylontech-rs485: pack address answered as (default 1);\n"
 	       "                          jk-pb-modbus: decode the frames of this DIP address\n"
 	       "  --block KIND            jk-pb-modbus: frame, data or settings (default: auto)\n"
+	       "  -f, --follow            decode: print as frames arrive\n"
+	       "  --json                  status: JSON for scripts\n"
 	       "  -h, --help, -V, --version\n"
 	       "\n"
 	       "See bmsbridgectl(1), bmsbridge-protocols(7).\n");
@@ -278,7 +290,53 @@ static int print_state(const struct battery_state *bs)
 	return 0;
 }
 
-/* a candump log through an inverter protocol's ->decode or a CAN BMS driver */
+/*
+ * One line of a candump log through an inverter protocol's ->decode or a
+ * CAN BMS driver. Return: 1 a frame used, 0 nothing to use (blank,
+ * comment, another frame), -1 an error (said).
+ */
+static int decode_line(const char *name, const struct inverter_protocol *p,
+		       const struct bms_driver *d, char *line, unsigned lineno,
+		       struct battery_state *bs)
+{
+	struct can_frame f;
+	size_t len;
+	int r;
+
+	while (*line == ' ' || *line == '\t') {
+		line++;
+	}
+	len = strcspn(line, "\r\n");
+	line[len] = '\0';
+	if (len == 0 || line[0] == '#') {
+		return 0;
+	}
+	if (candump_parse(line, len, NULL, NULL, &f) < 0) {
+		fprintf(stderr, "bmsbridgectl: line %u: not a candump log line: %.60s\n", lineno,
+			line);
+		return -1;
+	}
+	r = p ? p->decode(&f, lineno, bs) : d->decode_frame(&f, lineno, bs);
+	if (r < 0) {
+		fprintf(stderr, "bmsbridgectl: line %u: %s frame 0x%03X is malformed (%u bytes)\n",
+			lineno, name, (unsigned)(f.can_id & CAN_EFF_MASK), f.len);
+		return -1;
+	}
+	return r > 0;
+}
+
+/* what decode shows: one BMS on a CAN port speaks for the bank; an inverter's frames are the bank */
+static void decoded_view(const struct bms_driver *d, struct battery_state *bs)
+{
+	if (d) {
+		bs->bank = bs->packs[0];
+	} else {
+		bs->packs[0] = bs->bank;
+	}
+	bs->packs_online = 1;
+}
+
+/* a whole candump log: the state at its end */
 static int decode_candump(const char *name, const struct inverter_protocol *p,
 			  const struct bms_driver *d, char *text)
 {
@@ -288,42 +346,70 @@ static int decode_candump(const char *name, const struct inverter_protocol *p,
 
 	battery_state_init(&bs, 1);
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		struct can_frame f;
-		size_t len = strcspn(line, "\r");
-		int r;
+		int r = decode_line(name, p, d, line, ++lineno, &bs);
 
-		lineno++;
-		while (*line == ' ' || *line == '\t') {
-			line++;
-			len = strcspn(line, "\r");
-		}
-		if (len == 0 || line[0] == '#') {
-			continue;
-		}
-		if (candump_parse(line, len, NULL, NULL, &f) < 0) {
-			fprintf(stderr, "bmsbridgectl: line %u: not a candump log line: %.60s\n",
-				lineno, line);
-			return 1;
-		}
-		r = p ? p->decode(&f, lineno, &bs) : d->decode_frame(&f, lineno, &bs);
 		if (r < 0) {
-			fprintf(stderr, "bmsbridgectl: line %u: %s frame 0x%03X is malformed (%u bytes)\n",
-				lineno, name, (unsigned)(f.can_id & CAN_EFF_MASK), f.len);
 			return 1;
 		}
-		used += r > 0;
+		used += (unsigned)r;
 	}
 	if (used == 0) {
 		fprintf(stderr, "bmsbridgectl: no %s frame in the input\n", name);
 		return 1;
 	}
-	if (d) {
-		bs.bank = bs.packs[0]; /* one BMS on a CAN port speaks for the bank */
-	} else {
-		bs.packs[0] = bs.bank;
-	}
-	bs.packs_online = 1;
+	decoded_view(d, &bs);
 	return print_state(&bs);
+}
+
+/*
+ * A live candump log (candump -L can0 | bmsbridgectl decode ...): read a
+ * line at a time and print the state, one compact JSON line, after every
+ * frame that changed it, flushed at once; a bad line is said and skipped.
+ */
+static int decode_follow(const char *name, const struct inverter_protocol *p,
+			 const struct bms_driver *d, FILE *in)
+{
+	static struct battery_state bs, shown;
+	unsigned lineno = 0, used = 0, bad = 0;
+	char line[512];
+
+	battery_state_init(&bs, 1);
+	battery_state_init(&shown, 1);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (fgets(line, sizeof(line), in)) {
+		struct json_object *o;
+		int r;
+
+		r = decode_line(name, p, d, line, ++lineno, &bs);
+		if (r < 0) {
+			bad++;
+			continue;
+		}
+		if (r == 0) {
+			continue;
+		}
+		used++;
+		decoded_view(d, &bs);
+		/* the group times move with every frame; print when a value moved */
+		memcpy(shown.bank.updated_usec, bs.bank.updated_usec, sizeof(shown.bank.updated_usec));
+		if (memcmp(&shown.bank, &bs.bank, sizeof(bs.bank)) == 0 && used > 1) {
+			continue;
+		}
+		shown = bs;
+		o = battery_state_to_json(&bs);
+		if (!o) {
+			fprintf(stderr, "bmsbridgectl: out of memory\n");
+			return 1;
+		}
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	}
+	if (used == 0) {
+		fprintf(stderr, "bmsbridgectl: no %s frame in the input\n", name);
+		return 1;
+	}
+	return bad ? 1 : 0;
 }
 
 /* hex digits with white space and # comments; Return: bytes, or -1 */
@@ -456,6 +542,17 @@ static int decode_jk(const struct bms_driver *d, const char *text)
 	return print_state(&bs);
 }
 
+/* a pipe, a FIFO, a socket or a terminal: input that arrives over time */
+static bool stdin_is_live(void)
+{
+	struct stat st;
+
+	if (fstat(STDIN_FILENO, &st) < 0) {
+		return false;
+	}
+	return S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode);
+}
+
 static int cmd_decode(const char *name, const char *file)
 {
 	const struct inverter_protocol *p = protocol_find(name);
@@ -473,6 +570,36 @@ static int cmd_decode(const char *name, const char *file)
 		return usage_error("'%s' is not a format to decode (an inverter CAN protocol, "
 				   "pylontech-can or jk-pb-modbus)",
 				   name);
+	}
+	if (d && d->transport != BMS_TRANSPORT_CAN) {
+		/* a JK-PB dump is decoded whole */
+	} else if (arg_follow || (!file && stdin_is_live())) {
+		FILE *in = file && !streq(file, "-") ? fopen(file, "re") : stdin;
+
+		if (!in) {
+			fprintf(stderr, "bmsbridgectl: %s: %s\n", file, strerror(errno));
+			return 1;
+		}
+		r = decode_follow(name, p, d, in);
+		if (in != stdin) {
+			fclose(in);
+		}
+		return r;
+	}
+	if (d && d->transport != BMS_TRANSPORT_CAN) {
+		/* a JK-PB dump is decoded whole */
+	} else if (arg_follow || (!file && stdin_is_live())) {
+		FILE *in = file && !streq(file, "-") ? fopen(file, "re") : stdin;
+
+		if (!in) {
+			fprintf(stderr, "bmsbridgectl: %s: %s\n", file, strerror(errno));
+			return 1;
+		}
+		r = decode_follow(name, p, d, in);
+		if (in != stdin) {
+			fclose(in);
+		}
+		return r;
 	}
 	text = slurp(file, &len);
 	if (!text) {
@@ -501,6 +628,8 @@ int main(int argc, char **argv)
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "address", required_argument, NULL, 'a' },
 		{ "block", required_argument, NULL, 'b' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{},
@@ -508,7 +637,7 @@ int main(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "hVf", opts, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 			arg_state = optarg;
@@ -542,6 +671,12 @@ int main(int argc, char **argv)
 		case 'b':
 			arg_block = optarg;
 			break;
+		case 'f':
+			arg_follow = true;
+			break;
+		case 'j':
+			arg_json = true;
+			break;
 		case 'h':
 			help();
 			return 0;
@@ -553,7 +688,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		return usage_error("%s", "no command (list, encode, decode)");
+		return usage_error("%s", "no command (list, encode, decode, status, watch, diagnose)");
 	}
 	if (streq(argv[optind], "list") && argc - optind == 1) {
 		return cmd_list();
@@ -563,6 +698,15 @@ int main(int argc, char **argv)
 	}
 	if (streq(argv[optind], "decode") && (argc - optind == 2 || argc - optind == 3)) {
 		return cmd_decode(argv[optind + 1], argv[optind + 2]);
+	}
+	if (streq(argv[optind], "status") && argc - optind == 1) {
+		return ctl_status(arg_json);
+	}
+	if (streq(argv[optind], "watch") && argc - optind == 1) {
+		return ctl_watch();
+	}
+	if (streq(argv[optind], "diagnose") && argc - optind <= 2) {
+		return ctl_diagnose(argv[optind + 1]);
 	}
 	return usage_error("bad command line at '%s'", argv[optind]);
 }

@@ -75,6 +75,93 @@ static void status_line(const struct observer_evaluation *ev, char *buf, size_t 
 	bridge_status(ev->status_data, buf, n);
 }
 
+static void port_status(const struct observer_evaluation *ev, bool inverter, char *buf, size_t n)
+{
+	struct bridge *br = ev->status_data;
+
+	buf[0] = '\0';
+	if (inverter && br->output && br->output_ops->status) {
+		br->output_ops->status(br->output, buf, n);
+	} else if (!inverter && br->input && br->input_ops->status) {
+		br->input_ops->status(br->input, buf, n);
+	}
+}
+
+/* what a limit of the bank equals: the BMS's own, the user's cap or floor, or neither */
+static const char *limit_source(uint32_t v, bool have_bms, uint32_t bms, uint32_t cap)
+{
+	if (v == cap) {
+		return "cap";
+	}
+	if (have_bms && v == bms) {
+		return "bms";
+	}
+	return "rules"; /* taper, derate, the cell rule or the ramp brought it below both */
+}
+
+/*
+ * Which rule set each limit (observer.h, set_by[]). Told from the values:
+ * the comm-loss modes and a DVL/CVL conflict set all four; otherwise a
+ * limit equal to the user's cap (or floor) is the cap's, one equal to the
+ * BMS's (the lowest CVL, the highest DVL, the sum of the currents of the
+ * online packs) is the BMS's, and anything lower is the rules'.
+ */
+static void limit_sources(const struct bridge *br, uint32_t online, const char **set_by)
+{
+	const struct safety_config *c = &br->safety.cfg;
+	const struct battery_pack *b = &br->state.bank;
+	uint32_t cvl = UINT32_MAX, dvl = 0;
+	uint64_t ccl = 0, dcl = 0;
+	bool have = false;
+	const char *all = NULL;
+
+	switch (br->mode) {
+	case SAFETY_MODE_NOT_READY:
+	case SAFETY_MODE_STOP:
+		all = "none";
+		break;
+	case SAFETY_MODE_HOLD:
+	case SAFETY_MODE_ZERO:
+		all = "comm-loss";
+		break;
+	case SAFETY_MODE_NORMAL:
+		if (br->safety.conflict[0]) {
+			all = "conflict";
+		}
+		break;
+	}
+	if (all) {
+		for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
+			set_by[i] = all;
+		}
+		return;
+	}
+	for (unsigned i = 0; i < br->state.pack_count; i++) {
+		const struct battery_pack *p = &br->state.packs[i];
+
+		if (!(online & (1u << i)) || !battery_pack_has(p, BATTERY_GROUP_LIMITS)) {
+			continue;
+		}
+		have = true;
+		cvl = p->charge_voltage_limit_mv < cvl ? p->charge_voltage_limit_mv : cvl;
+		dvl = p->discharge_voltage_limit_mv > dvl ? p->discharge_voltage_limit_mv : dvl;
+		ccl += p->charge_current_limit_ma;
+		dcl += p->discharge_current_limit_ma;
+	}
+	set_by[OBSERVER_LIMIT_CVL] =
+		limit_source(b->charge_voltage_limit_mv, have, cvl, c->max_charge_voltage_mv);
+	set_by[OBSERVER_LIMIT_DVL] = b->discharge_voltage_limit_mv == c->min_discharge_voltage_mv
+					     ? "floor"
+				     : have && b->discharge_voltage_limit_mv == dvl ? "bms"
+										    : "rules";
+	set_by[OBSERVER_LIMIT_CCL] = limit_source(b->charge_current_limit_ma, have,
+						  ccl > UINT32_MAX ? UINT32_MAX : (uint32_t)ccl,
+						  c->max_charge_current_ma);
+	set_by[OBSERVER_LIMIT_DCL] = limit_source(b->discharge_current_limit_ma, have,
+						  dcl > UINT32_MAX ? UINT32_MAX : (uint32_t)dcl,
+						  c->max_discharge_current_ma);
+}
+
 /*
  * Tell every observer about the evaluation at @now (observer.h). The
  * transition, if any, is in @sev; @tx says what went on the wire.
@@ -98,7 +185,27 @@ static void observe(struct bridge *br, uint64_t now, enum observer_cause cause,
 		.tx = tx ? *tx : nothing,
 		.status = status_line,
 		.status_data = br,
+		.port_status = port_status,
+		.inverter_present = br->inverter_present,
+		.inverter_heard_usec = br->inverter_seen_usec,
 	};
+	struct inverter_link_stats link;
+	uint32_t online = 0;
+
+	if (!br->observers) {
+		return;
+	}
+	if (cause == OBSERVER_CAUSE_TICK && br->output && br->output_ops->stats) {
+		br->output_ops->stats(br->output, &link);
+		ev.inverter_stats = &link;
+	}
+	for (unsigned i = 0; i < br->state.pack_count && i < BATTERY_PACKS_MAX; i++) {
+		if (br->safety.pk[i].online) {
+			online |= 1u << i;
+		}
+	}
+	ev.decision.packs_online_mask = online;
+	limit_sources(br, online, ev.decision.set_by);
 
 	for (struct observer *o = br->observers; o; o = o->next) {
 		if (o->ops->evaluated) {
@@ -115,6 +222,12 @@ static void observe_configured(struct bridge *br, uint64_t now, bool restarted)
 		.protocol = br->proto->name,
 		.driver = br->driver->name,
 		.status_interval_usec = br->cfg.daemon.status_interval_usec,
+		.transport = br->output_ops->name,
+		.inverter_port = br->cfg.inverter.port,
+		.bms_port = br->cfg.bms.port,
+		.pack_count = br->state.pack_count,
+		.pack_addresses = br->cfg.bms.n_addresses >= br->state.pack_count ? br->cfg.bms.addresses
+										   : NULL,
 	};
 
 	for (struct observer *o = br->observers; o; o = o->next) {

@@ -36,6 +36,7 @@ static const struct conf_key daemon_keys[] = {
 	{ "log_level", CONF_ENUM, D(log_level), 0, 0, LOG_INFO, .enum_names = log_level_names },
 	{ "status_interval_s", CONF_UINT, D(status_interval_usec), 1, 3600, 10,
 	  .scale = USEC_PER_SEC, .unit = "s" },
+	{ "dbus", CONF_BOOL, D(dbus), 0, 1, true },
 };
 
 /* bms { }: where the battery is read */

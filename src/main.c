@@ -51,7 +51,7 @@ static const char *arg_debug;
 /* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
 static const char *const log_modules[] = {
 	"bms_can", "bms_modbus", "bms_replay", "bms_sim", "bridge", "can_bus",
-	"candump", "main", "notify", "output_can", "rs485", "serial",
+	"candump", "dbus", "main", "notify", "output_can", "rs485", "serial",
 };
 
 /* -d: each name must be a module, or the flag silently shows nothing */
@@ -287,6 +287,8 @@ static int run(const struct config *cfg)
 	static struct bridge br; /* one per process; static keeps it off the stack */
 	static struct observer_log obs_log;
 	static struct observer_status obs_status;
+	static struct observer_dbus obs_dbus;
+	bool on_bus = false;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -332,6 +334,18 @@ static int run(const struct config *cfg)
 	bridge_observer_add(&br, &obs_log.base);
 	observer_status_init(&obs_status);
 	bridge_observer_add(&br, &obs_status.base);
+	/* the third: the system bus, unless daemon { dbus = false } (read at start only) */
+	if (cfg->daemon.dbus) {
+		/* the file as an absolute path, for bmsbridgectl diagnose to read */
+		char *abs = arg_demo ? NULL : realpath(arg_config, NULL);
+
+		on_bus = observer_dbus_start(&obs_dbus, e,
+					     arg_demo ? "(demo)" : abs ? abs : arg_config) >= 0;
+		free(abs);
+	}
+	if (on_bus) {
+		bridge_observer_add(&br, &obs_dbus.base);
+	}
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
@@ -352,6 +366,10 @@ static int run(const struct config *cfg)
 	}
 	sd_event_source_unref(setup_done);
 	bridge_done(&br);
+	if (on_bus) {
+		bridge_observer_remove(&br, &obs_dbus.base);
+		observer_dbus_stop(&obs_dbus);
+	}
 	sd_event_unref(e);
 	return r;
 }

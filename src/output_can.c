@@ -185,10 +185,32 @@ static void can_out_status(struct output *base, char *buf, size_t n)
 	}
 }
 
+static void can_out_stats(struct output *base, struct inverter_link_stats *ret)
+{
+	struct can_output *out = container_of(base, struct can_output, base);
+	const struct can_bus_stats *st = can_bus_get_stats(out->bus);
+
+	*ret = (struct inverter_link_stats){
+		.bus_state = !can_bus_is_open(out->bus)
+				     ? "down"
+				     : can_bus_state_name(can_bus_get_state(out->bus)),
+		.tx_frames = st->tx_frames,
+		.rx_frames = st->rx_frames,
+		.tx_dropped = st->tx_dropped + st->tx_stale,
+		.rx_overflows = st->rx_overflows,
+		.error_frames = st->error_frames,
+		.bus_off = st->bus_off,
+		.top_other_adr = LINK_STATS_NONE,
+		.top_cid2 = LINK_STATS_NONE,
+		.err_cid2 = LINK_STATS_NONE,
+	};
+}
+
 const struct output_ops output_can_ops = {
 	.name = "can",
 	.open = can_out_open,
 	.free = can_out_free,
 	.send = can_out_send,
 	.status = can_out_status,
+	.stats = can_out_stats,
 };

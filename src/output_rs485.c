@@ -601,10 +601,49 @@ static void rs485_status(struct output *base, char *buf, size_t n)
 		 (unsigned long long)out->malformed);
 }
 
+/* the index of the largest count in @c[256] other than @skip; LINK_STATS_NONE if all are 0 */
+static uint8_t top_of(const uint32_t *c, unsigned skip)
+{
+	uint32_t best = 0;
+	uint8_t at = LINK_STATS_NONE;
+
+	for (unsigned k = 0; k < 256; k++) {
+		if (k != skip && c[k] > best) {
+			best = c[k];
+			at = (uint8_t)k;
+		}
+	}
+	return at;
+}
+
+static void rs485_stats(struct output *base, struct inverter_link_stats *ret)
+{
+	struct rs485_output *out = container_of(base, struct rs485_output, base);
+	uint8_t adr = pylon_rs485_adr(&out->base.ctx->cfg->options);
+
+	*ret = (struct inverter_link_stats){
+		.bus_state = "",
+		.baud = out->baud,
+		.address = adr,
+		.polls = out->polls,
+		.answered = out->answered,
+		.errors = out->errors,
+		.other_adr = out->other_adr,
+		.top_other_adr = top_of(out->adr_count, adr),
+		.top_cid2 = top_of(out->cid2_count, 256),
+		.malformed = out->malformed,
+		.noise = out->high_bit + out->outside,
+		.err_cid2 = out->err_in_row ? out->err_req.cid2 : LINK_STATS_NONE,
+		.err_rtn = out->err_rtn,
+		.err_in_row = out->err_in_row,
+	};
+}
+
 const struct output_ops output_rs485_ops = {
 	.name = "rs485",
 	.open = rs485_open,
 	.free = rs485_free,
 	.send = NULL, /* polled: answers go out from the read path */
 	.status = rs485_status,
+	.stats = rs485_stats,
 };

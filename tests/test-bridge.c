@@ -169,6 +169,102 @@ static void test_observed_run(void **state)
 	unlink(path);
 }
 
+/* what the decision says set each limit, as the observers get it */
+struct setter_watch {
+	struct observer base;
+	unsigned normal, not_ready, missing;
+	unsigned ccl_at_cap, ccl_cap, ccl_below, ccl_below_rules, cvl_cap, dvl_floor, none_before;
+	unsigned online_bit, stats_on_tick, stats_off_tick;
+};
+
+static void setter_evaluated(struct observer *o, const struct observer_evaluation *ev)
+{
+	struct setter_watch *w = container_of(o, struct setter_watch, base);
+	const char *const *by = ev->decision.set_by;
+
+	for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
+		w->missing += by[i] == NULL;
+	}
+	if (w->missing) {
+		return;
+	}
+	if (ev->decision.mode == SAFETY_MODE_NOT_READY) {
+		w->not_ready++;
+		w->none_before += streq(by[OBSERVER_LIMIT_CCL], "none");
+	} else if (ev->decision.mode == SAFETY_MODE_NORMAL) {
+		w->normal++;
+		/* the ramp brings CCL up to the cap: "rules" below it, "cap" at it */
+		if (ev->state->bank.charge_current_limit_ma == 5000) {
+			w->ccl_at_cap++;
+			w->ccl_cap += streq(by[OBSERVER_LIMIT_CCL], "cap");
+		} else {
+			w->ccl_below++;
+			w->ccl_below_rules += streq(by[OBSERVER_LIMIT_CCL], "rules");
+		}
+		w->cvl_cap += streq(by[OBSERVER_LIMIT_CVL], "cap") &&
+			      ev->state->bank.charge_voltage_limit_mv == 52000;
+		w->dvl_floor += streq(by[OBSERVER_LIMIT_DVL], "floor") &&
+				ev->state->bank.discharge_voltage_limit_mv == 48000;
+		w->online_bit += ev->decision.packs_online_mask == 1;
+	}
+	if (ev->cause == OBSERVER_CAUSE_TICK) {
+		w->stats_on_tick += ev->inverter_stats != NULL;
+	} else {
+		w->stats_off_tick += ev->inverter_stats != NULL;
+	}
+}
+
+static const struct observer_ops setter_ops = {
+	.name = "setter",
+	.evaluated = setter_evaluated,
+};
+
+/*
+ * The sim's pack asks 100 A and 56.8 V (sim.c); caps of 5 A and 52.0 V
+ * set CCL and CVL ("cap"), the 48.0 V floor sets DVL above the pack's
+ * 46.4 V ("floor"); before the first complete read nothing is sent ("none").
+ */
+static void test_limit_setters(void **state)
+{
+	static struct bridge br;
+	static struct config cfg;
+	struct setter_watch w = { .base = { .ops = &setter_ops } };
+	struct config_error err;
+	sd_event *e = NULL;
+	uint64_t end;
+
+	assert_int_equal(config_load_string("test",
+					    "bms: { driver = \"sim\"; seed = 1; };\n"
+					    "inverter: { protocol = \"pylontech\"; output = "
+					    "\"candump\"; port = \"/dev/null\"; };\n"
+					    "safety: { max_charge_current_a = 5; "
+					    "max_charge_voltage_mv = 52000; };\n",
+					    &cfg, &err),
+			 0);
+	assert_int_equal(sd_event_new(&e), 0);
+	bridge_observer_add(&br, &w.base);
+	assert_int_equal(bridge_init(&br, e, &cfg), 0);
+	end = mono_usec() + 8 * USEC_PER_SEC;
+	while (mono_usec() < end && (w.normal < 5 || w.ccl_at_cap < 3)) {
+		assert_true(sd_event_run(e, 100 * USEC_PER_MSEC) >= 0);
+	}
+	bridge_done(&br);
+	sd_event_unref(e);
+
+	assert_int_equal(w.missing, 0);
+	assert_true(w.normal >= 5);
+	assert_true(w.ccl_at_cap >= 3);
+	assert_int_equal(w.ccl_cap, w.ccl_at_cap);
+	assert_int_equal(w.ccl_below_rules, w.ccl_below);
+	assert_int_equal(w.cvl_cap, w.normal);
+	assert_int_equal(w.dvl_floor, w.normal);
+	assert_int_equal(w.online_bit, w.normal);
+	assert_int_equal(w.none_before, w.not_ready);
+	/* the candump output has no ->stats(): nothing, on the tick or off it */
+	assert_int_equal(w.stats_off_tick, 0);
+	assert_int_equal(w.stats_on_tick, 0);
+}
+
 /* a tick that runs late is followed by one a whole period later, never a burst */
 static void test_next_tick(void **state)
 {
@@ -183,6 +279,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_observed_run),
+		cmocka_unit_test(test_limit_setters),
 		cmocka_unit_test(test_next_tick),
 	};
 
