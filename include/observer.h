@@ -250,7 +250,7 @@ struct observer_dbus {
 	/* the decision */
 	char mode[16], reason[96], conflict[96], last_rejected[96];
 	uint64_t rejected;
-	char set_by[OBSERVER_LIMIT__COUNT][16];
+	char set_by[OBSERVER_LIMIT__COUNT][24];
 	struct battery_pack bank;
 	uint8_t pack_count, packs_online;
 	/* the wire */

@@ -42,6 +42,13 @@ enum safety_comm_loss {
 	SAFETY_COMM_LOSS_HOLD,
 };
 
+/* The rules that can lower a limit below the BMS's (struct safety, *_by). */
+enum safety_by {
+	SAFETY_BY_TAPER = 1u << 0,  /* charge taper near full, discharge taper near empty */
+	SAFETY_BY_CELL = 1u << 1,   /* the cell rules: cell ahead, cells x cell_max_mv, a cell too high */
+	SAFETY_BY_DERATE = 1u << 2, /* the temperature tables */
+};
+
 struct safety_config {
 	/* comm loss (bmsbridge.conf(5), "Comm-loss policy") */
 	int comm_loss;			/* enum safety_comm_loss */
@@ -149,6 +156,14 @@ struct safety {
 	uint64_t first_complete_usec; /* NOT_READY: first pack complete, 0 = none yet */
 	uint64_t last_eval_usec;
 	uint32_t out_ccl_ma, out_dcl_ma; /* after slew limiting */
+	/*
+	 * What set the NORMAL bank's limits, for observers (recorded only,
+	 * never read by the layer): SAFETY_BY_* bits of the rules that lowered
+	 * CVL, CCL, DCL below a pack's own, over the packs online; and whether
+	 * the ramp held CCL / DCL below what the rules and caps allowed.
+	 */
+	uint8_t cvl_by, ccl_by, dcl_by;
+	bool ccl_ramped, dcl_ramped;
 	bool force_charge;
 	bool last_cells_in_window; /* at the last NORMAL evaluation */
 	struct battery_pack last_bank; /* the last NORMAL output, for hold */

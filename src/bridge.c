@@ -88,23 +88,36 @@ static void port_status(const struct observer_evaluation *ev, bool inverter, cha
 }
 
 /* what a limit of the bank equals: the BMS's own, the user's cap or floor, or neither */
-static const char *limit_source(uint32_t v, bool have_bms, uint32_t bms, uint32_t cap)
+/* the rules that lowered a limit, as the safety layer recorded them (SAFETY_BY_*) */
+static const char *const rule_names[8] = {
+	"rules", /* below the BMS's and the cap with no rule recorded: the bank's share rule */
+	"taper", "cell", "taper+cell", "derate", "taper+derate", "cell+derate",
+	"taper+cell+derate",
+};
+
+static const char *limit_source(uint32_t v, bool have_bms, uint32_t bms, uint32_t cap,
+				bool ramped, uint8_t by)
 {
+	if (ramped) {
+		return "ramp"; /* held below what the rules and the cap allow, rising */
+	}
 	if (v == cap) {
 		return "cap";
 	}
 	if (have_bms && v == bms) {
 		return "bms";
 	}
-	return "rules"; /* taper, derate, the cell rule or the ramp brought it below both */
+	return rule_names[by & 7];
 }
 
 /*
  * Which rule set each limit (observer.h, set_by[]). Told from the values:
  * the comm-loss modes and a DVL/CVL conflict set all four; otherwise a
- * limit equal to the user's cap (or floor) is the cap's, one equal to the
- * BMS's (the lowest CVL, the highest DVL, the sum of the currents of the
- * online packs) is the BMS's, and anything lower is the rules'.
+ * current the ramp holds back is the ramp's, a limit equal to the user's
+ * cap (or floor) is the cap's, one equal to the BMS's (the lowest CVL, the
+ * highest DVL, the sum of the currents of the online packs) is the BMS's,
+ * and anything lower names the rules the safety layer recorded (taper,
+ * cell, derate, or "rules" for the bank's share rule).
  */
 static void limit_sources(const struct bridge *br, uint32_t online, const char **set_by)
 {
@@ -148,18 +161,21 @@ static void limit_sources(const struct bridge *br, uint32_t online, const char *
 		ccl += p->charge_current_limit_ma;
 		dcl += p->discharge_current_limit_ma;
 	}
-	set_by[OBSERVER_LIMIT_CVL] =
-		limit_source(b->charge_voltage_limit_mv, have, cvl, c->max_charge_voltage_mv);
+	set_by[OBSERVER_LIMIT_CVL] = limit_source(b->charge_voltage_limit_mv, have, cvl,
+						  c->max_charge_voltage_mv, false,
+						  br->safety.cvl_by);
 	set_by[OBSERVER_LIMIT_DVL] = b->discharge_voltage_limit_mv == c->min_discharge_voltage_mv
 					     ? "floor"
 				     : have && b->discharge_voltage_limit_mv == dvl ? "bms"
 										    : "rules";
 	set_by[OBSERVER_LIMIT_CCL] = limit_source(b->charge_current_limit_ma, have,
 						  ccl > UINT32_MAX ? UINT32_MAX : (uint32_t)ccl,
-						  c->max_charge_current_ma);
+						  c->max_charge_current_ma, br->safety.ccl_ramped,
+						  br->safety.ccl_by);
 	set_by[OBSERVER_LIMIT_DCL] = limit_source(b->discharge_current_limit_ma, have,
 						  dcl > UINT32_MAX ? UINT32_MAX : (uint32_t)dcl,
-						  c->max_discharge_current_ma);
+						  c->max_discharge_current_ma, br->safety.dcl_ramped,
+						  br->safety.dcl_by);
 }
 
 /*

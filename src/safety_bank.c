@@ -290,6 +290,17 @@ static void bank_limits(struct safety *s, struct battery_state *bs, struct bank_
 	s->out_dcl_ma = slew(s, s->out_dcl_ma, dcl, dt);
 	b->charge_current_limit_ma = s->out_ccl_ma;
 	b->discharge_current_limit_ma = s->out_dcl_ma;
+	/* for observers: which rules lowered what, and where the ramp holds back */
+	s->cvl_by = s->ccl_by = s->dcl_by = 0;
+	for (unsigned i = 0; i < s->packs_seen; i++) {
+		if (s->pk[i].online) {
+			s->cvl_by |= l[i].cvl_by;
+			s->ccl_by |= l[i].ccl_by;
+			s->dcl_by |= l[i].dcl_by;
+		}
+	}
+	s->ccl_ramped = s->out_ccl_ma < ccl;
+	s->dcl_ramped = s->out_dcl_ma < dcl;
 
 	if ((c->force_charge_soc_pct && b->soc_pct <= c->force_charge_soc_pct) ||
 	    (sum->cells && c->force_charge_cell_mv && b->cell_min_mv <= c->force_charge_cell_mv)) {

@@ -61,6 +61,8 @@ static inline uint32_t scale(uint32_t v, uint64_t num, uint64_t den)
 /* what the rules allow one pack */
 struct limits {
 	uint32_t cvl_mv, dvl_mv, ccl_ma, dcl_ma;
+	/* which rules lowered CVL, CCL, DCL below the BMS's own (SAFETY_BY_*) */
+	uint8_t cvl_by, ccl_by, dcl_by;
 };
 
 /* 1. take the groups @raw wrote since the last run into pk->good (filtered) */

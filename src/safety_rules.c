@@ -44,21 +44,29 @@ static uint32_t derate_pct(int32_t tmin, int32_t tmax, int32_t min, int32_t cold
 static void pack_rules(const struct safety_config *c, const struct safety_pack *pk,
 		       const struct battery_pack *g, struct limits *l)
 {
+	uint32_t before;
+
 	l->cvl_mv = g->charge_voltage_limit_mv;
 	l->dvl_mv = g->discharge_voltage_limit_mv;
 	l->ccl_ma = g->charge_current_limit_ma;
 	l->dcl_ma = g->discharge_current_limit_ma;
+	l->cvl_by = l->ccl_by = l->dcl_by = 0;
 
 	if (has_group(pk, BATTERY_GROUP_CELLS)) {
 		uint32_t hi = g->cell_max_mv, lo = g->cell_min_mv;
 
 		/* taper: full current at charge_taper_start_mv, none at cell_full_mv */
+		before = l->ccl_ma;
 		if (hi >= c->cell_full_mv) {
 			l->ccl_ma = 0;
 		} else if (hi > c->charge_taper_start_mv) {
 			l->ccl_ma = scale(l->ccl_ma, c->cell_full_mv - hi,
 					  c->cell_full_mv - c->charge_taper_start_mv);
 		}
+		if (l->ccl_ma < before) {
+			l->ccl_by |= SAFETY_BY_TAPER;
+		}
+		before = l->cvl_mv;
 		/*
 		 * A cell running ahead: at pack voltage CVL the highest cell
 		 * is at most hi + (CVL - now), the whole rise on the cell on
@@ -74,14 +82,23 @@ static void pack_rules(const struct safety_config *c, const struct safety_pack *
 		if (g->cell_count) {
 			l->cvl_mv = min_u32(l->cvl_mv, (uint32_t)g->cell_count * c->cell_max_mv);
 		}
+		if (l->cvl_mv < before) {
+			l->cvl_by |= SAFETY_BY_CELL;
+		}
 		/* discharge: none at cell_empty_mv, full discharge_taper_mv above */
+		before = l->dcl_ma;
 		if (lo <= c->cell_empty_mv) {
 			l->dcl_ma = 0;
 		} else if (lo < (uint32_t)c->cell_empty_mv + c->discharge_taper_mv) {
 			l->dcl_ma = scale(l->dcl_ma, lo - c->cell_empty_mv, c->discharge_taper_mv);
 		}
+		if (l->dcl_ma < before) {
+			l->dcl_by |= SAFETY_BY_TAPER;
+		}
 	}
 	if (has_group(pk, BATTERY_GROUP_TEMPS)) {
+		uint32_t ccl_before = l->ccl_ma, dcl_before = l->dcl_ma;
+
 		l->ccl_ma = scale(l->ccl_ma,
 				  derate_pct(g->temp_min_dc, g->temp_max_dc, c->charge_temp_min_dc,
 					     c->charge_cold_full_dc, c->charge_cold_pct,
@@ -94,6 +111,12 @@ static void pack_rules(const struct safety_config *c, const struct safety_pack *
 					  c->discharge_hot_pct);
 
 		l->dcl_ma = scale(l->dcl_ma, pct, 100);
+		if (l->ccl_ma < ccl_before) {
+			l->ccl_by |= SAFETY_BY_DERATE;
+		}
+		if (l->dcl_ma < dcl_before) {
+			l->dcl_by |= SAFETY_BY_DERATE;
+		}
 	}
 }
 
@@ -199,12 +222,24 @@ void safety_pack_limits(const struct safety_config *c, const struct safety_pack 
 	pack_rules(c, pk, &pk->good, l);
 	if (strict_view(c, pk, &v, &cell_high)) {
 		pack_rules(c, pk, &v, &ls);
-		l->cvl_mv = min_u32(l->cvl_mv, ls.cvl_mv);
-		l->ccl_ma = min_u32(l->ccl_ma, ls.ccl_ma);
-		l->dcl_ma = min_u32(l->dcl_ma, ls.dcl_ma);
+		if (ls.cvl_mv < l->cvl_mv) {
+			l->cvl_mv = ls.cvl_mv;
+			l->cvl_by |= ls.cvl_by;
+		}
+		if (ls.ccl_ma < l->ccl_ma) {
+			l->ccl_ma = ls.ccl_ma;
+			l->ccl_by |= ls.ccl_by;
+		}
+		if (ls.dcl_ma < l->dcl_ma) {
+			l->dcl_ma = ls.dcl_ma;
+			l->dcl_by |= ls.dcl_by;
+		}
 		l->dvl_mv = l->dvl_mv > ls.dvl_mv ? l->dvl_mv : ls.dvl_mv;
 	}
 	if (cell_high) {
+		if (l->ccl_ma) {
+			l->ccl_by |= SAFETY_BY_CELL;
+		}
 		l->ccl_ma = 0;
 	}
 }

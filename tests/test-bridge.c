@@ -193,13 +193,13 @@ static void setter_evaluated(struct observer *o, const struct observer_evaluatio
 		w->none_before += streq(by[OBSERVER_LIMIT_CCL], "none");
 	} else if (ev->decision.mode == SAFETY_MODE_NORMAL) {
 		w->normal++;
-		/* the ramp brings CCL up to the cap: "rules" below it, "cap" at it */
+		/* the ramp brings CCL up to the cap: "ramp" below it, "cap" at it */
 		if (ev->state->bank.charge_current_limit_ma == 5000) {
 			w->ccl_at_cap++;
 			w->ccl_cap += streq(by[OBSERVER_LIMIT_CCL], "cap");
 		} else {
 			w->ccl_below++;
-			w->ccl_below_rules += streq(by[OBSERVER_LIMIT_CCL], "rules");
+			w->ccl_below_rules += streq(by[OBSERVER_LIMIT_CCL], "ramp");
 		}
 		w->cvl_cap += streq(by[OBSERVER_LIMIT_CVL], "cap") &&
 			      ev->state->bank.charge_voltage_limit_mv == 52000;

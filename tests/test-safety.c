@@ -621,12 +621,14 @@ static void test_slew(void **state)
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, 0); /* the first output: 0 */
 	read_all(&c, &r, 1000);
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, 10000);
+	assert_true(c.s.ccl_ramped); /* recorded for observers: the ramp holds it back */
 	tick(&c, 500);
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, 15000);
 	for (int i = 0; i < 20; i++) {
 		read_all(&c, &r, 1000);
 	}
 	assert_int_equal(c.bs.bank.charge_current_limit_ma, 100000);
+	assert_false(c.s.ccl_ramped);
 	/* a decrease goes out at once */
 	r.ccl_ma = 20000;
 	read_all(&c, &r, 100);
@@ -662,6 +664,9 @@ static void test_taper(void **state)
 		assert_int_equal(c.bs.bank.charge_current_limit_ma, cases[i].ccl_ma);
 		assert_int_equal(!!(c.bs.bank.requests & BATTERY_REQUEST_CHARGE_ENABLE),
 				 cases[i].ccl_ma > 0);
+		/* recorded for observers: the taper lowered CCL (not the cell or temperature rules) */
+		assert_int_equal(c.s.ccl_by, cases[i].max_mv > 3400 ? SAFETY_BY_TAPER : 0);
+		assert_false(c.s.ccl_ramped);
 	}
 }
 

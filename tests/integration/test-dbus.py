@@ -319,7 +319,9 @@ def test_values(bus, d):
           0x351 in ids and ids <= on_stdout, "%s vs %s" % (sorted(ids), sorted(on_stdout)))
     for k in ("ChargeVoltageLimitSetBy", "ChargeCurrentLimitSetBy"):
         v = getp(bus, PATH, NAME, k)
-        check("%s names a rule (%s)" % (k, v), v in ("bms", "cap", "floor", "rules"), str(v))
+        check("%s names a rule (%s)" % (k, v), v in ("bms", "cap", "floor", "ramp", "rules", "taper", "cell", "derate",
+                                                 "taper+cell", "taper+derate", "cell+derate",
+                                                 "taper+cell+derate"), str(v))
 
 
 def test_signals(bus):
