@@ -50,7 +50,7 @@ static const char *arg_debug;
 
 /* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
 static const char *const log_modules[] = {
-	"bms_can", "bms_modbus", "bms_replay", "bms_sim", "bridge", "can_bus",
+	"bms_can", "bms_modbus", "bms_replay", "bms_serial", "bms_sim", "bridge", "can_bus",
 	"candump", "dbus", "main", "notify", "output_can", "rs485", "serial",
 };
 
