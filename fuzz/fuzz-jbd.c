@@ -1,77 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target: the JBD / LLT serial ops (protocols/jbd.c) on outside
- * bytes, the way the generic serial engine will drive them. The first byte
- * picks the step; the rest is the byte stream from the BMS, scanned as the
- * engine scans it (drop one byte on -EBADMSG, *skip bytes on -ENOMSG).
- * Invariants: no crash; frame() never claims more bytes than it was given
- * and always lets the scan move on; an accepted frame's decode either
- * succeeds or leaves the state byte for byte as it was; no pack claims
- * more cells or sensors than it may.
+ * libFuzzer target: the JBD / LLT serial ops (protocols/jbd.c) on outside bytes, the way
+ * the generic serial engine drives them (fuzz-serial-binary.h).
  */
-#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
-#include "battery.h"
 #include "bms_serial.h"
+#include "fuzz-serial-binary.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct battery_state bs, before;
-	const struct bms_serial_ops *ops = &jbd_serial;
-	uint8_t req[64];
-	unsigned step;
-	size_t off = 0;
-
-	if (size < 1) {
-		return 0;
-	}
-	step = data[0] % ops->n_steps;
-	if (ops->request(step, ops->address_min, req, sizeof(req)) <= 0) {
-		__builtin_trap();
-	}
-	battery_state_init(&bs, 1);
-	data++;
-	size--;
-	while (off < size) {
-		size_t skip = 0;
-		ssize_t r = ops->frame(step, ops->address_min, data + off, size - off, &skip);
-		int d;
-
-		if (r == 0) {
-			break; /* needs more: the engine would wait, then time out */
-		}
-		if (r == -EBADMSG) {
-			off++;
-			continue;
-		}
-		if (r == -ENOMSG) {
-			if (skip < 1 || skip > size - off) {
-				__builtin_trap();
-			}
-			off += skip;
-			continue;
-		}
-		if (r < 0 || (size_t)r > size - off || (size_t)r > ops->answer_max) {
-			__builtin_trap();
-		}
-		before = bs;
-		d = ops->decode(step, data + off, (size_t)r, 0, 1000, &bs);
-		if (d < 0 && memcmp(&bs, &before, sizeof(bs)) != 0) {
-			__builtin_trap();
-		}
-		if (d < 0 && d != -EBADMSG && d != -EPROTO) {
-			__builtin_trap();
-		}
-		off += (size_t)r;
-	}
-	if (bs.packs[0].cell_count > BATTERY_CELLS_MAX ||
-	    bs.packs[0].temp_count > BATTERY_TEMPS_MAX || bs.packs[0].soc_pct > 100) {
-		__builtin_trap();
-	}
-	return 0;
+	return serial_fuzz_one(&jbd_serial, BATTERY_CELLS_MAX, BATTERY_TEMPS_MAX, data, size);
 }
