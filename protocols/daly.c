@@ -46,14 +46,14 @@
 #include "byteorder.h"
 #include "macro.h"
 
-#define DALY_START 0xA5	       /* V1.2 §2.3 start flag */
-#define DALY_DATA_LEN 8	       /* V1.2 §2.3 data length, fixed */
-#define DALY_FRAME_LEN 13      /* start, address, ID, length, 8 data, checksum */
-#define DALY_HOST_BASE 0x3F    /* host address of board n: 0x3F + n (daly.py) */
-#define DALY_REQUEST_MIN 0x20  /* V1.2 §2.2: 0x20 GPRS, 0x40 PC, 0x80 Bluetooth */
+#define DALY_START 0xA5		/* V1.2 §2.3 start flag */
+#define DALY_DATA_LEN 8		/* V1.2 §2.3 data length, fixed */
+#define DALY_FRAME_LEN 13	/* start, address, ID, length, 8 data, checksum */
+#define DALY_HOST_BASE 0x3F	/* host address of board n: 0x3F + n (daly.py) */
+#define DALY_REQUEST_MIN 0x20	/* V1.2 §2.2: 0x20 GPRS, 0x40 PC, 0x80 Bluetooth */
 #define DALY_CURRENT_ZERO 30000 /* V1.2 §3 0x90: offset, 0.1 A */
-#define DALY_TEMP_ZERO 40      /* V1.2 §3 0x92: offset, degC */
-#define DALY_CELLS_MAX 48      /* V1.2 §3 0x95: cells 1-48 */
+#define DALY_TEMP_ZERO 40	/* V1.2 §3 0x92: offset, degC */
+#define DALY_CELLS_MAX 48	/* V1.2 §3 0x95: cells 1-48 */
 
 /* the poll round: V1.2 §3 data IDs */
 static const uint8_t daly_cmd[] = {

@@ -36,14 +36,14 @@
 #include "byteorder.h"
 #include "macro.h"
 
-#define JBD_START 0xDD	    /* V4 §2 start byte */
-#define JBD_END 0x77	    /* V4 §2 stop byte */
-#define JBD_READ 0xA5	    /* V4 §2 status byte of a read request */
-#define JBD_WRITE 0x5A	    /* V4 §2 status byte of a write request */
-#define JBD_STATUS_OK 0x00  /* V4 §3 answer status: 0 correct */
-#define JBD_OVERHEAD 7	    /* start, cmd, status, length, 2 checksum, stop */
-#define JBD_NAME_MAX 31	    /* V4 §3 0x05: "up to 31 characters" */
-#define JBD_KELVIN_DK 2731  /* V4 §3 0x03: NTC in 0.1 K, 2731 = 0 degC */
+#define JBD_START 0xDD	   /* V4 §2 start byte */
+#define JBD_END 0x77	   /* V4 §2 stop byte */
+#define JBD_READ 0xA5	   /* V4 §2 status byte of a read request */
+#define JBD_WRITE 0x5A	   /* V4 §2 status byte of a write request */
+#define JBD_STATUS_OK 0x00 /* V4 §3 answer status: 0 correct */
+#define JBD_OVERHEAD 7	   /* start, cmd, status, length, 2 checksum, stop */
+#define JBD_NAME_MAX 31	   /* V4 §3 0x05: "up to 31 characters" */
+#define JBD_KELVIN_DK 2731 /* V4 §3 0x03: NTC in 0.1 K, 2731 = 0 degC */
 
 /* the poll round: V4 §3 commands, one request each per round */
 static const uint8_t jbd_cmd[] = {
@@ -54,20 +54,20 @@ static const uint8_t jbd_cmd[] = {
 
 /* V4 §3 0x03, offsets in the data content */
 enum {
-	JBD_B_VOLTAGE = 0,    /* u16 10 mV */
-	JBD_B_CURRENT = 2,    /* s16 10 mA, charge positive */
-	JBD_B_REMAINING = 4,  /* u16 10 mAh */
-	JBD_B_NOMINAL = 6,    /* u16 10 mAh */
-	JBD_B_CYCLES = 8,     /* u16 */
-	JBD_B_DATE = 10,      /* u16 packed date, not used */
-	JBD_B_BALANCE = 12,   /* u16 cells 1-16 + u16 cells 17-32, not used */
+	JBD_B_VOLTAGE = 0,     /* u16 10 mV */
+	JBD_B_CURRENT = 2,     /* s16 10 mA, charge positive */
+	JBD_B_REMAINING = 4,   /* u16 10 mAh */
+	JBD_B_NOMINAL = 6,     /* u16 10 mAh */
+	JBD_B_CYCLES = 8,      /* u16 */
+	JBD_B_DATE = 10,       /* u16 packed date, not used */
+	JBD_B_BALANCE = 12,    /* u16 cells 1-16 + u16 cells 17-32, not used */
 	JBD_B_PROTECTION = 16, /* u16 Note 1 bits */
-	JBD_B_VERSION = 18,   /* u8 0x10 = 1.0 */
-	JBD_B_RSOC = 19,      /* u8 % */
-	JBD_B_FET = 20,	      /* u8 bit0 charge MOS on, bit1 discharge MOS on */
-	JBD_B_CELLS = 21,     /* u8 cells in series */
-	JBD_B_NTC_COUNT = 22, /* u8 N */
-	JBD_B_NTC = 23,	      /* N x u16 0.1 K */
+	JBD_B_VERSION = 18,    /* u8 0x10 = 1.0 */
+	JBD_B_RSOC = 19,       /* u8 % */
+	JBD_B_FET = 20,	       /* u8 bit0 charge MOS on, bit1 discharge MOS on */
+	JBD_B_CELLS = 21,      /* u8 cells in series */
+	JBD_B_NTC_COUNT = 22,  /* u8 N */
+	JBD_B_NTC = 23,	       /* N x u16 0.1 K */
 };
 
 /* V4 §3 Note 1: protection status bit -> enum battery_alarm */

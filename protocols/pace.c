@@ -40,8 +40,8 @@
 #include "byteorder.h"
 #include "pylontech_rs485.h"
 
-#define PACE_VER 0x25	     /* Char A.2 "Protocal version (V2.5) 25H" */
-#define PACE_KELVIN_DK 2730  /* Char A.4 */
+#define PACE_VER 0x25	    /* Char A.2 "Protocal version (V2.5) 25H" */
+#define PACE_KELVIN_DK 2730 /* Char A.4 */
 #define PACE_INFO_MAX 255
 #define PACE_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * PACE_INFO_MAX)
 
@@ -85,8 +85,7 @@ static int16_t pace_temp_dc(const uint8_t *p)
  * packs: nkinnan/esphome-pace-bms README "Temperature"); the document
  * names none of them.
  */
-static int pace_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p,
-			      uint64_t now_usec)
+static int pace_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p, uint64_t now_usec)
 {
 	struct battery_pack t = *p;
 	size_t o = 2;
@@ -119,16 +118,16 @@ static int pace_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p
 	t.mosfet_temp_dc = BATTERY_TEMP_NONE;
 	if (nt >= 3) {
 		t.mosfet_temp_dc = pace_temp_dc(&d[o]); /* MOSFET */
-		o += 4;					 /* and environment: not carried */
+		o += 4;					/* and environment: not carried */
 	}
 	/* Char A.14 M+N+3 pack current, s16 10 mA (Char A.4) */
 	t.current_ma = (int32_t)(int16_t)get_be16(&d[o]) * 10;
-	t.voltage_mv = get_be16(&d[o + 2]);		/* M+N+4 total voltage, mV */
-	remain = (uint32_t)get_be16(&d[o + 4]) * 10;	/* M+N+5 remaining, 10 mAh */
+	t.voltage_mv = get_be16(&d[o + 2]);	     /* M+N+4 total voltage, mV */
+	remain = (uint32_t)get_be16(&d[o + 4]) * 10; /* M+N+5 remaining, 10 mAh */
 	/* M+N+6 define number P = 3 */
-	full = (uint32_t)get_be16(&d[o + 7]) * 10;	/* M+N+7 full capacity, 10 mAh */
-	t.cycles = get_be16(&d[o + 9]);			/* M+N+8 cycle number */
-	design = (uint32_t)get_be16(&d[o + 11]) * 10;	/* M+N+9 design capacity, 10 mAh */
+	full = (uint32_t)get_be16(&d[o + 7]) * 10;    /* M+N+7 full capacity, 10 mAh */
+	t.cycles = get_be16(&d[o + 9]);		      /* M+N+8 cycle number */
+	design = (uint32_t)get_be16(&d[o + 11]) * 10; /* M+N+9 design capacity, 10 mAh */
 	if (full == 0 || remain > full + full / 10) {
 		return -EBADMSG;
 	}
@@ -161,34 +160,46 @@ static uint32_t bits(uint8_t v, const uint32_t map[8])
 
 /* Char A.19 protect state 1 */
 static const uint32_t pace_protect1[8] = {
-	BATTERY_ALARM_CELL_OVERVOLTAGE,	     BATTERY_ALARM_CELL_UNDERVOLTAGE,
-	BATTERY_ALARM_PACK_OVERVOLTAGE,	     BATTERY_ALARM_PACK_UNDERVOLTAGE,
-	BATTERY_ALARM_CHARGE_OVERCURRENT,    BATTERY_ALARM_DISCHARGE_OVERCURRENT,
-	BATTERY_ALARM_SHORT_CIRCUIT,	     0,
+	BATTERY_ALARM_CELL_OVERVOLTAGE,	  BATTERY_ALARM_CELL_UNDERVOLTAGE,
+	BATTERY_ALARM_PACK_OVERVOLTAGE,	  BATTERY_ALARM_PACK_UNDERVOLTAGE,
+	BATTERY_ALARM_CHARGE_OVERCURRENT, BATTERY_ALARM_DISCHARGE_OVERCURRENT,
+	BATTERY_ALARM_SHORT_CIRCUIT,	  0,
 };
 
 /* Char A.20 protect state 2: bit 5/6 environment, bit 7 "fully": no alarm */
 static const uint32_t pace_protect2[8] = {
-	BATTERY_ALARM_CHARGE_OVERTEMP,	 BATTERY_ALARM_DISCHARGE_OVERTEMP,
-	BATTERY_ALARM_CHARGE_UNDERTEMP,	 BATTERY_ALARM_DISCHARGE_UNDERTEMP,
-	BATTERY_ALARM_MOSFET_OVERTEMP,	 0,
-	0,				 0,
+	BATTERY_ALARM_CHARGE_OVERTEMP,
+	BATTERY_ALARM_DISCHARGE_OVERTEMP,
+	BATTERY_ALARM_CHARGE_UNDERTEMP,
+	BATTERY_ALARM_DISCHARGE_UNDERTEMP,
+	BATTERY_ALARM_MOSFET_OVERTEMP,
+	0,
+	0,
+	0,
 };
 
 /* Char A.24 warn state 1 */
 static const uint32_t pace_warn1[8] = {
-	BATTERY_ALARM_CELL_OVERVOLTAGE,	  BATTERY_ALARM_CELL_UNDERVOLTAGE,
-	BATTERY_ALARM_PACK_OVERVOLTAGE,	  BATTERY_ALARM_PACK_UNDERVOLTAGE,
-	BATTERY_ALARM_CHARGE_OVERCURRENT, BATTERY_ALARM_DISCHARGE_OVERCURRENT,
-	0,				  0,
+	BATTERY_ALARM_CELL_OVERVOLTAGE,
+	BATTERY_ALARM_CELL_UNDERVOLTAGE,
+	BATTERY_ALARM_PACK_OVERVOLTAGE,
+	BATTERY_ALARM_PACK_UNDERVOLTAGE,
+	BATTERY_ALARM_CHARGE_OVERCURRENT,
+	BATTERY_ALARM_DISCHARGE_OVERCURRENT,
+	0,
+	0,
 };
 
 /* Char A.25 warn state 2: bit 4/5 environment: not carried */
 static const uint32_t pace_warn2[8] = {
-	BATTERY_ALARM_CHARGE_OVERTEMP,	 BATTERY_ALARM_DISCHARGE_OVERTEMP,
-	BATTERY_ALARM_CHARGE_UNDERTEMP,	 BATTERY_ALARM_DISCHARGE_UNDERTEMP,
-	0,				 0,
-	BATTERY_ALARM_MOSFET_OVERTEMP,	 BATTERY_ALARM_LOW_SOC,
+	BATTERY_ALARM_CHARGE_OVERTEMP,
+	BATTERY_ALARM_DISCHARGE_OVERTEMP,
+	BATTERY_ALARM_CHARGE_UNDERTEMP,
+	BATTERY_ALARM_DISCHARGE_UNDERTEMP,
+	0,
+	0,
+	BATTERY_ALARM_MOSFET_OVERTEMP,
+	BATTERY_ALARM_LOW_SOC,
 };
 
 /*
@@ -199,8 +210,7 @@ static const uint32_t pace_warn2[8] = {
  * 1-2. The bit fields say protection and warning apart and are decoded;
  * the per-item bytes are not.
  */
-static int pace_decode_warn(const uint8_t *d, size_t n, struct battery_pack *p,
-			    uint64_t now_usec)
+static int pace_decode_warn(const uint8_t *d, size_t n, struct battery_pack *p, uint64_t now_usec)
 {
 	size_t o = 2;
 	unsigned m, nt;

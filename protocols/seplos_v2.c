@@ -42,8 +42,8 @@
 #include "byteorder.h"
 #include "pylontech_rs485.h"
 
-#define SEPLOS_VER 0x20	       /* Table 2: "Protocol version V2.0 = 32H 30H" */
-#define SEPLOS_KELVIN_DK 2731  /* Table 9: (value - 2731) / 10 degC */
+#define SEPLOS_VER 0x20	      /* Table 2: "Protocol version V2.0 = 32H 30H" */
+#define SEPLOS_KELVIN_DK 2731 /* Table 9: (value - 2731) / 10 degC */
 #define SEPLOS_INFO_MAX 255
 #define SEPLOS_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * SEPLOS_INFO_MAX)
 
@@ -70,8 +70,8 @@ static ssize_t seplos_frame(unsigned step, uint8_t address, const uint8_t *buf, 
 	if (step >= SEPLOS_STEP__COUNT) {
 		return -EBADMSG;
 	}
-	return pylon_rs485_find_answer(address, seplos_step_cid2[step], buf, len,
-				       SEPLOS_ANSWER_MAX, skip);
+	return pylon_rs485_find_answer(address, seplos_step_cid2[step], buf, len, SEPLOS_ANSWER_MAX,
+				       skip);
 }
 
 static int16_t seplos_temp_dc(const uint8_t *p)
@@ -116,7 +116,8 @@ static int seplos_decode_telemetry(const uint8_t *d, size_t n, struct battery_pa
 	}
 	nt = d[o++];
 	/* the last two are environment and power (MOSFET): Table 8 #6 */
-	if (nt < 3 || nt > BATTERY_TEMPS_MAX + 2 || n < o + 2 * nt + 2 + 2 + 2 + 1 + 2 + 2 + 2 + 2 + 2) {
+	if (nt < 3 || nt > BATTERY_TEMPS_MAX + 2 ||
+	    n < o + 2 * nt + 2 + 2 + 2 + 1 + 2 + 2 + 2 + 2 + 2) {
 		return -EBADMSG;
 	}
 	cell_temps = nt - 2;
@@ -124,15 +125,15 @@ static int seplos_decode_telemetry(const uint8_t *d, size_t n, struct battery_pa
 	for (unsigned i = 0; i < cell_temps; i++, o += 2) {
 		t.temp_dc[i] = seplos_temp_dc(&d[o]); /* Table 8 #6 cell temperature 1-4 */
 	}
-	o += 2;					    /* environment temperature: not carried */
+	o += 2;					  /* environment temperature: not carried */
 	t.mosfet_temp_dc = seplos_temp_dc(&d[o]); /* power temperature */
 	o += 2;
 	/* Table 8 #7 current, s16 0.01 A (Table 9) -> mA */
 	t.current_ma = (int32_t)(int16_t)get_be16(&d[o]) * 10;
 	t.voltage_mv = (uint32_t)get_be16(&d[o + 2]) * 10; /* #8 total voltage, 0.01 V */
-	remain = (uint32_t)get_be16(&d[o + 4]) * 10;	    /* #9 residual capacity, 0.01 Ah */
+	remain = (uint32_t)get_be16(&d[o + 4]) * 10;	   /* #9 residual capacity, 0.01 Ah */
 	/* #10 custom number P (10): the items that follow */
-	full = (uint32_t)get_be16(&d[o + 7]) * 10; /* #11 battery capacity, 0.01 Ah */
+	full = (uint32_t)get_be16(&d[o + 7]) * 10;     /* #11 battery capacity, 0.01 Ah */
 	t.soc_pct = permille_pct(get_be16(&d[o + 9])); /* #12 SOC, 1 per mille */
 	/* #13 rated capacity: the design value, not carried */
 	t.cycles = get_be16(&d[o + 13]);		/* #14 number of cycles */
@@ -189,7 +190,7 @@ static int seplos_decode_alarms(const uint8_t *d, size_t n, struct battery_pack 
 		return -EBADMSG;
 	}
 	o += nt + 2; /* Table 11 #7 current, #8 total voltage alarm bytes */
-	nb = d[o++];  /* #9 number of custom alarms P = 20 */
+	nb = d[o++]; /* #9 number of custom alarms P = 20 */
 	if (nb < 7 || n < o + nb) {
 		return -EBADMSG; /* at least alarm events 1-6 and the on-off state */
 	}
@@ -212,7 +213,7 @@ static int seplos_decode_alarms(const uint8_t *d, size_t n, struct battery_pack 
 	seplos_pair(e[4], 0, 1, BATTERY_ALARM_CHARGE_OVERCURRENT, &a, &w);
 	seplos_pair(e[4], 2, 3, BATTERY_ALARM_DISCHARGE_OVERCURRENT, &a, &w);
 	a |= (e[4] & 0x50) ? BATTERY_ALARM_DISCHARGE_OVERCURRENT : 0; /* bit 4, 6 transient OC */
-	a |= (e[4] & 0xA0) ? BATTERY_ALARM_SHORT_CIRCUIT : 0;	       /* bit 5, 7 short circuit */
+	a |= (e[4] & 0xA0) ? BATTERY_ALARM_SHORT_CIRCUIT : 0;	      /* bit 5, 7 short circuit */
 	/* alarm event 6: bit 2 residual capacity alarm, bit 3 its protection */
 	seplos_pair(e[5], 2, 3, BATTERY_ALARM_LOW_SOC, &a, &w);
 	/* on-off state: bit 0 discharge switch, bit 1 charge switch */
@@ -256,8 +257,8 @@ static int seplos_decode(unsigned step, const uint8_t *ans, size_t len, unsigned
 }
 
 const struct bms_serial_ops seplos_v2_serial = {
-	.baud = 9600,	   /* §1.1 */
-	.address_min = 0,  /* Table 2: ADR 00-15, the DIP address */
+	.baud = 9600,	  /* §1.1 */
+	.address_min = 0, /* Table 2: ADR 00-15, the DIP address */
 	.address_max = 15,
 	.n_steps = SEPLOS_STEP__COUNT,
 	.answer_max = SEPLOS_ANSWER_MAX,

@@ -41,10 +41,10 @@
 #define SV3_TEMPS 4	   /* XZH §3 PIB: cell temperature 1-4 */
 
 struct sv3_block {
-	uint8_t fn;	    /* Modbus function */
-	uint16_t start;	    /* first register or coil */
-	uint16_t count;	    /* registers or coils */
-	uint8_t bytes;	    /* byte count of the answer */
+	uint8_t fn;	/* Modbus function */
+	uint16_t start; /* first register or coil */
+	uint16_t count; /* registers or coils */
+	uint8_t bytes;	/* byte count of the answer */
 };
 
 /* the poll round: XZH §3 TA01 */
@@ -56,13 +56,13 @@ static const struct sv3_block sv3_blocks[] = {
 
 /* XZH §3 PIA, register offsets */
 enum {
-	PIA_VOLTAGE = 0x00,    /* u16 10 mV */
-	PIA_CURRENT = 0x01,    /* s16 10 mA */
-	PIA_REMAINING = 0x02,  /* u16 10 mAh */
-	PIA_TOTAL = 0x03,      /* u16 10 mAh */
-	PIA_SOC = 0x05,	       /* u16 0.1 % */
-	PIA_SOH = 0x06,	       /* u16 0.1 % */
-	PIA_CYCLES = 0x07,     /* u16 */
+	PIA_VOLTAGE = 0x00,   /* u16 10 mV */
+	PIA_CURRENT = 0x01,   /* s16 10 mA */
+	PIA_REMAINING = 0x02, /* u16 10 mAh */
+	PIA_TOTAL = 0x03,     /* u16 10 mAh */
+	PIA_SOC = 0x05,	      /* u16 0.1 % */
+	PIA_SOH = 0x06,	      /* u16 0.1 % */
+	PIA_CYCLES = 0x07,    /* u16 */
 };
 
 /* XZH §3 PIB, register offsets */
@@ -182,8 +182,8 @@ static ssize_t sv3_frame(unsigned step, uint8_t address, const uint8_t *buf, siz
 	}
 	if (buf[1] & 0x80) {
 		/* XZH §2.6.1: address, function + 128, error code, CRC */
-		if ((buf[1] & 0x7F) != 0x01 && (buf[1] & 0x7F) != 0x04 &&
-		    (buf[1] & 0x7F) != 0x0F && (buf[1] & 0x7F) != 0x10) {
+		if ((buf[1] & 0x7F) != 0x01 && (buf[1] & 0x7F) != 0x04 && (buf[1] & 0x7F) != 0x0F &&
+		    (buf[1] & 0x7F) != 0x10) {
 			return -EBADMSG;
 		}
 		if (len < 5) {

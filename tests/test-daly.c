@@ -157,9 +157,9 @@ static void test_tomatensaus_round(void **state)
 
 	n = hex("a5 01 90 08 02 03 00 00 77 3e 03 1b 16", f, sizeof(f));
 	assert_int_equal(run(S_SOC, 1, f, n, &bs), 0);
-	assert_int_equal(p->voltage_mv, 51500);	  /* 0x0203 = 51.5 V */
-	assert_int_equal(p->current_ma, -52600);  /* 0x773E = 30526: 52.6 A out */
-	assert_int_equal(p->soc_pct, 80);	  /* 0x031B = 79.5 % */
+	assert_int_equal(p->voltage_mv, 51500);	 /* 0x0203 = 51.5 V */
+	assert_int_equal(p->current_ma, -52600); /* 0x773E = 30526: 52.6 A out */
+	assert_int_equal(p->soc_pct, 80);	 /* 0x031B = 79.5 % */
 
 	/* bytes 6-7 (reserved) carry left-overs of 0x90: ignored */
 	n = hex("a5 01 91 08 0c b5 07 0c 28 05 03 1b 5e", f, sizeof(f));
@@ -384,14 +384,10 @@ static void test_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_maland16_soc),
-		cmocka_unit_test(test_tomatensaus_round),
-		cmocka_unit_test(test_tomatensaus_first),
-		cmocka_unit_test(test_failure_bits),
-		cmocka_unit_test(test_multi_pack),
-		cmocka_unit_test(test_frame_edges),
-		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_requests),	  cmocka_unit_test(test_maland16_soc),
+		cmocka_unit_test(test_tomatensaus_round), cmocka_unit_test(test_tomatensaus_first),
+		cmocka_unit_test(test_failure_bits),	  cmocka_unit_test(test_multi_pack),
+		cmocka_unit_test(test_frame_edges),	  cmocka_unit_test(test_malformed),
 	};
 
 	return cmocka_run_group_tests_name("daly", tests, NULL, NULL);

@@ -225,8 +225,8 @@ static void test_readme_software_lock(void **state)
 	assert_int_equal(p->cell_mv[1], 3868);
 	assert_int_equal(p->cell_mv[2], 3858);
 	assert_int_equal(p->cell_mv[3], 3869);
-	assert_int_equal(p->cell_max_idx, 0); /* max voltage cell 1 */
-	assert_int_equal(p->cell_min_idx, 2); /* min voltage cell 3 */
+	assert_int_equal(p->cell_max_idx, 0);		       /* max voltage cell 1 */
+	assert_int_equal(p->cell_min_idx, 2);		       /* min voltage cell 3 */
 	assert_int_equal(p->cell_max_mv - p->cell_min_mv, 17); /* delta 0.017 V */
 }
 
@@ -396,13 +396,22 @@ static void test_cell_overvoltage(void **state)
 static void test_protection_bits(void **state)
 {
 	static const uint32_t want[16] = {
-		BATTERY_ALARM_CELL_OVERVOLTAGE,	     BATTERY_ALARM_CELL_UNDERVOLTAGE,
-		BATTERY_ALARM_PACK_OVERVOLTAGE,	     BATTERY_ALARM_PACK_UNDERVOLTAGE,
-		BATTERY_ALARM_CHARGE_OVERTEMP,	     BATTERY_ALARM_CHARGE_UNDERTEMP,
-		BATTERY_ALARM_DISCHARGE_OVERTEMP,    BATTERY_ALARM_DISCHARGE_UNDERTEMP,
-		BATTERY_ALARM_CHARGE_OVERCURRENT,    BATTERY_ALARM_DISCHARGE_OVERCURRENT,
-		BATTERY_ALARM_SHORT_CIRCUIT,	     BATTERY_ALARM_BMS_INTERNAL,
-		0, 0, 0, 0,
+		BATTERY_ALARM_CELL_OVERVOLTAGE,
+		BATTERY_ALARM_CELL_UNDERVOLTAGE,
+		BATTERY_ALARM_PACK_OVERVOLTAGE,
+		BATTERY_ALARM_PACK_UNDERVOLTAGE,
+		BATTERY_ALARM_CHARGE_OVERTEMP,
+		BATTERY_ALARM_CHARGE_UNDERTEMP,
+		BATTERY_ALARM_DISCHARGE_OVERTEMP,
+		BATTERY_ALARM_DISCHARGE_UNDERTEMP,
+		BATTERY_ALARM_CHARGE_OVERCURRENT,
+		BATTERY_ALARM_DISCHARGE_OVERCURRENT,
+		BATTERY_ALARM_SHORT_CIRCUIT,
+		BATTERY_ALARM_BMS_INTERNAL,
+		0,
+		0,
+		0,
+		0,
 	};
 	struct battery_state bs;
 	uint8_t f[64];

@@ -66,9 +66,8 @@ static void test_example_analog(void **state)
 					    3271, 3270, 3271, 3270, 3270, 3271, 3270, 3271 };
 	const struct battery_pack *p = &bs.packs[0];
 
-	assert_int_equal(ops->decode(STEP_ANALOG, (const uint8_t *)pace_42, strlen(pace_42), 0, 50,
-				     &bs),
-			 0);
+	assert_int_equal(
+		ops->decode(STEP_ANALOG, (const uint8_t *)pace_42, strlen(pace_42), 0, 50, &bs), 0);
 	assert_int_equal(p->cell_count, 16);
 	for (unsigned i = 0; i < 16; i++) {
 		assert_int_equal(p->cell_mv[i], cells[i]);
@@ -101,9 +100,8 @@ static void test_example_warn(void **state)
 {
 	(void)state;
 	bs.packs[1].alarms = BATTERY_ALARM_SHORT_CIRCUIT;
-	assert_int_equal(ops->decode(STEP_WARN, (const uint8_t *)pace_44, strlen(pace_44), 1, 60,
-				     &bs),
-			 0);
+	assert_int_equal(
+		ops->decode(STEP_WARN, (const uint8_t *)pace_44, strlen(pace_44), 1, 60, &bs), 0);
 	assert_int_equal(bs.packs[1].alarms, 0);
 	assert_int_equal(bs.packs[1].warnings, 0);
 	/* instructions state 0x0E: pack indicate, DFET and CFET on (Char A.21) */
@@ -187,14 +185,10 @@ static void test_impossible(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_example_analog),
-		cmocka_unit_test(test_example_warn),
-		cmocka_unit_test(test_document_warn),
-		cmocka_unit_test(test_framing),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_rtn_errors),
-		cmocka_unit_test(test_impossible),
+		cmocka_unit_test(test_requests),     cmocka_unit_test(test_example_analog),
+		cmocka_unit_test(test_example_warn), cmocka_unit_test(test_document_warn),
+		cmocka_unit_test(test_framing),	     cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_rtn_errors),   cmocka_unit_test(test_impossible),
 	};
 
 	return cmocka_run_group_tests_name("pace", tests, setup, NULL);

@@ -218,8 +218,10 @@ static void test_golden_info(void **state)
 		uint32_t cvl, dvl, ccl, dcl, requests;
 	} cases[] = {
 		/* us2000-alarms-idle, us3000-alarms-discharging: no alarm */
-		{ STEP_ALARMS, "00020F000000000000000000000000000000050000000000000000000E0000000000" },
-		{ STEP_ALARMS, "00020F00000000000000000000000000000006000000000000000000000E4000000000" },
+		{ STEP_ALARMS,
+		  "00020F000000000000000000000000000000050000000000000000000E0000000000" },
+		{ STEP_ALARMS,
+		  "00020F00000000000000000000000000000006000000000000000000000E4000000000" },
 		/* up2500-management: 28.4 V, 23.2 V, 55.5 A, -55.5 A, C0 */
 		{ STEP_MANAGEMENT, "026EF05AA0022BFDD5C0", 28400, 23200, 55500, 55500,
 		  BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE },
@@ -289,7 +291,8 @@ static void test_impossible(void **state)
 	(void)state;
 	static const uint8_t zero_cells[] = { 0x00, 0x02, 0x00 };
 	static const uint8_t too_many[] = { 0x00, 0x02, 0x21 };
-	static const uint8_t neg_ccl[] = { 0x02, 0xD0, 0x02, 0xB7, 0x98, 0xFF, 0x06, 0xFF, 0x06, 0xC0 };
+	static const uint8_t neg_ccl[] = { 0x02, 0xD0, 0x02, 0xB7, 0x98,
+					   0xFF, 0x06, 0xFF, 0x06, 0xC0 };
 	struct battery_state before;
 	uint8_t f[128];
 	ssize_t n;

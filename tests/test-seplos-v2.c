@@ -79,8 +79,8 @@ static void test_readme_telemetry(void **state)
 	static const int16_t temps[4] = { 251, 245, 236, 251 };
 	const struct battery_pack *p = &bs.packs[2];
 
-	assert_int_equal(ops->decode(STEP_TELEMETRY, (const uint8_t *)seplos_42,
-				     strlen(seplos_42), 2, 77, &bs),
+	assert_int_equal(ops->decode(STEP_TELEMETRY, (const uint8_t *)seplos_42, strlen(seplos_42),
+				     2, 77, &bs),
 			 0);
 	assert_int_equal(p->cell_count, 16);
 	for (unsigned i = 0; i < 16; i++) {
@@ -121,8 +121,8 @@ static void test_fw1606_telemetry(void **state)
 	assert_int_equal(ops->frame(STEP_TELEMETRY, 0x01, (const uint8_t *)fw1606_42,
 				    strlen(fw1606_42), NULL),
 			 (ssize_t)strlen(fw1606_42));
-	assert_int_equal(ops->decode(STEP_TELEMETRY, (const uint8_t *)fw1606_42,
-				     strlen(fw1606_42), 0, 88, &bs),
+	assert_int_equal(ops->decode(STEP_TELEMETRY, (const uint8_t *)fw1606_42, strlen(fw1606_42),
+				     0, 88, &bs),
 			 0);
 	assert_int_equal(p->cell_count, 16);
 	for (unsigned i = 0; i < 16; i++) {
@@ -134,10 +134,10 @@ static void test_fw1606_telemetry(void **state)
 	}
 	assert_int_equal(p->mosfet_temp_dc, 133); /* power 13.3; ambient 17.3 not carried */
 	assert_int_equal(p->current_ma, 0);
-	assert_int_equal(p->voltage_mv, 53340);	   /* 53.34 V */
+	assert_int_equal(p->voltage_mv, 53340);	    /* 53.34 V */
 	assert_int_equal(p->remaining_mah, 221700); /* 0x569A = 221.70 Ah */
-	assert_int_equal(p->full_mah, 280000);	   /* 280.0 Ah */
-	assert_int_equal(p->soc_pct, 79);	   /* 79.1 % */
+	assert_int_equal(p->full_mah, 280000);	    /* 280.0 Ah */
+	assert_int_equal(p->soc_pct, 79);	    /* 79.1 % */
 	assert_int_equal(p->cycles, 7);
 	assert_int_equal(p->soh_pct, 100);
 }
@@ -153,8 +153,8 @@ static void test_fw1606_status(void **state)
 	assert_int_equal(ops->frame(STEP_ALARMS, 0x01, (const uint8_t *)fw1606_44,
 				    strlen(fw1606_44), NULL),
 			 (ssize_t)strlen(fw1606_44));
-	assert_int_equal(ops->decode(STEP_ALARMS, (const uint8_t *)fw1606_44, strlen(fw1606_44),
-				     0, 89, &bs),
+	assert_int_equal(ops->decode(STEP_ALARMS, (const uint8_t *)fw1606_44, strlen(fw1606_44), 0,
+				     89, &bs),
 			 0);
 	assert_int_equal(p->alarms, 0);
 	assert_int_equal(p->warnings, 0);
@@ -185,12 +185,12 @@ static void test_document_alarms(void **state)
 	uint8_t ev[20] = { 0 }, f[160];
 	size_t len;
 
-	ev[1] = 0x06;  /* event 2: bit 1 cell OV protection, bit 2 cell low voltage alarm */
-	ev[2] = 0x08;  /* event 3: bit 3 charge under temperature protection */
-	ev[3] = 0x20;  /* event 4: bit 5 power high temperature alarm */
-	ev[4] = 0x20;  /* event 5: bit 5 output short circuit protection */
-	ev[5] = 0x04;  /* event 6: bit 2 residual capacity alarm */
-	ev[6] = 0x01;  /* on-off: discharge switch on, charge switch off */
+	ev[1] = 0x06; /* event 2: bit 1 cell OV protection, bit 2 cell low voltage alarm */
+	ev[2] = 0x08; /* event 3: bit 3 charge under temperature protection */
+	ev[3] = 0x20; /* event 4: bit 5 power high temperature alarm */
+	ev[4] = 0x20; /* event 5: bit 5 output short circuit protection */
+	ev[5] = 0x04; /* event 6: bit 2 residual capacity alarm */
+	ev[6] = 0x01; /* on-off: discharge switch on, charge switch off */
 	len = alarm_answer(ev, f, sizeof(f));
 	assert_int_equal(len, 18 + 98); /* 49 bytes (§4.2.2), LENGTH 0x8062 */
 	assert_memory_equal(&f[9], "8062", 4);
@@ -271,14 +271,10 @@ static void test_impossible(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_readme_telemetry),
-		cmocka_unit_test(test_fw1606_telemetry),
-		cmocka_unit_test(test_fw1606_status),
-		cmocka_unit_test(test_document_alarms),
-		cmocka_unit_test(test_framing),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_rtn_errors),
+		cmocka_unit_test(test_requests),	 cmocka_unit_test(test_readme_telemetry),
+		cmocka_unit_test(test_fw1606_telemetry), cmocka_unit_test(test_fw1606_status),
+		cmocka_unit_test(test_document_alarms),	 cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_truncated),	 cmocka_unit_test(test_rtn_errors),
 		cmocka_unit_test(test_impossible),
 	};
 

@@ -129,12 +129,12 @@ static void test_sp57b_pia(void **state)
 	(void)state;
 	battery_state_init(&bs, 1);
 	assert_int_equal(run(S_PIA, 1, f, n, &bs), 0);
-	assert_int_equal(p->voltage_mv, 53250);	   /* 0x14CD x 10 mV */
-	assert_int_equal(p->current_ma, -1370);	   /* 0xFF77 = -137 x 10 mA */
+	assert_int_equal(p->voltage_mv, 53250);	    /* 0x14CD x 10 mV */
+	assert_int_equal(p->current_ma, -1370);	    /* 0xFF77 = -137 x 10 mA */
 	assert_int_equal(p->remaining_mah, 274560); /* 0x6B40 x 10 mAh */
-	assert_int_equal(p->full_mah, 330000);	   /* 0x80E8 x 10 mAh */
-	assert_int_equal(p->soc_pct, 83);	   /* 0x0340 = 83.2 % */
-	assert_int_equal(p->soh_pct, 100);	   /* 0x03E7 = 99.9 % */
+	assert_int_equal(p->full_mah, 330000);	    /* 0x80E8 x 10 mAh */
+	assert_int_equal(p->soc_pct, 83);	    /* 0x0340 = 83.2 % */
+	assert_int_equal(p->soh_pct, 100);	    /* 0x03E7 = 99.9 % */
 	assert_int_equal(p->cycles, 10);
 	assert_true(battery_pack_has(p, BATTERY_GROUP_ELECTRICAL));
 	assert_true(battery_pack_has(p, BATTERY_GROUP_CAPACITY));
@@ -338,12 +338,9 @@ static void test_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_sp57b_pia),
-		cmocka_unit_test(test_sp57b_pib),
-		cmocka_unit_test(test_exceptions),
-		cmocka_unit_test(test_frame_edges),
-		cmocka_unit_test(test_pic_bits),
+		cmocka_unit_test(test_requests),    cmocka_unit_test(test_sp57b_pia),
+		cmocka_unit_test(test_sp57b_pib),   cmocka_unit_test(test_exceptions),
+		cmocka_unit_test(test_frame_edges), cmocka_unit_test(test_pic_bits),
 		cmocka_unit_test(test_malformed),
 	};
 

@@ -40,8 +40,8 @@ static inline size_t ydt_reframe(const char *ans, size_t n_info, uint8_t *out, s
  * -EBADMSG; our own request echoed -> -ENOMSG with the echo's length to
  * skip; the same answer from another address -> -ENOMSG.
  */
-static inline void ydt_check_framing(const struct bms_serial_ops *ops, unsigned step,
-				     uint8_t adr, const char *ans)
+static inline void ydt_check_framing(const struct bms_serial_ops *ops, unsigned step, uint8_t adr,
+				     const char *ans)
 {
 	size_t len = strlen(ans), skip = 0;
 	uint8_t buf[1024], req[64];
@@ -121,8 +121,8 @@ static inline unsigned ydt_check_truncations(const struct bms_serial_ops *ops, u
 }
 
 /* an RTN error answer (CID2 != 0) of the right shape: -EPROTO, state untouched */
-static inline void ydt_check_rtn_error(const struct bms_serial_ops *ops, unsigned step,
-				       uint8_t ver, uint8_t adr, uint8_t rtn)
+static inline void ydt_check_rtn_error(const struct bms_serial_ops *ops, unsigned step, uint8_t ver,
+				       uint8_t adr, uint8_t rtn)
 {
 	static struct battery_state bs, before;
 	uint8_t frame[64];
