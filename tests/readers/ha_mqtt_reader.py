@@ -110,6 +110,7 @@ so where it matters:
   warning in HA's sensor entity (code); both are reported.
 """
 
+import datetime
 import json
 import math
 import re
@@ -311,7 +312,12 @@ DEVICE_ABBREVIATIONS = {
 # Source: mqtt.markdown "Supported abbreviations for origin info".
 ORIGIN_ABBREVIATIONS = {"name": "name", "sw": "sw_version", "url": "support_url"}
 
-# Device registry keys accepted in the "device" block.  Source: sensor.mqtt
+# Device registry keys accepted in the "device" block (checked in a stored
+# core mqtt/schemas.py: MQTT_ENTITY_DEVICE_INFO_SCHEMA is vol.All(
+# cv.deprecated(via_hub -> via_device), vol.Schema({...}),
+# validate_device_has_at_least_one_identifier); identifiers: list of
+# cv.string, connections: list of [str, str], configuration_url:
+# cv.configuration_url).  Source: sensor.mqtt
 # page "device" keys; core mqtt schemas (MQTT_ENTITY_DEVICE_INFO_SCHEMA,
 # a plain vol.Schema, so other keys are refused; via_hub is the deprecated
 # spelling of via_device).
@@ -925,6 +931,18 @@ def _check_common(cfg, component):
                         isinstance(c, list) and len(c) == 2 for c in cns):
                     r.append("rejected: device.connections must be a list of "
                              "[type, value] pairs")
+            if cns is not None and isinstance(cns, list) and any(
+                    isinstance(c, list) and len(c) == 2 and
+                    any(_coerce_str(x) is None for x in c) for c in cns):
+                r.append("rejected: device.connections values must be "
+                         "strings")
+            cu = d.get("configuration_url")
+            if cu is not None and not (
+                    isinstance(cu, str) and (
+                        re.match(r"https?://[^/\s]+", cu) or
+                        cu.startswith("homeassistant://"))):
+                r.append(f"rejected: device.configuration_url {cu!r} is not "
+                         f"an http(s):// or homeassistant:// URL")
             if not ids and not cns:
                 r.append("rejected: device has neither identifiers nor "
                          "connections (at least one is required)")
@@ -1109,7 +1127,7 @@ def _check_select(cfg):
 def _check_switch(cfg):
     r = _need_command(cfg, "switch")
     dc = cfg.get("device_class")
-    if dc is not None and dc not in SWITCH_DEVICE_CLASSES:
+    if dc is not None and str(dc).lower() not in SWITCH_DEVICE_CLASSES:
         r.append(f"rejected: {dc!r} is not a switch device_class")
     return r
 
@@ -1117,7 +1135,7 @@ def _check_switch(cfg):
 def _check_button(cfg):
     r = _need_command(cfg, "button")
     dc = cfg.get("device_class")
-    if dc is not None and dc not in BUTTON_DEVICE_CLASSES:
+    if dc is not None and str(dc).lower() not in BUTTON_DEVICE_CLASSES:
         r.append(f"rejected: {dc!r} is not a button device_class")
     return r
 
@@ -1319,6 +1337,26 @@ class _Entity:
                     log.append(f"{self.key}: non-numeric value {text!r} for a "
                                f"numeric sensor, state kept")
                     return
+            if self.device_class in ("timestamp", "date"):
+                # core mqtt/sensor.py: dt_util.parse_datetime; unparsable ->
+                # None (unknown); sensor/__init__.py: a timestamp needs a
+                # timezone, stored as UTC isoformat(timespec="seconds").
+                try:
+                    dt = datetime.datetime.fromisoformat(text)
+                except ValueError:
+                    log.append(f"{self.key}: {text!r} is not a datetime")
+                    self.state = "unknown"
+                    return
+                if self.device_class == "date":
+                    self.state = dt.date().isoformat()
+                    return
+                if dt.tzinfo is None:
+                    log.append(f"{self.key}: timestamp {text!r} has no "
+                               f"timezone, state kept")
+                    return
+                self.state = dt.astimezone(datetime.timezone.utc).isoformat(
+                    timespec="seconds")
+                return
             if self.device_class == "enum" and "options" in self.cfg and \
                     text not in [str(o) for o in self.cfg["options"]]:
                 log.append(f"{self.key}: {text!r} not in options, state kept")
@@ -1419,11 +1457,13 @@ class HAModel:
                 self._retained.pop(topic, None)
             else:
                 self._retained[topic] = payload
+        before = list(self._ents.values())
         if topic.startswith(self.prefix + "/") and topic.endswith("/config"):
             self._discovery(topic, payload, now)
-            return
-        for e in list(self._ents.values()):
-            self._deliver(e, topic, payload, now)
+        # any entity already subscribed to a matching topic gets it too
+        for e in before:
+            if e.key in self._ents and self._ents[e.key] is e:
+                self._deliver(e, topic, payload, now)
 
     def _deliver(self, e, topic, payload, now):
         if isinstance(e.state_topic, str) and topic_matches(e.state_topic,
@@ -1768,6 +1808,17 @@ def _self_test():
        and any("unknown keys" in x for x in
                check_discovery("homeassistant/sensor/x/config", J(s2))),
        "device without identifiers/connections, unknown device key flagged")
+    s = dict(bed_h, device={"connections": [["mac", "02:00:00:00:00:01"]],
+                            "configuration_url": "http://192.0.2.1/"})
+    s2 = dict(bed_h, device={"identifiers": ["a"],
+                             "configuration_url": "192.0.2.1"})
+    s3 = dict(bed_h, device={"connections": [["mac"]]})
+    ok(check_discovery("homeassistant/sensor/x/config", J(s)) == []
+       and any("configuration_url" in x for x in
+               check_discovery("homeassistant/sensor/x/config", J(s2)))
+       and any("pairs" in x for x in
+               check_discovery("homeassistant/sensor/x/config", J(s3))),
+       "device connections and configuration_url checked")
     s = {k: v for k, v in bed_h.items() if k != "unique_id"}
     ok(any("without unique_id" in x for x in
            check_discovery("homeassistant/sensor/x/config", J(s))),
@@ -1964,6 +2015,19 @@ def _self_test():
        and e3["available"] and e3["state"] == "51",
        "model: expire_after: unavailable before first value, expires "
        "expire_after s after the last message, back on the next")
+    # timestamp sensor
+    m = HAModel()
+    m.feed("homeassistant/sensor/ts/config",
+           J({"state_topic": "t/s", "device_class": "timestamp",
+              "unique_id": "ts"}), True, 0.0)
+    m.feed("t/s", b"2024-05-01T12:00:00+02:00", False, 1.0)
+    t1 = m.entities()["ts"]["state"]
+    m.feed("t/s", b"2024-05-01T12:00:00", False, 2.0)
+    t2 = m.entities()["ts"]["state"]
+    m.feed("t/s", b"yesterday", False, 3.0)
+    ok(t1 == "2024-05-01T10:00:00+00:00" and t2 == t1 and
+       m.entities()["ts"]["state"] == "unknown",
+       "model: timestamp sensor in UTC; no timezone kept; unparsable unknown")
     # unsupported template in the model
     m = HAModel()
     m.feed("homeassistant/sensor/ut/config",
@@ -1991,6 +2055,12 @@ def _self_test():
            J(dict(bed_h, device_class="power", unit_of_measurement="A")),
            True, 0.0)
     ok(m.entities() == {} and m.log, "model: refused config creates nothing")
+
+    # CLI dump lines
+    ok(_parse_dump_line('a/b 1 "x y"\n') == ("a/b", True, b"x y")
+       and _parse_dump_line("a/b 0 hex:4f4e") == ("a/b", False, b"ON")
+       and _parse_dump_line('a/b 1 ""') == ("a/b", True, b""),
+       "CLI dump line: JSON string and hex payloads")
 
     for i, (good_, name) in enumerate(results, 1):
         print(f"{'ok' if good_ else 'not ok'} {i} - {name}")
