@@ -208,7 +208,7 @@ static int daly_decode_soc(const uint8_t *d, struct battery_pack *p, uint64_t no
 	p->current_ma = ((int32_t)DALY_CURRENT_ZERO - (int32_t)get_be16(d + 4)) * 100;
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
 
-	p->soc_pct = (uint8_t)((soc_pm + 5) / 10);
+	battery_pack_set_soc_cpct(p, soc_pm * 10u); /* V1.2 §3 0x90 SOC, 0.1 % */
 	p->soh_pct = 100; /* V1.2 has no state of health */
 	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
 	return 0;
