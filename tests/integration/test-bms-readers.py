@@ -259,9 +259,9 @@ def main():
                 g = got.get(key)
                 what = key
                 if family == "daly" and key == "current_a":
-                    what = ("current_a (document ambiguous: Daly V1.2 does "
-                            "not say which side of 30000 is charge; this "
-                            "pack takes above as charge)")
+                    what = ("current_a (Daly V1.2 does not say which side "
+                            "of 30000 is charge; a real pack's 0x93 state "
+                            "does: below is charge)")
                 tot["fields"] += 1
                 good = g is not None and abs(g - want) <= tol + 1e-6
                 if not good:

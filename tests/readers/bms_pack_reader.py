@@ -55,8 +55,11 @@ Choices where a document is ambiguous (each also named at its code)
 * jbd: "Nominal Capacity" is taken as the full capacity; no SOH field.
 * daly: the request carries host address 0x40 and the answer 0x01 (§2.2,
   §2.3): V1.2 names one board only, so only that board (address 1) is
-  simulated.  The current's sign is not stated: above 30000 (offset) is
-  taken as charge.  Multi-byte values big endian (not stated).  0x95/0x96
+  simulated.  The current's sign is not stated in V1.2: a real pack
+  settles it (tomatensaus/bms test_daly.py: raw 30526 answered with the
+  0x93 state byte 2, "discharge"), so below 30000 (offset) is charge.
+  (The first version of this reader guessed the other way; the daemon's
+  disagreement sent us to the capture.)  Multi-byte values big endian (not stated).  0x95/0x96
   frame numbers start at 0 as written in §3.  Temperatures whole C.
   The document has no full capacity and no SOH.
 * seplos-v3: temperatures 0.1 K with 2731 (the document gives only the
@@ -580,7 +583,7 @@ class Daly(_Family):
         t = p.all_temps_c()
         if did == 0x90:
             v = _r(p.voltage_mv / 100)
-            return [struct.pack(">HHHH", v, v, 30000 + _r(p.current_a * 10),
+            return [struct.pack(">HHHH", v, v, 30000 - _r(p.current_a * 10),
                                 _r(p.soc_pct * 10))]
         if did == 0x91:
             hi, lo = max(c), min(c)
