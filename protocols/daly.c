@@ -209,7 +209,7 @@ static int daly_decode_soc(const uint8_t *d, struct battery_pack *p, uint64_t no
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
 
 	battery_pack_set_soc_cpct(p, soc_pm * 10u); /* V1.2 §3 0x90 SOC, 0.1 % */
-	p->soh_pct = 100; /* V1.2 has no state of health */
+	p->soh_pct = 100;			    /* V1.2 has no state of health */
 	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
 	return 0;
 }

@@ -249,9 +249,8 @@ static bool group_differs(const struct battery_pack *a, const struct battery_pac
 		return a->voltage_mv != b->voltage_mv || a->current_ma != b->current_ma;
 	case BATTERY_GROUP_CAPACITY:
 		return a->soc_pct != b->soc_pct || a->soc_cpct != b->soc_cpct ||
-		       a->soh_pct != b->soh_pct ||
-		       a->remaining_mah != b->remaining_mah || a->full_mah != b->full_mah ||
-		       a->cycles != b->cycles;
+		       a->soh_pct != b->soh_pct || a->remaining_mah != b->remaining_mah ||
+		       a->full_mah != b->full_mah || a->cycles != b->cycles;
 	case BATTERY_GROUP_CELLS:
 		return a->cell_count != b->cell_count ||
 		       memcmp(a->cell_mv, b->cell_mv, sizeof(a->cell_mv)) != 0 ||
