@@ -100,6 +100,7 @@ struct metrics_config {
 	char textfile[CONFIG_PATH_MAX]; /* *.prom for node_exporter's textfile collector; "" = off */
 	uint64_t interval_usec;		/* how often the file is rewritten */
 	bool cells;			/* one series per cell */
+	char listen[64];		/* HTTP "127.0.0.1:9585" for GET /metrics; "" = off */
 };
 
 struct config {

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "battery.h"
 #include "safety.h"
@@ -62,3 +63,11 @@ int metrics_render(const struct metrics_snapshot *s, char *buf, size_t n);
 
 /* a size enough for BATTERY_PACKS_MAX packs of BATTERY_CELLS_MAX cells (checked in the test) */
 #define METRICS_TEXT_MAX (256 * 1024)
+
+/**
+ * metrics_parse_listen() - "127.0.0.1:9585" or "[::1]:9585" (numeric
+ * addresses only: no name lookup, which could block) as a socket address.
+ * @ret, @ret_len: filled only on success
+ * Return: 0, or -EINVAL.
+ */
+int metrics_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len);

@@ -44,6 +44,7 @@
 #include "config.h"
 #include "hex.h"
 #include "macro.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "safety.h"
 
@@ -960,13 +961,21 @@ static void config_defaults(struct config *cfg)
 /*
  * metrics.textfile: an absolute path to a *.prom file (node_exporter's
  * textfile collector reads only those), whose directory we write the
- * temporary file into.
+ * temporary file into; metrics.listen: a numeric address and port.
  */
 static int check_metrics(struct loader *ld, config_t *lc, const struct config *cfg)
 {
 	const char *t = cfg->metrics.textfile;
 	size_t n = strlen(t);
+	struct sockaddr_storage ss;
+	socklen_t len;
 
+	if (cfg->metrics.listen[0] && metrics_parse_listen(cfg->metrics.listen, &ss, &len) < 0) {
+		return fail_at(ld, config_lookup(lc, "metrics.listen"), "metrics.listen",
+			       "\"%s\": expected a numeric address and a port, "
+			       "\"127.0.0.1:9585\" or \"[::1]:9585\"",
+			       cfg->metrics.listen);
+	}
 	if (n == 0) {
 		return 0;
 	}

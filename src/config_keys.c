@@ -100,6 +100,7 @@ static const struct conf_key metrics_keys[] = {
 	{ "interval_s", CONF_UINT, M(interval_usec), 1, 3600, 15, .scale = USEC_PER_SEC,
 	  .unit = "s" },
 	{ "cells", CONF_BOOL, M(cells), 0, 1, true },
+	{ "listen", CONF_STRING, M(listen), 0, 63, .def_str = "" },
 };
 
 #undef D

@@ -12,9 +12,12 @@
  * the bank (what the inverter is told, after the safety layer) has its own
  * families, bmsbridge_bank_*, so that a sum over pack never counts it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "battery.h"
@@ -603,4 +606,60 @@ int metrics_render(const struct metrics_snapshot *s, char *buf, size_t n)
 		return -ENOBUFS;
 	}
 	return (int)o.len;
+}
+
+int metrics_parse_listen(const char *s, struct sockaddr_storage *ret, socklen_t *ret_len)
+{
+	struct sockaddr_storage ss = { 0 };
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *colon;
+	unsigned long port;
+	char *end;
+	size_t n;
+
+	colon = s ? strrchr(s, ':') : NULL;
+	if (!colon || colon == s) {
+		return -EINVAL;
+	}
+	n = (size_t)(colon - s);
+	if (s[0] == '[') {
+		/* [v6]:port */
+		if (n < 3 || s[n - 1] != ']' || n - 2 >= sizeof(host)) {
+			return -EINVAL;
+		}
+		memcpy(host, s + 1, n - 2);
+		host[n - 2] = '\0';
+	} else {
+		if (n >= sizeof(host)) {
+			return -EINVAL;
+		}
+		memcpy(host, s, n);
+		host[n] = '\0';
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end || errno || port < 1 || port > 65535) {
+		return -EINVAL;
+	}
+	if (s[0] == '[') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) {
+			return -EINVAL;
+		}
+		*ret_len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1) {
+			return -EINVAL;
+		}
+		*ret_len = sizeof(*a);
+	}
+	*ret = ss;
+	return 0;
 }

@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -356,13 +358,42 @@ static void test_largest_fits(void **state)
 	check_structure(40);
 }
 
+/* metrics { listen }: numeric address and port only, both families */
+static void test_parse_listen(void **state)
+{
+	static const char *const bad[] = {
+		"",	      "9585",	       ":9585",	      "127.0.0.1",	"127.0.0.1:",
+		"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:95a", "localhost:9585", "::1:9585",
+		"[::1]",      "[::1]9585",     "[]:9585",     "1.2.3:9585",	"127.0.0.1:-1",
+	};
+	struct sockaddr_storage ss;
+	socklen_t len = 0;
+
+	(void)state;
+	assert_int_equal(metrics_parse_listen("127.0.0.1:9585", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 9585);
+	assert_int_equal(ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr), 0x7f000001);
+	assert_int_equal(metrics_parse_listen("[::1]:65535", &ss, &len), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(len, sizeof(struct sockaddr_in6));
+	assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 65535);
+	assert_true(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (metrics_parse_listen(bad[i], &ss, &len) != -EINVAL) {
+			fail_msg("\"%s\" accepted", bad[i]);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exact_lines),	 cmocka_unit_test(test_structure),
 		cmocka_unit_test(test_escaping),	 cmocka_unit_test(test_never_received),
 		cmocka_unit_test(test_cells_off_and_rs485), cmocka_unit_test(test_buffer_limit),
-		cmocka_unit_test(test_largest_fits),
+		cmocka_unit_test(test_largest_fits),	 cmocka_unit_test(test_parse_listen),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
