@@ -101,7 +101,7 @@ static int run(const char *dir, bool cells, unsigned writes)
 	fill(&st.bank, 0, 1000000);
 	st.packs_online = PACKS;
 	snprintf(cfg.textfile, sizeof(cfg.textfile), "%s/bmsbridge-bench.prom", dir);
-	if (observer_metrics_start(&o, &cfg) < 0) {
+	if (observer_metrics_start(&o, &cfg, NULL) < 0) {
 		return 1;
 	}
 	for (unsigned k = 0; k < writes; k++) {

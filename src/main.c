@@ -348,9 +348,9 @@ static int run(const struct config *cfg)
 	if (on_bus) {
 		bridge_observer_add(&br, &obs_dbus.base);
 	}
-	/* the fourth: Prometheus metrics, when metrics { textfile } names a file (start only) */
-	if (cfg->metrics.textfile[0]) {
-		metrics_on = observer_metrics_start(&obs_metrics, &cfg->metrics) >= 0;
+	/* the fourth: Prometheus metrics, to metrics { textfile } and/or { listen } (start only) */
+	if (cfg->metrics.textfile[0] || cfg->metrics.listen[0]) {
+		metrics_on = observer_metrics_start(&obs_metrics, &cfg->metrics, e) >= 0;
 	}
 	if (metrics_on) {
 		bridge_observer_add(&br, &obs_metrics.base);

@@ -25,6 +25,9 @@
  * A directory we cannot write (missing, read-only, full): one error line,
  * then a reminder at most every 10 minutes, and the daemon goes on; a
  * line when it works again.
+ *
+ * With metrics { listen }, the same text is served on GET /metrics
+ * (src/metrics_http.c); with listen alone, no file is written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +37,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-event.h>
 
 #define OBSERVER_METRICS_SLACK_USEC (100 * USEC_PER_MSEC)
 
@@ -139,6 +144,10 @@ int observer_metrics_write(struct observer_metrics *o, const struct observer_eva
 	o->last_usec = ev->now_usec;
 
 	len = metrics_render(&s, o->text, METRICS_TEXT_MAX);
+	o->text_len = len < 0 ? 0 : (size_t)len;
+	if (!o->path[0]) {
+		return len; /* HTTP only */
+	}
 	r = len < 0 ? len : replace_file(o, (size_t)len, &step);
 	dt = clock_usec(CLOCK_MONOTONIC) - t0;
 	if (r < 0) {
@@ -244,7 +253,16 @@ static const struct observer_ops metrics_ops = {
 	.configured = metrics_configured,
 };
 
-int observer_metrics_start(struct observer_metrics *o, const struct metrics_config *cfg)
+static const char *http_text(void *userdata, size_t *ret_len)
+{
+	struct observer_metrics *o = userdata;
+
+	*ret_len = o->text_len;
+	return o->text;
+}
+
+int observer_metrics_start(struct observer_metrics *o, const struct metrics_config *cfg,
+			   sd_event *e)
 {
 	const char *slash;
 
@@ -257,8 +275,10 @@ int observer_metrics_start(struct observer_metrics *o, const struct metrics_conf
 	copy_str(o->path, sizeof(o->path), cfg->textfile);
 	/* config.c checked: absolute, a file name after the last slash */
 	slash = strrchr(o->path, '/');
-	snprintf(o->tmp_path, sizeof(o->tmp_path), "%.*s/.%s.tmp",
-		 slash ? (int)(slash - o->path) : 0, o->path, slash ? slash + 1 : o->path);
+	if (o->path[0]) {
+		snprintf(o->tmp_path, sizeof(o->tmp_path), "%.*s/.%s.tmp",
+			 slash ? (int)(slash - o->path) : 0, o->path, slash ? slash + 1 : o->path);
+	}
 	for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
 		copy_str(o->set_by[i], sizeof(o->set_by[i]), "none");
 	}
@@ -266,14 +286,20 @@ int observer_metrics_start(struct observer_metrics *o, const struct metrics_conf
 	if (!o->text) {
 		return log_error_errno(-ENOMEM, "Out of memory for the metrics text");
 	}
-	log_info("Metrics to %s every %llu s", o->path,
-		 (unsigned long long)(o->interval_usec / USEC_PER_SEC));
+	if (o->path[0]) {
+		log_info("Metrics to %s every %llu s", o->path,
+			 (unsigned long long)(o->interval_usec / USEC_PER_SEC));
+	}
+	if (cfg->listen[0]) {
+		metrics_http_start(&o->http, e, cfg->listen, http_text, o);
+	}
 	return 0;
 }
 
 void observer_metrics_stop(struct observer_metrics *o)
 {
-	if (o->text && o->writes > 0 && unlink(o->path) < 0 && errno != ENOENT) {
+	metrics_http_stop(&o->http);
+	if (o->path[0] && o->text && o->writes > 0 && unlink(o->path) < 0 && errno != ENOENT) {
 		log_debug("Cannot remove %s: %s", o->path, strerror(errno));
 	}
 	if (o->writes > 0) {
