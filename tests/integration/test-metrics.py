@@ -20,6 +20,11 @@ limits), read by the real tools:
   again;
 - node_exporter (Debian prometheus-node-exporter) with the textfile
   collector on that directory serves our series, node_textfile_scrape_error 0;
+- GET /metrics on metrics { listen } (libmicrohttpd on the daemon's loop)
+  serves the same text, promtool-clean, with the format's content type;
+  404 for another path, 405 for another method; clients that stall (a
+  request never finished, a response never read) do not delay the
+  inverter's frames (the worst gap between two 0x351 frames is printed);
 - a clean stop removes the file;
 - the render + write time per interval, from the daemon's debug lines, is
   printed.
@@ -35,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -131,7 +137,15 @@ def test_check_config(tmp):
         check("--check-config refuses %s, at check.conf:4, metrics.textfile" % what,
               r.returncode != 0 and "check.conf:4" in r.stderr
               and "metrics.textfile" in r.stderr, r.stderr)
-    write_conf(conf, "/var/lib/prometheus/node-exporter/bmsbridge.prom", 15, "cells = false; ")
+    write_conf(conf, "/var/lib/prometheus/node-exporter/bmsbridge.prom", 1,
+               'listen = "localhost:9585"; ')
+    r = subprocess.run([DAEMON, "--check-config", conf], capture_output=True, text=True,
+                       timeout=30)
+    check("--check-config refuses listen = \"localhost:9585\" (numeric only), at "
+          "check.conf:4", r.returncode != 0 and "check.conf:4" in r.stderr
+          and "metrics.listen" in r.stderr, r.stderr)
+    write_conf(conf, "/var/lib/prometheus/node-exporter/bmsbridge.prom", 15,
+               'cells = false; listen = "[::1]:9585"; ')
     r = subprocess.run([DAEMON, "--check-config", conf], capture_output=True, text=True,
                        timeout=30)
     check("--check-config accepts a good metrics group and prints it",
@@ -234,10 +248,7 @@ def test_atomic(path):
 def test_node_exporter(tmp):
     if not check("prometheus-node-exporter is installed (tools/setup --test)", NODE_EXPORTER):
         return
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     ne = subprocess.Popen([NODE_EXPORTER, "--collector.disable-defaults", "--collector.textfile",
                            "--collector.textfile.directory=" + tmp,
                            "--web.listen-address=127.0.0.1:%d" % port],
@@ -263,6 +274,82 @@ def test_node_exporter(tmp):
           body[-1500:])
     check("node_textfile_scrape_error 0", m.get(("node_textfile_scrape_error", ())) == 0,
           [ln for ln in body.splitlines() if "textfile" in ln])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http_get(port, path, method="GET"):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type"), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read().decode()
+    except OSError as e:
+        return None, None, str(e)
+
+
+def gaps_351(lines, since):
+    ts = [float(p[0]) for p in map(CAN._parse_line, lines) if p and p[1] == 0x351]
+    ts = [t for t in ts if t >= since]
+    return [b - a for a, b in zip(ts, ts[1:])]
+
+
+def test_http(d, port, path):
+    status, ctype, body = http_get(port, "/metrics")
+    check("GET /metrics: 200, text/plain; version=0.0.4",
+          status == 200 and ctype and ctype.startswith("text/plain; version=0.0.4"),
+          (status, ctype, body[:200]))
+    r = subprocess.run([PROMTOOL, "check", "metrics"], input=body, capture_output=True,
+                       text=True, timeout=30)
+    check("promtool check metrics on the HTTP answer: clean", status == 200 and r.returncode == 0
+          and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr)
+    m, f = parse(body), parse(read(path))
+    check("the HTTP answer is the text of the file (the same interval, or the next)",
+          m.get(("bmsbridge_packs", ())) == 2 and set(m) == set(f), set(m) ^ set(f))
+    st404 = http_get(port, "/")[0], http_get(port, "/metrics/x")[0]
+    check("404 for other paths", st404 == (404, 404), st404)
+    st405 = http_get(port, "/metrics", "POST")[0]
+    check("405 for POST", st405 == 405, st405)
+
+    # stalled clients: requests never finished and responses never read
+    base_since = time.time()
+    time.sleep(5)
+    idle = gaps_351(d.frames(), base_since)
+    socks = []
+    for i in range(8):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" if i % 2 else b"GET /met")
+        socks.append(s)
+    since = time.time()
+    end = since + 6
+    while time.time() < end:
+        for s in socks[::2]:
+            try:
+                s.send(b"r")  # one byte now and then, never the end of the request
+            except OSError:
+                pass
+        time.sleep(0.5)
+    stalled = gaps_351(d.frames(), since)
+    for s in socks:
+        s.close()
+    period = sorted(idle)[len(idle) // 2] if idle else 0
+    check("8 stalled HTTP clients: the worst gap between 0x351 frames stays within the "
+          "period + 250 ms", idle and stalled and max(stalled) <= period + 0.25,
+          (period, max(idle or [0]), max(stalled or [0])))
+    if idle and stalled:
+        print("# 0x351 gaps: period %.3f s, worst idle %.3f s, worst with 8 stalled HTTP "
+              "clients %.3f s" % (period, max(idle), max(stalled)), flush=True)
+    status = wait_for(lambda: http_get(port, "/metrics")[0] == 200, 5)
+    check("after them, GET /metrics answers again", status)
 
 
 def test_unwritable(tmp):
@@ -302,7 +389,8 @@ def main():
         test_check_config(tmp)
         prom = os.path.join(tmp, "bmsbridge.prom")
         conf = os.path.join(tmp, "metrics.conf")
-        write_conf(conf, prom)
+        port = free_port()
+        write_conf(conf, prom, 1, 'listen = "127.0.0.1:%d"; ' % port)
         d = Daemon(["-c", conf, "-d", "metrics"])
         try:
             test_values(d, prom)
@@ -311,6 +399,7 @@ def main():
                   oct(st.st_mode))
             test_atomic(prom)
             test_node_exporter(tmp)
+            test_http(d, port, prom)
             leftovers = [f for f in os.listdir(tmp) if f.endswith(".tmp")]
             check("no temporary file left beside it", not leftovers, leftovers)
         finally:
