@@ -85,8 +85,11 @@ static int run(const char *dir, bool cells, unsigned writes)
 	static struct observer_metrics o;
 	struct metrics_config cfg = { .interval_usec = 15000000, .cells = cells };
 	struct observer_evaluation ev = { .state = &st, .decision = { .packs_online_mask = 0x7 } };
-	struct metrics_snapshot s = { .version = "bench", .cells = cells, .state = &st,
-				      .mode = SAFETY_MODE_NORMAL, .packs_online_mask = 0x7 };
+	struct metrics_snapshot s = { .version = "bench",
+				      .cells = cells,
+				      .state = &st,
+				      .mode = SAFETY_MODE_NORMAL,
+				      .packs_online_mask = 0x7 };
 	uint64_t *render = calloc(writes, sizeof(uint64_t));
 	uint64_t *write = calloc(writes, sizeof(uint64_t));
 	int len = 0;

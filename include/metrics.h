@@ -45,11 +45,11 @@ struct metrics_snapshot {
 	/* the bank the last frames the output took were encoded from */
 	bool have_wire;
 	const struct battery_pack *wire;
-	uint64_t wire_usec; /* when they went out (monotonic) */
+	uint64_t wire_usec;			       /* when they went out (monotonic) */
 	uint64_t wire_sets, wire_urgent, wire_refused; /* evaluations that sent / were refused */
 	bool inverter_present;
-	uint64_t inverter_heard_usec; /* monotonic, 0: never */
-	const char *transport;	      /* "can", "rs485", "candump" */
+	uint64_t inverter_heard_usec;		/* monotonic, 0: never */
+	const char *transport;			/* "can", "rs485", "candump" */
 	const struct inverter_link_stats *link; /* NULL: the output has no counters */
 };
 

@@ -19,7 +19,7 @@
 
 struct observer_metrics {
 	struct observer base;
-	char path[CONFIG_PATH_MAX];	  /* metrics { textfile }; "": no file */
+	char path[CONFIG_PATH_MAX];	    /* metrics { textfile }; "": no file */
 	char tmp_path[CONFIG_PATH_MAX + 8]; /* <dir>/.<name>.tmp: not *.prom, never collected */
 	uint64_t interval_usec;
 	bool cells;

@@ -98,8 +98,8 @@ static void family(struct out *o, const char *name, const char *type, const char
 }
 
 /* up to two labels (a NULL key ends them) and a value already formatted */
-static void sample(struct out *o, const char *name, const char *k1, const char *v1,
-		   const char *k2, const char *v2, const char *value)
+static void sample(struct out *o, const char *name, const char *k1, const char *v1, const char *k2,
+		   const char *v2, const char *value)
 {
 	put(o, "%s", name);
 	if (k1) {
@@ -164,23 +164,21 @@ struct pack_family {
 
 static const struct pack_family pack_families[] = {
 	{ "voltage_volts", "Battery voltage.", BATTERY_GROUP_ELECTRICAL, PV_VOLTAGE },
-	{ "current_amperes", "Battery current, positive while charging.",
-	  BATTERY_GROUP_ELECTRICAL, PV_CURRENT },
+	{ "current_amperes", "Battery current, positive while charging.", BATTERY_GROUP_ELECTRICAL,
+	  PV_CURRENT },
 	{ "power_watts", "Voltage times current, positive while charging.",
 	  BATTERY_GROUP_ELECTRICAL, PV_POWER },
 	{ "state_of_charge_ratio", "State of charge, 0 to 1.", BATTERY_GROUP_CAPACITY, PV_SOC },
 	{ "state_of_health_ratio", "State of health, 0 to 1.", BATTERY_GROUP_CAPACITY, PV_SOH },
-	{ "remaining_charge_coulombs",
-	  "Remaining capacity as the BMS reports it (1 Ah = 3600 C).", BATTERY_GROUP_CAPACITY,
-	  PV_REMAINING },
+	{ "remaining_charge_coulombs", "Remaining capacity as the BMS reports it (1 Ah = 3600 C).",
+	  BATTERY_GROUP_CAPACITY, PV_REMAINING },
 	{ "full_charge_coulombs", "Full charge capacity as the BMS reports it (1 Ah = 3600 C).",
 	  BATTERY_GROUP_CAPACITY, PV_FULL },
 	{ "charge_cycles", "Charge cycles as the BMS counts them.", BATTERY_GROUP_CAPACITY,
 	  PV_CYCLES },
 	{ "cell_voltage_min_volts", "Lowest cell voltage.", BATTERY_GROUP_CELLS, PV_CELL_MIN },
 	{ "cell_voltage_max_volts", "Highest cell voltage.", BATTERY_GROUP_CELLS, PV_CELL_MAX },
-	{ "temperature_min_celsius", "Lowest cell temperature.", BATTERY_GROUP_TEMPS,
-	  PV_TEMP_MIN },
+	{ "temperature_min_celsius", "Lowest cell temperature.", BATTERY_GROUP_TEMPS, PV_TEMP_MIN },
 	{ "temperature_max_celsius", "Highest cell temperature.", BATTERY_GROUP_TEMPS,
 	  PV_TEMP_MAX },
 	{ "mosfet_temperature_celsius", "Temperature of the BMS's MOSFETs.", BATTERY_GROUP_TEMPS,
@@ -328,8 +326,8 @@ static void render_status_families(struct out *o, const struct metrics_snapshot 
 	} sets[] = {
 		{ "alarm", "1 while the protection (alarm) is active.",
 		  offsetof(struct battery_pack, alarms), false },
-		{ "warning", "1 while the warning is raised.", offsetof(struct battery_pack, warnings),
-		  false },
+		{ "warning", "1 while the warning is raised.",
+		  offsetof(struct battery_pack, warnings), false },
 		{ "request", "1 while the battery makes the request.",
 		  offsetof(struct battery_pack, requests), true },
 	};
@@ -499,11 +497,13 @@ static void render_wire(struct out *o, const struct metrics_snapshot *s)
 		{ "bmsbridge_wire_charge_voltage_limit_volts",
 		  "Charge voltage limit (CVL) in the last frames sent to the inverter.", PV_CVL },
 		{ "bmsbridge_wire_discharge_voltage_limit_volts",
-		  "Discharge voltage limit (DVL) in the last frames sent to the inverter.", PV_DVL },
+		  "Discharge voltage limit (DVL) in the last frames sent to the inverter.",
+		  PV_DVL },
 		{ "bmsbridge_wire_charge_current_limit_amperes",
 		  "Charge current limit (CCL) in the last frames sent to the inverter.", PV_CCL },
 		{ "bmsbridge_wire_discharge_current_limit_amperes",
-		  "Discharge current limit (DCL) in the last frames sent to the inverter.", PV_DCL },
+		  "Discharge current limit (DCL) in the last frames sent to the inverter.",
+		  PV_DCL },
 		{ "bmsbridge_wire_state_of_charge_ratio",
 		  "State of charge in the last frames sent to the inverter, 0 to 1.", PV_SOC },
 	};

@@ -127,9 +127,10 @@ int metrics_http_start(struct metrics_http *h, sd_event *e, const char *listen,
 	}
 	h->daemon = MHD_start_daemon(MHD_USE_EPOLL | (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				     0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &ss,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_HTTP_CONNECTIONS,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_HTTP_TIMEOUT_S,
-				     MHD_OPTION_END);
+				     MHD_OPTION_CONNECTION_LIMIT,
+				     (unsigned)METRICS_HTTP_CONNECTIONS,
+				     MHD_OPTION_CONNECTION_TIMEOUT,
+				     (unsigned)METRICS_HTTP_TIMEOUT_S, MHD_OPTION_END);
 	if (!h->daemon) {
 		/* MHD says nothing more; the usual causes */
 		log_warning("Cannot serve metrics on http://%s/metrics (address in use, or not "

@@ -155,12 +155,13 @@ int observer_metrics_write(struct observer_metrics *o, const struct observer_eva
 			log_error("Cannot write the metrics file %s (%s: %s); the daemon goes on "
 				  "without it, reminding every %llu min",
 				  o->path, step, strerror(-r),
-				  (unsigned long long)(OBSERVER_METRICS_REMIND_USEC / USEC_PER_SEC / 60));
+				  (unsigned long long)(OBSERVER_METRICS_REMIND_USEC / USEC_PER_SEC /
+						       60));
 			o->failing = true;
 			o->reminded_usec = ev->now_usec;
 		} else if (ev->now_usec - o->reminded_usec >= OBSERVER_METRICS_REMIND_USEC) {
-			log_warning("Still cannot write the metrics file %s (%s: %s)", o->path, step,
-				    strerror(-r));
+			log_warning("Still cannot write the metrics file %s (%s: %s)", o->path,
+				    step, strerror(-r));
 			o->reminded_usec = ev->now_usec;
 		}
 		return r;

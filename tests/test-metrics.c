@@ -74,8 +74,9 @@ static struct metrics_snapshot base_snapshot(void)
 	st.packs_online = 2;
 	wire = st.bank;
 	wire.charge_current_limit_ma = 80000; /* the wire lags the bank */
-	link = (struct inverter_link_stats){ .bus_state = "error-active", .tx_frames = 1234,
-					     .rx_frames = 56, .bus_off = 1 };
+	link = (struct inverter_link_stats){
+		.bus_state = "error-active", .tx_frames = 1234, .rx_frames = 56, .bus_off = 1
+	};
 	return (struct metrics_snapshot){
 		.version = "1.2.3",
 		.cells = true,
@@ -309,8 +310,9 @@ static void test_cells_off_and_rs485(void **state)
 	(void)state;
 	s.cells = false;
 	s.transport = "rs485";
-	link = (struct inverter_link_stats){ .bus_state = "", .polls = 77, .answered = 70,
-					     .errors = 7, .noise = 3 };
+	link = (struct inverter_link_stats){
+		.bus_state = "", .polls = 77, .answered = 70, .errors = 7, .noise = 3
+	};
 	s.pack_addresses = NULL;
 	render(&s);
 	assert_null(strstr(text, "bmsbridge_pack_cell_voltage_volts"));
@@ -362,9 +364,21 @@ static void test_largest_fits(void **state)
 static void test_parse_listen(void **state)
 {
 	static const char *const bad[] = {
-		"",	      "9585",	       ":9585",	      "127.0.0.1",	"127.0.0.1:",
-		"127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:95a", "localhost:9585", "::1:9585",
-		"[::1]",      "[::1]9585",     "[]:9585",     "1.2.3:9585",	"127.0.0.1:-1",
+		"",
+		"9585",
+		":9585",
+		"127.0.0.1",
+		"127.0.0.1:",
+		"127.0.0.1:0",
+		"127.0.0.1:65536",
+		"127.0.0.1:95a",
+		"localhost:9585",
+		"::1:9585",
+		"[::1]",
+		"[::1]9585",
+		"[]:9585",
+		"1.2.3:9585",
+		"127.0.0.1:-1",
 	};
 	struct sockaddr_storage ss;
 	socklen_t len = 0;
@@ -390,10 +404,14 @@ static void test_parse_listen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_exact_lines),	 cmocka_unit_test(test_structure),
-		cmocka_unit_test(test_escaping),	 cmocka_unit_test(test_never_received),
-		cmocka_unit_test(test_cells_off_and_rs485), cmocka_unit_test(test_buffer_limit),
-		cmocka_unit_test(test_largest_fits),	 cmocka_unit_test(test_parse_listen),
+		cmocka_unit_test(test_exact_lines),
+		cmocka_unit_test(test_structure),
+		cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_never_received),
+		cmocka_unit_test(test_cells_off_and_rs485),
+		cmocka_unit_test(test_buffer_limit),
+		cmocka_unit_test(test_largest_fits),
+		cmocka_unit_test(test_parse_listen),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);
