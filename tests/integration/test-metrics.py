@@ -25,6 +25,7 @@ limits), read by the real tools:
   404 for another path, 405 for another method; clients that stall (a
   request never finished, a response never read) do not delay the
   inverter's frames (the worst gap between two 0x351 frames is printed);
+- every family in the file is listed in bmsbridged(8), "METRICS";
 - a clean stop removes the file;
 - the render + write time per interval, from the daemon's debug lines, is
   printed.
@@ -52,6 +53,7 @@ import can_inverter_reader as CAN  # noqa: E402
 BUILD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BUILD_DIR", "build")
 DAEMON = os.path.join(BUILD, "bmsbridged")
 PROMTOOL = shutil.which("promtool")
+SRC = os.environ.get("SRC_DIR", os.path.join(HERE, "..", ".."))
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
@@ -221,6 +223,18 @@ def test_values(d, path):
     tx = m.get(("bmsbridge_wire_transmissions_total", (("kind", "set"),)), 0)
     check("bmsbridge_wire_transmissions_total{kind=set} counts the sets sent (>= 1, <= "
           "0x351 frames)", 1 <= tx <= len(sets), (tx, len(sets)))
+
+
+def test_documented(text):
+    """each family's name, less bmsbridge_ and bank_/pack_, in the METRICS table"""
+    with open(os.path.join(SRC, "man", "bmsbridged.8.scd")) as f:
+        man = f.read().replace("\\_", "_")
+    man = man[man.index("# METRICS"):man.index("# LOGGING")]
+    families = re.findall(r"^# TYPE (\S+) ", text, re.M)
+    missing = [fam for fam in families
+               if re.sub(r"^bmsbridge_((bank|pack)_)?", "", fam) not in man]
+    check("all %d families in bmsbridged(8) METRICS" % len(families),
+          len(families) > 40 and not missing, missing)
 
 
 def test_atomic(path):
@@ -397,6 +411,7 @@ def main():
             st = os.stat(prom)
             check("the file is mode 0644 whatever the umask", st.st_mode & 0o777 == 0o644,
                   oct(st.st_mode))
+            test_documented(read(prom))
             test_atomic(prom)
             test_node_exporter(tmp)
             test_http(d, port, prom)
