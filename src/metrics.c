@@ -208,7 +208,7 @@ static bool pack_value(const struct battery_pack *p, enum pack_value v, char *b,
 		fixed(b, n, (int64_t)p->voltage_mv * p->current_ma, 6);
 		return true;
 	case PV_SOC:
-		fixed(b, n, p->soc_pct, 2);
+		fixed(b, n, battery_soc_cpct(p), 4); /* 0.01 % where the BMS says more */
 		return true;
 	case PV_SOH:
 		fixed(b, n, p->soh_pct, 2);
