@@ -50,6 +50,8 @@ FAMILIES = [
     ("jbd", lambda link: [link], [1], 15.60, 1),
     ("daly", lambda link: [link, "--addresses", "1,2"], [1, 2], 53.00, 2),
     ("seplos-v3", lambda link: [link, "--addresses", "1,2"], [1, 2], 53.25, 2),
+    # document only (no real capture published): 52.90 V + address x 10 mV
+    ("pace-modbus", lambda link: [link, "--addresses", "1,2"], [1, 2], 52.91, 2),
 ]
 
 
