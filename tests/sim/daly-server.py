@@ -25,10 +25,8 @@ many requests with data ID ID, e.g. 0x95, were answered: "count ID N"),
 "quit".
 """
 import argparse
-import os
-import select
-import sys
-import tty
+
+from binsim import serve
 
 CAPTURE = {
     0x90: ["A5 01 90 08 02 12 00 00 75 30 02 00 F9"],
@@ -102,71 +100,14 @@ def main():
 
     addrs = [int(x, 0) for x in a.addresses.split(",")]
     answers = {n: (encoded(n, a) if a.encode else captured(n)) for n in addrs}
-    plugged = set(addrs)
-    answered = {}
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    try:
-        os.unlink(a.link)
-    except FileNotFoundError:
-        pass
-    os.symlink(name, a.link)
-    print("ready", name, flush=True)
+    def reply(req):
+        if req[0] != 0xA5 or req[3] != 8 or (sum(req[:12]) & 0xFF) != req[12]:
+            return None
+        n = req[1] - 0x3F
+        return n, req[2], answers[n].get(req[2]) if n in answers else None
 
-    buf = b""
-    stdin_open = True
-    try:
-        while True:
-            fds = [master] + ([sys.stdin] if stdin_open else [])
-            rd, _, _ = select.select(fds, [], [], 1.0)
-            if sys.stdin in rd:
-                line = sys.stdin.readline()
-                if not line:
-                    stdin_open = False
-                    continue
-                w = line.split()
-                if not w:
-                    continue
-                if w[0] == "quit":
-                    break
-                if w[0] == "count" and len(w) == 2:
-                    print("count", w[1], answered.get(int(w[1], 0), 0), flush=True)
-                elif w[0] in ("unplug", "plug") and len(w) == 2 and int(w[1], 0) in answers:
-                    n = int(w[1], 0)
-                    if w[0] == "plug":
-                        plugged.add(n)
-                    else:
-                        plugged.discard(n)
-                    print("ok", w[0], n, flush=True)
-                else:
-                    print("error", line.strip(), flush=True)
-            if master in rd:
-                try:
-                    buf += os.read(master, 256)
-                except OSError:
-                    buf = b""
-                    continue
-                while len(buf) >= 13:
-                    if buf[0] != 0xA5:
-                        buf = buf[1:]
-                        continue
-                    req = buf[:13]
-                    if req[3] != 8 or (sum(req[:12]) & 0xFF) != req[12]:
-                        buf = buf[1:]
-                        continue
-                    buf = buf[13:]
-                    n = req[1] - 0x3F
-                    if n in plugged and req[2] in answers[n]:
-                        os.write(master, answers[n][req[2]])
-                        answered[req[2]] = answered.get(req[2], 0) + 1
-    finally:
-        try:
-            os.unlink(a.link)
-        except FileNotFoundError:
-            pass
-
+    serve(a.link, addrs, 13, reply)
 
 if __name__ == "__main__":
     main()

@@ -15,10 +15,8 @@ line: "unplug N" (pack N stops answering), "plug N", "count" (reads
 answered: "count N"), "quit".
 """
 import argparse
-import os
-import select
-import sys
-import tty
+
+from binsim import serve
 
 
 def crc16(b):
@@ -57,67 +55,15 @@ def main():
 
     addrs = [int(x, 0) for x in a.addresses.split(",")]
     answers = {n: answer(n, a) for n in addrs}
-    plugged = set(addrs)
-    answered = 0
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    try:
-        os.unlink(a.link)
-    except FileNotFoundError:
-        pass
-    os.symlink(name, a.link)
-    print("ready", name, flush=True)
+    def reply(req):
+        if crc16(req[:6]) != req[6:8]:
+            return None
+        if req[1:6] != bytes([0x03, 0, 0, 0, 37]):
+            return req[0], None, None  # another read: nothing, as on a real bus
+        return req[0], 0, answers.get(req[0])
 
-    buf = b""
-    stdin_open = True
-    try:
-        while True:
-            fds = [master] + ([sys.stdin] if stdin_open else [])
-            rd, _, _ = select.select(fds, [], [], 1.0)
-            if sys.stdin in rd:
-                line = sys.stdin.readline()
-                if not line:
-                    stdin_open = False
-                    continue
-                w = line.split()
-                if not w:
-                    continue
-                if w[0] == "quit":
-                    break
-                if w[0] == "count":
-                    print("count", answered, flush=True)
-                elif w[0] in ("unplug", "plug") and len(w) == 2 and int(w[1], 0) in answers:
-                    n = int(w[1], 0)
-                    if w[0] == "plug":
-                        plugged.add(n)
-                    else:
-                        plugged.discard(n)
-                    print("ok", w[0], n, flush=True)
-                else:
-                    print("error", line.strip(), flush=True)
-            if master in rd:
-                try:
-                    buf += os.read(master, 256)
-                except OSError:
-                    buf = b""
-                    continue
-                while len(buf) >= 8:
-                    req = buf[:8]
-                    if crc16(req[:6]) != req[6:8]:
-                        buf = buf[1:]
-                        continue
-                    buf = buf[8:]
-                    if req[1:6] == bytes([0x03, 0, 0, 0, 37]) and req[0] in plugged:
-                        os.write(master, answers[req[0]])
-                        answered += 1
-    finally:
-        try:
-            os.unlink(a.link)
-        except FileNotFoundError:
-            pass
-
+    serve(a.link, addrs, 8, reply)
 
 if __name__ == "__main__":
     main()
