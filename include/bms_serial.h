@@ -23,18 +23,18 @@ extern const struct bms_serial_ops pace_modbus_serial;	       /* protocols/pace_
  * (protocols/bms_serial_dump.c): `bmsbridgectl decode <family>`.
  */
 struct bms_serial_dump {
-	unsigned frames;       /* frame lines read */
-	unsigned requests;     /* ... the family's requests */
-	unsigned answers;      /* answers decoded */
+	unsigned frames;	/* frame lines read */
+	unsigned requests;	/* ... the family's requests */
+	unsigned answers;	/* answers decoded */
 	unsigned error_answers; /* the BMS's own error answers (-EPROTO) */
-	unsigned unanswered;   /* requests with no answer before the next */
-	unsigned unread;       /* frames framed, not decoded (a step the engine skips, beyond a count) */
-	unsigned skipped;      /* frames of another address or step, echoes */
-	unsigned foreign;      /* frames of commands the family does not send */
+	unsigned unanswered;	/* requests with no answer before the next */
+	unsigned unread;  /* frames framed, not decoded (a step the engine skips, beyond a count) */
+	unsigned skipped; /* frames of another address or step, echoes */
+	unsigned foreign; /* frames of commands the family does not send */
 	unsigned n_packs;
 	uint8_t address[BATTERY_PACKS_MAX]; /* pack i's address, in order of appearance */
-	unsigned bad_line;     /* on error: the line (1-based) */
-	const char *why;       /* on error: what is wrong with it */
+	unsigned bad_line;		    /* on error: the line (1-based) */
+	const char *why;		    /* on error: what is wrong with it */
 };
 
 /**
