@@ -70,7 +70,8 @@
  *
  * Logging (issue 11: a silent pack gave ~70 lines a minute): a pack going
  * silent and coming back are said once each; a silent pack's failed
- * exchanges are debug only, with a reminder every SILENT_REMIND; the
+ * exchanges are debug only, with a reminder every PACK_WATCH_REMIND_USEC
+ * (src/pack_watch.c, shared with the generic engine); the
  * counts are in STATUS.
  *
  * Errors are negative errno at this boundary: -ETIMEDOUT (no answer),
@@ -95,6 +96,7 @@
 #include "log.h"
 #include "macro.h"
 #include "jk_pb.h"
+#include "pack_watch.h"
 #include "serial_engine.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
@@ -104,7 +106,6 @@
 #define REOPEN_DELAY_USEC (2 * USEC_PER_SEC)
 #define RX_MAX 1024 /* a frame, its echo, an echo of ours and some noise */
 #define LATE_FIFO_MAX 32 /* unanswered requests remembered per pack and step */
-#define SILENT_REMIND_USEC (10 * 60 * USEC_PER_SEC)
 /* listening: a DIP-0 master's cycle is ~4.4 s (JKBMS-PB.md); three of them */
 #define LISTEN_SILENT_USEC (15 * USEC_PER_SEC)
 #define LISTEN_TICK_USEC (100 * USEC_PER_MSEC)
@@ -151,13 +152,10 @@ struct inflight {
 };
 
 struct modbus_pack {
-	uint8_t addr;
-	bool online;		    /* polling: last round read it; listening: heard lately */
+	/* address, online (polling: last round read it; listening: heard lately), silence */
+	struct pack_watch w;
 	bool heard_ever;
 	uint64_t failures;	    /* rounds it was skipped */
-	uint64_t silent_since_usec; /* when it went silent, 0: answering */
-	uint64_t silent_rounds;	    /* rounds missed in this silence */
-	uint64_t reminded_usec;	    /* the last "still silent" line */
 	uint64_t heard_usec;	    /* listening: its last frame */
 	uint64_t frames;	    /* frames decoded */
 	uint64_t image_usec;	    /* registers: oldest request behind the image */
@@ -354,52 +352,9 @@ static void schedule_reopen(struct serial_input *in, uint64_t now, const char *w
 	port_close(in);
 	in->reopens++;
 	for (unsigned i = 0; i < in->n_packs; i++) {
-		in->packs[i].online = false;
+		in->packs[i].w.online = false;
 	}
 	arm_timer(in, now + REOPEN_DELAY_USEC);
-}
-
-/* ---- pack state changes, said once ------------------------------------------- */
-
-static void pack_answered(struct serial_input *in, unsigned i, uint64_t now)
-{
-	struct modbus_pack *p = &in->packs[i];
-
-	if (p->online) {
-		return;
-	}
-	p->online = true;
-	if (p->silent_since_usec) {
-		log_info("Pack %u (address %u) online again after %.1f s silent (%" PRIu64
-			 " rounds missed)",
-			 i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			 p->silent_rounds);
-	} else {
-		log_info("Pack %u (address %u) online", i + 1, p->addr);
-	}
-	p->silent_since_usec = 0;
-	p->silent_rounds = 0;
-}
-
-static void pack_silent(struct serial_input *in, unsigned i, uint64_t now, const char *what)
-{
-	struct modbus_pack *p = &in->packs[i];
-
-	p->silent_rounds++;
-	if (p->online || !p->silent_since_usec) {
-		p->online = false;
-		p->silent_since_usec = now;
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) %s; said once, the count is in STATUS", i + 1,
-			    p->addr, what);
-		return;
-	}
-	if (now - p->reminded_usec >= SILENT_REMIND_USEC) {
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) still silent, for %.0f s (%" PRIu64 " rounds)",
-			    i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			    p->silent_rounds);
-	}
 }
 
 /* ---- polling --------------------------------------------------------------- */
@@ -429,9 +384,10 @@ static void advance(struct serial_input *in, uint64_t now, bool pack_failed)
 	} else {
 		if (pack_failed) {
 			in->packs[in->pack].failures++;
-			pack_silent(in, in->pack, now, "not answering");
+			pack_watch_silent(&in->packs[in->pack].w, LOG_MODULE, in->pack, now,
+					  "not answering");
 		} else {
-			pack_answered(in, in->pack, now);
+			pack_watch_answered(&in->packs[in->pack].w, LOG_MODULE, in->pack, now);
 		}
 		in->step = 0;
 		in->pack++;
@@ -462,12 +418,12 @@ static void exchange_failed(struct serial_input *in, uint64_t now, int err)
 	 * timeouts must not hide a bad answer of another one). A pack known
 	 * silent: its failures are counted in STATUS, not logged again.
 	 */
-	if (p->silent_since_usec && err == -ETIMEDOUT) {
-		log_debug("Pack address %u, %s 0x%04X: still silent", p->addr,
+	if (p->w.silent_since_usec && err == -ETIMEDOUT) {
+		log_debug("Pack address %u, %s 0x%04X: still silent", p->w.addr,
 			  st->trigger ? "trigger" : "read", st->reg);
 	} else {
 		log_ratelimit(err == -ETIMEDOUT ? &in->rl_timeout : &in->rl_bad, now, LOG_WARNING,
-			      "Pack address %u, %s 0x%04X: %s (%zu bytes)%s", p->addr,
+			      "Pack address %u, %s 0x%04X: %s (%zu bytes)%s", p->w.addr,
 			      st->trigger ? "trigger" : "read", st->reg, strerror(-err),
 			      in->window_bytes, in->attempt == 0 ? ", retrying" : "");
 	}
@@ -534,14 +490,14 @@ static void mark_late(struct serial_input *in, uint64_t now, unsigned pack, uint
 	log_ratelimit(&in->rl_late, now, LOG_WARNING,
 		      "Late answer on the bus: %s of pack address %u, %.1f s after its request "
 		      "(a buffering link?); its data is dated by the request",
-		      what, in->packs[pack].addr,
+		      what, in->packs[pack].w.addr,
 		      stamp ? (double)(now - stamp) / USEC_PER_SEC : 0.0);
 }
 
 static int pack_index(const struct serial_input *in, uint8_t addr)
 {
 	for (unsigned i = 0; i < in->n_packs; i++) {
-		if (in->packs[i].addr == addr) {
+		if (in->packs[i].w.addr == addr) {
 			return (int)i;
 		}
 	}
@@ -707,7 +663,7 @@ static void listen_heard(struct serial_input *in, const struct jk_pb_heard *h, u
 	}
 	in->packs[pi].heard_usec = now;
 	in->packs[pi].heard_ever = true;
-	pack_answered(in, (unsigned)pi, now);
+	pack_watch_answered(&in->packs[(unsigned)pi].w, LOG_MODULE, (unsigned)pi, now);
 }
 
 static void listen_tick(struct serial_input *in, uint64_t now)
@@ -727,9 +683,10 @@ static void listen_tick(struct serial_input *in, uint64_t now)
 		struct modbus_pack *p = &in->packs[i];
 		uint64_t since = p->heard_ever ? p->heard_usec : in->open_usec;
 
-		if ((p->online || !p->silent_since_usec) && now - since > LISTEN_SILENT_USEC) {
-			pack_silent(in, i, now, i == 0 ? "(the DIP-0 master) not heard"
-						       : "not heard on the bus");
+		if ((p->w.online || !p->w.silent_since_usec) && now - since > LISTEN_SILENT_USEC) {
+			pack_watch_silent(&in->packs[i].w, LOG_MODULE, i, now,
+					  i == 0 ? "(the DIP-0 master) not heard"
+						 : "not heard on the bus");
 		}
 	}
 }
@@ -765,14 +722,14 @@ static void handle_item(struct serial_input *in, const struct jk_pb_bus_item *it
 		poll_read_answer(in, it, now);
 		return;
 	case JK_PB_BUS_EXCEPTION:
-		if (in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].addr) {
+		if (in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].w.addr) {
 			fifo_pop(&in->packs[in->pack].fifo[in->step]);
 			exchange_failed(in, now, -EIO);
 		}
 		return;
 	case JK_PB_BUS_ACK:
 		/* an echo with no frame before it: the frame was broken */
-		if (!held && in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].addr &&
+		if (!held && in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].w.addr &&
 		    it->reg == in->steps[in->step].reg) {
 			jk_pb_listen(&in->lis, it, now, &h);
 			fifo_pop(&in->packs[in->pack].fifo[in->step]);
@@ -879,8 +836,8 @@ static void send_request(struct serial_input *in, uint64_t now)
 	if (jk_pb_listen_flush(&in->lis, now, true, &h) > 0) {
 		poll_heard(in, &h, now);
 	}
-	n = st->trigger ? jk_pb_build_trigger(p->addr, st->reg, req)
-			: jk_pb_build_read(p->addr, st->reg, st->count, req);
+	n = st->trigger ? jk_pb_build_trigger(p->w.addr, st->reg, req)
+			: jk_pb_build_read(p->w.addr, st->reg, st->count, req);
 	/* libmodbus appends the CRC itself: hand it the request without ours */
 	if (modbus_send_raw_request(in->ctx, req, (int)n - 2) < 0) {
 		int err = errno;
@@ -1070,7 +1027,7 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 	 * Listening: the DIP-0 master first, then the addresses given.
 	 */
 	if (in->listen) {
-		in->packs[0].addr = 0;
+		in->packs[0].w.addr = 0;
 		first = 1;
 	}
 	in->n_packs = first + (c->n_addresses ? c->n_addresses : in->listen ? 0 : 1);
@@ -1081,7 +1038,7 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 		in->n_packs = BATTERY_PACKS_MAX;
 	}
 	for (unsigned i = first; i < in->n_packs; i++) {
-		in->packs[i].addr = c->n_addresses ? c->addresses[i - first] : 1;
+		in->packs[i].w.addr = c->n_addresses ? c->addresses[i - first] : 1;
 	}
 	ctx->state->pack_count = (uint8_t)in->n_packs;
 
@@ -1117,30 +1074,16 @@ static void modbus_input_status(struct input *base, char *buf, size_t n)
 {
 	struct serial_input *in = container_of(base, struct serial_input, base);
 	uint64_t now = input_now(in->base.ctx);
-	unsigned online = 0, silent = 0, first = 0;
-	char extra[64] = "";
+	unsigned online;
+	char extra[64];
 	int k;
 
 	if (base->ctx->driver->serial) {
 		serial_engine_status(base, buf, n);
 		return;
 	}
-	for (unsigned i = 0; i < in->n_packs; i++) {
-		online += in->packs[i].online;
-		if (in->packs[i].silent_since_usec) {
-			if (silent++ == 0) {
-				first = i;
-			}
-		}
-	}
-	/* the first silent pack by name, its time and rounds; the others counted */
-	if (silent > 0) {
-		const struct modbus_pack *p = &in->packs[first];
-
-		snprintf(extra, sizeof(extra), ", @%u silent %" PRIu64 " s/%" PRIu64 " rounds%s",
-			 p->addr, (now - p->silent_since_usec) / USEC_PER_SEC, p->silent_rounds,
-			 silent > 1 ? " +more" : "");
-	}
+	online = pack_watch_summary(&in->packs[0].w, sizeof(in->packs[0]), in->n_packs, now, extra,
+				    sizeof(extra));
 	if (in->listen) {
 		snprintf(buf, n, "%s listening %u/%u packs%s%s, %" PRIu64 " polls, %" PRIu64
 			 " collisions, %" PRIu64 " sent",
