@@ -40,10 +40,10 @@
  *     JK-PB path); its counters (answers, timeouts, checksum errors) are
  *     in STATUS.
  *
- * The JK-PB driver (jk-pb-modbus) is not on this engine yet: it stays on
- * the libmodbus path of src/input_serial.c, which also carries its late
- * answer matching and its listen-only method (see there). This engine
- * does not use libmodbus at all.
+ * The JK-PB driver (jk-pb-modbus) is not on this engine's exchange logic
+ * yet: src/input_serial.c keeps its late-answer matching and its
+ * listen-only method (see there), over the same port (src/serial.c) and
+ * the same pack bookkeeping (src/pack_watch.c). Neither uses libmodbus.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -173,6 +173,52 @@ static void test_bytes_both_ways(void **state)
 	serial_free(s);
 }
 
+/*
+ * serial_read_now(): what the tty holds is handed over at once, without a
+ * loop iteration (a response timeout that fires with the answer already
+ * there must see it); once the port is lost it says so.
+ */
+static void test_read_now(void **state)
+{
+	struct rig *r = *state;
+	struct serial_config c = { .baud = 115200 };
+	struct serial *s = NULL;
+
+	new_pty(r);
+	c.path = r->link;
+	assert_int_equal(serial_new(r->e, &c, on_read, on_state, r, &s), 0);
+	assert_true(serial_is_open(s));
+	assert_int_equal(serial_read_now(s), 0);
+	assert_int_equal(r->n_got, 0);
+
+	assert_int_equal(write(r->master, "\x01\x10\x16\x20", 4), 4);
+	/* the pty hands the bytes over after a moment: no loop run, only reads */
+	for (int i = 0; i < 200 && r->n_got < 4; i++) {
+		ssize_t k = serial_read_now(s);
+
+		assert_true(k >= 0);
+		if (k == 0) {
+			usleep(1000);
+		}
+	}
+	assert_int_equal(r->n_got, 4);
+	assert_memory_equal(r->got, "\x01\x10\x16\x20", 4);
+	assert_int_equal(r->lost, 0);
+
+	/*
+	 * The master closed: a read then says EOF (0), which is not a loss by
+	 * itself; the hang-up the loop sees is. Closed, reading says so.
+	 */
+	close(r->master);
+	r->master = -1;
+	assert_true(serial_read_now(s) <= 0);
+	RUN_UNTIL(r, r->lost > 0, 3 * USEC_PER_SEC);
+	assert_int_equal(r->lost, 1);
+	assert_false(serial_is_open(s));
+	assert_int_equal(serial_read_now(s), -ENOTCONN);
+	serial_free(s);
+}
+
 static void test_vanish_and_come_back(void **state)
 {
 	struct rig *r = *state;
@@ -241,6 +287,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_baud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bytes_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanish_and_come_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_now, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent_at_start, setup, teardown),
 	};
 
