@@ -59,7 +59,8 @@ int serial_new(sd_event *e, const struct serial_config *cfg, serial_read_fn on_r
 	       serial_state_fn on_state, void *userdata, struct serial **ret);
 
 /**
- * serial_free() - close the port and drop its event sources.
+ * serial_free() - close the port and drop its event sources. Safe from
+ * inside the port's own ->on_read (the memory goes when it returns).
  * Return: NULL.
  */
 struct serial *serial_free(struct serial *s);

@@ -53,6 +53,8 @@ struct serial {
 	uint64_t backoff_usec;
 	bool rs485_noted; /* the TIOCSRS485 note is logged once */
 	bool open_warned; /* "cannot open" is logged once per outage, then at debug */
+	unsigned reading; /* inside ->on_read (nested: serial_read_now() from it) */
+	bool freed;	  /* serial_free() was called from ->on_read: free on return */
 
 	uint8_t txq[SERIAL_TX_QUEUE];
 	size_t tx_head; /* next byte to write */
@@ -268,7 +270,17 @@ static ssize_t read_input(struct serial *s)
 			break;
 		}
 		total += n;
+		s->reading++;
 		s->on_read(s, buf, (size_t)n, now, s->userdata);
+		s->reading--;
+		if (s->freed) {
+			/* the owner let us go from its callback (e.g. the engine's reopen) */
+			if (s->reading == 0) {
+				sd_event_unref(s->event);
+				free(s);
+			}
+			return -ENOTCONN;
+		}
 		if (s->fd != fd) {
 			return -ENOTCONN;
 		}
@@ -407,6 +419,11 @@ struct serial *serial_free(struct serial *s)
 	}
 	port_close(s);
 	s->retry = sd_event_source_disable_unref(s->retry);
+	if (s->reading) {
+		/* called from ->on_read: read_input() still holds @s, it frees it */
+		s->freed = true;
+		return NULL;
+	}
 	sd_event_unref(s->event);
 	free(s);
 	return NULL;
