@@ -117,3 +117,34 @@ void mqtt_client_stats(const struct mqtt_client *c, struct mqtt_stats *ret);
  */
 #define MQTT_STOP_USEC (500 * UINT64_C(1000))
 void mqtt_client_free(struct mqtt_client *c);
+
+/*
+ * mqtt_client_reload() - apply a reloaded mqtt { } (SIGHUP): when anything
+ * the connection depends on changed, publish "offline", disconnect and
+ * connect again with the new settings; the sink stays the same, so the
+ * observer keeps publishing through it. Return: 0, or a negative errno for
+ * a setting that cannot work (the client then keeps its old settings).
+ */
+int mqtt_client_reload(struct mqtt_client *c, const struct mqtt_config *cfg);
+
+/* the largest payload publish() takes (-EINVAL above): bounds the queue's memory */
+#define MQTT_PAYLOAD_MAX 4096
+/* the password file's content: one line of at most this minus one byte */
+#define MQTT_PASSWORD_MAX 256
+
+/*
+ * mqtt_config_check() - the checks across the keys of mqtt { } (the table
+ * checks each key alone). Return: 0, or -EINVAL with the key to blame in
+ * @ret_key and why in @why.
+ */
+int mqtt_config_check(const struct mqtt_config *cfg, const char **ret_key, char *why, size_t n);
+
+/* mqtt_node_id() - node_id, or the host name's first label made safe (a-z A-Z 0-9 _ -) */
+int mqtt_node_id(const struct mqtt_config *cfg, char *buf, size_t n);
+
+/*
+ * mqtt_password_parse() - the password from a password file's bytes: one
+ * line, one final "\n" or "\r\n" dropped; empty, NUL bytes, a second line
+ * or more than MQTT_PASSWORD_MAX - 1 bytes: -EINVAL with @ret_why.
+ */
+int mqtt_password_parse(const char *buf, size_t len, char *ret, size_t n, const char **ret_why);
