@@ -49,9 +49,9 @@ struct mqtt_config {
 	uint64_t reconnect_max_usec; /* ... doubled up to this */
 	uint32_t queue_max;	     /* messages held while the broker is slow or gone */
 	/* topics */
-	char topic_prefix[MQTT_NAME_MAX]; /* "bmsbridge" */
-	char node_id[MQTT_NAME_MAX];	  /* "": the host name, [a-zA-Z0-9_-] only */
-	bool discovery;			  /* Home Assistant discovery */
+	char topic_prefix[MQTT_NAME_MAX];     /* "bmsbridge" */
+	char node_id[MQTT_NAME_MAX];	      /* "": the host name, [a-zA-Z0-9_-] only */
+	bool discovery;			      /* Home Assistant discovery */
 	char discovery_prefix[MQTT_NAME_MAX]; /* "homeassistant" */
 	/* what and how often (the observer) */
 	bool cells;		    /* one entity per cell */
@@ -62,15 +62,15 @@ struct mqtt_config {
 /* what the client did so far (bmsbridgectl status, metrics, tests) */
 struct mqtt_stats {
 	bool connected;
-	uint64_t connects;	 /* CONNACK accepted */
-	uint64_t disconnects;	 /* connections lost or refused */
-	uint64_t published;	 /* messages handed to the socket */
-	uint64_t superseded;	 /* replaced in the queue by a newer one of the same topic */
-	uint64_t dropped;	 /* dropped because the queue was full (oldest first) */
-	uint32_t queued;	 /* messages waiting now */
-	uint64_t queued_bytes;	 /* their payload bytes */
+	uint64_t connects;	  /* CONNACK accepted */
+	uint64_t disconnects;	  /* connections lost or refused */
+	uint64_t published;	  /* messages handed to the socket */
+	uint64_t superseded;	  /* replaced in the queue by a newer one of the same topic */
+	uint64_t dropped;	  /* dropped because the queue was full (oldest first) */
+	uint32_t queued;	  /* messages waiting now */
+	uint64_t queued_bytes;	  /* their payload bytes */
 	uint64_t next_retry_usec; /* when the next connection attempt is due (0: none) */
-	char last_error[128];	 /* why the last connection ended, "" if none */
+	char last_error[128];	  /* why the last connection ended, "" if none */
 };
 
 /*

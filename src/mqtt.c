@@ -114,10 +114,10 @@ struct mqtt_client {
 
 	uint64_t backoff_usec;
 	uint32_t rng;
-	char refused[96];      /* the CONNACK's refusal, for the disconnect that follows */
-	char lost[128];	       /* why we closed the socket ourselves */
-	char mosq_err[100];    /* libmosquitto's last error line (TLS details) */
-	char logged[128];      /* the last failure logged at warning level */
+	char refused[96];   /* the CONNACK's refusal, for the disconnect that follows */
+	char lost[128];	    /* why we closed the socket ourselves */
+	char mosq_err[100]; /* libmosquitto's last error line (TLS details) */
+	char logged[128];   /* the last failure logged at warning level */
 	struct mqtt_stats stats;
 
 	struct mqtt_sink sink;
@@ -308,8 +308,8 @@ static void connection_failed(struct mqtt_client *c, const char *why)
 		snprintf(c->logged, sizeof(c->logged), "%s", why);
 		log_warning("MQTT broker %s:%u: %s; retrying every %llu-%llu s until it works "
 			    "(said once)",
-			    c->cfg.host, c->port,
-			    why, (unsigned long long)(c->cfg.reconnect_min_usec / USEC_PER_SEC),
+			    c->cfg.host, c->port, why,
+			    (unsigned long long)(c->cfg.reconnect_min_usec / USEC_PER_SEC),
 			    (unsigned long long)(c->cfg.reconnect_max_usec / USEC_PER_SEC));
 	} else {
 		log_debug("MQTT broker %s:%u: %s, again", c->cfg.host, c->port, why);
@@ -529,10 +529,15 @@ static void connect_to(struct mqtt_client *c, const char *addr)
 	rc = mosquitto_connect_async(c->mosq, addr, c->port,
 				     (int)(c->cfg.keepalive_usec / USEC_PER_SEC));
 	if (rc != MOSQ_ERR_SUCCESS) {
-		snprintf(why, sizeof(why), "cannot connect to %s: %s", addr,
-			 rc == MOSQ_ERR_ERRNO ? strerror(errno)
-			 : rc == MOSQ_ERR_TLS && c->mosq_err[0] ? c->mosq_err
-								: mosquitto_strerror(rc));
+		int err = errno;
+		const char *what = mosquitto_strerror(rc);
+
+		if (rc == MOSQ_ERR_ERRNO) {
+			what = strerror(err);
+		} else if (rc == MOSQ_ERR_TLS && c->mosq_err[0]) {
+			what = c->mosq_err;
+		}
+		snprintf(why, sizeof(why), "cannot connect to %s: %s", addr, what);
 		drop_io(c);
 		c->state = MQTT_STATE_WAITING;
 		c->stats.disconnects++;
@@ -541,8 +546,8 @@ static void connect_to(struct mqtt_client *c, const char *addr)
 	}
 	c->state = MQTT_STATE_CONNECTING;
 	c->timer = sd_event_source_disable_unref(c->timer);
-	r = sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC,
-				       c->cfg.keepalive_usec, USEC_PER_MSEC, on_connack_timeout, c);
+	r = sd_event_add_time_relative(c->event, &c->timer, CLOCK_MONOTONIC, c->cfg.keepalive_usec,
+				       USEC_PER_MSEC, on_connack_timeout, c);
 	if (r < 0) {
 		log_warning("MQTT: cannot add the CONNACK timer: %s", strerror(-r));
 	}
@@ -642,8 +647,8 @@ static void start_attempt(struct mqtt_client *c)
 	c->resolve->hints = (struct addrinfo){ .ai_family = AF_UNSPEC,
 					       .ai_socktype = SOCK_STREAM,
 					       .ai_flags = AI_ADDRCONFIG };
-	c->resolve->cb = (struct gaicb){ .ar_name = c->resolve->name,
-					 .ar_request = &c->resolve->hints };
+	c->resolve->cb =
+		(struct gaicb){ .ar_name = c->resolve->name, .ar_request = &c->resolve->hints };
 	list[0] = &c->resolve->cb;
 	r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
 	if (r != 0) {
@@ -788,9 +793,10 @@ static SSL_CTX *make_ssl_ctx(const struct mqtt_config *cfg)
 		if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1 ||
 		    SSL_CTX_check_private_key(ctx) != 1) {
 			ERR_error_string_n(ERR_get_error(), err, sizeof(err));
-			log_error("MQTT TLS: cannot use the key %s (PEM, no passphrase, matching %s): "
-				  "%s",
-				  cfg->key_file, cfg->cert_file, err);
+			log_error(
+				"MQTT TLS: cannot use the key %s (PEM, no passphrase, matching %s): "
+				"%s",
+				cfg->key_file, cfg->cert_file, err);
 			goto fail;
 		}
 	}
@@ -929,7 +935,8 @@ static void stop_connection(struct mqtt_client *c, uint64_t wait_usec)
 					if (p.revents & POLLOUT) {
 						mosquitto_loop_write(c->mosq, 1);
 					}
-					if ((p.revents & ~POLLOUT) && mosquitto_socket(c->mosq) >= 0) {
+					if ((p.revents & ~POLLOUT) &&
+					    mosquitto_socket(c->mosq) >= 0) {
 						mosquitto_loop_read(c->mosq, 1);
 					}
 				}
