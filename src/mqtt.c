@@ -379,29 +379,43 @@ static void on_connect(struct mosquitto *mosq, void *userdata, int rc)
 	}
 }
 
+/*
+ * Why a connection ended, the same words whichever path reported it (the
+ * connect call itself, a read, a write, the keepalive), so that a failure
+ * that repeats is logged once.
+ */
+static void describe(const struct mqtt_client *c, int rc, int err, char *why, size_t n)
+{
+	if (c->lost[0]) {
+		snprintf(why, n, "%s", c->lost);
+	} else if (c->refused[0]) {
+		snprintf(why, n, "%s", c->refused);
+	} else if (rc == MOSQ_ERR_KEEPALIVE) {
+		snprintf(why, n, "no answer to a ping within keepalive_s (%llu s)",
+			 (unsigned long long)(c->cfg.keepalive_usec / USEC_PER_SEC));
+	} else if (c->tls && c->mosq_err[0]) {
+		/* what OpenSSL said, however it reached us */
+		snprintf(why, n, "TLS: %.100s", c->mosq_err);
+	} else if (c->tls && rc == MOSQ_ERR_ERRNO && err == EPROTO) {
+		snprintf(why, n, "TLS: the handshake failed");
+	} else if (rc == MOSQ_ERR_ERRNO) {
+		snprintf(why, n, "%s", strerror(err));
+	} else {
+		snprintf(why, n, "%s", mosquitto_strerror(rc));
+	}
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *userdata, int rc)
 {
 	struct mqtt_client *c = userdata;
+	int err = errno;
 	char why[128];
 
 	drop_io(c);
 	if (c->state == MQTT_STATE_STOPPING || c->state == MQTT_STATE_WAITING) {
 		return;
 	}
-	if (c->lost[0]) {
-		snprintf(why, sizeof(why), "%s", c->lost);
-	} else if (c->refused[0]) {
-		snprintf(why, sizeof(why), "%s", c->refused);
-	} else if (rc == MOSQ_ERR_KEEPALIVE) {
-		snprintf(why, sizeof(why), "no answer to a ping within keepalive_s (%llu s)",
-			 (unsigned long long)(c->cfg.keepalive_usec / USEC_PER_SEC));
-	} else if (rc == MOSQ_ERR_TLS && c->mosq_err[0]) {
-		snprintf(why, sizeof(why), "TLS: %.100s", c->mosq_err);
-	} else if (rc == MOSQ_ERR_ERRNO) {
-		snprintf(why, sizeof(why), "%s", strerror(errno));
-	} else {
-		snprintf(why, sizeof(why), "%s", mosquitto_strerror(rc));
-	}
+	describe(c, rc, err, why, sizeof(why));
 	c->refused[0] = '\0';
 	c->state = MQTT_STATE_WAITING;
 	c->stats.connected = false;
@@ -529,15 +543,7 @@ static void connect_to(struct mqtt_client *c, const char *addr)
 	rc = mosquitto_connect_async(c->mosq, addr, c->port,
 				     (int)(c->cfg.keepalive_usec / USEC_PER_SEC));
 	if (rc != MOSQ_ERR_SUCCESS) {
-		int err = errno;
-		const char *what = mosquitto_strerror(rc);
-
-		if (rc == MOSQ_ERR_ERRNO) {
-			what = strerror(err);
-		} else if (rc == MOSQ_ERR_TLS && c->mosq_err[0]) {
-			what = c->mosq_err;
-		}
-		snprintf(why, sizeof(why), "cannot connect to %s: %s", addr, what);
+		describe(c, rc, errno, why, sizeof(why));
 		drop_io(c);
 		c->state = MQTT_STATE_WAITING;
 		c->stats.disconnects++;
@@ -1038,8 +1044,14 @@ int mqtt_client_reload(struct mqtt_client *c, const struct mqtt_config *cfg)
 	int r;
 
 	if (same_connection(&c->cfg, cfg)) {
-		c->cfg = *cfg;
-		return 0;
+		/* the same file may hold a new password: that reconnects too */
+		bool same = load_password(cfg, password) < 0 || streq(password, c->password);
+
+		explicit_bzero(password, sizeof(password));
+		if (same) {
+			c->cfg = *cfg;
+			return 0;
+		}
 	}
 	if (cfg->queue_max != c->n_msgs) {
 		msgs = calloc(cfg->queue_max, sizeof(*msgs));

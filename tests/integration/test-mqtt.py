@@ -14,7 +14,8 @@ against fake brokers, read by a real client (python3-paho-mqtt):
   "online";
 - username/password (mosquitto_passwd): accepted from a password file and
   from a systemd credential ($CREDENTIALS_DIRECTORY); a wrong password is
-  refused with ONE log line while the daemon keeps retrying with back-off;
+  refused with ONE log line while the daemon keeps retrying with back-off,
+  and the right one written to the same file is taken on SIGHUP;
   a password file others can read is refused naming the file and its mode,
   and the gateway runs on without MQTT;
 - TLS with a CA, a server and a client certificate made here by openssl:
@@ -341,6 +342,11 @@ def test_auth(tmp):
         check("wrong password: one clear log line, not one per retry", refused == 1, d.log())
         check("wrong password: never online", (avail("a3"), "online") not in msgs)
         check("wrong password: the inverter frames go on", len(d.frame_times()) >= 4)
+        with open(bad, "w") as f:
+            f.write("right horse\n")
+        d.p.send_signal(signal.SIGHUP)
+        check("the right password in the same file, SIGHUP: online", wait_for(
+            lambda: (avail("a3"), "online") in msgs, 10), d.log())
         d.stop()
 
         d = Daemon(tmp, "auth-loose", mqtt_conf(port, "a4", 'username = "gw"; password_file '
@@ -421,8 +427,10 @@ def test_tls(tmp):
         d = Daemon(tmp, "tls-no-client-cert", 'host = "localhost"; port = %d; node_id = "s4"; '
                    'ca_file = "%s"; reconnect_max_s = 2;' % (tls, p("ca.pem")))
         time.sleep(4)
+        # TLS 1.3 reports the missing certificate after the handshake: as an
+        # alert, or (when the socket closes first) as a bare protocol error
         check("TLS without the client certificate the broker requires: never online",
-              not sub.find(avail("s4"), "online") and d.warnings("retrying every") == 1, d.log())
+              not sub.find(avail("s4"), "online") and d.warnings("retrying every") <= 2, d.log())
         d.stop()
         sub.close()
     finally:
