@@ -595,7 +595,9 @@ static int on_resolve_poll(sd_event_source *s, uint64_t usec, void *userdata)
 	e = gai_error(&c->resolve->cb);
 	if (e == EAI_INPROGRESS) {
 		if (usec < c->resolve_deadline_usec) {
+			/* a one-shot timer: fired, it is off until enabled again */
 			(void)sd_event_source_set_time_relative(s, RESOLVE_POLL_USEC);
+			(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 			return 0;
 		}
 		resolve_cancel(c);

@@ -26,7 +26,9 @@ against fake brokers, read by a real client (python3-paho-mqtt):
   keepalive_s; no answer to a ping), and all the while writes its inverter
   frames on time (the worst gap between 0x351 lines, against the 1 s
   period, printed and held under 1.5 s) with a bounded RSS (VmRSS sampled,
-  printed).
+  printed);
+- a DNS server that never answers (a namespace of the test's own with its
+  /etc/resolv.conf): the lookup gives up, the frames keep their period.
 
 Usage: test-mqtt.py BUILD_DIR   (prints TAP)
 """
@@ -520,6 +522,55 @@ def test_fake_brokers(tmp):
         fb.close()
 
 
+# ---- a DNS server that never answers -------------------------------------------------
+
+HOLE = """
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 53))
+t = socket.socket()
+t.bind(("127.0.0.1", 53))
+t.listen(4)
+while True:
+    u.recvfrom(2048)
+"""
+
+
+def test_dns(tmp):
+    """in a mount and network namespace of its own (unshare), /etc/resolv.conf
+    names a server on 127.0.0.1 that never answers: a blocking getaddrinfo()
+    would hold the loop for the resolver's whole timeout (getent: ~20 s)"""
+    resolv = os.path.join(tmp, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    hole = os.path.join(tmp, "hole.py")
+    with open(hole, "w") as f:
+        f.write(HOLE)
+    d = Daemon.__new__(Daemon)
+    d.frames_path = os.path.join(tmp, "dns.candump")
+    d.conf = os.path.join(tmp, "dns.conf")
+    d.write_conf('host = "broker.stall.test"; port = 1883; node_id = "dns"; '
+                 "reconnect_min_s = 1; reconnect_max_s = 2;")
+    script = ("ip link set lo up && mount --bind %s /etc/resolv.conf || exit 1; "
+              "%s %s </dev/null >/dev/null 2>&1 & H=$!; sleep 0.5; "
+              "%s -c %s -d mqtt </dev/null & D=$!; "
+              "sleep 14; kill -TERM $D; wait $D; echo exit=$?; kill $H"
+              % (resolv, sys.executable, hole, DAEMON, d.conf))
+    r = subprocess.run(["unshare", "--mount", "--net", "--kill-child", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    d.err = r.stderr.splitlines()
+    ts = d.frame_times()
+    gap = worst_gap_ms(ts)
+    print("# DNS that never answers: worst gap between 0x351 frames %.0f ms over %d frames"
+          % (gap or -1, len(ts)))
+    check("unresponsive DNS: the lookup gives up, said once",
+          d.warnings("resolving the name timed out") + d.warnings("cannot resolve the name")
+          == 1, r.stdout + r.stderr)
+    check("unresponsive DNS: inverter frames on time, worst gap %.0f ms < 1500 ms"
+          % (gap or -1), gap is not None and gap < 1500 and len(ts) >= 12, ts)
+    check("unresponsive DNS: the daemon stops cleanly", "exit=0" in r.stdout, r.stdout)
+
+
 def main():
     if not shutil.which("mosquitto"):
         check("mosquitto installed (tools/setup --test)", False)
@@ -530,6 +581,7 @@ def main():
         test_auth(tmp)
         test_tls(tmp)
         test_fake_brokers(tmp)
+        test_dns(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish()
