@@ -64,6 +64,12 @@
 #define MISC_INTERVAL_USEC USEC_PER_SEC
 /* messages handed to libmosquitto per loop pass: bounds the time of one pass */
 #define DRAIN_BATCH 64
+/*
+ * QoS 1 messages handed over and not yet acknowledged (PUBACK): at most
+ * libmosquitto's own max_inflight_messages (20), as what it holds beyond
+ * that waits in its unbounded queue
+ */
+#define INFLIGHT_MAX 20
 /* the largest password file read */
 #define PASSWORD_FILE_MAX 4096
 
@@ -114,10 +120,12 @@ struct mqtt_client {
 
 	uint64_t backoff_usec;
 	uint32_t rng;
-	char refused[96];   /* the CONNACK's refusal, for the disconnect that follows */
-	char lost[128];	    /* why we closed the socket ourselves */
-	char mosq_err[100]; /* libmosquitto's last error line (TLS details) */
-	char logged[128];   /* the last failure logged at warning level */
+	uint32_t inflight;		/* QoS 1 messages without their PUBACK yet */
+	int inflight_mid[INFLIGHT_MAX]; /* their message ids */
+	char refused[96];		/* the CONNACK's refusal, for the disconnect that follows */
+	char lost[128];			/* why we closed the socket ourselves */
+	char mosq_err[100];		/* libmosquitto's last error line (TLS details) */
+	char logged[128];		/* the last failure logged at warning level */
 	struct mqtt_stats stats;
 
 	struct mqtt_sink sink;
@@ -222,16 +230,19 @@ static void drain(struct mqtt_client *c)
 {
 	for (int n = 0; n < DRAIN_BATCH && c->head >= 0; n++) {
 		struct mqtt_msg *m = &c->msgs[c->head];
-		int rc;
+		int rc, mid = 0;
 
 		if (c->state != MQTT_STATE_CONNECTED || mosquitto_socket(c->mosq) < 0 ||
-		    mosquitto_want_write(c->mosq)) {
+		    mosquitto_want_write(c->mosq) || c->inflight >= INFLIGHT_MAX) {
 			return;
 		}
-		rc = mosquitto_publish(c->mosq, NULL, m->topic, m->len, m->payload, m->qos,
+		rc = mosquitto_publish(c->mosq, &mid, m->topic, m->len, m->payload, m->qos,
 				       m->retain);
 		if (rc == MOSQ_ERR_SUCCESS) {
 			c->stats.published++;
+			if (m->qos > 0) {
+				c->inflight_mid[c->inflight++] = mid;
+			}
 		} else {
 			/* the connection just went (the disconnect path says so); the
 			 * observer republishes everything after the next CONNACK */
@@ -348,7 +359,7 @@ static void force_close(struct mqtt_client *c, const char *why)
 static void on_connect(struct mosquitto *mosq, void *userdata, int rc)
 {
 	struct mqtt_client *c = userdata;
-	int r;
+	int r, mid = 0;
 
 	if (rc != 0) {
 		snprintf(c->refused, sizeof(c->refused), "refused the connection: %s",
@@ -370,9 +381,11 @@ static void on_connect(struct mosquitto *mosq, void *userdata, int rc)
 			 c->tls ? " (TLS)" : "");
 	}
 	c->logged[0] = '\0';
-	r = mosquitto_publish(mosq, NULL, c->avail_topic, 6, "online", 1, true);
+	c->inflight = 0;
+	r = mosquitto_publish(mosq, &mid, c->avail_topic, 6, "online", 1, true);
 	if (r == MOSQ_ERR_SUCCESS) {
 		c->stats.published++;
+		c->inflight_mid[c->inflight++] = mid;
 	}
 	if (c->sink.connected) {
 		c->sink.connected(&c->sink, c->sink.userdata);
@@ -423,6 +436,19 @@ static void on_disconnect(struct mosquitto *mosq, void *userdata, int rc)
 	connection_failed(c, why);
 }
 
+/* a QoS 0 message written, or a QoS 1 message acknowledged: room for one more */
+static void on_publish(struct mosquitto *mosq, void *userdata, int mid)
+{
+	struct mqtt_client *c = userdata;
+
+	for (uint32_t i = 0; i < c->inflight; i++) {
+		if (c->inflight_mid[i] == mid) {
+			c->inflight_mid[i] = c->inflight_mid[--c->inflight];
+			return;
+		}
+	}
+}
+
 static void on_log(struct mosquitto *mosq, void *userdata, int level, const char *str)
 {
 	struct mqtt_client *c = userdata;
@@ -448,8 +474,9 @@ static void sync_io(struct mqtt_client *c)
 	if (fd < 0) {
 		return;
 	}
-	if (mosquitto_want_write(c->mosq) ||
-	    (c->state == MQTT_STATE_CONNECTED && c->stats.queued > 0)) {
+	/* our queue's turn comes when the socket takes more (drain() is batched) */
+	if (mosquitto_want_write(c->mosq) || (c->state == MQTT_STATE_CONNECTED &&
+					      c->stats.queued > 0 && c->inflight < INFLIGHT_MAX)) {
 		events |= EPOLLOUT;
 	}
 	if (!c->io) {
@@ -868,6 +895,7 @@ static int make_mosq(struct mqtt_client *c, const struct mqtt_config *cfg,
 	mosquitto_connect_callback_set(mosq, on_connect);
 	mosquitto_disconnect_callback_set(mosq, on_disconnect);
 	mosquitto_log_callback_set(mosq, on_log);
+	mosquitto_publish_callback_set(mosq, on_publish);
 	if (mosquitto_will_set(mosq, ret_avail, 7, "offline", 1, true) != MOSQ_ERR_SUCCESS) {
 		r = -EINVAL;
 		goto fail;
