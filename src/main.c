@@ -41,6 +41,7 @@
 #include "mqtt.h"
 #include "notify.h"
 #include "observer.h"
+#include "observer_metrics.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_config_given; /* -c or a --check-config FILE */
@@ -54,7 +55,7 @@ static struct mqtt_client *mqtt_client;
 /* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
 static const char *const log_modules[] = {
 	"bms_can", "bms_modbus", "bms_replay", "bms_serial", "bms_sim", "bridge", "can_bus",
-	"candump", "dbus", "main", "mqtt", "notify", "output_can", "rs485", "serial",
+	"candump", "dbus", "main", "metrics", "mqtt", "notify", "output_can", "rs485", "serial",
 };
 
 /* -d: each name must be a module, or the flag silently shows nothing */
@@ -299,7 +300,8 @@ static int run(const struct config *cfg)
 	static struct observer_log obs_log;
 	static struct observer_status obs_status;
 	static struct observer_dbus obs_dbus;
-	bool on_bus = false;
+	static struct observer_metrics obs_metrics;
+	bool on_bus = false, metrics_on = false;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -357,8 +359,15 @@ static int run(const struct config *cfg)
 	if (on_bus) {
 		bridge_observer_add(&br, &obs_dbus.base);
 	}
+	/* the fourth: Prometheus metrics, to metrics { textfile } and/or { listen } (start only) */
+	if (cfg->metrics.textfile[0] || cfg->metrics.listen[0]) {
+		metrics_on = observer_metrics_start(&obs_metrics, &cfg->metrics, e) >= 0;
+	}
+	if (metrics_on) {
+		bridge_observer_add(&br, &obs_metrics.base);
+	}
 	/*
-	 * the fourth: MQTT, unless mqtt { enabled = false } (read at start
+	 * the fifth: MQTT, unless mqtt { enabled = false } (read at start
 	 * only). A setting that cannot work (a password file others can read,
 	 * a missing CA file) is one error line; the gateway runs on without
 	 * MQTT, as the inverter matters more than the dashboard.
@@ -392,6 +401,10 @@ static int run(const struct config *cfg)
 	if (on_bus) {
 		bridge_observer_remove(&br, &obs_dbus.base);
 		observer_dbus_stop(&obs_dbus);
+	}
+	if (metrics_on) {
+		bridge_observer_remove(&br, &obs_metrics.base);
+		observer_metrics_stop(&obs_metrics);
 	}
 	/* "offline" and DISCONNECT, within MQTT_STOP_USEC */
 	mqtt_client_free(mqtt_client);
