@@ -949,6 +949,19 @@ static void stop_connection(struct mqtt_client *c, uint64_t wait_usec)
 	c->timer = sd_event_source_disable_unref(c->timer);
 	resolve_cancel(c);
 	if (c->state == MQTT_STATE_CONNECTED) {
+		/*
+		 * what is still queued first (the packs' own "offline" from the
+		 * observer's stop): written within the same bounded wait
+		 */
+		while (wait_usec > 0 && c->head >= 0) {
+			struct mqtt_msg *m = &c->msgs[c->head];
+
+			if (mosquitto_publish(c->mosq, NULL, m->topic, m->len, m->payload, m->qos,
+					      m->retain) == MOSQ_ERR_SUCCESS) {
+				c->stats.published++;
+			}
+			queue_unlink(c, c->head);
+		}
 		c->state = MQTT_STATE_STOPPING;
 		if (mosquitto_publish(c->mosq, NULL, c->avail_topic, 7, "offline", 1, true) ==
 		    MOSQ_ERR_SUCCESS) {
