@@ -1133,6 +1133,13 @@ void mqtt_client_free(struct mqtt_client *c)
 	if (!c) {
 		return;
 	}
+	log_debug(
+		"MQTT: %llu connections, %llu lost; %llu published, %llu superseded, %llu dropped; "
+		"%u queued (%llu bytes)",
+		(unsigned long long)c->stats.connects, (unsigned long long)c->stats.disconnects,
+		(unsigned long long)c->stats.published, (unsigned long long)c->stats.superseded,
+		(unsigned long long)c->stats.dropped, c->stats.queued,
+		(unsigned long long)c->stats.queued_bytes);
 	if (c->mosq) {
 		stop_connection(c, MQTT_STOP_USEC);
 		mosquitto_destroy(c->mosq);
