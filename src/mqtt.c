@@ -943,27 +943,30 @@ static void install(struct mqtt_client *c, const struct mqtt_config *cfg, struct
  * Publish "offline", DISCONNECT. @wait_usec > 0 (the daemon stopping):
  * write both out for at most that long, the loop being done; 0 (a reload):
  * what the socket takes now, the broker's last will covering the rest.
+ *
+ * The last messages go at QoS 0: libmosquitto holds a QoS 1 message back
+ * while 20 others await their PUBACK, and would send the DISCONNECT ahead
+ * of it, which cancels the will; at QoS 0 they are written in order before
+ * the DISCONNECT on the same stream, so the broker either gets them and
+ * the DISCONNECT, or neither and publishes the will ("offline") itself.
  */
 static void stop_connection(struct mqtt_client *c, uint64_t wait_usec)
 {
 	c->timer = sd_event_source_disable_unref(c->timer);
 	resolve_cancel(c);
 	if (c->state == MQTT_STATE_CONNECTED) {
-		/*
-		 * what is still queued first (the packs' own "offline" from the
-		 * observer's stop): written within the same bounded wait
-		 */
+		/* what is still queued first (the packs' own "offline" from the observer's stop) */
 		while (wait_usec > 0 && c->head >= 0) {
 			struct mqtt_msg *m = &c->msgs[c->head];
 
-			if (mosquitto_publish(c->mosq, NULL, m->topic, m->len, m->payload, m->qos,
+			if (mosquitto_publish(c->mosq, NULL, m->topic, m->len, m->payload, 0,
 					      m->retain) == MOSQ_ERR_SUCCESS) {
 				c->stats.published++;
 			}
 			queue_unlink(c, c->head);
 		}
 		c->state = MQTT_STATE_STOPPING;
-		if (mosquitto_publish(c->mosq, NULL, c->avail_topic, 7, "offline", 1, true) ==
+		if (mosquitto_publish(c->mosq, NULL, c->avail_topic, 7, "offline", 0, true) ==
 		    MOSQ_ERR_SUCCESS) {
 			c->stats.published++;
 		}
