@@ -88,6 +88,8 @@ struct observer_mqtt {
 	const struct mqtt_config *cfg;
 	char base_topic[MQTT_TOPIC_MAX];
 	char node[MQTT_NAME_MAX]; /* the node id: base_topic's last level */
+	char disc_prefix[MQTT_NAME_MAX]; /* discovery_prefix, as announced */
+	bool names_failed;		 /* no base topic: said once */
 	char driver[OBSERVER_MQTT_NAME_MAX], protocol[OBSERVER_MQTT_NAME_MAX];
 	bool configured;	   /* ->configured() seen: the packs are known */
 	bool connected;		   /* sink->connected() seen at least once */
@@ -105,9 +107,11 @@ struct observer_mqtt {
 
 /**
  * observer_mqtt_init() - an observer publishing through @sink with the
- * topics and rates of @cfg (read again at every use: a reload that changes
- * it in place is seen at the next ->configured()). Sets @sink's connected
- * hook. Return: 0, or -ENAMETOOLONG for a base topic that does not fit.
+ * topics and rates of @cfg, which must stay valid and may be changed in
+ * place by a reload (the bridge's own copy, &br.cfg.mqtt): it is read at
+ * every use, the names (base topic, node id, discovery prefix) at every
+ * ->configured(), so nothing is published before the bridge's first one.
+ * Sets @sink's connected hook. Return: 0, or -EINVAL.
  */
 int observer_mqtt_init(struct observer_mqtt *o, struct mqtt_sink *sink,
 		       const struct mqtt_config *cfg);

@@ -306,8 +306,8 @@ static void object_id(char *buf, size_t n, int address, const char *key)
 static int discovery_topic(const struct observer_mqtt *o, char *buf, size_t n,
 			   const char *component, const char *obj)
 {
-	int k = snprintf(buf, n, "%s/%s/%s/%s/config", o->cfg->discovery_prefix, component,
-			 node_id(o), obj);
+	int k = snprintf(buf, n, "%s/%s/%s/%s/config", o->disc_prefix, component, node_id(o),
+			 obj);
 
 	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
 }
@@ -827,6 +827,9 @@ static void mqtt_evaluated(struct observer *base, const struct observer_evaluati
 	bool changed;
 
 	o->last_eval_usec = now;
+	if (!o->base_topic[0]) {
+		return; /* not configured yet, or no base topic */
+	}
 	snap_bank(o, ev, &b);
 	changed = !o->have_bank || memcmp(&b, &o->bank, sizeof(b)) != 0;
 	/* the wire's limits are kept even when not due: the next payload carries them */
@@ -873,6 +876,9 @@ static void mqtt_connected(struct mqtt_sink *sink, void *userdata)
 	struct observer_mqtt *o = userdata;
 
 	o->connected = true;
+	if (!o->base_topic[0]) {
+		return; /* ->configured() will announce */
+	}
 	sync_discovery(o, true);
 	for (unsigned i = 0; i < o->n_slots; i++) {
 		publish_availability(o, &o->slots[i], o->slots[i].online);
@@ -896,6 +902,74 @@ static void copy_name(char *dst, size_t n, const char *src)
 	snprintf(dst, n, "%.*s", (int)n - 1, src ? src : "");
 }
 
+/* everything announced removed, under the names it was announced with */
+static void forget_all(struct observer_mqtt *o)
+{
+	char topic[TBUF];
+
+	if (o->gateway_announced) {
+		gateway_discovery(o, false);
+	}
+	for (unsigned i = 0; i < o->n_slots; i++) {
+		struct observer_mqtt_slot *s = &o->slots[i];
+
+		if (s->announced) {
+			pack_discovery(o, s, false);
+		}
+		cell_discovery(o, s, 0, s->cells_announced, false);
+		s->cells_announced = 0;
+		snprintf(topic, sizeof(topic), "%s/pack/%u/availability", o->base_topic,
+			 s->address);
+		publish(o, topic, "", 0, 1, true);
+		s->online = false;
+		s->topic.published = false;
+	}
+	o->bank_topic.published = false;
+}
+
+/*
+ * The base topic, the node id and the discovery prefix from the settings
+ * (at start, and again at every reload: they may have changed, and then
+ * what was announced under the old names is removed first).
+ * Return: 1 when they changed, 0 when not, or a negative errno (said
+ * once; nothing is published then).
+ */
+static int set_names(struct observer_mqtt *o)
+{
+	char base[MQTT_TOPIC_MAX];
+	const char *slash;
+	int r;
+
+	r = mqtt_base_topic(o->cfg, base, sizeof(base));
+	if (r < 0) {
+		if (o->base_topic[0] || !o->names_failed) {
+			log_warning("MQTT: no base topic from topic_prefix and node_id (%s): "
+				    "nothing is published",
+				    strerror(-r));
+		}
+		o->names_failed = true;
+		if (o->base_topic[0]) {
+			forget_all(o);
+			o->base_topic[0] = '\0';
+		}
+		return r;
+	}
+	o->names_failed = false;
+	if (strcmp(base, o->base_topic) == 0 &&
+	    strcmp(o->disc_prefix, o->cfg->discovery_prefix) == 0) {
+		return 0;
+	}
+	if (o->base_topic[0]) {
+		forget_all(o);
+	}
+	copy_name(o->base_topic, sizeof(o->base_topic), base);
+	copy_name(o->disc_prefix, sizeof(o->disc_prefix), o->cfg->discovery_prefix);
+	/* the node id: the base topic's last level, in unique_ids and discovery topics */
+	slash = strrchr(o->base_topic, '/');
+	copy_name(o->node, sizeof(o->node), slash ? slash + 1 : o->base_topic);
+	return 1;
+}
+
 /*
  * The packs the input reads, by address. A pack gone from the list (a
  * reload with fewer addresses): its entities removed (empty retained
@@ -909,7 +983,11 @@ static void mqtt_configured(struct observer *base, const struct observer_config 
 	bool fresh[BATTERY_PACKS_MAX];
 	unsigned n = MIN(ev->pack_count, BATTERY_PACKS_MAX);
 	char topic[TBUF];
+	int renamed = set_names(o);
 
+	if (renamed < 0) {
+		return;
+	}
 	if (strcmp(o->driver, ev->driver ? ev->driver : "") != 0 ||
 	    strcmp(o->protocol, ev->protocol ? ev->protocol : "") != 0) {
 		/* the devices' model names them: announced again below */
@@ -953,7 +1031,7 @@ static void mqtt_configured(struct observer *base, const struct observer_config 
 	o->configured = true;
 	sync_discovery(o, false);
 	for (unsigned i = 0; i < n; i++) {
-		if (fresh[i]) {
+		if (fresh[i] || renamed) {
 			publish_availability(o, &o->slots[i], false);
 		}
 	}
@@ -968,22 +1046,14 @@ static const struct observer_ops mqtt_ops = {
 int observer_mqtt_init(struct observer_mqtt *o, struct mqtt_sink *sink,
 		       const struct mqtt_config *cfg)
 {
-	const char *slash;
-	int r;
-
+	if (!sink || !sink->publish || !cfg) {
+		return -EINVAL;
+	}
 	*o = (struct observer_mqtt){ .base = { .ops = &mqtt_ops }, .sink = sink, .cfg = cfg };
 	for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
 		snprintf(o->bank.set_by[i], sizeof(o->bank.set_by[i]), "none");
 	}
 	o->bank.cvl_cv = o->bank.dvl_cv = o->bank.ccl_da = o->bank.dcl_da = NONE;
-
-	r = mqtt_base_topic(cfg, o->base_topic, sizeof(o->base_topic));
-	if (r < 0) {
-		return r;
-	}
-	/* the node id: the base topic's last level, in unique_ids and discovery topics */
-	slash = strrchr(o->base_topic, '/');
-	copy_name(o->node, sizeof(o->node), slash ? slash + 1 : o->base_topic);
 	sink->connected = mqtt_connected;
 	sink->userdata = o;
 	return 0;
@@ -991,6 +1061,9 @@ int observer_mqtt_init(struct observer_mqtt *o, struct mqtt_sink *sink,
 
 void observer_mqtt_stop(struct observer_mqtt *o)
 {
+	if (!o->base_topic[0]) {
+		return;
+	}
 	for (unsigned i = 0; i < o->n_slots; i++) {
 		publish_availability(o, &o->slots[i], false);
 	}

@@ -779,6 +779,42 @@ static void test_escaping_and_alarms(void **state)
 	world_free(w);
 }
 
+static void test_renamed_by_reload(void **state)
+{
+	struct world *w = world_new(1, true);
+	unsigned old_removed = 0, new_announced = 0;
+
+	/* nothing before the bridge's first ->configured(): the names are not known */
+	evaluate(w, SEC);
+	connect(w);
+	assert_int_equal(w->rec.n, 0);
+	configure(w, 1, NULL);
+	evaluate(w, 2 * SEC);
+	rec_clear(&w->rec);
+
+	strcpy(w->cfg.node_id, "gw2");
+	configure(w, 1, NULL);
+	for (unsigned i = 0; i < w->rec.n; i++) {
+		const struct msg *m = &w->rec.m[i];
+
+		if (strncmp(m->topic, "homeassistant/", 14) == 0 && strstr(m->topic, "/gw1/")) {
+			assert_int_equal(m->len, 0);
+			old_removed++;
+		} else if (strncmp(m->topic, "homeassistant/", 14) == 0 &&
+			   strstr(m->topic, "/gw2/")) {
+			assert_true(m->len > 0);
+			assert_non_null(strstr(m->payload, "bmsbridge/gw2/"));
+			new_announced++;
+		}
+	}
+	/* the cells too: the pack's count is known */
+	assert_int_equal(old_removed, BANK_ENTITIES + ALARM_ENTITIES + PACK_ENTITIES + 16);
+	assert_int_equal(new_announced, BANK_ENTITIES + ALARM_ENTITIES + PACK_ENTITIES + 16);
+	assert_int_equal(last(w, "bmsbridge/gw1/pack/1/availability")->len, 0);
+	assert_string_equal(last(w, "bmsbridge/gw2/pack/1/availability")->payload, "offline");
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_cells_turned_off_by_reload),
 		cmocka_unit_test(test_discovery_off),
 		cmocka_unit_test(test_escaping_and_alarms),
+		cmocka_unit_test(test_renamed_by_reload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
