@@ -79,13 +79,28 @@ static void jw_raw(struct jw *w, const char *fmt, ...)
 	w->len += (size_t)k;
 }
 
+/* @n bytes of @s as they are */
+static void jw_put(struct jw *w, const char *s, size_t n)
+{
+	if (w->overflow) {
+		return;
+	}
+	if (n >= w->n - w->len) {
+		w->overflow = true;
+		return;
+	}
+	memcpy(w->buf + w->len, s, n);
+	w->len += n;
+	w->buf[w->len] = '\0';
+}
+
 /* the separator before a value (or a key) */
 static void jw_sep(struct jw *w)
 {
 	if (w->after_key) {
 		w->after_key = false;
 	} else if (w->comma[w->depth]) {
-		jw_raw(w, ",");
+		jw_put(w, ",", 1);
 	}
 	w->comma[w->depth] = true;
 }
@@ -93,7 +108,7 @@ static void jw_sep(struct jw *w)
 static void jw_open(struct jw *w, char c)
 {
 	jw_sep(w);
-	jw_raw(w, "%c", c);
+	jw_put(w, &c, 1);
 	if (w->depth + 1 < ARRAY_SIZE(w->comma)) {
 		w->depth++;
 	} else {
@@ -104,7 +119,7 @@ static void jw_open(struct jw *w, char c)
 
 static void jw_close(struct jw *w, char c)
 {
-	jw_raw(w, "%c", c);
+	jw_put(w, &c, 1);
 	if (w->depth > 0) {
 		w->depth--;
 	}
@@ -113,24 +128,31 @@ static void jw_close(struct jw *w, char c)
 /* a JSON string (RFC 8259 section 7): quote, backslash and control characters escaped */
 static void jw_strval(struct jw *w, const char *s)
 {
-	jw_raw(w, "\"");
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	jw_put(w, "\"", 1);
+	while (*p) {
+		size_t run = 0;
+
+		while (p[run] && p[run] != '"' && p[run] != '\\' && p[run] >= 0x20) {
+			run++;
+		}
+		jw_put(w, (const char *)p, run);
+		p += run;
 		if (*p == '"' || *p == '\\') {
-			jw_raw(w, "\\%c", *p);
-		} else if (*p < 0x20) {
-			jw_raw(w, "\\u%04x", *p);
-		} else {
-			jw_raw(w, "%c", *p);
+			jw_raw(w, "\\%c", *p++);
+		} else if (*p) {
+			jw_raw(w, "\\u%04x", *p++);
 		}
 	}
-	jw_raw(w, "\"");
+	jw_put(w, "\"", 1);
 }
 
 static void jw_key(struct jw *w, const char *key)
 {
 	jw_sep(w);
 	jw_strval(w, key);
-	jw_raw(w, ":");
+	jw_put(w, ":", 1);
 	w->after_key = true;
 }
 
@@ -152,7 +174,7 @@ static void jw_fixed(struct jw *w, const char *key, int32_t v, unsigned decimals
 	jw_key(w, key);
 	jw_sep(w);
 	if (v == NONE) {
-		jw_raw(w, "null");
+		jw_put(w, "null", 4);
 		return;
 	}
 	a = v < 0 ? (uint64_t)(-(int64_t)v) : (uint64_t)v;
@@ -175,7 +197,7 @@ static void jw_bool(struct jw *w, const char *key, bool v)
 {
 	jw_key(w, key);
 	jw_sep(w);
-	jw_raw(w, v ? "true" : "false");
+	jw_put(w, v ? "true" : "false", v ? 4 : 5);
 }
 
 /* ---- the entities ---------------------------------------------------------------- */
