@@ -815,6 +815,33 @@ static void test_renamed_by_reload(void **state)
 	world_free(w);
 }
 
+static int refuse_publish(struct mqtt_sink *s, const char *topic, const void *payload,
+			  size_t len, int qos, bool retain)
+{
+	return -ENOMEM;
+}
+
+/* a sink that refuses everything: counted, nothing retried in a loop, the rate kept */
+static void test_sink_refuses(void **state)
+{
+	struct world *w = world_new(2, true);
+	uint64_t errors;
+
+	w->rec.sink.publish = refuse_publish;
+	configure(w, 2, NULL);
+	evaluate(w, SEC);
+	errors = w->o.publish_errors;
+	assert_true(errors > 0);
+	assert_int_equal(w->o.published, 0);
+	evaluate(w, SEC + SEC / 2); /* nothing due: nothing tried */
+	assert_int_equal(w->o.publish_errors, errors);
+	w->rec.sink.publish = rec_publish;
+	evaluate(w, 100 * SEC);
+	assert_non_null(last(w, "bmsbridge/gw1/state"));
+	assert_int_equal(w->o.published, w->rec.n);
+	world_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -830,6 +857,7 @@ int main(void)
 		cmocka_unit_test(test_discovery_off),
 		cmocka_unit_test(test_escaping_and_alarms),
 		cmocka_unit_test(test_renamed_by_reload),
+		cmocka_unit_test(test_sink_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
