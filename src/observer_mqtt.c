@@ -397,10 +397,13 @@ static int announce(struct observer_mqtt *o, const struct entity *e, const char 
 	snprintf(buf, sizeof(buf), "bmsbridge_%s_%s", node_id(o), obj);
 	jw_str(&w, "unique_id", buf);
 	/*
-	 * object_id sets the entity id HA suggests; HA 2025.10 deprecated it for
-	 * default_entity_id ("<domain>.<id>"): both, for HA before and after
+	 * the entity id HA gives it: default_entity_id ("<domain>.<id>", HA
+	 * 2025.10 and later). Not object_id, the option it replaced: HA
+	 * deprecated that in 2025.10 and removed it in 2026.4; an HA before
+	 * 2025.10 drops the key it does not know and names the entity from
+	 * the device and entity names instead (the MQTT integration's
+	 * discovery schemas remove extra keys)
 	 */
-	jw_str(&w, "object_id", buf);
 	snprintf(tmpl, sizeof(tmpl), "%s.%s", e->component, buf);
 	jw_str(&w, "default_entity_id", tmpl);
 	if (address < 0) {
