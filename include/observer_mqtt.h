@@ -40,8 +40,11 @@ struct observer_mqtt_bank {
 	int32_t cell_min_mv, cell_max_mv, cell_delta_mv;
 	int32_t remaining_cah, full_cah; /* 0.01 Ah */
 	int32_t cycles;
-	/* the limits the last frames the output took were encoded from */
-	int32_t cvl_cv, dvl_cv; /* 0.01 V */
+	/*
+	 * the limits the last frames the output took were encoded from, in the
+	 * wires' 0.1 V and 0.1 A, rounded as the encoders round them
+	 */
+	int32_t cvl_dv, dvl_dv; /* 0.1 V */
 	int32_t ccl_da, dcl_da; /* 0.1 A */
 	char set_by[OBSERVER_LIMIT__COUNT][12];
 	int32_t mode; /* enum safety_mode */

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "macro.h"
 #include "observer_mqtt.h"
+#include "protocol.h"
 
 #define NONE OBSERVER_MQTT_NONE
 /* a topic or name built from the base topic: room for what follows it */
@@ -245,8 +246,8 @@ static const struct entity bank_entities[] = {
 	{ "full", "Full capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery", false },
 	{ "cycles", "Cycles", SENSOR, NULL, NULL, "total_increasing", 0, "mdi:battery-sync",
 	  false },
-	{ "cvl", "Charge voltage limit sent", SENSOR, "voltage", "V", MEAS, 2, NULL, false },
-	{ "dvl", "Discharge voltage limit sent", SENSOR, "voltage", "V", MEAS, 2, NULL, false },
+	{ "cvl", "Charge voltage limit sent", SENSOR, "voltage", "V", MEAS, 1, NULL, false },
+	{ "dvl", "Discharge voltage limit sent", SENSOR, "voltage", "V", MEAS, 1, NULL, false },
 	{ "ccl", "Charge current limit sent", SENSOR, "current", "A", MEAS, 1, NULL, false },
 	{ "dcl", "Discharge current limit sent", SENSOR, "current", "A", MEAS, 1, NULL, false },
 	/* device_class enum: no unit, no state class (sensor/, "enum") */
@@ -665,17 +666,27 @@ static void snap_bank(struct observer_mqtt *o, const struct observer_evaluation 
 	snap_common(p, &b->soc_pct, &b->soh_pct, &b->voltage_cv, &b->current_da, &b->power_w,
 		    &b->temp_min_dc, &b->temp_max_dc, &b->cell_min_mv, &b->cell_max_mv,
 		    &b->cell_delta_mv, &b->remaining_cah, &b->full_cah, &b->cycles);
-	b->cvl_cv = o->bank.cvl_cv;
-	b->dvl_cv = o->bank.dvl_cv;
+	b->cvl_dv = o->bank.cvl_dv;
+	b->dvl_dv = o->bank.dvl_dv;
 	b->ccl_da = o->bank.ccl_da;
 	b->dcl_da = o->bank.dcl_da;
 	memcpy(b->set_by, o->bank.set_by, sizeof(b->set_by));
-	/* the limits the inverter heard: the bank of an evaluation whose frames the output took */
+	/*
+	 * The limits the inverter heard: the bank of an evaluation whose frames
+	 * the output took, in the 0.1 V and 0.1 A steps the CAN protocols
+	 * carry them in (Pylon CAN V1.2 p.3 0x351, MG Master LV guide section
+	 * 1.4 0x351, Growatt V1.04 0x311), rounded as their encoders round
+	 * (include/protocol.h): an upper limit (CVL, CCL, DCL) down, a lower
+	 * one (DVL) up, so that what is shown is what was sent, not 0.05 more.
+	 * The Pylon RS485 answers (V3.3 section 3.6, V3.5 0x63) carry the
+	 * currents in 0.1 A truncated too, the voltages in mV: shown in the
+	 * same 0.1 V steps, rounded the same safe way.
+	 */
 	if (ev->tx.kind != OBSERVER_WIRE_NONE && ev->tx.error == 0) {
-		b->cvl_cv = qdiv(p->charge_voltage_limit_mv, 10);
-		b->dvl_cv = qdiv(p->discharge_voltage_limit_mv, 10);
-		b->ccl_da = qdiv(p->charge_current_limit_ma, 100);
-		b->dcl_da = qdiv(p->discharge_current_limit_ma, 100);
+		b->cvl_dv = (int32_t)protocol_upper_limit(p->charge_voltage_limit_mv, 100);
+		b->dvl_dv = (int32_t)protocol_lower_limit(p->discharge_voltage_limit_mv, 100);
+		b->ccl_da = (int32_t)protocol_upper_limit(p->charge_current_limit_ma, 100);
+		b->dcl_da = (int32_t)protocol_upper_limit(p->discharge_current_limit_ma, 100);
 		for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
 			snprintf(b->set_by[i], sizeof(b->set_by[i]), "%s",
 				 ev->decision.set_by[i] ? ev->decision.set_by[i] : "none");
@@ -750,8 +761,8 @@ static int publish_bank(struct observer_mqtt *o)
 	write_common(&w, b->soc_pct, b->soh_pct, b->voltage_cv, b->current_da, b->power_w,
 		     b->temp_min_dc, b->temp_max_dc, b->cell_min_mv, b->cell_max_mv,
 		     b->cell_delta_mv, b->remaining_cah, b->full_cah, b->cycles);
-	jw_fixed(&w, "cvl", b->cvl_cv, 2);
-	jw_fixed(&w, "dvl", b->dvl_cv, 2);
+	jw_fixed(&w, "cvl", b->cvl_dv, 1);
+	jw_fixed(&w, "dvl", b->dvl_dv, 1);
 	jw_fixed(&w, "ccl", b->ccl_da, 1);
 	jw_fixed(&w, "dcl", b->dcl_da, 1);
 	for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
@@ -1078,7 +1089,7 @@ int observer_mqtt_init(struct observer_mqtt *o, struct mqtt_sink *sink,
 	for (unsigned i = 0; i < OBSERVER_LIMIT__COUNT; i++) {
 		snprintf(o->bank.set_by[i], sizeof(o->bank.set_by[i]), "none");
 	}
-	o->bank.cvl_cv = o->bank.dvl_cv = o->bank.ccl_da = o->bank.dcl_da = NONE;
+	o->bank.cvl_dv = o->bank.dvl_dv = o->bank.ccl_da = o->bank.dcl_da = NONE;
 	sink->connected = mqtt_connected;
 	sink->userdata = o;
 	return 0;

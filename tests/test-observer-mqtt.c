@@ -521,25 +521,42 @@ static void test_wire_limits(void **state)
 	w->wire = OBSERVER_WIRE_SET;
 	evaluate(w, SEC);
 	m = last(w, "bmsbridge/gw1/state");
-	assert_raw(m, "cvl", "55.20");
-	assert_raw(m, "dvl", "48.00");
+	assert_raw(m, "cvl", "55.2");
+	assert_raw(m, "dvl", "48.0");
 	assert_raw(m, "ccl", "50.0");
 	assert_raw(m, "dcl", "100.0");
 	assert_raw(m, "ccl_by", "\"rules\"");
+	/* between two 0.1 steps: as the encoders round, upper limits down, DVL up */
+	w->st.bank.charge_voltage_limit_mv = 55290;
+	w->st.bank.discharge_voltage_limit_mv = 48010;
+	w->st.bank.charge_current_limit_ma = 20450;
+	w->st.bank.discharge_current_limit_ma = 99999;
+	evaluate(w, 2 * SEC);
+	m = last(w, "bmsbridge/gw1/state");
+	assert_raw(m, "cvl", "55.2");
+	assert_raw(m, "dvl", "48.1");
+	assert_raw(m, "ccl", "20.4");
+	assert_raw(m, "dcl", "99.9");
+	w->st.bank.charge_current_limit_ma = 50000;
+	evaluate(w, 3 * SEC);
+	assert_raw(last(w, "bmsbridge/gw1/state"), "ccl", "50.0");
 	/* the bank's limits move, but the output refused the frames: still the old ones */
 	w->st.bank.charge_current_limit_ma = 20000;
 	w->wire_error = -ENOBUFS;
-	evaluate(w, 3 * SEC);
+	w->st.bank.voltage_mv = 52350; /* something changed, so it is published */
+	evaluate(w, 5 * SEC);
+	assert_raw(last(w, "bmsbridge/gw1/state"), "voltage", "52.35");
 	assert_raw(last(w, "bmsbridge/gw1/state"), "ccl", "50.0");
 	/* nothing went out at all: the same */
 	w->wire_error = 0;
 	w->wire = OBSERVER_WIRE_NONE;
-	w->st.bank.voltage_mv = 52400; /* something changed, so it is published */
-	evaluate(w, 5 * SEC);
+	w->st.bank.voltage_mv = 52400;
+	evaluate(w, 7 * SEC);
+	assert_raw(last(w, "bmsbridge/gw1/state"), "voltage", "52.40");
 	assert_raw(last(w, "bmsbridge/gw1/state"), "ccl", "50.0");
 	/* urgent frames went out: now the inverter has 20 A */
 	w->wire = OBSERVER_WIRE_URGENT;
-	evaluate(w, 7 * SEC);
+	evaluate(w, 9 * SEC);
 	assert_raw(last(w, "bmsbridge/gw1/state"), "ccl", "20.0");
 	world_free(w);
 }
