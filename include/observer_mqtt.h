@@ -33,9 +33,9 @@
 /* The bank's snapshot: every number already in its published unit. */
 struct observer_mqtt_bank {
 	int32_t soc_pct, soh_pct;
-	int32_t voltage_cv;	     /* 0.01 V */
-	int32_t current_da;	     /* 0.1 A, + charging */
-	int32_t power_w;	     /* + charging */
+	int32_t voltage_cv;		  /* 0.01 V */
+	int32_t current_da;		  /* 0.1 A, + charging */
+	int32_t power_w;		  /* + charging */
 	int32_t temp_min_dc, temp_max_dc; /* 0.1 degC */
 	int32_t cell_min_mv, cell_max_mv, cell_delta_mv;
 	int32_t remaining_cah, full_cah; /* 0.01 Ah */
@@ -75,10 +75,10 @@ struct observer_mqtt_topic {
 };
 
 struct observer_mqtt_slot {
-	uint8_t address;   /* bus address (bms { addresses }), 1-based */
-	bool online;	   /* as last published on its availability topic */
-	bool have;	   /* snap holds a pack read while online */
-	bool announced;	   /* its discovery is on the broker (as far as we know) */
+	uint8_t address;	 /* bus address (bms { addresses }), 1-based */
+	bool online;		 /* as last published on its availability topic */
+	bool have;		 /* snap holds a pack read while online */
+	bool announced;		 /* its discovery is on the broker (as far as we know) */
 	uint8_t cells_announced; /* cell entities on the broker */
 	uint8_t cells_seen;	 /* cells the pack reported last */
 	struct observer_mqtt_topic topic;
@@ -90,14 +90,12 @@ struct observer_mqtt {
 	struct mqtt_sink *sink;
 	const struct mqtt_config *cfg;
 	char base_topic[MQTT_TOPIC_MAX];
-	char node[MQTT_NAME_MAX]; /* the node id: base_topic's last level */
+	char node[MQTT_NAME_MAX];	 /* the node id: base_topic's last level */
 	char disc_prefix[MQTT_NAME_MAX]; /* discovery_prefix, as announced */
 	bool names_failed;		 /* no base topic: said once */
 	char driver[OBSERVER_MQTT_NAME_MAX], protocol[OBSERVER_MQTT_NAME_MAX];
-	bool configured;	   /* ->configured() seen: the packs are known */
-	bool connected;		   /* sink->connected() seen at least once */
-	bool gateway_announced;	   /* the gateway's discovery is on the broker */
-	bool cells_announced_cfg;  /* mqtt.cells when the cells were announced */
+	bool configured;	/* ->configured() seen: the packs are known */
+	bool gateway_announced; /* the gateway's discovery is on the broker */
 	uint64_t last_eval_usec;
 	bool have_bank;
 	struct observer_mqtt_bank bank;

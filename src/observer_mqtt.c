@@ -183,8 +183,8 @@ static void jw_fixed(struct jw *w, const char *key, int32_t v, unsigned decimals
 		jw_raw(w, "%s%" PRIu64, v < 0 ? "-" : "", a);
 		return;
 	}
-	jw_raw(w, "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", a / pow10[decimals],
-	       (int)decimals, a % pow10[decimals]);
+	jw_raw(w, "%s%" PRIu64 ".%0*" PRIu64, v < 0 ? "-" : "", a / pow10[decimals], (int)decimals,
+	       a % pow10[decimals]);
 }
 
 static void jw_int(struct jw *w, const char *key, int64_t v)
@@ -241,8 +241,7 @@ static const struct entity bank_entities[] = {
 	{ "cell_min", "Cell voltage min", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
 	{ "cell_max", "Cell voltage max", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
 	{ "cell_delta", "Cell voltage delta", SENSOR, "voltage", "mV", MEAS, 0, NULL, false },
-	{ "remaining", "Remaining capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery-50",
-	  false },
+	{ "remaining", "Remaining capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery-50", false },
 	{ "full", "Full capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery", false },
 	{ "cycles", "Cycles", SENSOR, NULL, NULL, "total_increasing", 0, "mdi:battery-sync",
 	  false },
@@ -274,16 +273,16 @@ static const struct entity pack_entities[] = {
 	{ "cell_min", "Cell voltage min", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
 	{ "cell_max", "Cell voltage max", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
 	{ "cell_delta", "Cell voltage delta", SENSOR, "voltage", "mV", MEAS, 0, NULL, false },
-	{ "remaining", "Remaining capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery-50",
-	  false },
+	{ "remaining", "Remaining capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery-50", false },
 	{ "full", "Full capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery", false },
 	{ "cycles", "Cycles", SENSOR, NULL, NULL, "total_increasing", 0, "mdi:battery-sync",
 	  false },
 };
 
 /* a cell: cell_<n>, 1-based as the BMS apps count */
-static const struct entity cell_entity = { NULL, NULL, SENSOR, "voltage", "V", MEAS, 3, NULL,
-					   false };
+static const struct entity cell_entity = {
+	NULL, NULL, SENSOR, "voltage", "V", MEAS, 3, NULL, false
+};
 
 static const char *const mode_options[] = {
 	"not-ready", "normal", "hold", "zero", "stop",
@@ -329,8 +328,7 @@ static void object_id(char *buf, size_t n, int address, const char *key)
 static int discovery_topic(const struct observer_mqtt *o, char *buf, size_t n,
 			   const char *component, const char *obj)
 {
-	int k = snprintf(buf, n, "%s/%s/%s/%s/config", o->disc_prefix, component, node_id(o),
-			 obj);
+	int k = snprintf(buf, n, "%s/%s/%s/%s/config", o->disc_prefix, component, node_id(o), obj);
 
 	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
 }
@@ -476,8 +474,7 @@ static int announce(struct observer_mqtt *o, const struct entity *e, const char 
 }
 
 /* an empty retained payload on the discovery topic: HA removes the entity */
-static int unannounce(struct observer_mqtt *o, const char *component, const char *key,
-		      int address)
+static int unannounce(struct observer_mqtt *o, const char *component, const char *key, int address)
 {
 	char obj[96], topic[MQTT_TOPIC_MAX];
 	int r;
@@ -489,8 +486,7 @@ static int unannounce(struct observer_mqtt *o, const char *component, const char
 
 static void alarm_key(char *buf, size_t n, unsigned k, bool warning)
 {
-	snprintf(buf, n, "%s_%s", warning ? "warning" : "protection",
-		 battery_alarm_name(1u << k));
+	snprintf(buf, n, "%s_%s", warning ? "warning" : "protection", battery_alarm_name(1u << k));
 }
 
 /* "cell_overvoltage" -> "Protection cell overvoltage" */
@@ -510,8 +506,8 @@ static void alarm_name(char *buf, size_t n, unsigned k, bool warning)
 
 static void gateway_discovery(struct observer_mqtt *o, bool add)
 {
-	static const struct entity alarm = { NULL, NULL, BINARY, "problem", NULL, NULL, -1,
-					     NULL, false };
+	static const struct entity alarm = { NULL, NULL, BINARY, "problem", NULL,
+					     NULL, -1,	 NULL,	 false };
 	char key[64], name[96];
 
 	for (size_t i = 0; i < ARRAY_SIZE(bank_entities); i++) {
@@ -607,8 +603,7 @@ static void sync_discovery(struct observer_mqtt *o, bool force)
 
 /* ---- availability ------------------------------------------------------------------ */
 
-static void publish_availability(struct observer_mqtt *o, struct observer_mqtt_slot *s,
-				 bool online)
+static void publish_availability(struct observer_mqtt *o, struct observer_mqtt_slot *s, bool online)
 {
 	char topic[TBUF];
 	const char *p = online ? "online" : "offline";
@@ -911,7 +906,6 @@ static void mqtt_connected(struct mqtt_sink *sink, void *userdata)
 {
 	struct observer_mqtt *o = userdata;
 
-	o->connected = true;
 	if (!o->base_topic[0]) {
 		return; /* ->configured() will announce */
 	}

@@ -221,8 +221,8 @@ static unsigned count_cells(const struct world *w, unsigned address)
 		unsigned a, c;
 		int end = 0;
 
-		if (sscanf(w->rec.m[i].topic, "homeassistant/sensor/gw1/pack%u_cell_%u/config%n", &a,
-			   &c, &end) == 2 &&
+		if (sscanf(w->rec.m[i].topic, "homeassistant/sensor/gw1/pack%u_cell_%u/config%n",
+			   &a, &c, &end) == 2 &&
 		    end > 0 && w->rec.m[i].topic[end] == '\0' && a == address) {
 			n++;
 		}
@@ -360,7 +360,7 @@ static void check_discovery(const struct world *w, const struct msg *m)
 	/* a unit only with a class that allows it; enum: options, no unit, no state class */
 	dc = json_object_object_get_ex(j, "device_class", &v) ? json_object_get_string(v) : NULL;
 	unit = json_object_object_get_ex(j, "unit_of_measurement", &v) ? json_object_get_string(v)
-									 : NULL;
+								       : NULL;
 	if (dc && strcmp(dc, "battery") == 0) {
 		assert_string_equal(unit, "%");
 	} else if (dc && strcmp(dc, "voltage") == 0) {
@@ -458,7 +458,8 @@ static void test_discovery_units(void **state)
 	assert_string_equal(jstr(j, "device_class"), "connectivity");
 	assert_string_equal(jstr(j, "payload_on"), "ON");
 	json_object_put(j);
-	j = parse(last(w, "homeassistant/binary_sensor/gw1/bank_protection_cell_overvoltage/config"));
+	j = parse(
+		last(w, "homeassistant/binary_sensor/gw1/bank_protection_cell_overvoltage/config"));
 	assert_string_equal(jstr(j, "device_class"), "problem");
 	json_object_put(j);
 	j = parse(last(w, "homeassistant/sensor/gw1/pack1_cell_1/config"));
@@ -832,8 +833,8 @@ static void test_renamed_by_reload(void **state)
 	world_free(w);
 }
 
-static int refuse_publish(struct mqtt_sink *s, const char *topic, const void *payload,
-			  size_t len, int qos, bool retain)
+static int refuse_publish(struct mqtt_sink *s, const char *topic, const void *payload, size_t len,
+			  int qos, bool retain)
 {
 	return -ENOMEM;
 }
