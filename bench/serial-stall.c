@@ -78,6 +78,7 @@ static const struct family {
 	{ "jbd", SIM_SINGLE, { 1 }, 1, 1 },
 	{ "daly", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 	{ "seplos-v3", SIM_LIST, { 1, 2, 3 }, 3, 2 },
+	{ "pace-modbus", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 };
 
 static uint64_t mono_usec(void)

@@ -98,6 +98,7 @@ struct battery_pack {
 
 	/* BATTERY_GROUP_CAPACITY */
 	uint8_t soc_pct;
+	uint16_t soc_cpct; /* 0.01 % where the BMS says more: read it with battery_soc_cpct() */
 	uint8_t soh_pct;
 	uint32_t remaining_mah;
 	uint32_t full_mah;
@@ -166,6 +167,35 @@ static inline void battery_pack_mark(struct battery_pack *p, enum battery_group 
 				     uint64_t now_usec)
 {
 	p->updated_usec[group] = now_usec ? now_usec : 1;
+}
+
+/**
+ * battery_pack_set_soc_cpct() - the SOC in 0.01 % (0-10000), for a BMS that
+ * says more than whole percents; soc_pct becomes it rounded to the percent.
+ */
+static inline void battery_pack_set_soc_cpct(struct battery_pack *p, uint32_t cpct)
+{
+	if (cpct > 10000) {
+		cpct = 10000;
+	}
+	p->soc_cpct = (uint16_t)cpct;
+	p->soc_pct = (uint8_t)((cpct + 50) / 100);
+}
+
+/**
+ * battery_soc_cpct() - the SOC in 0.01 %: soc_cpct where it agrees with
+ * soc_pct (set together by battery_pack_set_soc_cpct()), else soc_pct x 100.
+ * soc_pct stays the authority: a state that set only soc_pct never shows a
+ * finer value that contradicts it.
+ */
+static inline uint16_t battery_soc_cpct(const struct battery_pack *p)
+{
+	uint8_t pct = p->soc_pct > 100 ? 100 : p->soc_pct;
+
+	if (p->soc_cpct <= 10000 && (p->soc_cpct + 50u) / 100u == pct) {
+		return p->soc_cpct;
+	}
+	return (uint16_t)(pct * 100u);
 }
 
 /**

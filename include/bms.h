@@ -129,6 +129,25 @@ struct bms_serial_ops {
 	 */
 	int (*decode)(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 		      uint64_t now_usec, struct battery_state *bs);
+	/*
+	 * Optional (both NULL: every answer is one frame, decoded by
+	 * ->decode()). Families that answer one request with several frames
+	 * whose number only an earlier answer tells (Daly 0x95 / 0x96 over
+	 * UART: one frame per 3 cells / 7 sensors, counted by 0x94). The
+	 * engine keeps one word per pack, @memo, 0 at start and whenever the
+	 * pack goes silent (the BMS may have been replaced).
+	 *
+	 * ->answer_frames() says how many ->frame() frames make the answer of
+	 * @step to a pack whose word is @memo: 1 for an ordinary step, 0 to
+	 * skip the step this round (its count is not known yet, or another
+	 * step reads the same values better). ->decode_memo() then takes the
+	 * whole answer, its frames back to back, as ->decode() would, and may
+	 * set *@memo (Daly: from 0x94). Frames the BMS sends beyond the count
+	 * are the bus's noise, not an error.
+	 */
+	unsigned (*answer_frames)(unsigned step, uint32_t memo);
+	int (*decode_memo)(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+			   uint64_t now_usec, struct battery_state *bs, uint32_t *memo);
 };
 
 /**

@@ -95,12 +95,21 @@ struct inverter_config {
 	struct protocol_options options;
 };
 
+/* metrics { ... }: Prometheus metrics (src/observer_metrics.c) */
+struct metrics_config {
+	char textfile[CONFIG_PATH_MAX]; /* *.prom for node_exporter's textfile collector; "" = off */
+	uint64_t interval_usec;		/* how often the file is rewritten */
+	bool cells;			/* one series per cell */
+	char listen[64];		/* HTTP "127.0.0.1:9585" for GET /metrics; "" = off */
+};
+
 struct config {
 	char path[CONFIG_PATH_MAX]; /* file it was read from */
 	struct daemon_config daemon;
 	struct bms_config bms;
 	struct inverter_config inverter;
 	struct safety_config safety;
+	struct metrics_config metrics;
 };
 
 /*
@@ -145,7 +154,7 @@ void config_error_format(const struct config_error *err, char *buf, size_t n);
 void config_print(const struct config *cfg, FILE *f);
 
 /* the groups of the file, in the order --check-config prints them (src/config_keys.c) */
-#define CONFIG_GROUPS 4
+#define CONFIG_GROUPS 5
 size_t config_groups(struct conf_group g[static CONFIG_GROUPS]);
 
 /* The embedded demo configuration (conf/demo.conf, compiled in). */

@@ -34,6 +34,9 @@ static const struct bms_driver jbd_bms_driver =
 static const struct bms_driver pace_bms_driver =
 	SERIAL_DRIVER("pace", "Pace BMS on RS485/RS232 (~...CR ASCII, switch address 0-15)",
 		      pace_serial, 9600, true);
+static const struct bms_driver pace_modbus_bms_driver = SERIAL_DRIVER(
+	"pace-modbus", "Pace BMS on RS485 with its Modbus firmware (DIP address 1-15)",
+	pace_modbus_serial, 9600, true);
 static const struct bms_driver pylontech_rs485_bms_driver = SERIAL_DRIVER(
 	"pylontech-rs485", "Pylontech stack on RS485 (V3.3 ~...CR ASCII, ADR 0x02-0x10)",
 	pylontech_rs485_bms_serial, 9600, false);
@@ -51,6 +54,7 @@ static const struct bms_driver *const drivers[] = {
 	&jbd_bms_driver,
 	&jk_pb_modbus_bms_driver,
 	&pace_bms_driver,
+	&pace_modbus_bms_driver,
 	&pylontech_can_bms_driver,
 	&pylontech_rs485_bms_driver,
 	&replay_bms_driver,

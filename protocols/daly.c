@@ -27,12 +27,26 @@
  *     read them as the charge cycle count (u16), as does the real
  *     capture (5 cycles). Followed.
  *
- * Not polled: 0x95 (cell voltages) and 0x96 (temperatures) answer with
- * ceil(cells / 3) and ceil(sensors / 7) frames over UART (daly_bms.py:
- * "via UART/USB the BMS returns only frames that have data"), a count
- * only 0x94 tells; a stateless frame() cannot know when such an answer
- * is complete. The cell and temperature extremes of 0x91 / 0x92 fill
- * the groups instead (cell_count = temp_count = 0: extremes only).
+ * 0x95 (cell voltages) and 0x96 (temperatures) answer with several
+ * frames (V1.2 §3: 3 cells or 7 sensors a frame, "according to the actual
+ * number"), ceil(cells / 3) and ceil(sensors / 7) of them over UART
+ * (dreadnought/python-daly-bms daly_bms.py: "via UART/USB the BMS returns
+ * only frames that have data"; dbus-serialbattery daly.py reads
+ * ceil(cells / 3) "sentences"), a count only 0x94 tells. The engine keeps
+ * it for us (->answer_frames(), ->decode_memo(): memo = cells | sensors
+ * << 8, from 0x94) and hands us the whole answer. Once the counts are
+ * known and fit battery_state (32 cells, 8 sensors), 0x95 / 0x96 replace
+ * the extremes of 0x91 / 0x92, which are then skipped; before (the first
+ * round, or after the pack went silent) and for larger packs, 0x91 / 0x92
+ * fill the groups (cell_count = temp_count = 0: extremes only).
+ *   - Frame numbers: V1.2 §3 says "starting from 0"; every real answer
+ *     we have starts at 1 (20233332choi/DJY_EvTLMT tests/test_daly_bms.py,
+ *     a live R24TS capture; maland16/daly-bms-uart example-output.txt
+ *     "Frame No.: 1"; daly.py computes cell (frame - 1) x 3). Followed:
+ *     frames 1..n, in order.
+ *   - Some boards send more 0x96 frames than their sensors need (a
+ *     second, all-zero frame with one sensor, in more than one published
+ *     log); the engine lets frames beyond the count go by.
  * 0x97 (balancing) has no field in battery_state.
  */
 #include <errno.h>
@@ -54,6 +68,10 @@
 #define DALY_CURRENT_ZERO 30000 /* V1.2 §3 0x90: offset, 0.1 A */
 #define DALY_TEMP_ZERO 40	/* V1.2 §3 0x92: offset, degC */
 #define DALY_CELLS_MAX 48	/* V1.2 §3 0x95: cells 1-48 */
+#define DALY_TEMPS_MAX 16	/* V1.2 §3 0x96: temperatures 1-16 */
+#define DALY_FRAMES_MAX 16	/* V1.2 §3 0x95: "sent in 16 frames" at most */
+#define DALY_CELLS_A_FRAME 3	/* V1.2 §3 0x95: byte 0 frame number, bytes 1-6 cells */
+#define DALY_TEMPS_A_FRAME 7	/* V1.2 §3 0x96: byte 0 frame number, bytes 1-7 */
 
 /* the poll round: V1.2 §3 data IDs */
 static const uint8_t daly_cmd[] = {
@@ -62,8 +80,14 @@ static const uint8_t daly_cmd[] = {
 	0x92, /* highest and lowest temperature */
 	0x93, /* charge / discharge MOS state, remaining capacity */
 	0x94, /* status information 1: counts, cycles */
+	0x95, /* cell voltages, ceil(cells / 3) frames (once 0x94 told the count) */
+	0x96, /* temperatures, ceil(sensors / 7) frames (idem) */
 	0x98, /* battery failure status */
 };
+
+/* the engine's word per pack (->answer_frames()): 0x94's counts */
+#define DALY_MEMO_CELLS(m) ((unsigned)(m)&0xFFu)
+#define DALY_MEMO_TEMPS(m) ((unsigned)((m) >> 8) & 0xFFu)
 
 /*
  * V1.2 §3 0x98, bytes 0-6, bit by bit: level 1 is a warning, level 2 an
@@ -195,6 +219,13 @@ static ssize_t daly_frame(unsigned step, uint8_t address, const uint8_t *buf, si
 	return DALY_FRAME_LEN;
 }
 
+/* one answer frame of @cmd: V1.2 §2.3 */
+static bool daly_answer_ok(const uint8_t *f, uint8_t cmd)
+{
+	return f[0] == DALY_START && f[1] < DALY_REQUEST_MIN && f[2] == cmd &&
+	       f[3] == DALY_DATA_LEN && f[12] == daly_checksum(f, 12);
+}
+
 /* V1.2 §3 0x90 */
 static int daly_decode_soc(const uint8_t *d, struct battery_pack *p, uint64_t now)
 {
@@ -208,8 +239,8 @@ static int daly_decode_soc(const uint8_t *d, struct battery_pack *p, uint64_t no
 	p->current_ma = ((int32_t)DALY_CURRENT_ZERO - (int32_t)get_be16(d + 4)) * 100;
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
 
-	p->soc_pct = (uint8_t)((soc_pm + 5) / 10);
-	p->soh_pct = 100; /* V1.2 has no state of health */
+	battery_pack_set_soc_cpct(p, soc_pm * 10u); /* V1.2 §3 0x90 SOC, 0.1 % */
+	p->soh_pct = 100;			    /* V1.2 has no state of health */
 	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
 	return 0;
 }
@@ -312,9 +343,7 @@ static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned p
 	if (!ans || !bs || pack >= BATTERY_PACKS_MAX || step >= ARRAY_SIZE(daly_cmd)) {
 		return -EINVAL;
 	}
-	if (len != DALY_FRAME_LEN || ans[0] != DALY_START || ans[2] != daly_cmd[step] ||
-	    ans[3] != DALY_DATA_LEN || ans[1] >= DALY_REQUEST_MIN ||
-	    ans[12] != daly_checksum(ans, 12)) {
+	if (len != DALY_FRAME_LEN || !daly_answer_ok(ans, daly_cmd[step])) {
 		return -EBADMSG;
 	}
 	p = &bs->packs[pack];
@@ -330,8 +359,142 @@ static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned p
 		return daly_decode_mos(d, p, now_usec);
 	case 0x94:
 		return daly_decode_status(d, p, now_usec);
+	case 0x95:
+	case 0x96:
+		return -EBADMSG; /* several frames: only with 0x94's counts (->decode_memo()) */
 	default:
 		return daly_decode_failure(d, p, now_usec);
+	}
+}
+
+/* frames that make an answer of @n values, @per a frame */
+static unsigned daly_frames_for(unsigned n, unsigned per)
+{
+	return (n + per - 1) / per;
+}
+
+static unsigned daly_answer_frames(unsigned step, uint32_t memo)
+{
+	unsigned cells = DALY_MEMO_CELLS(memo), temps = DALY_MEMO_TEMPS(memo);
+	bool cells_fit = cells >= 1 && cells <= BATTERY_CELLS_MAX;
+	bool temps_fit = temps >= 1 && temps <= BATTERY_TEMPS_MAX;
+
+	if (step >= ARRAY_SIZE(daly_cmd)) {
+		return 1;
+	}
+	switch (daly_cmd[step]) {
+	case 0x91:
+		return cells_fit ? 0 : 1; /* 0x95 reads every cell */
+	case 0x92:
+		return temps_fit ? 0 : 1; /* 0x96 reads every sensor */
+	case 0x95:
+		return cells_fit ? daly_frames_for(cells, DALY_CELLS_A_FRAME) : 0;
+	case 0x96:
+		return temps_fit ? daly_frames_for(temps, DALY_TEMPS_A_FRAME) : 0;
+	default:
+		return 1;
+	}
+}
+
+/*
+ * The frames of a 0x95 / 0x96 answer, back to back: as many as @n values
+ * need, numbered 1..k in order (header), each intact. Return: the frame
+ * count, or -EBADMSG.
+ */
+static int daly_frames_ok(const uint8_t *ans, size_t len, uint8_t cmd, unsigned n, unsigned per)
+{
+	unsigned k = daly_frames_for(n, per);
+
+	if (n == 0 || k > DALY_FRAMES_MAX || len != (size_t)k * DALY_FRAME_LEN) {
+		return -EBADMSG;
+	}
+	for (unsigned i = 0; i < k; i++) {
+		const uint8_t *f = ans + (size_t)i * DALY_FRAME_LEN;
+
+		if (!daly_answer_ok(f, cmd) || f[4] != i + 1) {
+			return -EBADMSG;
+		}
+	}
+	return (int)k;
+}
+
+/* V1.2 §3 0x95: cell i in frame i / 3 + 1, bytes 1 + 2 (i % 3), u16 mV */
+static int daly_decode_cells(const uint8_t *ans, size_t len, unsigned cells, struct battery_pack *p,
+			     uint64_t now)
+{
+	uint16_t mv[BATTERY_CELLS_MAX];
+
+	if (cells > BATTERY_CELLS_MAX ||
+	    daly_frames_ok(ans, len, 0x95, cells, DALY_CELLS_A_FRAME) < 0) {
+		return -EBADMSG;
+	}
+	for (unsigned i = 0; i < cells; i++) {
+		const uint8_t *f = ans + (size_t)(i / DALY_CELLS_A_FRAME) * DALY_FRAME_LEN;
+
+		mv[i] = get_be16(f + 5 + 2 * (i % DALY_CELLS_A_FRAME));
+		if (mv[i] > 5000) {
+			return -EBADMSG; /* no lithium cell reads above 5 V: not a voltage */
+		}
+	}
+	p->cell_count = (uint8_t)cells;
+	memcpy(p->cell_mv, mv, cells * sizeof(mv[0]));
+	battery_pack_update_cell_extremes(p);
+	p->cell_min_pack = p->cell_max_pack = 0;
+	battery_pack_mark(p, BATTERY_GROUP_CELLS, now);
+	return 0;
+}
+
+/* V1.2 §3 0x96: sensor i in frame i / 7 + 1, byte 1 + i % 7, 40 offset, 1 degC */
+static int daly_decode_temps(const uint8_t *ans, size_t len, unsigned temps, struct battery_pack *p,
+			     uint64_t now)
+{
+	if (temps > BATTERY_TEMPS_MAX ||
+	    daly_frames_ok(ans, len, 0x96, temps, DALY_TEMPS_A_FRAME) < 0) {
+		return -EBADMSG;
+	}
+	p->temp_count = (uint8_t)temps;
+	for (unsigned i = 0; i < temps; i++) {
+		const uint8_t *f = ans + (size_t)(i / DALY_TEMPS_A_FRAME) * DALY_FRAME_LEN;
+
+		p->temp_dc[i] =
+			(int16_t)(((int)f[5 + i % DALY_TEMPS_A_FRAME] - DALY_TEMP_ZERO) * 10);
+	}
+	battery_pack_update_temp_extremes(p);
+	p->temp_min_pack = p->temp_max_pack = 0;
+	p->mosfet_temp_dc = BATTERY_TEMP_NONE;
+	battery_pack_mark(p, BATTERY_GROUP_TEMPS, now);
+	return 0;
+}
+
+static int daly_decode_memo(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+			    uint64_t now_usec, struct battery_state *bs, uint32_t *memo)
+{
+	unsigned cells, temps;
+	int r;
+
+	if (!ans || !bs || !memo || pack >= BATTERY_PACKS_MAX || step >= ARRAY_SIZE(daly_cmd)) {
+		return -EINVAL;
+	}
+	cells = DALY_MEMO_CELLS(*memo);
+	temps = DALY_MEMO_TEMPS(*memo);
+	switch (daly_cmd[step]) {
+	case 0x95:
+		return daly_decode_cells(ans, len, cells, &bs->packs[pack], now_usec);
+	case 0x96:
+		return daly_decode_temps(ans, len, temps, &bs->packs[pack], now_usec);
+	case 0x94:
+		r = daly_decode(step, ans, len, pack, now_usec, bs);
+		if (r == 0) {
+			/* V1.2 §3 0x94 byte 0 cells, byte 1 temperature sensors */
+			if (ans[5] > DALY_TEMPS_MAX) {
+				*memo = ans[4];
+			} else {
+				*memo = (uint32_t)ans[4] | (uint32_t)ans[5] << 8;
+			}
+		}
+		return r;
+	default:
+		return daly_decode(step, ans, len, pack, now_usec, bs);
 	}
 }
 
@@ -340,8 +503,10 @@ const struct bms_serial_ops daly_serial = {
 	.address_min = 1,
 	.address_max = 15, /* host address 0x40-0x4E: below Bluetooth's 0x80 */
 	.n_steps = ARRAY_SIZE(daly_cmd),
-	.answer_max = DALY_FRAME_LEN,
+	.answer_max = DALY_FRAMES_MAX * DALY_FRAME_LEN,
 	.request = daly_request,
 	.frame = daly_frame,
 	.decode = daly_decode,
+	.answer_frames = daly_answer_frames,
+	.decode_memo = daly_decode_memo,
 };

@@ -70,7 +70,12 @@ enum {
 	JBD_B_NTC = 23,	       /* N x u16 0.1 K */
 };
 
-/* V4 §3 Note 1: protection status bit -> enum battery_alarm */
+/*
+ * V4 §3 Note 1: protection status bit -> enum battery_alarm. Bit 12 "MOS
+ * software lock-in" is the owner's own switch (V4 §4), not a fault: the
+ * FET byte already says the MOSFETs are off, which clears the enable
+ * requests. Bits 13-15 reserved.
+ */
 static const uint32_t jbd_alarm_map[16] = {
 	[0] = BATTERY_ALARM_CELL_OVERVOLTAGE,
 	[1] = BATTERY_ALARM_CELL_UNDERVOLTAGE,
@@ -84,11 +89,6 @@ static const uint32_t jbd_alarm_map[16] = {
 	[9] = BATTERY_ALARM_DISCHARGE_OVERCURRENT,
 	[10] = BATTERY_ALARM_SHORT_CIRCUIT,
 	[11] = BATTERY_ALARM_BMS_INTERNAL, /* front-end IC error */
-	/*
-	 * bit 12 "MOS software lock-in" is the owner's own switch (V4 §4),
-	 * not a fault: the FET byte already says the MOSFETs are off, which
-	 * clears the enable requests. Bits 13-15 reserved.
-	 */
 };
 
 /* V4 §2: the sum of the checked bytes, complemented, plus one */

@@ -134,7 +134,8 @@ static int pace_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p
 	t.remaining_mah = remain;
 	t.full_mah = full;
 	/* no SOC nor SOH on the wire: remain / full and full / design, rounded */
-	t.soc_pct = (uint8_t)(remain >= full ? 100 : (remain * 100ull + full / 2) / full);
+	battery_pack_set_soc_cpct(
+		&t, remain >= full ? 10000 : (uint32_t)((remain * 10000ull + full / 2) / full));
 	t.soh_pct = (uint8_t)(design == 0 || full >= design
 				      ? 100
 				      : (full * 100ull + design / 2) / design);

@@ -1218,10 +1218,16 @@ static int pyl_decode_analog(const uint8_t *d, size_t n, struct battery_pack *p,
 	t.full_mah = total;
 	/*
 	 * No SOC on the wire: remain / total, rounded (python-pylontech and
-	 * the Pylontech console's "Coulomb" column do the same); no SOH at
-	 * all, soh_pct is left as it was.
+	 * the Pylontech console's "Coulomb" column do the same), in 0.01 %
+	 * so Victron's 0x355 high-resolution SOC is not a whole percent. No
+	 * SOH at all: 100 % as for the other families without one (Daly V1.2,
+	 * JBD), never 0 % (an inverter would show a worn-out battery).
 	 */
-	t.soc_pct = (uint8_t)((remain * 100ull + total / 2) / total);
+	battery_pack_set_soc_cpct(&t, remain >= total ? 10000
+						   : (uint32_t)((remain * 10000ull + total / 2) / total));
+	if (t.soh_pct == 0) {
+		t.soh_pct = 100;
+	}
 	battery_pack_update_cell_extremes(&t);
 	battery_pack_update_temp_extremes(&t);
 	*p = t;

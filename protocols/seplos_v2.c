@@ -133,8 +133,8 @@ static int seplos_decode_telemetry(const uint8_t *d, size_t n, struct battery_pa
 	t.voltage_mv = (uint32_t)get_be16(&d[o + 2]) * 10; /* #8 total voltage, 0.01 V */
 	remain = (uint32_t)get_be16(&d[o + 4]) * 10;	   /* #9 residual capacity, 0.01 Ah */
 	/* #10 custom number P (10): the items that follow */
-	full = (uint32_t)get_be16(&d[o + 7]) * 10;     /* #11 battery capacity, 0.01 Ah */
-	t.soc_pct = permille_pct(get_be16(&d[o + 9])); /* #12 SOC, 1 per mille */
+	full = (uint32_t)get_be16(&d[o + 7]) * 10; /* #11 battery capacity, 0.01 Ah */
+	battery_pack_set_soc_cpct(&t, get_be16(&d[o + 9]) * 10u); /* #12 SOC, 1 per mille */
 	/* #13 rated capacity: the design value, not carried */
 	t.cycles = get_be16(&d[o + 13]);		/* #14 number of cycles */
 	t.soh_pct = permille_pct(get_be16(&d[o + 15])); /* #15 SOH, 1 per mille */

@@ -261,7 +261,7 @@ static int sv3_decode_pia(const uint8_t *d, struct battery_pack *p, uint64_t now
 	p->current_ma = (int32_t)(int16_t)reg(d, PIA_CURRENT) * 10; /* + charging */
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
 
-	p->soc_pct = (uint8_t)((soc + 5) / 10);
+	battery_pack_set_soc_cpct(p, soc * 10u); /* 0.1 % */
 	p->soh_pct = (uint8_t)((soh + 5) / 10);
 	p->remaining_mah = (uint32_t)reg(d, PIA_REMAINING) * 10;
 	p->full_mah = (uint32_t)reg(d, PIA_TOTAL) * 10;

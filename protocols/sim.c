@@ -225,7 +225,7 @@ void sim_fill(const struct sim *s, unsigned pack, uint64_t now_usec, struct batt
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now_usec);
 
 	rem_mah = s->charge_uas / (3600 * 1000);
-	p->soc_pct = (uint8_t)((pm + 5) / 10);
+	battery_pack_set_soc_cpct(p, (uint32_t)pm * 10u);
 	p->soh_pct = 98;
 	p->remaining_mah = (uint32_t)(rem_mah < 0 ? 0 : rem_mah);
 	p->full_mah = s->capacity_mah;

@@ -297,7 +297,7 @@ static int victron_encode(const struct protocol_options *opt, const struct batte
 	/* SMA §5.3 / MG v8 0x355: SOC u16 1 %, SOH u16 1 %, HiResSOC u16 0.01 % */
 	put_le16(&f->data[0], b->soc_pct > 100 ? 100 : b->soc_pct);
 	put_le16(&f->data[2], b->soh_pct > 100 ? 100 : b->soh_pct);
-	put_le16(&f->data[4], (uint16_t)((b->soc_pct > 100 ? 100 : b->soc_pct) * 100));
+	put_le16(&f->data[4], battery_soc_cpct(b));
 
 	f = &frames[n++];
 	*f = (struct can_frame){ .can_id = PYLON_ID_MEASURED, .len = 8 };

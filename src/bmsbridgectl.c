@@ -26,6 +26,7 @@
 
 #include "battery.h"
 #include "bms.h"
+#include "bms_serial.h"
 #include "build-config.h"
 #include "candump.h"
 #include "ctl.h"
@@ -65,6 +66,9 @@ static void help(void)
 	       "  encode PROTOCOL [FILE]  state JSON (FILE, --sim or stdin) -> candump frames;\n"
 	       "                          pylontech-rs485: requests on stdin -> answers\n"
 	       "  decode FORMAT [FILE]    candump log (an inverter protocol or pylontech-can)\n"
+	       "                          or a capture of a serial BMS bus (pylontech-rs485,\n"
+	       "                          seplos-v2, pace, jbd, daly, seplos-v3,\n"
+	       "                          pace-modbus): one frame a line\n"
 	       "                          or a JK-PB hex dump (jk-pb-modbus) -> state JSON;\n"
 	       "                          from a pipe (candump -L can0 | ...) or with --follow:\n"
 	       "                          one JSON line per change, as frames arrive\n"
@@ -542,6 +546,40 @@ static int decode_jk(const struct bms_driver *d, const char *text)
 	return print_state(&bs);
 }
 
+/*
+ * A polled serial family (driver ->serial: Pylontech RS485, Seplos V2,
+ * Pace, JBD, Daly, Seplos V3): a capture of the bus, one frame per line,
+ * read back through the family's own request, framing and decoders
+ * (bms_serial_dump_decode(), the engine's way). One pack per address
+ * seen; with one pack it is the bank too.
+ */
+static int decode_serial(const struct bms_driver *d, const char *text)
+{
+	static struct battery_state bs;
+	struct bms_serial_dump st;
+	int r = bms_serial_dump_decode(d->serial, text, strlen(text), 1, &bs, &st);
+
+	if (r < 0) {
+		fprintf(stderr, "bmsbridgectl: line %u: %s\n", st.bad_line,
+			st.why ? st.why : strerror(-r));
+		return 1;
+	}
+	fprintf(stderr,
+		"bmsbridgectl: %s: %u frames, %u requests, %u answers decoded, %u error answers, "
+		"%u unanswered, %u not decoded (skipped steps, beyond a count), %u of other "
+		"addresses or echoes, %u of other commands; %u pack%s (address",
+		d->name, st.frames, st.requests, st.answers, st.error_answers, st.unanswered,
+		st.unread, st.skipped, st.foreign, st.n_packs, st.n_packs == 1 ? "" : "s");
+	for (unsigned i = 0; i < st.n_packs; i++) {
+		fprintf(stderr, "%s%u", i ? ", " : " ", st.address[i]);
+	}
+	fprintf(stderr, ")\n");
+	if (st.n_packs == 1) {
+		bs.bank = bs.packs[0];
+	}
+	return print_state(&bs);
+}
+
 /* a pipe, a FIFO, a socket or a terminal: input that arrives over time */
 static bool stdin_is_live(void)
 {
@@ -561,14 +599,20 @@ static int cmd_decode(const char *name, const char *file)
 	char *text;
 	int r;
 
+	/* pylontech-rs485 is both: what we answer an inverter, and a stack we read */
+	if (p && p->transport != PROTOCOL_TRANSPORT_CAN && bms_driver_find(name) &&
+	    bms_driver_find(name)->serial) {
+		d = bms_driver_find(name);
+		p = NULL;
+	}
 	if (p && p->transport != PROTOCOL_TRANSPORT_CAN) {
 		return usage_error("%s is answered, not decoded: use 'bmsbridgectl encode' with "
 				   "a request",
 				   p->name);
 	}
-	if (!p && (!d || (d->transport != BMS_TRANSPORT_CAN && !d->decode_block))) {
+	if (!p && (!d || (d->transport != BMS_TRANSPORT_CAN && !d->decode_block && !d->serial))) {
 		return usage_error("'%s' is not a format to decode (an inverter CAN protocol, "
-				   "pylontech-can or jk-pb-modbus)",
+				   "pylontech-can, jk-pb-modbus or a serial BMS family)",
 				   name);
 	}
 	if (d && d->transport != BMS_TRANSPORT_CAN) {
@@ -610,8 +654,10 @@ static int cmd_decode(const char *name, const char *file)
 		free(text);
 		return 1;
 	}
-	if (d && d->transport != BMS_TRANSPORT_CAN) {
+	if (d && d->transport != BMS_TRANSPORT_CAN && d->decode_block) {
 		r = decode_jk(d, text);
+	} else if (d && d->transport != BMS_TRANSPORT_CAN) {
+		r = decode_serial(d, text);
 	} else {
 		r = decode_candump(name, p, d, text);
 	}

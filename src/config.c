@@ -44,6 +44,7 @@
 #include "config.h"
 #include "hex.h"
 #include "macro.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "safety.h"
 
@@ -957,6 +958,40 @@ static void config_defaults(struct config *cfg)
 	}
 }
 
+/*
+ * metrics.textfile: an absolute path to a *.prom file (node_exporter's
+ * textfile collector reads only those), whose directory we write the
+ * temporary file into; metrics.listen: a numeric address and port.
+ */
+static int check_metrics(struct loader *ld, config_t *lc, const struct config *cfg)
+{
+	const char *t = cfg->metrics.textfile;
+	size_t n = strlen(t);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (cfg->metrics.listen[0] && metrics_parse_listen(cfg->metrics.listen, &ss, &len) < 0) {
+		return fail_at(ld, config_lookup(lc, "metrics.listen"), "metrics.listen",
+			       "\"%s\": expected a numeric address and a port, "
+			       "\"127.0.0.1:9585\" or \"[::1]:9585\"",
+			       cfg->metrics.listen);
+	}
+	if (n == 0) {
+		return 0;
+	}
+	if (t[0] != '/' || t[n - 1] == '/') {
+		return fail_at(ld, config_lookup(lc, "metrics.textfile"), "metrics.textfile",
+			       "\"%s\": an absolute path to a file is needed", t);
+	}
+	if (n < 6 || !streq(t + n - 5, ".prom")) {
+		return fail_at(ld, config_lookup(lc, "metrics.textfile"), "metrics.textfile",
+			       "\"%s\" does not end in .prom; node_exporter's textfile collector "
+			       "reads only *.prom files",
+			       t);
+	}
+	return 0;
+}
+
 /* steps 3 and 4 on a parsed tree; @cfg is the scratch copy */
 static int config_build(struct loader *ld, config_t *lc, struct config *cfg)
 {
@@ -966,7 +1001,11 @@ static int config_build(struct loader *ld, config_t *lc, struct config *cfg)
 	if (r < 0) {
 		return r;
 	}
-	return cross_check(ld, lc, cfg);
+	r = cross_check(ld, lc, cfg);
+	if (r < 0) {
+		return r;
+	}
+	return check_metrics(ld, lc, cfg);
 }
 
 static int syntax_error(struct loader *ld, const config_t *lc)

@@ -92,9 +92,21 @@ static const struct conf_key inverter_keys[] = {
 	{ "manufacturer", CONF_STRING, I(options.manufacturer), 0, 8, .def_str = "" },
 };
 
+#define M(field) offsetof(struct metrics_config, field), sizeof(((struct metrics_config *)0)->field)
+
+/* metrics { }: Prometheus metrics for node_exporter's textfile collector */
+static const struct conf_key metrics_keys[] = {
+	{ "textfile", CONF_STRING, M(textfile), 0, CONFIG_PATH_MAX - 1, .def_str = "" },
+	{ "interval_s", CONF_UINT, M(interval_usec), 1, 3600, 15, .scale = USEC_PER_SEC,
+	  .unit = "s" },
+	{ "cells", CONF_BOOL, M(cells), 0, 1, true },
+	{ "listen", CONF_STRING, M(listen), 0, 63, .def_str = "" },
+};
+
 #undef D
 #undef B
 #undef I
+#undef M
 
 /* the groups of the file, in the order --check-config prints them */
 size_t config_groups(struct conf_group g[static CONFIG_GROUPS])
@@ -107,5 +119,7 @@ size_t config_groups(struct conf_group g[static CONFIG_GROUPS])
 				    offsetof(struct config, inverter) };
 	g[3] = (struct conf_group){ "safety", safety_conf_keys, safety_conf_n_keys,
 				    offsetof(struct config, safety) };
+	g[4] = (struct conf_group){ "metrics", metrics_keys, ARRAY_SIZE(metrics_keys),
+				    offsetof(struct config, metrics) };
 	return CONFIG_GROUPS;
 }

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "notify.h"
 #include "observer.h"
+#include "observer_metrics.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_config_given; /* -c or a --check-config FILE */
@@ -51,7 +52,7 @@ static const char *arg_debug;
 /* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
 static const char *const log_modules[] = {
 	"bms_can", "bms_modbus", "bms_replay", "bms_serial", "bms_sim", "bridge", "can_bus",
-	"candump", "dbus", "main", "notify", "output_can", "rs485", "serial",
+	"candump", "dbus", "main", "metrics", "notify", "output_can", "rs485", "serial",
 };
 
 /* -d: each name must be a module, or the flag silently shows nothing */
@@ -288,7 +289,8 @@ static int run(const struct config *cfg)
 	static struct observer_log obs_log;
 	static struct observer_status obs_status;
 	static struct observer_dbus obs_dbus;
-	bool on_bus = false;
+	static struct observer_metrics obs_metrics;
+	bool on_bus = false, metrics_on = false;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
 	sigset_t mask;
@@ -346,6 +348,13 @@ static int run(const struct config *cfg)
 	if (on_bus) {
 		bridge_observer_add(&br, &obs_dbus.base);
 	}
+	/* the fourth: Prometheus metrics, to metrics { textfile } and/or { listen } (start only) */
+	if (cfg->metrics.textfile[0] || cfg->metrics.listen[0]) {
+		metrics_on = observer_metrics_start(&obs_metrics, &cfg->metrics, e) >= 0;
+	}
+	if (metrics_on) {
+		bridge_observer_add(&br, &obs_metrics.base);
+	}
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
@@ -369,6 +378,10 @@ static int run(const struct config *cfg)
 	if (on_bus) {
 		bridge_observer_remove(&br, &obs_dbus.base);
 		observer_dbus_stop(&obs_dbus);
+	}
+	if (metrics_on) {
+		bridge_observer_remove(&br, &obs_metrics.base);
+		observer_metrics_stop(&obs_metrics);
 	}
 	sd_event_unref(e);
 	return r;

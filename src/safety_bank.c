@@ -226,7 +226,7 @@ static void bank_add(struct bank_sum *sum, const struct safety_pack *pk, unsigne
 	/* SOC and SOH by capacity: a 280 Ah pack counts twice a 140 Ah one */
 	w = sum->all_full ? g->full_mah : 1;
 	sum->w_sum += w;
-	sum->soc_w += w * g->soc_pct;
+	sum->soc_w += w * battery_soc_cpct(g); /* 0.01 % */
 	sum->soh_w += w * g->soh_pct;
 	sum->v_sum += g->voltage_mv; /* parallel: one voltage, averaged */
 	b->current_ma += g->current_ma;
@@ -252,7 +252,7 @@ static void bank_add(struct bank_sum *sum, const struct safety_pack *pk, unsigne
 static void bank_values(const struct safety *s, const struct bank_sum *sum, struct battery_pack *b)
 {
 	b->voltage_mv = (uint32_t)(sum->v_sum / sum->n);
-	b->soc_pct = (uint8_t)(sum->w_sum ? sum->soc_w / sum->w_sum : 0);
+	battery_pack_set_soc_cpct(b, (uint32_t)(sum->w_sum ? sum->soc_w / sum->w_sum : 0));
 	b->soh_pct = (uint8_t)(sum->w_sum ? sum->soh_w / sum->w_sum : 0);
 	if (sum->cells) {
 		const struct battery_pack *g = &s->pk[sum->cell_hi_pack].good;

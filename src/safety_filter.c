@@ -179,6 +179,7 @@ static unsigned filter_soc(struct safety *s, struct safety_pack *pk, const struc
 	if (filter_value(raw->soc_pct, ok, &pk->have_soc, &good, &pk->soc_cand, &pk->soc_pending,
 			 (int32_t)allowed, c->spike_confirm_reads)) {
 		pk->soc_usec = now;
+		g->soc_cpct = raw->soc_cpct; /* the finer value of the SOC taken */
 	} else {
 		s->rejected_soc++;
 		note_rejected(s, pk, "SOC", -1, raw->soc_pct, good, "%");
@@ -247,9 +248,9 @@ static bool group_differs(const struct battery_pack *a, const struct battery_pac
 	case BATTERY_GROUP_ELECTRICAL:
 		return a->voltage_mv != b->voltage_mv || a->current_ma != b->current_ma;
 	case BATTERY_GROUP_CAPACITY:
-		return a->soc_pct != b->soc_pct || a->soh_pct != b->soh_pct ||
-		       a->remaining_mah != b->remaining_mah || a->full_mah != b->full_mah ||
-		       a->cycles != b->cycles;
+		return a->soc_pct != b->soc_pct || a->soc_cpct != b->soc_cpct ||
+		       a->soh_pct != b->soh_pct || a->remaining_mah != b->remaining_mah ||
+		       a->full_mah != b->full_mah || a->cycles != b->cycles;
 	case BATTERY_GROUP_CELLS:
 		return a->cell_count != b->cell_count ||
 		       memcmp(a->cell_mv, b->cell_mv, sizeof(a->cell_mv)) != 0 ||
@@ -305,6 +306,7 @@ static void group_copy(struct battery_pack *dst, const struct battery_pack *raw,
 		break;
 	case BATTERY_GROUP_CAPACITY:
 		dst->soc_pct = raw->soc_pct;
+		dst->soc_cpct = raw->soc_cpct;
 		dst->soh_pct = raw->soh_pct;
 		dst->remaining_mah = raw->remaining_mah;
 		dst->full_mah = raw->full_mah;

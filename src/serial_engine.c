@@ -29,6 +29,10 @@
  *     leaves an fd that looks open) close the port; it is reopened
  *     REOPEN_DELAY later. A hang-up or read error is src/serial.c's: it
  *     closes and reopens with its own back-off and tells us.
+ *   - An answer of several frames (->answer_frames(), Daly 0x95 / 0x96)
+ *     is complete when that many frames have been found; it is decoded
+ *     whole (->decode_memo(), with the pack's word), within one response
+ *     timeout. Frames beyond the count go by as stray bytes.
  *   - Data is dated by its request (->decode() gets the send time): it is
  *     never younger than the question it answers.
  *   - A pack going silent and coming back are logged once each (a reminder
@@ -79,6 +83,7 @@ struct engine_pack {
 	uint64_t silent_rounds;
 	uint64_t reminded_usec;
 	uint64_t answers, timeouts, bad; /* bad: checksum, framing, content, error answer */
+	uint32_t memo;			 /* the driver's word (->answer_frames()), 0 when silent */
 };
 
 struct serial_engine {
@@ -95,6 +100,9 @@ struct serial_engine {
 
 	uint8_t rx[RX_MAX];
 	size_t rx_len;
+	size_t ans_len;	     /* rx[0, ans_len): the frames of a several-frame answer so far */
+	unsigned ans_frames; /* ... how many */
+	unsigned ans_want;   /* frames that make the current answer (1 for most) */
 	size_t window_bytes; /* bytes of this wait window that made no answer */
 	uint64_t quiet_since_usec;
 	uint64_t request_usec; /* the current request went out then */
@@ -148,6 +156,7 @@ static void pack_silent(struct serial_engine *en, unsigned i, uint64_t now)
 	struct engine_pack *p = &en->packs[i];
 
 	p->silent_rounds++;
+	p->memo = 0; /* a BMS put back may count its cells differently */
 	if (p->online || !p->silent_since_usec) {
 		p->online = false;
 		p->silent_since_usec = now;
@@ -259,6 +268,8 @@ static void exchange_failed(struct serial_engine *en, uint64_t now, int err)
 	en->quiet_since_usec = now;
 	en->flush = true;
 	en->rx_len = 0;
+	en->ans_len = 0;
+	en->ans_frames = 0;
 	if (err == -ETIMEDOUT) {
 		p->timeouts++;
 	} else {
@@ -307,6 +318,13 @@ static void send_request(struct serial_engine *en, uint64_t now)
 
 	for (;;) {
 		n = en->ops->request(en->step, p->addr, req, sizeof(req));
+		en->ans_want = 1;
+		if (n > 0 && en->ops->answer_frames) {
+			en->ans_want = en->ops->answer_frames(en->step, p->memo);
+			if (en->ans_want == 0) {
+				n = 0; /* the driver skips this step this round */
+			}
+		}
 		if (n != 0) {
 			break;
 		}
@@ -324,6 +342,8 @@ static void send_request(struct serial_engine *en, uint64_t now)
 	/* what is left of earlier answers is late or noise: not this one's */
 	en->stray_bytes += en->rx_len;
 	en->rx_len = 0;
+	en->ans_len = 0;
+	en->ans_frames = 0;
 	r = serial_write(en->port, req, (size_t)n);
 	if (r < 0) {
 		log_ratelimit(&en->rl_fail, now, LOG_WARNING, "Cannot send to %s: %s",
@@ -347,19 +367,34 @@ static void scan(struct serial_engine *en, uint64_t now)
 	struct input_ctx *ctx = en->base.ctx;
 	struct engine_pack *p = &en->packs[en->pack];
 
-	while (en->rx_len > 0 && en->phase == ENGINE_WAIT) {
+	while (en->rx_len > en->ans_len && en->phase == ENGINE_WAIT) {
+		uint8_t *at = en->rx + en->ans_len;
+		size_t left = en->rx_len - en->ans_len;
 		size_t skip = 0, drop;
-		ssize_t k = en->ops->frame(en->step, p->addr, en->rx, en->rx_len, &skip);
+		ssize_t k = en->ops->frame(en->step, p->addr, at, left, &skip);
 		int r;
 
 		if (k == 0) {
 			return; /* more bytes to come */
 		}
 		if (k > 0) {
-			r = en->ops->decode(en->step, en->rx, (size_t)k, en->pack, en->request_usec,
-					    ctx->state);
+			/* a several-frame answer (->answer_frames()): keep its frames, wait for the rest */
+			en->ans_len += (size_t)k;
+			if (++en->ans_frames < en->ans_want) {
+				continue;
+			}
+			k = (ssize_t)en->ans_len;
+			if (en->ops->decode_memo) {
+				r = en->ops->decode_memo(en->step, en->rx, (size_t)k, en->pack,
+							 en->request_usec, ctx->state, &p->memo);
+			} else {
+				r = en->ops->decode(en->step, en->rx, (size_t)k, en->pack,
+						    en->request_usec, ctx->state);
+			}
 			memmove(en->rx, en->rx + k, en->rx_len - (size_t)k);
 			en->rx_len -= (size_t)k;
+			en->ans_len = 0;
+			en->ans_frames = 0;
 			if (r < 0) {
 				exchange_failed(en, now, r);
 				return;
@@ -369,12 +404,12 @@ static void scan(struct serial_engine *en, uint64_t now)
 			return;
 		}
 		if (k == -ENOMSG && skip > 0) {
-			drop = skip < en->rx_len ? skip : en->rx_len;
+			drop = skip < left ? skip : left;
 		} else {
 			drop = 1; /* -EBADMSG: resynchronise byte by byte */
 			en->window_bytes++;
 		}
-		memmove(en->rx, en->rx + drop, en->rx_len - drop);
+		memmove(at, at + drop, left - drop);
 		en->rx_len -= drop;
 	}
 }
@@ -404,6 +439,8 @@ static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now
 			/* a babbling line fills the buffer with no answer in it */
 			en->window_bytes += en->rx_len;
 			en->rx_len = 0;
+			en->ans_len = 0;
+			en->ans_frames = 0;
 			continue;
 		}
 		memcpy(en->rx + en->rx_len, buf, k);
@@ -424,6 +461,8 @@ static void on_port(struct serial *s, bool open, void *userdata)
 
 	(void)s;
 	en->rx_len = 0;
+	en->ans_len = 0;
+	en->ans_frames = 0;
 	sd_event_source_set_enabled(en->timer, SD_EVENT_OFF);
 	if (open) {
 		en->phase = ENGINE_IDLE;

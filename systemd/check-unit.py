@@ -79,6 +79,17 @@ def main():
     check("DeviceAllow: ttyS, ttyUSB, ttyACM, ttyAMA and ttySC (SC16IS7xx HATs)",
           all(w in allowed for w in want), allowed)
 
+    # the metrics file (bmsbridge.conf(5), METRICS GROUP): the textfile
+    # directory writable where it exists, and a runtime directory the
+    # collector's user can read through a symlink
+    rw = directives(unit, "ReadWritePaths")
+    check("ReadWritePaths: node_exporter's textfile directory, optional (\"-\")",
+          "-/var/lib/prometheus/node-exporter" in rw, rw)
+    check("RuntimeDirectory=bmsbridge readable by the collector (0755)",
+          directives(unit, "RuntimeDirectory") == ["bmsbridge"]
+          and directives(unit, "RuntimeDirectoryMode") == ["0755"],
+          directives(unit, "RuntimeDirectory") + directives(unit, "RuntimeDirectoryMode"))
+
     print("1..%d" % len(results))
     return 0 if all(results) else 1
 

@@ -22,6 +22,7 @@ struct sim_read {
 	uint16_t spike_mv;   /* that cell's value */
 	int32_t voltage_delta_mv; /* pack voltage minus the sum of cells */
 	uint8_t soc_pct;
+	uint16_t soc_cpct; /* 0.01 %; 0: whole percents only */
 	uint32_t full_mah;
 	int16_t temp_dc;     /* all sensors */
 	uint32_t cvl_mv, dvl_mv, ccl_ma, dcl_ma;
@@ -66,6 +67,9 @@ static inline void sim_write(struct battery_pack *p, const struct sim_read *r, u
 	p->current_ma = 0;
 	battery_pack_mark(p, BATTERY_GROUP_ELECTRICAL, now);
 	p->soc_pct = r->soc_pct;
+	if (r->soc_cpct) {
+		battery_pack_set_soc_cpct(p, r->soc_cpct);
+	}
 	p->soh_pct = 100;
 	p->full_mah = r->full_mah;
 	p->remaining_mah = r->full_mah / 100 * r->soc_pct;

@@ -54,6 +54,7 @@ static const struct family {
 	{ "daly", &daly_serial, 9600, 1, 15 },
 	{ "jbd", &jbd_serial, 9600, 1, 1 },
 	{ "pace", &pace_serial, 9600, 0, 15 },
+	{ "pace-modbus", &pace_modbus_serial, 9600, 1, 15 },
 	{ "pylontech-rs485", &pylontech_rs485_bms_serial, 9600, 2, 16 },
 	{ "seplos-v2", &seplos_v2_serial, 9600, 0, 15 },
 	{ "seplos-v3", &seplos_v3_serial, 19200, 0, 127 },

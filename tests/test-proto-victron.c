@@ -328,6 +328,36 @@ static void test_unknown_pack_and_rounding(void **state)
 	t_assert_hex(&f[0], 0x351, "2802 E803 DC05 D101");
 }
 
+/*
+ * 0x355 bytes 4-5 "HiResSOC", 0.01 % (SMA §5.3, MG Master LV v8): the
+ * BMS's own resolution reaches the wire (a Seplos V2 says 63.4 %, 1 per
+ * mille), not the whole percent of bytes 0-1 times 100; a state that
+ * only says whole percents (or a finer value that contradicts them)
+ * gives the whole percent. Found by the independent pack reader
+ * (tests/readers/bms_pack_reader.py): 63.4 % went out as 63.00 %.
+ */
+static void test_high_resolution_soc(void **state)
+{
+	struct can_frame f[PROTOCOL_FRAMES_MAX];
+	struct protocol_options opt = { 0 };
+	struct battery_state bs;
+	int n;
+
+	t_state(&bs);
+	battery_pack_set_soc_cpct(&bs.bank, 6340);
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x355), 0x355, "3F00 6200 C418 0000"); /* 63 %, SOH 98 %, 63.40 % */
+	battery_pack_set_soc_cpct(&bs.bank, 1870);
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x355), 0x355, "1300 6200 4E07 0000"); /* 19 %, 18.70 % */
+	bs.bank.soc_pct = 50; /* set alone: the finer value no longer agrees */
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x355), 0x355, "3200 6200 8813 0000"); /* 50 %, 50.00 % */
+	battery_pack_set_soc_cpct(&bs.bank, 12000); /* above 100 %: clamped */
+	n = encode(&opt, &bs, f);
+	t_assert_hex(t_find(f, n, 0x355), 0x355, "6400 6200 1027 0000");
+}
+
 /* the state of the BYD capture (dfch/BydCanProtocol README) */
 static void byd_state(struct battery_state *bs)
 {
@@ -441,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_missing_groups_and_edges),
 		cmocka_unit_test(test_urgent),
 		cmocka_unit_test(test_unknown_pack_and_rounding),
+		cmocka_unit_test(test_high_resolution_soc),
 		cmocka_unit_test(test_golden_byd_capture),
 		cmocka_unit_test(test_decode_byd_capture),
 	};

@@ -1141,6 +1141,22 @@ static void test_bank_aggregation(void **state)
 	read_pack(&c, 1, &b, 500);
 	assert_false(k->alarms & BATTERY_ALARM_PACK_OFFLINE);
 	assert_int_equal(k->discharge_current_limit_ma, 300000);
+
+	/*
+	 * SOC finer than whole percents (a Seplos says 1 per mille): weighted
+	 * the same way in 0.01 %, (63.40 * 300 + 63.26 * 280) / 580 = 63.332
+	 * -> 63.33 %, and the whole percent is that rounded
+	 */
+	a.soc_cpct = 6340;
+	a.soc_pct = 63;
+	b.soc_cpct = 6326;
+	b.soc_pct = 63;
+	for (int i = 0; i < 3; i++) {
+		read_pack(&c, 0, &a, 500);
+		read_pack(&c, 1, &b, 500);
+	}
+	assert_int_equal(battery_soc_cpct(k), 6333);
+	assert_int_equal(k->soc_pct, 63);
 }
 
 /* a pack offline for implausible cells but with fresh limits: its limits still bind */

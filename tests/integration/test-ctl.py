@@ -149,6 +149,41 @@ def test_decode():
           f.get(0x355, b"").hex().upper().startswith("58005E00"), r2.stdout + r2.stderr)
 
 
+def test_decode_serial():
+    """decode <serial family>: the captures of tests/data (sources in their headers)."""
+    cases = [
+        # family, file, pack, volts mV, cell count, first cell mV
+        ("pylontech-rs485", "pylontech-rs485-us2000bplus.txt", 0, 50408, 15, 3359),
+        ("seplos-v2", "bms-serial-seplos-v2.txt", 1, 53340, 16, 3333),
+        ("pace", "bms-serial-pace-v25.txt", 0, 52429, 16, 3271),
+        ("jbd", "bms-serial-jbd-sp04s034.txt", 0, 15600, 4, 3909),
+        ("daly", "bms-serial-daly-r24ts.txt", 0, 53000, 14, 3790),
+        ("seplos-v3", "bms-serial-seplos-v3-sp57b.txt", 0, 53240, 16, 3327),
+    ]
+    for fam, name, i, mv, n, first in cases:
+        r = ctl("decode", fam, os.path.join(DATA, name))
+        try:
+            p = json.loads(r.stdout)["packs"][i]
+        except (ValueError, KeyError, IndexError):
+            p = None
+        cells = p["cells"]["cell_mv"] if p and p["cells"] else []
+        check("decode %s %s: %.3f V, %d cells from %d mV" % (fam, name, mv / 1000, n, first),
+              r.returncode == 0 and p is not None and p["electrical"]["voltage_mv"] == mv
+              and len(cells) == n and cells[0] == first, r.stdout[-300:] + r.stderr)
+    r = ctl("decode", "daly", os.path.join(DATA, "bms-serial-daly-r24ts.txt"))
+    check("decode daly: the counts on standard error (8 requests, 8 answers, address 1)",
+          "8 requests, 8 answers decoded" in r.stderr and "(address 1)" in r.stderr, r.stderr)
+    # the same capture with one 0x95 frame's checksum broken: an error with its line
+    with open(os.path.join(DATA, "bms-serial-daly-r24ts.txt")) as f:
+        text = f.read().replace("0E D1 0E D1 0E D2 00 E4", "0E D1 0E D1 0E D2 00 E5")
+    r = ctl("decode", "daly", "-", stdin=text)
+    check("decode daly: a broken 0x95 frame is an error naming its line (exit 1)",
+          r.returncode == 1 and "line 22:" in r.stderr and r.stdout == "", r.stderr)
+    r = ctl("decode", "seplos-v2", os.path.join(DATA, "bms-serial-daly-r24ts.txt"))
+    check("decode seplos-v2 of a Daly capture: no request of its own, exit 1",
+          r.returncode == 1 and "line" in r.stderr, r.stderr)
+
+
 def rs485_frame(ver, adr, cid1, cid2, info):
     """A Pylontech RS485 request built from the V3.3 rules."""
     lenid = len(info)
@@ -220,6 +255,7 @@ def main():
     test_list()
     test_encode()
     test_decode()
+    test_decode_serial()
     test_rs485()
     test_errors()
     print("1..%d" % len(results))

@@ -8,31 +8,40 @@ each board address given: a request to board n carries host address
 0x3F + n, its answer address byte n (multi-board addressing as in
 mr-manuel/venus-os_dbus-serialbattery dbus-serialbattery/bms/daly.py).
 
-By default every board answers 0x90-0x95 with the real answers of a 16S
-Daly logged in tomatensaus/bms test_daly.py (the last block; for boards
-other than 1 the address byte and checksum are rewritten) and 0x98 with
-"no failure". With --encode the answers are built from the values given,
-0x95 and 0x96 as the multi-frame answers V1.2 section 3 describes.
+By default every board answers 0x90-0x98 with one real poll round of a
+Daly R24TS, 14 cells, 2 sensors (the "live R24TS capture" in
+20233332choi/DJY_EvTLMT tests/test_daly_bms.py: 53.0 V; 0x95 is five
+frames, 0x96 one; for boards other than 1 the address byte and checksum
+are rewritten). With --encode the answers are built from the values
+given, 0x95 and 0x96 as the multi-frame answers V1.2 section 3 describes
+(frames numbered from 1, as every real board does).
 
 Usage: daly-server.py LINK [--addresses 1,2] [--encode] [--cells N]
                        [--cell-mv MV] [--current-ma MA] [--soc PCT]
                        [--temp-c C]
 Prints "ready PTY" once LINK points at the pty. Commands on stdin, one a
-line: "unplug N" (board N stops answering), "plug N", "quit".
+line: "unplug N" (board N stops answering), "plug N", "count ID" (how
+many requests with data ID ID, e.g. 0x95, were answered: "count ID N"),
+"quit".
 """
 import argparse
-import os
-import select
-import sys
-import tty
+
+from binsim import serve
 
 CAPTURE = {
-    0x90: "a5 01 90 08 02 03 00 00 77 3e 03 1b 16",
-    0x91: "a5 01 91 08 0c b5 07 0c 28 05 03 1b 5e",
-    0x92: "a5 01 92 08 49 01 49 01 28 05 03 1b 1f",
-    0x93: "a5 01 93 08 02 01 01 a8 00 04 5d f8 46",
-    0x94: "a5 01 94 08 10 01 00 00 02 00 05 f8 52",
-    0x95: "a5 01 95 08 01 0c a3 0c 8f 0c 60 f8 f2",
+    0x90: ["A5 01 90 08 02 12 00 00 75 30 02 00 F9"],
+    0x91: ["A5 01 91 08 0E D2 02 0E CE 01 00 00 FE"],
+    0x92: ["A5 01 92 08 38 01 38 01 00 00 00 00 B2"],
+    0x93: ["A5 01 93 08 00 01 01 ED 00 00 A0 00 D0"],
+    0x94: ["A5 01 94 08 0E 02 00 00 00 00 00 3A 8C"],
+    0x95: ["A5 01 95 08 01 0E CE 0E D2 0E D1 00 DF",
+           "A5 01 95 08 02 0E CF 0E D1 0E D1 00 E0",
+           "A5 01 95 08 03 0E D1 0E D1 0E D2 00 E4",
+           "A5 01 95 08 04 0E D2 0E D2 0E CF 00 E4",
+           "A5 01 95 08 05 0E D1 0E CF 00 00 00 04"],
+    0x96: ["A5 01 96 08 01 38 38 00 00 FF FF FF B2"],
+    0x97: ["A5 01 97 08 00 00 00 00 00 00 00 00 45"],
+    0x98: ["A5 01 98 08 00 00 00 00 00 00 00 00 46"],
 }
 
 
@@ -44,10 +53,8 @@ def frame(addr, cmd, data):
 
 def captured(addr):
     out = {}
-    for cmd, h in CAPTURE.items():
-        b = bytes.fromhex(h)
-        out[cmd] = frame(addr, cmd, b[4:12])
-    out[0x98] = frame(addr, 0x98, bytes(8))
+    for cmd, frames in CAPTURE.items():
+        out[cmd] = b"".join(frame(addr, cmd, bytes.fromhex(h)[4:12]) for h in frames)
     return out
 
 
@@ -93,67 +100,14 @@ def main():
 
     addrs = [int(x, 0) for x in a.addresses.split(",")]
     answers = {n: (encoded(n, a) if a.encode else captured(n)) for n in addrs}
-    plugged = set(addrs)
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    try:
-        os.unlink(a.link)
-    except FileNotFoundError:
-        pass
-    os.symlink(name, a.link)
-    print("ready", name, flush=True)
+    def reply(req):
+        if req[0] != 0xA5 or req[3] != 8 or (sum(req[:12]) & 0xFF) != req[12]:
+            return None
+        n = req[1] - 0x3F
+        return n, req[2], answers[n].get(req[2]) if n in answers else None
 
-    buf = b""
-    stdin_open = True
-    try:
-        while True:
-            fds = [master] + ([sys.stdin] if stdin_open else [])
-            rd, _, _ = select.select(fds, [], [], 1.0)
-            if sys.stdin in rd:
-                line = sys.stdin.readline()
-                if not line:
-                    stdin_open = False
-                    continue
-                w = line.split()
-                if not w:
-                    continue
-                if w[0] == "quit":
-                    break
-                if w[0] in ("unplug", "plug") and len(w) == 2 and int(w[1], 0) in answers:
-                    n = int(w[1], 0)
-                    if w[0] == "plug":
-                        plugged.add(n)
-                    else:
-                        plugged.discard(n)
-                    print("ok", w[0], n, flush=True)
-                else:
-                    print("error", line.strip(), flush=True)
-            if master in rd:
-                try:
-                    buf += os.read(master, 256)
-                except OSError:
-                    buf = b""
-                    continue
-                while len(buf) >= 13:
-                    if buf[0] != 0xA5:
-                        buf = buf[1:]
-                        continue
-                    req = buf[:13]
-                    if req[3] != 8 or (sum(req[:12]) & 0xFF) != req[12]:
-                        buf = buf[1:]
-                        continue
-                    buf = buf[13:]
-                    n = req[1] - 0x3F
-                    if n in plugged and req[2] in answers[n]:
-                        os.write(master, answers[n][req[2]])
-    finally:
-        try:
-            os.unlink(a.link)
-        except FileNotFoundError:
-            pass
-
+    serve(a.link, addrs, 13, reply)
 
 if __name__ == "__main__":
     main()

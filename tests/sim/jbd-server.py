@@ -18,10 +18,8 @@ Prints "ready PTY" once LINK points at the pty. Commands on stdin, one a
 line: "unplug 1" (stop answering), "plug 1", "quit".
 """
 import argparse
-import os
-import select
-import sys
-import tty
+
+from binsim import serve
 
 CAPTURE = {
     0x03: "DD 03 00 1D 06 18 00 00 01 F2 01 F4 00 00 2C 7C 00 00 00 00 00 00 80 64 "
@@ -84,66 +82,14 @@ def main():
     else:
         answers = {k: bytes.fromhex(v) for k, v in CAPTURE.items()}
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    try:
-        os.unlink(args.link)
-    except FileNotFoundError:
-        pass
-    os.symlink(name, args.link)
-    print("ready", name, flush=True)
+    def reply(req):
+        # requests: DD A5 cmd 00 chk chk 77 (V4 section 3)
+        if (req[0] != 0xDD or req[1] != 0xA5 or req[3] != 0 or req[6] != 0x77
+                or req[4:6] != checksum(req[2:4])):
+            return None
+        return 1, req[2], answers.get(req[2])
 
-    plugged = True
-    buf = b""
-    stdin_open = True
-    try:
-        while True:
-            fds = [master] + ([sys.stdin] if stdin_open else [])
-            rd, _, _ = select.select(fds, [], [], 1.0)
-            if sys.stdin in rd:
-                line = sys.stdin.readline()
-                if not line:
-                    stdin_open = False
-                    continue
-                words = line.split()
-                if not words:
-                    continue
-                if words[0] == "quit":
-                    break
-                if words[0] in ("unplug", "plug"):
-                    if len(words) != 2 or words[1] != "1":
-                        print("error JBD has one BMS per port: address 1", flush=True)
-                        continue
-                    plugged = words[0] == "plug"
-                    print("ok", words[0], words[1], flush=True)
-                else:
-                    print("error unknown command", flush=True)
-            if master in rd:
-                try:
-                    buf += os.read(master, 256)
-                except OSError:
-                    buf = b""
-                    continue
-                # requests: DD A5 cmd 00 chk chk 77 (V4 section 3)
-                while len(buf) >= 7:
-                    if buf[0] != 0xDD:
-                        buf = buf[1:]
-                        continue
-                    req = buf[:7]
-                    if (req[1] != 0xA5 or req[3] != 0 or req[6] != 0x77
-                            or req[4:6] != checksum(req[2:4])):
-                        buf = buf[1:]
-                        continue
-                    buf = buf[7:]
-                    if plugged and req[2] in answers:
-                        os.write(master, answers[req[2]])
-    finally:
-        try:
-            os.unlink(args.link)
-        except FileNotFoundError:
-            pass
-
+    serve(args.link, [1], 7, reply)
 
 if __name__ == "__main__":
     main()

@@ -22,10 +22,8 @@ Prints "ready PTY" once LINK points at the pty. Commands on stdin, one a
 line: "unplug N", "plug N", "quit".
 """
 import argparse
-import os
-import select
-import sys
-import tty
+
+from binsim import serve
 
 PIA = ("01.04.22.14.CD.FF.77.6B.40.80.E8.01.22.03.40.03.E7.00.0A.0C.FF.0B.7F.0D.00.0C.FF."
        "0B.81.0B.7E.00.00.00.B4.00.B4.D3.2E")
@@ -93,72 +91,21 @@ def main():
 
     addrs = [int(x, 0) for x in a.addresses.split(",")]
     answers = {n: (encoded(n, a) if a.encode else captured(n)) for n in addrs}
-    plugged = set(addrs)
 
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    try:
-        os.unlink(a.link)
-    except FileNotFoundError:
-        pass
-    os.symlink(name, a.link)
-    print("ready", name, flush=True)
+    def reply(req):
+        # requests: addr, fn, start, count, CRC (section 2.2.1 / 2.4.1)
+        if req[1] not in (0x01, 0x04) or crc16(req[:6]) != req[6:8]:
+            return None
+        n = req[0]
+        if n not in answers:
+            return n, None, None
+        key = (req[1], int.from_bytes(req[2:4], "big"), int.from_bytes(req[4:6], "big"))
+        if key in answers[n]:
+            return n, key[1], answers[n][key]
+        exc = bytes([n, req[1] | 0x80, 0x02])
+        return n, None, exc + crc16(exc)
 
-    buf = b""
-    stdin_open = True
-    try:
-        while True:
-            fds = [master] + ([sys.stdin] if stdin_open else [])
-            rd, _, _ = select.select(fds, [], [], 1.0)
-            if sys.stdin in rd:
-                line = sys.stdin.readline()
-                if not line:
-                    stdin_open = False
-                    continue
-                w = line.split()
-                if not w:
-                    continue
-                if w[0] == "quit":
-                    break
-                if w[0] in ("unplug", "plug") and len(w) == 2 and int(w[1], 0) in answers:
-                    n = int(w[1], 0)
-                    if w[0] == "plug":
-                        plugged.add(n)
-                    else:
-                        plugged.discard(n)
-                    print("ok", w[0], n, flush=True)
-                else:
-                    print("error", line.strip(), flush=True)
-            if master in rd:
-                try:
-                    buf += os.read(master, 256)
-                except OSError:
-                    buf = b""
-                    continue
-                # requests: addr, fn, start, count, CRC (section 2.2.1 / 2.4.1)
-                while len(buf) >= 8:
-                    req = buf[:8]
-                    if req[1] not in (0x01, 0x04) or crc16(req[:6]) != req[6:8]:
-                        buf = buf[1:]
-                        continue
-                    buf = buf[8:]
-                    n = req[0]
-                    if n not in plugged:
-                        continue
-                    key = (req[1], int.from_bytes(req[2:4], "big"),
-                           int.from_bytes(req[4:6], "big"))
-                    if key in answers[n]:
-                        os.write(master, answers[n][key])
-                    else:
-                        exc = bytes([n, req[1] | 0x80, 0x02])
-                        os.write(master, exc + crc16(exc))
-    finally:
-        try:
-            os.unlink(a.link)
-        except FileNotFoundError:
-            pass
-
+    serve(a.link, addrs, 8, reply)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,817 @@
+# SPDX-License-Identifier: MIT
+"""Independent simulated battery PACKS for the serial BMS families.
+
+Written from the BMS manufacturers' documents alone (no code of bmsbridge
+was read).  Each family below is a pack (a slave): it reads the master's
+requests from a serial port, checks each one against its document (framing,
+checksums, lengths, command codes, addresses), counts the valid and the
+invalid ones, answers only its own address(es), and encodes the values of a
+PackState exactly as the document says.
+
+Documents (the section/table of each field is named next to the code)
+--------------------------------------------------------------------
+pylontech-rs485  "PYLON low voltage Protocol RS485" V3.3 (2018-08-21):
+                 §2.2 frame, §2.3.2 LENGTH/LCHKSUM, §2.3.3 CHKSUM, §2.5.2
+                 CID2 and RTN, §2.5.3 ADR, §3.3 0x42, §3.4 0x47, §3.5 0x44,
+                 §3.6 0x92, §3.1/3.2/3.7/3.10 (0x4F, 0x51, 0x93, 0x96),
+                 §4 example (74 Ah pack).
+seplos-v2        Seplos "BMS Communication Protocol MODBUS-ASCII" V2.0
+                 (2019-10-15): Tables 1-2 frame, Tables 4-5 CID2/RTN, §3.2
+                 LENGTH, §3.3 CHKSUM, §4.1 Tables 7-9 telemetry (0x42),
+                 §4.2 Tables 10-13 telecommand (0x44).
+pace             "PACE RS232 Communication Protocol (PACE-RS232-TY16S)"
+                 2018-07-05 (VER 0x25): Char A.1-A.5 frame and data types,
+                 A.7 CID2, A.8 RTN, §4.1 0x90 (A.9/A.10), §4.2 0x42
+                 (A.11-A.14 and the example on p.16-17), §4.3 0x44
+                 (A.15-A.25), §4.5 0xC1, §4.6 0xC2, §4.11 0xA6 (A.42/A.43).
+jbd              Jiabaida "General Protocol V4": §2 frame, §3 commands
+                 0x03 (basic info), 0x04 (cells), 0x05 (version), the
+                 worked examples.
+daly             Daly "UART/485 Communications Protocol" V1.2: §2.2
+                 addresses, §2.3 frame, §3 data ids 0x90-0x98.
+seplos-v3        "XZH BMS Modbus RTU Protocol" V0.1 (2023-02-09, Seplos V3
+                 boards): §1 19200 8N1, §1.2 own address only, §2.1 function
+                 codes and device ids, §2.2 0x04, §2.4 0x01, §2.6 exceptions,
+                 §3 PIA (0x1000-0x1010), PIB (0x1100-0x1119), PIC coils
+                 (0x1200-0x128F), SPA (0x1300-0x1367).
+
+Choices where a document is ambiguous (each also named at its code)
+------------------------------------------------------------------
+* pylontech-rs485: answers carry VER 0x20 as in the §4 example (§3.1 says
+  "V2.1, VER = 21H" for 0x4F).  0x92 current limits are read as 0.1 A
+  ("A", accuracy 1), unsigned, discharge limit positive.  0x47 current
+  limits "value = transmission value*100" mA, i.e. 0.1 A.  Temperatures
+  0.1 K with 2731 (§3.3 "25.5 C = 2986").  Capacity: packs up to 65 Ah
+  send user defined items = 2, above 65 Ah = 4 with 0xFFFF in the 2-byte
+  fields (§3.3 note).  The §3.5 "Charge current" / "Discharge current"
+  items are status codes (00H normal).  A request whose command byte is
+  0xFF is the system request of §2.5.3 and is answered like ADR's own.
+* seplos-v2: Table 8 says "Cell temperature (0.1 C)", Table 9 says 0.1 K
+  with 2731: 0.1 K / 2731 is used.  "Battery capacity" is the full
+  capacity, "Rated capacity" the design one (set equal in the states).
+* pace: the 0x42/0x44 COMMAND may be any pack number 0x00-0x0F or 0xFF (the
+  document's own example polls ADR 0 with COMMAND 01); the answer echoes
+  it (0xFF: "pack number" 1).  Temperatures 0.1 K with 2730 (A.4).
+* jbd: "Nominal Capacity" is taken as the full capacity; no SOH field.
+* daly: the request carries host address 0x40 and the answer 0x01 (§2.2,
+  §2.3): V1.2 names one board only, so only that board (address 1) is
+  simulated.  The current's sign is not stated in V1.2: a real pack
+  settles it (tomatensaus/bms test_daly.py: raw 30526 answered with the
+  0x93 state byte 2, "discharge"), so below 30000 (offset) is charge.
+  (The first version of this reader guessed the other way; the daemon's
+  disagreement sent us to the capture.)  Multi-byte values big endian (not stated).  0x95/0x96
+  frame numbers start at 0 as written in §3.  Temperatures whole C.
+  The document has no full capacity and no SOH.
+* seplos-v3: temperatures 0.1 K with 2731 (the document gives only the
+  unit).  Function 0x04 serves the PIA/PIB/SPA blocks, 0x01 the PIC
+  coils; any other read is answered with exception 0x02 (illegal data
+  address), any other function with 0x01 (§2.6).
+
+API
+---
+PackState(...)                   the values a pack reports
+FAMILIES                         name -> class
+family = FAMILIES[name]({addr: PackState, ...})
+family.feed(data) -> bytes       the answers to the requests in data
+family.requests, family.invalid  counts; family.problems: list of strings
+serve(fd, family, stop_event)    a loop answering on a pty master fd
+"""
+
+import os
+import select
+import struct
+import threading
+
+
+# --------------------------------------------------------------------------
+# the values a pack reports
+# --------------------------------------------------------------------------
+class PackState(object):
+    """One pack.  cells_mv: cell voltages; temps_c: cell temperatures
+    (0.1 C); mos_c / env_c: the board (MOS, power) and ambient sensors;
+    current_a: + charge, - discharge; voltage_mv: the pack voltage (default:
+    the sum of the cells); soc_pct, soh_pct (0.1 %); capacity_ah (full),
+    design_ah; cycles."""
+
+    def __init__(self, cells_mv, temps_c, current_a, soc_pct, capacity_ah,
+                 soh_pct=100.0, cycles=12, mos_c=None, env_c=None,
+                 voltage_mv=None, design_ah=None):
+        self.cells_mv = list(cells_mv)
+        self.temps_c = list(temps_c)
+        self.current_a = current_a
+        self.soc_pct = soc_pct
+        self.capacity_ah = capacity_ah
+        self.soh_pct = soh_pct
+        self.cycles = cycles
+        self.mos_c = temps_c[0] if mos_c is None else mos_c
+        self.env_c = temps_c[-1] if env_c is None else env_c
+        self.voltage_mv = sum(cells_mv) if voltage_mv is None else voltage_mv
+        self.design_ah = capacity_ah if design_ah is None else design_ah
+
+    @property
+    def remaining_ah(self):
+        return self.capacity_ah * self.soc_pct / 100.0
+
+    def all_temps_c(self):
+        return self.temps_c + [self.mos_c, self.env_c]
+
+
+def _r(x):
+    return int(round(x))
+
+
+def _k10(c, offset):
+    """0.1 K with the document's offset (2731 or 2730)."""
+    return _r(c * 10) + offset
+
+
+# --------------------------------------------------------------------------
+# common
+# --------------------------------------------------------------------------
+class _Family(object):
+    name = "?"
+
+    def __init__(self, packs):
+        self.packs = dict(packs)
+        self.buf = b""
+        self.requests = 0          # well-formed requests (any address)
+        self.invalid = 0           # malformed requests
+        self.answered = 0
+        self.by_cmd = {}
+        self.problems = []
+
+    def bad(self, why, raw):
+        self.invalid += 1
+        if len(self.problems) < 50:
+            self.problems.append("%s: %s (%s)" % (self.name, why,
+                                                  bytes(raw)[:60].hex()))
+
+    def good(self, key):
+        self.requests += 1
+        self.by_cmd[key] = self.by_cmd.get(key, 0) + 1
+
+    def feed(self, data):
+        self.buf += data
+        out = b""
+        while True:
+            n, ans = self.parse()
+            if n == 0:
+                break
+            self.buf = self.buf[n:]
+            if ans:
+                self.answered += 1
+                out += ans
+        return out
+
+    def parse(self):  # -> (bytes consumed, answer or b"")
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# YD/T 1363 ASCII framing: Pylontech RS485 V3.3 §2.2-2.3, Seplos V2 Tables
+# 1-6 and §3.2-3.3, Pace A.1-A.3 and §2.3.4/2.4 (identical rules)
+# --------------------------------------------------------------------------
+HEXCH = b"0123456789ABCDEF"
+
+
+def _lchksum(lenid):
+    # §2.3.2: D11-D8 + D7-D4 + D3-D0, mod 16, invert, plus 1
+    s = ((lenid >> 8) & 0xF) + ((lenid >> 4) & 0xF) + (lenid & 0xF)
+    return (~(s % 16) + 1) & 0xF
+
+
+def _chksum(ascii_body):
+    # §2.3.3: sum of the characters between SOI and CHKSUM, mod 65536,
+    # invert, plus 1
+    return (~(sum(ascii_body) % 65536) + 1) & 0xFFFF
+
+
+def ydt_frame(ver, adr, cid1, cid2, info):
+    """~ VER ADR CID1 CID2 LENGTH INFO CHKSUM CR, all hex ASCII (upper)."""
+    info_hex = bytes(info).hex().upper().encode()
+    lenid = len(info_hex)
+    length = (_lchksum(lenid) << 12) | lenid
+    body = ("%02X%02X%02X%02X%04X" % (ver, adr, cid1, cid2, length)).encode() \
+        + info_hex
+    return b"~" + body + ("%04X" % _chksum(body)).encode() + b"\r"
+
+
+class _Ydt(_Family):
+    """The master's request: ~ VER ADR CID1 CID2 LENGTH INFO CHKSUM CR."""
+    ver = 0x20
+    max_frame = 4096 + 18
+
+    def parse(self):
+        b = self.buf
+        if not b:
+            return 0, b""
+        if b[0:1] != b"~":
+            i = b.find(b"~")
+            n = len(b) if i < 0 else i
+            self.bad("%d bytes outside a frame (no SOI '~')" % n, b[:n])
+            return n, b""
+        j = b.find(b"\r")
+        if j < 0:
+            if len(b) > self.max_frame:
+                self.bad("no EOI (CR) within %d bytes" % self.max_frame, b)
+                return len(b), b""
+            return 0, b""
+        frame = b[:j + 1]
+        return j + 1, self.frame(frame)
+
+    def frame(self, frame):
+        body = frame[1:-1]
+        if any(c not in HEXCH for c in body):
+            self.bad("character other than upper-case hex ASCII", frame)
+            return b""
+        if len(body) < 16 or len(body) % 2:
+            self.bad("frame of %d characters" % len(body), frame)
+            return b""
+        ver, adr, cid1, cid2 = (int(body[i:i + 2], 16) for i in (0, 2, 4, 6))
+        length = int(body[8:12], 16)
+        lenid = length & 0xFFF
+        info_hex = body[12:-4]
+        err = None
+        if _chksum(body[:-4]) != int(body[-4:], 16):
+            err = (0x02, "CHKSUM %s, expected %04X"
+                   % (body[-4:].decode(), _chksum(body[:-4])))
+        elif (length >> 12) != _lchksum(lenid):
+            err = (0x03, "LCHKSUM %X, expected %X"
+                   % (length >> 12, _lchksum(lenid)))
+        elif lenid != len(info_hex):
+            err = (0x05, "LENID %d but INFO has %d characters"
+                   % (lenid, len(info_hex)))
+        elif cid1 != 0x46:
+            err = (self.rtn_cid1, "CID1 %02X, not 46H" % cid1)
+        if err is None:
+            info = bytes.fromhex(info_hex.decode())
+            err = self.check(ver, adr, cid2, info)
+        mine = adr in self.packs
+        if err is not None:
+            self.bad("ADR %02X CID2 %02X: %s" % (adr, cid2, err[1]), frame)
+            if mine and err[0] is not None:
+                return ydt_frame(self.ver, adr, 0x46, err[0], b"")
+            return b""
+        self.good(cid2)
+        if not mine:
+            return b""   # another pack's address: silence
+        info = bytes.fromhex(info_hex.decode())
+        return ydt_frame(self.ver, adr, 0x46, 0x00,
+                         self.answer(adr, cid2, info, self.packs[adr]))
+
+    rtn_cid1 = 0x04
+
+
+# ---- Pylontech RS485 V3.3 -------------------------------------------------
+class Pylontech(_Ydt):
+    name = "pylontech-rs485"
+    ver = 0x20   # §4 example answers with VER 20H
+    # §2.5.2 command CID2 -> LENID of the command (§3.x "LENID = ...")
+    commands = {0x42: 2, 0x44: 2, 0x47: 0, 0x4F: 0, 0x51: 0, 0x92: 2,
+                0x93: 2, 0x96: 2}
+
+    def check(self, ver, adr, cid2, info):
+        if adr in (0, 255):
+            return (None, "ADR %d is reserved (§2.2.2)" % adr)
+        if cid2 not in self.commands:
+            return (0x04, "CID2 %02X not a command of §2.5.2" % cid2)
+        if len(info) != self.commands[cid2] // 2:
+            return (0x05, "LENID %d, §3 gives %d" % (len(info) * 2,
+                                                    self.commands[cid2]))
+        if info and info[0] != adr and not (info[0] == 0xFF and
+                                            cid2 in (0x42, 0x44)):
+            # §3.3/3.5/3.6: "Command should be matched with ADR"; 0xFF only
+            # for the system information of 0x42/0x44 (§2.5.3)
+            return (0x90, "command value %02X does not match ADR %02X"
+                    % (info[0], adr))
+        return None
+
+    def answer(self, adr, cid2, info, p):
+        cmd = info[0] if info else adr
+        if cid2 == 0x42:
+            # §3.3: INFO = INFOFLAG + DATAI; DATAI = command value + data
+            d = bytes([0x11, cmd, len(p.cells_mv)])     # INFOFLAG as in §4
+            d += b"".join(struct.pack(">H", v) for v in p.cells_mv)
+            # N = 5: BMS board, then cells 1-4, 5-8, 9-12, 13-16 (§3.3)
+            temps = [p.mos_c] + p.temps_c
+            d += bytes([len(temps)])
+            d += b"".join(struct.pack(">h", _k10(t, 2731)) for t in temps)
+            # current: 0.1 A ("actual value = transmission value * 100" mA)
+            d += struct.pack(">h", _r(p.current_a * 10))
+            d += struct.pack(">H", p.voltage_mv)         # mV
+            rem_mah = _r(p.remaining_ah * 1000)
+            full_mah = _r(p.capacity_ah * 1000)
+            if p.capacity_ah <= 65:
+                d += struct.pack(">H", rem_mah) + bytes([2])
+                d += struct.pack(">HH", full_mah, p.cycles)
+            else:
+                d += struct.pack(">H", 0xFFFF) + bytes([4])
+                d += struct.pack(">HH", 0xFFFF, p.cycles)
+                d += rem_mah.to_bytes(3, "big") + full_mah.to_bytes(3, "big")
+            return d
+        if cid2 == 0x44:
+            # §3.5: DATAFLAG + command value + module alarm info
+            d = bytes([0x11, cmd, len(p.cells_mv)]) + bytes(len(p.cells_mv))
+            d += bytes([1 + len(p.temps_c)]) + bytes(1 + len(p.temps_c))
+            d += bytes(3)          # charge current, module voltage,
+            #                        discharge current: 00H normal
+            st2 = 0x08 | 0x04 | 0x02   # using module power, DFET, CFET on
+            st3 = (0x80 if p.current_a > 0.1 else 0) | \
+                (0x40 if p.current_a < -0.1 else 0) | \
+                (0x08 if p.soc_pct >= 100 else 0)
+            d += bytes([0, st2, st3, 0, 0])
+            return d
+        if cid2 == 0x47:
+            # §3.4: INFOFLAG + 12 values (V: mV; K: 0.1 K; A: 0.1 A)
+            n = len(p.cells_mv)
+            vals = [3650, 3100, 2800, _k10(50, 2731), _k10(0, 2731), 1000,
+                    min(3650 * n, 65535), min(3100 * n, 65535),
+                    min(2800 * n, 65535),
+                    _k10(60, 2731), _k10(-10, 2731), -1000]
+            return bytes([0x11]) + b"".join(struct.pack(">h", v) if v < 0
+                                             else struct.pack(">H", v)
+                                             for v in vals)
+        if cid2 == 0x92:
+            # §3.6: command + CVL mV, DVL mV, CCL 0.1 A, DCL 0.1 A, status
+            n = len(p.cells_mv)
+            return bytes([cmd]) + struct.pack(">HHHH", 3500 * n, 3000 * n,
+                                              1000, 1000) + bytes([0xC0])
+        if cid2 == 0x4F:
+            return b""
+        if cid2 == 0x51:
+            # §3.2: name 10, software version 2, manufacturer 20
+            return b"US3000C   " + bytes([1, 2]) + b"PYLON".ljust(20)
+        if cid2 == 0x93:
+            return bytes([cmd]) + b"RDR0000000000001"
+        if cid2 == 0x96:
+            return bytes([cmd, 1, 2, 3, 4, 5])
+        return b""
+
+
+# ---- Seplos V2 -------------------------------------------------------------
+class SeplosV2(_Ydt):
+    name = "seplos-v2"
+    ver = 0x20   # Table 2: "V2.0 = 32H 30H"
+    rtn_cid1 = 0xE1   # Table 5 "CID1 invalid"
+    # Table 4; the INFO of 0x42/0x44 is 1 byte (§4.1.1, §4.2.1); the others
+    # have no INFO layout in V2.0: only 0x42/0x44 are served
+    commands = {0x42: 2, 0x44: 2}
+
+    def check(self, ver, adr, cid2, info):
+        if adr > 15:
+            return (None, "ADR %d outside 00-15 (Table 2)" % adr)
+        if cid2 not in self.commands:
+            return (0x04, "CID2 %02X: V2.0 defines the INFO of 42H and 44H "
+                    "only" % cid2)
+        if len(info) != 1:
+            return (0x05, "INFO of %d bytes, §4.1.1 gives 1" % len(info))
+        if info[0] != adr:
+            # §4.1.1: on RS485 "SM checks whether the received
+            # COMMAND_GROUP matches the DIP address" (0xFF is RS232 only)
+            return (0x05, "COMMAND_GROUP %02X does not match ADR %02X"
+                    % (info[0], adr))
+        return None
+
+    def answer(self, adr, cid2, info, p):
+        if cid2 == 0x42:
+            # Table 8: DATA FLAG, COMMAND GROUP, M, cells mV, N = 6 (cell
+            # 1-4, environment, power), current 0.01 A, voltage 0.01 V,
+            # residual 0.01 Ah, P = 10, battery capacity 0.01 Ah, SOC 1 per
+            # mille, rated capacity 0.01 Ah, cycles, SOH 1 per mille, port
+            # voltage 0.01 V, 4 reserved
+            d = bytes([0x00, info[0], len(p.cells_mv)])
+            d += b"".join(struct.pack(">H", v) for v in p.cells_mv)
+            temps = p.temps_c[:4] + [p.env_c, p.mos_c]
+            d += bytes([6]) + b"".join(struct.pack(">H", _k10(t, 2731))
+                                       for t in temps)   # Table 9: 0.1 K
+            d += struct.pack(">h", _r(p.current_a * 100))
+            d += struct.pack(">H", _r(p.voltage_mv / 10))
+            d += struct.pack(">H", _r(p.remaining_ah * 100))
+            d += bytes([10])
+            d += struct.pack(">HHHHHH", _r(p.capacity_ah * 100),
+                             _r(p.soc_pct * 10), _r(p.design_ah * 100),
+                             p.cycles, _r(p.soh_pct * 10),
+                             _r(p.voltage_mv / 10))
+            d += bytes(8)
+            return d
+        if cid2 == 0x44:
+            # Table 11: 24 byte alarms (all 00H normal), P = 20 bit alarms
+            d = bytes([0x00, info[0], len(p.cells_mv)])
+            d += bytes(len(p.cells_mv)) + bytes([6]) + bytes(6) + bytes(2)
+            onoff = 0x03            # Table 13: discharge and charge switch on
+            sysst = 0x02 if p.current_a > 0 else (0x01 if p.current_a < 0
+                                                  else 0x10)
+            ev = [0, 0, 0, 0, 0, 0, onoff, 0, 0, sysst, 0, 0, 0, 0]
+            d += bytes([20]) + bytes(ev) + bytes(6)
+            return d
+        return b""
+
+
+# ---- Pace (PACE-RS232-TY16S, VER 25H) ------------------------------------
+class Pace(_Ydt):
+    name = "pace"
+    ver = 0x25   # A.2: "usually uses V2.5, as 25H"
+    # A.7 command -> LENID (§4.x "Remark: LENID = ...")
+    commands = {0x90: 0, 0x42: 2, 0x44: 2, 0xC1: 0, 0xC2: 0, 0xA6: 0}
+
+    def check(self, ver, adr, cid2, info):
+        if adr > 15:
+            return (None, "ADR %d outside 0-15 (A.2)" % adr)
+        if ver != 0x25:
+            return (0x01, "VER %02X, A.2 gives 25H" % ver)
+        if cid2 not in self.commands:
+            return (0x04, "CID2 %02X not served (A.7 reads: 90H 42H 44H "
+                    "C1H C2H A6H)" % cid2)
+        if len(info) * 2 != self.commands[cid2]:
+            return (0x05, "LENID %d, §4 gives %d" % (len(info) * 2,
+                                                    self.commands[cid2]))
+        if info and not (info[0] <= 0x0F or info[0] == 0xFF):
+            return (0x05, "COMMAND %02X: A.11 gives 01H-0FH or FFH" % info[0])
+        return None
+
+    def answer(self, adr, cid2, info, p):
+        if cid2 == 0x90:
+            return bytes([1])                    # A.10: pack number
+        cmd = info[0] if info else 0
+        first = 1 if cmd == 0xFF else cmd       # A.13 "pack number M" for FFH
+        if cid2 == 0x42:
+            # A.12-A.14: INFOFLAG, command value, M, cells mV, N, temps 0.1 K
+            # (2730, A.4), current 10 mA, voltage mV, remaining 10 mAh, P = 3,
+            # full 10 mAh, cycles, design 10 mAh
+            d = bytes([0x00, first, len(p.cells_mv)])
+            d += b"".join(struct.pack(">H", v) for v in p.cells_mv)
+            temps = p.temps_c[:4] + [p.mos_c, p.env_c]   # as the p.17 example
+            d += bytes([len(temps)]) + b"".join(
+                struct.pack(">H", _k10(t, 2730)) for t in temps)
+            d += struct.pack(">h", _r(p.current_a * 100))
+            d += struct.pack(">H", p.voltage_mv)
+            d += struct.pack(">H", _r(p.remaining_ah * 100)) + bytes([3])
+            d += struct.pack(">HHH", _r(p.capacity_ah * 100), p.cycles,
+                             _r(p.design_ah * 100))
+            return d
+        if cid2 == 0x44:
+            # A.16-A.18: INFOFLAG, command value, M, M warn, N, N warn,
+            # charge current, voltage, discharge current warn, protect 1-2,
+            # instructions, control, fault, balance 1-2, warn 1-2
+            d = bytes([0x00, first, len(p.cells_mv)]) + bytes(len(p.cells_mv))
+            d += bytes([6]) + bytes(6) + bytes(3)
+            instr = 0x04 | 0x02 | 0x08    # A.21: DFET, CFET on, pack indicate
+            d += bytes([0, 0, instr, 0, 0, 0, 0, 0, 0])
+            return d
+        if cid2 == 0xC1:
+            return b"RDR-PACK-V1".ljust(20)     # §4.5: 20 chars
+        if cid2 == 0xC2:
+            return b"RDR-PACK".ljust(20)        # §4.6: LENID 28H
+        if cid2 == 0xA6:
+            return struct.pack(">HHH", _r(p.remaining_ah * 100),
+                               _r(p.capacity_ah * 100), _r(p.design_ah * 100))
+        return b""
+
+
+# ---- JBD General Protocol V4 ----------------------------------------------
+def jbd_checksum(b):
+    """§2: the sum of the checked bytes, inverted, plus 1, high byte first.
+    The host's request sums command, length and data (DD A5 03 00 FF FD 77);
+    the BMS answer sums status, length and data (DD 05 00 0A ... FD E9 77)."""
+    return (0x10000 - sum(b)) & 0xFFFF
+
+
+class Jbd(_Family):
+    name = "jbd"
+
+    def parse(self):
+        b = self.buf
+        if not b:
+            return 0, b""
+        if b[0] != 0xDD:
+            i = b.find(b"\xdd")
+            n = len(b) if i < 0 else i
+            self.bad("%d bytes before the start byte DD" % n, b[:n])
+            return n, b""
+        if len(b) < 4:
+            return 0, b""
+        n = 4 + b[3] + 3
+        if len(b) < n:
+            return 0, b""
+        f = b[:n]
+        if f[1] not in (0xA5, 0x5A):
+            self.bad("status byte %02X: A5 read / 5A write" % f[1], f)
+            return 1, b""
+        if f[-1] != 0x77:
+            self.bad("no stop byte 77", f)
+            return 1, b""
+        if struct.unpack(">H", f[-3:-1])[0] != jbd_checksum(f[2:-3]):
+            self.bad("checksum %s, expected %04X" % (f[-3:-1].hex(),
+                                                     jbd_checksum(f[2:-3])), f)
+            return n, b""
+        if f[1] != 0xA5 or f[2] not in (0x03, 0x04, 0x05) or f[3] != 0:
+            # §3: reads 03, 04, 05 with length 0; a write (5A E1) is a
+            # MOS control, which a reader must not send
+            self.bad("not a read of 03/04/05 with length 0", f)
+            return n, b""
+        self.good(f[2])
+        p = self.packs.get(1)
+        if p is None:
+            return n, b""
+        if f[2] == 0x03:
+            # §3 0x03: voltage 10 mV, current 10 mA (+ charge), residual and
+            # nominal 10 mAh, cycles, date, balance low/high, protection,
+            # version, RSOC %, FET (bit0 charge, bit1 discharge), cells, NTC
+            # count, NTC 0.1 K (2731)
+            d = struct.pack(">HhHHH", _r(p.voltage_mv / 10),
+                            _r(p.current_a * 100), _r(p.remaining_ah * 100),
+                            _r(p.capacity_ah * 100), p.cycles)
+            d += struct.pack(">HHHH", 0x2068, 0, 0, 0)
+            d += bytes([0x10, _r(p.soc_pct), 0x03, len(p.cells_mv),
+                        len(p.temps_c)])
+            d += b"".join(struct.pack(">H", _k10(t, 2731)) for t in p.temps_c)
+        elif f[2] == 0x04:
+            d = b"".join(struct.pack(">H", v) for v in p.cells_mv)
+        else:
+            d = b"RDR-JBD-PACK"
+        body = bytes([0x00, len(d)]) + d
+        return n, bytes([0xDD, f[2]]) + body + \
+            struct.pack(">H", jbd_checksum(body)) + b"\x77"
+
+
+# ---- Daly UART/485 V1.2 ------------------------------------------------------
+class Daly(_Family):
+    name = "daly"
+    # §2.2/2.3: the host (upper computer) 0x40 asks, the BMS master 0x01
+    # answers; V1.2 names no other board
+    host_for = {1: 0x40}
+
+    def parse(self):
+        b = self.buf
+        if not b:
+            return 0, b""
+        if b[0] != 0xA5:
+            i = b.find(b"\xa5")
+            n = len(b) if i < 0 else i
+            self.bad("%d bytes before the start flag A5" % n, b[:n])
+            return n, b""
+        if len(b) < 13:
+            return 0, b""
+        f = b[:13]
+        if sum(f[:12]) & 0xFF != f[12]:
+            self.bad("checksum %02X, expected %02X" % (f[12],
+                                                       sum(f[:12]) & 0xFF), f)
+            return 1, b""
+        if f[3] != 8:
+            self.bad("data length %d, fixed 8 (§2.3.1)" % f[3], f)
+            return 13, b""
+        if f[2] not in range(0x90, 0x99):
+            self.bad("data id %02X outside 90-98 (§3)" % f[2], f)
+            return 13, b""
+        if f[1] not in (0x40, 0x80, 0x20):
+            self.bad("sender %02X is no host address of §2.2" % f[1], f)
+            return 13, b""
+        self.good(f[2])
+        addr = {v: k for k, v in self.host_for.items()}.get(f[1])
+        p = self.packs.get(addr)
+        if p is None:
+            return 13, b""
+        return 13, b"".join(self.frame(addr, f[2], d)
+                            for d in self.data(f[2], p))
+
+    def frame(self, addr, did, d):
+        f = bytes([0xA5, addr, did, 8]) + d
+        return f + bytes([sum(f) & 0xFF])
+
+    def data(self, did, p):
+        c = p.cells_mv
+        t = p.all_temps_c()
+        if did == 0x90:
+            v = _r(p.voltage_mv / 100)
+            return [struct.pack(">HHHH", v, v, 30000 - _r(p.current_a * 10),
+                                _r(p.soc_pct * 10))]
+        if did == 0x91:
+            hi, lo = max(c), min(c)
+            return [struct.pack(">HBHBH", hi, c.index(hi) + 1, lo,
+                                c.index(lo) + 1, 0)]
+        if did == 0x92:
+            hi, lo = max(t), min(t)
+            return [bytes([_r(hi) + 40, t.index(hi) + 1, _r(lo) + 40,
+                           t.index(lo) + 1, 0, 0, 0, 0])]
+        if did == 0x93:
+            st = 1 if p.current_a > 0 else (2 if p.current_a < 0 else 0)
+            return [bytes([st, 1, 1, p.cycles & 0xFF]) +
+                    struct.pack(">I", _r(p.remaining_ah * 1000))]
+        if did == 0x94:
+            return [bytes([len(c), len(p.temps_c), 0, 0, 0, 0, 0, 0])]
+        if did == 0x95:
+            out = []
+            for i in range(0, len(c), 3):
+                part = c[i:i + 3] + [0] * (3 - len(c[i:i + 3]))
+                out.append(bytes([i // 3]) + struct.pack(">HHH", *part) +
+                           b"\0")
+            return out
+        if did == 0x96:
+            out = []
+            for i in range(0, len(p.temps_c), 7):
+                part = [_r(x) + 40 for x in p.temps_c[i:i + 7]]
+                out.append(bytes([i // 7] + part + [0] * (7 - len(part))))
+            return out
+        return [bytes(8)]          # 0x97 balance, 0x98 failures: none
+
+
+# ---- Seplos V3 / XZH Modbus RTU V0.1 ---------------------------------------
+def crc16_modbus(b):
+    crc = 0xFFFF
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+class SeplosV3(_Family):
+    name = "seplos-v3"
+
+    def registers(self, p):
+        r = {}
+        # §3 PIA
+        pia = [_r(p.voltage_mv / 10), _r(p.current_a * 100) & 0xFFFF,
+               _r(p.remaining_ah * 100), _r(p.capacity_ah * 100), 0,
+               _r(p.soc_pct * 10), _r(p.soh_pct * 10), p.cycles,
+               _r(sum(p.cells_mv) / len(p.cells_mv)),
+               _k10(sum(p.temps_c) / len(p.temps_c), 2731),
+               max(p.cells_mv), min(p.cells_mv),
+               _k10(max(p.temps_c), 2731), _k10(min(p.temps_c), 2731), 0,
+               100, 100]
+        for i, v in enumerate(pia):
+            r[0x1000 + i] = v
+        # §3 PIB: cells 1-16, cell temperatures 1-4, reserve, environment
+        # 0x1118, power 0x1119
+        for i in range(16):
+            r[0x1100 + i] = p.cells_mv[i] if i < len(p.cells_mv) else 0
+        for i in range(4):
+            r[0x1110 + i] = _k10(p.temps_c[i], 2731)
+        for a in range(0x1114, 0x1118):
+            r[a] = 0
+        r[0x1118] = _k10(p.env_c, 2731)
+        r[0x1119] = _k10(p.mos_c, 2731)
+        # §3 SPA (the ones a reader may want; others 0)
+        for a in range(0x1300, 0x1368):
+            r[a] = 0
+        r[0x1300] = len(p.temps_c)
+        r[0x1301] = len(p.cells_mv)
+        r[0x1358] = _r(p.design_ah * 100)
+        r[0x1359] = _r(p.capacity_ah * 100)
+        r[0x135A] = _r(p.remaining_ah * 100)
+        r[0x1365] = 3500 * len(p.cells_mv) // 10
+        r[0x1366] = 100
+        r[0x1367] = 100
+        return r
+
+    def coils(self, p):
+        # §3 PIC 0x1200-0x128F: one byte of 8 coils per entry, bit n at
+        # entry + n; no alarm (0) but for
+        c = {a: 0 for a in range(0x1200, 0x1290)}
+        # 0x1240 system state code, TB09: bit0 discharge, bit1 charge,
+        # bit4 standby
+        c[0x1240 + (1 if p.current_a > 0 else 0 if p.current_a < 0
+                    else 4)] = 1
+        # 0x1278 FET event code, TB07: bit0 discharge FET on, bit1 charge
+        # FET on
+        c[0x1278] = c[0x1279] = 1
+        return c
+
+    def parse(self):
+        b = self.buf
+        if len(b) < 8:
+            return 0, b""
+        fn = b[1]
+        if fn in (0x04, 0x01):
+            n = 8
+        elif fn in (0x10, 0x0F):
+            if len(b) < 7:
+                return 0, b""
+            n = 9 + b[6]
+        else:
+            n = 8
+        if len(b) < n:
+            return 0, b""
+        f = b[:n]
+        crc = crc16_modbus(f[:-2])
+        if f[-2] | (f[-1] << 8) != crc:
+            self.bad("CRC %02X%02X, expected %04X (LSB first)" %
+                     (f[-2], f[-1], crc), f)
+            return 1, b""
+        addr = f[0]
+        if addr > 0x7F:
+            self.bad("device id %02X not a BMS (0x00-0x7F, §2.1.2)" % addr, f)
+            return n, b""
+        p = self.packs.get(addr)
+        if fn not in (0x04, 0x01):
+            # 0x10 / 0x0F writes: a reader of the pack must not write
+            self.bad("function %02X: a reader sends 04H or 01H" % fn, f)
+            return n, self.exc(addr, fn, 0x01) if p else b""
+        start, count = struct.unpack(">HH", f[2:6])
+        table = self.registers(p or PackState([3300] * 16, [25] * 4, 0, 50,
+                                              100)) \
+            if fn == 0x04 else self.coils(p or PackState([3300] * 16,
+                                                         [25] * 4, 0, 50, 100))
+        if count == 0 or any(a not in table for a in range(start,
+                                                         start + count)):
+            self.bad("function %02X start %04X count %d outside a §3 block"
+                     % (fn, start, count), f)
+            return n, self.exc(addr, fn, 0x02) if p else b""
+        self.good((fn, start, count))
+        if p is None:
+            return n, b""        # §1.2: only the pack's own address answers
+        if fn == 0x04:
+            d = b"".join(struct.pack(">H", table[a] & 0xFFFF)
+                         for a in range(start, start + count))
+        else:
+            bits = [table[a] for a in range(start, start + count)]
+            d = bytes(sum(bits[i + j] << j for j in range(8)
+                          if i + j < len(bits))
+                      for i in range(0, len(bits), 8))
+        out = bytes([addr, fn, len(d)]) + d
+        c = crc16_modbus(out)
+        return n, out + bytes([c & 0xFF, c >> 8])
+
+    def exc(self, addr, fn, code):
+        out = bytes([addr, fn | 0x80, code])
+        c = crc16_modbus(out)
+        return out + bytes([c & 0xFF, c >> 8])
+
+
+FAMILIES = {c.name: c for c in (Pylontech, SeplosV2, Pace, Jbd, Daly,
+                                SeplosV3)}
+
+
+# --------------------------------------------------------------------------
+# serving on a pty
+# --------------------------------------------------------------------------
+def serve(fd, family, stop):
+    """Answer requests on @fd (a pty master) until @stop (threading.Event)
+    is set."""
+    while not stop.is_set():
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if not r:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            continue   # the daemon closed its side: EIO until it reopens
+        if not data:
+            continue
+        out = family.feed(data)
+        if out:
+            os.write(fd, out)
+
+
+def start(fd, family):
+    stop = threading.Event()
+    t = threading.Thread(target=serve, args=(fd, family, stop), daemon=True)
+    t.start()
+    return stop, t
+
+
+def _self_test():
+    # Pylontech §2.3.2 and §2.3.3 worked examples, §4 request
+    assert _lchksum(18) == 0xD
+    # the §2.3.3 example ("~1203400456ABCEFEFC72") sums to 038FH, not the
+    # 038EH it states: the document's arithmetic slip; its §4 frames are
+    # consistent with the rule and are what is checked here
+    assert _chksum(b"1203400456ABCEFE") == 0xFC71
+    fam = Pylontech({2: PackState([3300] * 15, [25] * 4, 0, 50, 74)})
+    req = bytes.fromhex("7E3230303234363432453030323032464433330D")
+    ans = fam.feed(req)
+    assert fam.requests == 1 and fam.invalid == 0 and ans.startswith(b"~2002"), ans
+    # Seplos Table 7 address 15, Pace example COMMAND FFH
+    fam = SeplosV2({15: PackState([3300] * 16, [25] * 4, 0, 50, 100)})
+    fam.feed(bytes.fromhex("7E3230304634363432453030323046464430420D"))
+    assert fam.requests == 1 and fam.invalid == 0
+    fam = Pace({0: PackState([3300] * 16, [25] * 4, 0, 50, 100)})
+    fam.feed(bytes.fromhex("7E3235303034363432453030324646464430360D"))
+    assert fam.requests == 1 and fam.invalid == 0, fam.problems
+    # a request with a wrong CHKSUM is counted invalid and answered with
+    # RTN 02H (§2.5.2); another address is valid and left unanswered
+    fam = Pylontech({2: PackState([3300] * 15, [25] * 4, 0, 50, 74)})
+    ans = fam.feed(bytes.fromhex("7E3230303234363432453030323032464433340D"))
+    assert fam.invalid == 1 and ans[5:9] == b"4602", ans
+    ans = fam.feed(bytes.fromhex("7E3230303334363432453030323033464433310D"))
+    assert fam.requests == 1 and fam.invalid == 1 and ans == b""
+    # Seplos V3: a read of PIA answered, a read outside a block -> 0x02
+    fam = SeplosV3({1: PackState([3300] * 16, [25] * 4, 0, 50, 100)})
+    req = bytes([1, 4, 0x10, 0, 0, 17])
+    c = crc16_modbus(req)
+    ans = fam.feed(req + bytes([c & 0xFF, c >> 8]))
+    assert ans[:3] == bytes([1, 4, 34]) and fam.invalid == 0, ans
+    req = bytes([1, 4, 0x10, 0x10, 0, 2])
+    c = crc16_modbus(req)
+    ans = fam.feed(req + bytes([c & 0xFF, c >> 8]))
+    assert ans[:3] == bytes([1, 0x84, 2]) and fam.invalid == 1, ans
+    # JBD: the host's 03 request and the 05 answer of §3
+    assert jbd_checksum(b"\x03\x00") == 0xFFFD
+    assert jbd_checksum(b"\x00\x0a0123456789") == 0xFDE9
+    # Pace example answer (p.16-17) checksum
+    assert ydt_frame(0x25, 0, 0x46, 0, b"")[1:5] == b"2500"
+    print("ok")
+
+
+if __name__ == "__main__":
+    _self_test()
