@@ -79,6 +79,7 @@ static const struct family {
 	{ "daly", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 	{ "seplos-v3", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 	{ "pace-modbus", SIM_LIST, { 1, 2, 3 }, 3, 2 },
+	{ "eg4-lifepower4", SIM_YDT1363, { 1, 2, 3 }, 3, 2 },
 };
 
 static uint64_t mono_usec(void)

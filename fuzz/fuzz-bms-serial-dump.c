@@ -17,8 +17,14 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct bms_serial_ops *const families[] = {
-	&pylontech_rs485_bms_serial, &seplos_v2_serial,	  &pace_serial, &jbd_serial, &daly_serial,
-	&seplos_v3_serial,	     &pace_modbus_serial,
+	&pylontech_rs485_bms_serial,
+	&seplos_v2_serial,
+	&pace_serial,
+	&jbd_serial,
+	&daly_serial,
+	&seplos_v3_serial,
+	&pace_modbus_serial,
+	&eg4_lifepower4_serial,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

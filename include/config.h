@@ -23,6 +23,7 @@
 #include "battery.h"
 #include "build-config.h"
 #include "conf_key.h"
+#include "mqtt.h"
 #include "protocol.h"
 #include "safety.h"
 
@@ -110,6 +111,7 @@ struct config {
 	struct inverter_config inverter;
 	struct safety_config safety;
 	struct metrics_config metrics;
+	struct mqtt_config mqtt;
 };
 
 /*
@@ -154,7 +156,7 @@ void config_error_format(const struct config_error *err, char *buf, size_t n);
 void config_print(const struct config *cfg, FILE *f);
 
 /* the groups of the file, in the order --check-config prints them (src/config_keys.c) */
-#define CONFIG_GROUPS 5
+#define CONFIG_GROUPS 6
 size_t config_groups(struct conf_group g[static CONFIG_GROUPS]);
 
 /* The embedded demo configuration (conf/demo.conf, compiled in). */

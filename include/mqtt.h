@@ -49,9 +49,9 @@ struct mqtt_config {
 	uint64_t reconnect_max_usec; /* ... doubled up to this */
 	uint32_t queue_max;	     /* messages held while the broker is slow or gone */
 	/* topics */
-	char topic_prefix[MQTT_NAME_MAX]; /* "bmsbridge" */
-	char node_id[MQTT_NAME_MAX];	  /* "": the host name, [a-zA-Z0-9_-] only */
-	bool discovery;			  /* Home Assistant discovery */
+	char topic_prefix[MQTT_NAME_MAX];     /* "bmsbridge" */
+	char node_id[MQTT_NAME_MAX];	      /* "": the host name, [a-zA-Z0-9_-] only */
+	bool discovery;			      /* Home Assistant discovery */
 	char discovery_prefix[MQTT_NAME_MAX]; /* "homeassistant" */
 	/* what and how often (the observer) */
 	bool cells;		    /* one entity per cell */
@@ -62,15 +62,15 @@ struct mqtt_config {
 /* what the client did so far (bmsbridgectl status, metrics, tests) */
 struct mqtt_stats {
 	bool connected;
-	uint64_t connects;	 /* CONNACK accepted */
-	uint64_t disconnects;	 /* connections lost or refused */
-	uint64_t published;	 /* messages handed to the socket */
-	uint64_t superseded;	 /* replaced in the queue by a newer one of the same topic */
-	uint64_t dropped;	 /* dropped because the queue was full (oldest first) */
-	uint32_t queued;	 /* messages waiting now */
-	uint64_t queued_bytes;	 /* their payload bytes */
+	uint64_t connects;	  /* CONNACK accepted */
+	uint64_t disconnects;	  /* connections lost or refused */
+	uint64_t published;	  /* messages handed to the socket */
+	uint64_t superseded;	  /* replaced in the queue by a newer one of the same topic */
+	uint64_t dropped;	  /* dropped because the queue was full (oldest first) */
+	uint32_t queued;	  /* messages waiting now */
+	uint64_t queued_bytes;	  /* their payload bytes */
 	uint64_t next_retry_usec; /* when the next connection attempt is due (0: none) */
-	char last_error[128];	 /* why the last connection ended, "" if none */
+	char last_error[128];	  /* why the last connection ended, "" if none */
 };
 
 /*
@@ -117,3 +117,34 @@ void mqtt_client_stats(const struct mqtt_client *c, struct mqtt_stats *ret);
  */
 #define MQTT_STOP_USEC (500 * UINT64_C(1000))
 void mqtt_client_free(struct mqtt_client *c);
+
+/*
+ * mqtt_client_reload() - apply a reloaded mqtt { } (SIGHUP): when anything
+ * the connection depends on changed, publish "offline", disconnect and
+ * connect again with the new settings; the sink stays the same, so the
+ * observer keeps publishing through it. Return: 0, or a negative errno for
+ * a setting that cannot work (the client then keeps its old settings).
+ */
+int mqtt_client_reload(struct mqtt_client *c, const struct mqtt_config *cfg);
+
+/* the largest payload publish() takes (-EINVAL above): bounds the queue's memory */
+#define MQTT_PAYLOAD_MAX 4096
+/* the password file's content: one line of at most this minus one byte */
+#define MQTT_PASSWORD_MAX 256
+
+/*
+ * mqtt_config_check() - the checks across the keys of mqtt { } (the table
+ * checks each key alone). Return: 0, or -EINVAL with the key to blame in
+ * @ret_key and why in @why.
+ */
+int mqtt_config_check(const struct mqtt_config *cfg, const char **ret_key, char *why, size_t n);
+
+/* mqtt_node_id() - node_id, or the host name's first label made safe (a-z A-Z 0-9 _ -) */
+int mqtt_node_id(const struct mqtt_config *cfg, char *buf, size_t n);
+
+/*
+ * mqtt_password_parse() - the password from a password file's bytes: one
+ * line, one final "\n" or "\r\n" dropped; empty, NUL bytes, a second line
+ * or more than MQTT_PASSWORD_MAX - 1 bytes: -EINVAL with @ret_why.
+ */
+int mqtt_password_parse(const char *buf, size_t len, char *ret, size_t n, const char **ret_why);

@@ -139,6 +139,16 @@ ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_
 ssize_t pylon_rs485_find_answer(uint8_t adr, uint8_t req_cid2, const uint8_t *buf, size_t len,
 				size_t max, size_t *skip);
 
+/*
+ * The same two for a family with another CID1 on the same framing (EG4
+ * LifePower4: 0x4A, protocols/eg4_lifepower4.c); the two above are these
+ * with CID1 0x46.
+ */
+ssize_t pylon_rs485_request_cid1(uint8_t ver, uint8_t adr, uint8_t cid1, uint8_t cid2,
+				 const uint8_t *info, size_t n_info, uint8_t *buf, size_t n);
+ssize_t pylon_rs485_find_answer_cid1(uint8_t adr, uint8_t cid1, uint8_t req_cid2,
+				     const uint8_t *buf, size_t len, size_t max, size_t *skip);
+
 /**
  * pylon_rs485_answer_info() - the INFO of a framed answer as bytes.
  * @rtn: the answer's RTN (CID2)

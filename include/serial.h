@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <systemd/sd-event.h>
 
@@ -58,7 +59,8 @@ int serial_new(sd_event *e, const struct serial_config *cfg, serial_read_fn on_r
 	       serial_state_fn on_state, void *userdata, struct serial **ret);
 
 /**
- * serial_free() - close the port and drop its event sources.
+ * serial_free() - close the port and drop its event sources. Safe from
+ * inside the port's own ->on_read (the memory goes when it returns).
  * Return: NULL.
  */
 struct serial *serial_free(struct serial *s);
@@ -69,6 +71,17 @@ struct serial *serial_free(struct serial *s);
  * Return: 0, -ENOTCONN (port closed), -ENOBUFS (queue full, nothing queued).
  */
 int serial_write(struct serial *s, const uint8_t *buf, size_t n);
+
+/**
+ * serial_read_now() - read what the tty holds now, without waiting for the
+ * loop to dispatch the port's io source (a response timeout that fires with
+ * the answer already in the tty must see it first). The bytes go to
+ * ->on_read as usual; a read error is handled as in the loop
+ * (->on_state(false), reopen with back-off). Never blocks.
+ * Return: bytes read (0: none), or -ENOTCONN when the port is closed or
+ * was lost meanwhile.
+ */
+ssize_t serial_read_now(struct serial *s);
 
 /**
  * serial_is_open() - whether the port is open now.

@@ -28,6 +28,9 @@ extern const struct bms_driver sim_bms_driver;
 
 static const struct bms_driver daly_bms_driver = SERIAL_DRIVER(
 	"daly", "Daly BMS on UART/RS485 (0xA5 frames, boards 1-15)", daly_serial, 9600, true);
+static const struct bms_driver eg4_lifepower4_bms_driver = SERIAL_DRIVER(
+	"eg4-lifepower4", "EG4 LifePower4 on RS485 (~...CR ASCII, CID1 0x4A, DIP address 1-15)",
+	eg4_lifepower4_serial, 9600, true);
 static const struct bms_driver jbd_bms_driver =
 	SERIAL_DRIVER("jbd", "JBD / LLT (Xiaoxiang, Overkill) on UART/RS485, one BMS per port",
 		      jbd_serial, 9600, true);
@@ -51,6 +54,7 @@ static const struct bms_driver seplos_v3_bms_driver =
 /* clang-format off */
 static const struct bms_driver *const drivers[] = {
 	&daly_bms_driver,
+	&eg4_lifepower4_bms_driver,
 	&jbd_bms_driver,
 	&jk_pb_modbus_bms_driver,
 	&pace_bms_driver,

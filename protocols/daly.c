@@ -42,8 +42,10 @@
  *   - Frame numbers: V1.2 §3 says "starting from 0"; every real answer
  *     we have starts at 1 (20233332choi/DJY_EvTLMT tests/test_daly_bms.py,
  *     a live R24TS capture; maland16/daly-bms-uart example-output.txt
- *     "Frame No.: 1"; daly.py computes cell (frame - 1) x 3). Followed:
- *     frames 1..n, in order.
+ *     "Frame No.: 1"; daly.py computes cell (frame - 1) x 3). Both are
+ *     taken: frames 0..n-1 or 1..n, in order (a board built to the
+ *     document would otherwise never be read: the independent pack
+ *     reader, written from V1.2 alone, numbers from 0).
  *   - Some boards send more 0x96 frames than their sensors need (a
  *     second, all-zero frame with one sensor, in more than one published
  *     log); the engine lets frames beyond the count go by.
@@ -398,7 +400,7 @@ static unsigned daly_answer_frames(unsigned step, uint32_t memo)
 
 /*
  * The frames of a 0x95 / 0x96 answer, back to back: as many as @n values
- * need, numbered 1..k in order (header), each intact. Return: the frame
+ * need, numbered 0..k-1 or 1..k in order (header), each intact. Return: the frame
  * count, or -EBADMSG.
  */
 static int daly_frames_ok(const uint8_t *ans, size_t len, uint8_t cmd, unsigned n, unsigned per)
@@ -408,10 +410,14 @@ static int daly_frames_ok(const uint8_t *ans, size_t len, uint8_t cmd, unsigned 
 	if (n == 0 || k > DALY_FRAMES_MAX || len != (size_t)k * DALY_FRAME_LEN) {
 		return -EBADMSG;
 	}
+	/* the first frame's number: 0 (V1.2 §3) or 1 (every real board) */
+	if (ans[4] > 1) {
+		return -EBADMSG;
+	}
 	for (unsigned i = 0; i < k; i++) {
 		const uint8_t *f = ans + (size_t)i * DALY_FRAME_LEN;
 
-		if (!daly_answer_ok(f, cmd) || f[4] != i + 1) {
+		if (!daly_answer_ok(f, cmd) || f[4] != ans[4] + i) {
 			return -EBADMSG;
 		}
 	}

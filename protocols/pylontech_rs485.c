@@ -1029,6 +1029,13 @@ const struct inverter_protocol pylontech_rs485_protocol = {
 ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_t *info,
 			    size_t n_info, uint8_t *buf, size_t n)
 {
+	return pylon_rs485_request_cid1(ver, adr, PYLON_RS485_CID1_BATTERY, cid2, info, n_info, buf,
+					n);
+}
+
+ssize_t pylon_rs485_request_cid1(uint8_t ver, uint8_t adr, uint8_t cid1, uint8_t cid2,
+				 const uint8_t *info, size_t n_info, uint8_t *buf, size_t n)
+{
 	struct pyl_writer w = { .buf = buf, .size = n };
 	size_t lenid = 2 * n_info;
 
@@ -1038,7 +1045,7 @@ ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_
 	w_char(&w, PYLON_RS485_SOI);		       /* V3.3 §2.2.2 SOI */
 	w_u8(&w, ver);				       /* VER */
 	w_u8(&w, adr);				       /* ADR */
-	w_u8(&w, PYLON_RS485_CID1_BATTERY);	       /* CID1 0x46 (§2.5.1) */
+	w_u8(&w, cid1);				       /* CID1 (0x46 battery, §2.5.1) */
 	w_u8(&w, cid2);				       /* CID2 = the command */
 	w_u16(&w, pylon_rs485_length((uint16_t)lenid)); /* LENGTH (§2.3.2) */
 	for (size_t i = 0; i < n_info; i++) {
@@ -1051,6 +1058,13 @@ ssize_t pylon_rs485_request(uint8_t ver, uint8_t adr, uint8_t cid2, const uint8_
 
 ssize_t pylon_rs485_find_answer(uint8_t adr, uint8_t req_cid2, const uint8_t *buf, size_t len,
 				size_t max, size_t *skip)
+{
+	return pylon_rs485_find_answer_cid1(adr, PYLON_RS485_CID1_BATTERY, req_cid2, buf, len, max,
+					    skip);
+}
+
+ssize_t pylon_rs485_find_answer_cid1(uint8_t adr, uint8_t cid1, uint8_t req_cid2,
+				     const uint8_t *buf, size_t len, size_t max, size_t *skip)
 {
 	struct pylon_rs485_head h;
 	size_t n = 0;
@@ -1077,7 +1091,7 @@ ssize_t pylon_rs485_find_answer(uint8_t adr, uint8_t req_cid2, const uint8_t *bu
 		return -EBADMSG;
 	}
 	/* our own request echoed by a two-wire adapter, another pack's answer */
-	if (h.cid2 == req_cid2 || h.adr != adr || h.cid1 != PYLON_RS485_CID1_BATTERY) {
+	if (h.cid2 == req_cid2 || h.adr != adr || h.cid1 != cid1) {
 		if (skip) {
 			*skip = n;
 		}

@@ -45,6 +45,7 @@
 #include "hex.h"
 #include "macro.h"
 #include "metrics.h"
+#include "mqtt.h"
 #include "protocol.h"
 #include "safety.h"
 
@@ -529,7 +530,7 @@ static int parse_root(struct loader *ld, const config_setting_t *root, struct co
 			r = parse_key(ld, k, s, &cfg->daemon, name);
 		} else if (config_setting_type(s) == CONFIG_TYPE_GROUP) {
 			return fail_at(ld, s, name,
-				       "unknown group; the groups are bms, inverter and safety");
+				       "unknown group; the groups are bms, inverter, safety, metrics and mqtt");
 		} else {
 			r = unknown(ld, s, &g[0], name);
 		}
@@ -806,6 +807,22 @@ static int check_addresses(struct loader *ld, config_t *lc, struct config *cfg,
 	return 0;
 }
 
+/* mqtt { }: its own checks (src/mqtt_config.c), at the line of the key to change */
+static int check_mqtt(struct loader *ld, config_t *lc, const struct config *cfg)
+{
+	const config_setting_t *s;
+	const char *key = "";
+	char what[64];
+	char why[160];
+
+	if (mqtt_config_check(&cfg->mqtt, &key, why, sizeof(why)) >= 0) {
+		return 0;
+	}
+	snprintf(what, sizeof(what), "mqtt.%s", key);
+	s = config_lookup(lc, what);
+	return fail_at(ld, s ? s : config_lookup(lc, "mqtt"), what, "%s", why);
+}
+
 /* checks across keys; errors point at the setting that has to change */
 /*
  * Over 80 lines: one check after another, in the order bmsbridge.conf(5) lists them; each
@@ -913,6 +930,10 @@ static int cross_check(struct loader *ld, config_t *lc, struct config *cfg)
 		if (r < 0) {
 			return r;
 		}
+	}
+	r = check_mqtt(ld, lc, cfg);
+	if (r < 0) {
+		return r;
 	}
 	if (safety_config_check(&cfg->safety, why, sizeof(why)) < 0) {
 		return fail_at(ld, config_lookup(lc, "safety"), "safety", "%s", why);

@@ -108,6 +108,43 @@ static const struct conf_key metrics_keys[] = {
 #undef I
 #undef M
 
+#define M(field) offsetof(struct mqtt_config, field), sizeof(((struct mqtt_config *)0)->field)
+
+/* mqtt { }: the MQTT client (src/mqtt.c) and what it publishes (src/observer_mqtt.c) */
+static const struct conf_key mqtt_keys[] = {
+	{ "enabled", CONF_BOOL, M(enabled), 0, 1, false },
+	{ "host", CONF_STRING, M(host), 0, MQTT_HOST_MAX - 1, .def_str = "localhost" },
+	{ "port", CONF_UINT, M(port), 0, 65535, 0 },
+	{ "client_id", CONF_STRING, M(client_id), 0, 23, .def_str = "" },
+	{ "username", CONF_STRING, M(username), 0, MQTT_NAME_MAX - 1, .def_str = "" },
+	{ "password_file", CONF_STRING, M(password_file), 0, MQTT_PATH_MAX - 1, .def_str = "" },
+	{ "ca_file", CONF_STRING, M(ca_file), 0, MQTT_PATH_MAX - 1, .def_str = "" },
+	{ "ca_path", CONF_STRING, M(ca_path), 0, MQTT_PATH_MAX - 1, .def_str = "" },
+	{ "cert_file", CONF_STRING, M(cert_file), 0, MQTT_PATH_MAX - 1, .def_str = "" },
+	{ "key_file", CONF_STRING, M(key_file), 0, MQTT_PATH_MAX - 1, .def_str = "" },
+	/* libmosquitto refuses a keepalive under 5 s */
+	{ "keepalive_s", CONF_UINT, M(keepalive_usec), 5, 3600, 30, .scale = USEC_PER_SEC,
+	  .unit = "s" },
+	{ "reconnect_min_s", CONF_UINT, M(reconnect_min_usec), 1, 3600, 1, .scale = USEC_PER_SEC,
+	  .unit = "s" },
+	{ "reconnect_max_s", CONF_UINT, M(reconnect_max_usec), 1, 3600, 60, .scale = USEC_PER_SEC,
+	  .unit = "s" },
+	{ "queue_max", CONF_UINT, M(queue_max), 16, 4096, 512, .unit = "messages" },
+	{ "topic_prefix", CONF_STRING, M(topic_prefix), 1, MQTT_NAME_MAX - 1,
+	  .def_str = "bmsbridge" },
+	{ "node_id", CONF_STRING, M(node_id), 0, MQTT_NAME_MAX - 1, .def_str = "" },
+	{ "discovery", CONF_BOOL, M(discovery), 0, 1, true },
+	{ "discovery_prefix", CONF_STRING, M(discovery_prefix), 1, MQTT_NAME_MAX - 1,
+	  .def_str = "homeassistant" },
+	{ "cells", CONF_BOOL, M(cells), 0, 1, true },
+	{ "min_interval_ms", CONF_UINT, M(min_interval_usec), 100, 3600000, 1000,
+	  .scale = USEC_PER_MSEC, .unit = "ms" },
+	{ "max_silence_s", CONF_UINT, M(max_silence_usec), 1, 86400, 60, .scale = USEC_PER_SEC,
+	  .unit = "s" },
+};
+
+#undef M
+
 /* the groups of the file, in the order --check-config prints them */
 size_t config_groups(struct conf_group g[static CONFIG_GROUPS])
 {
@@ -121,5 +158,7 @@ size_t config_groups(struct conf_group g[static CONFIG_GROUPS])
 				    offsetof(struct config, safety) };
 	g[4] = (struct conf_group){ "metrics", metrics_keys, ARRAY_SIZE(metrics_keys),
 				    offsetof(struct config, metrics) };
+	g[5] = (struct conf_group){ "mqtt", mqtt_keys, ARRAY_SIZE(mqtt_keys),
+				    offsetof(struct config, mqtt) };
 	return CONFIG_GROUPS;
 }

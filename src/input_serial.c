@@ -2,13 +2,13 @@
 /*
  * The serial BMS input (BMS_TRANSPORT_SERIAL). A driver with ->serial
  * (Pylontech RS485, Seplos V2/V3, Pace, JBD, Daly) is handed to the
- * generic exchange engine, src/serial_engine.c, which uses no libmodbus.
- * What follows is the JK-PB path (jk-pb-modbus, ->decode_block()), not
- * moved onto that engine yet: its late-answer matching below (per pack and
- * step FIFOs of send times, the probe) and its listen-only method are tied
- * to the JK stream parser, and they are what its tests and benchmarks
- * prove. libmodbus does for it what is said under "Model": open and
- * configure the port and send each request with its CRC; nothing else.
+ * generic exchange engine, src/serial_engine.c. What follows is the
+ * JK-PB path (jk-pb-modbus, ->decode_block()), not moved onto that engine's
+ * exchange logic yet: its late-answer matching below (per pack and step
+ * FIFOs of send times, the probe) and its listen-only method are tied to
+ * the JK stream parser, and they are what its tests and benchmarks prove.
+ * It shares the engine's port (src/serial.c) and its packs-online
+ * bookkeeping (src/pack_watch.c); neither uses libmodbus any more.
  * It reads JK-PB packs on one bus, two ways:
  *
  *   polling (read_method "trigger" or "registers"): we are the bus master
@@ -20,11 +20,13 @@
  *     mr-manuel/venus-os_dbus-serialbattery; txubelaxu/esphome-jk-bms
  *     jk_rs485_sniffer reads the same bus the same way).
  *
- * Model: libmodbus opens and configures the port (RTU, 8N1, bms.baud or
- * the driver's 115200) and puts each request on the wire
- * (modbus_send_raw_request(), which adds the CRC). Everything that comes
- * back is read by our own non-blocking reader on the tty fd, at any time
- * the port is open, and cut into items by the pure stream parser of
+ * Model: src/serial.c opens and configures the port (raw 8N1, bms.baud or
+ * the driver's 115200, exclusive, kernel RS485 direction control where the
+ * UART has it) and queues each request, built whole with its CRC by
+ * jk_pb_build_trigger() / jk_pb_build_read(). Everything that comes back
+ * is handed to on_bytes() at any time the port is open (and read at once
+ * with serial_read_now() when a timer fires), and cut into items by the
+ * pure stream parser of
  * protocols/jk_pb.c (jk_pb_bus_next(): polls, 55 AA EB 90 frames, write
  * echoes, 0x03 answers, each checked by CRC or sum8); jk_pb_listen()
  * pairs each frame with the poll before it and the echo after it. No
@@ -65,28 +67,27 @@
  * undecodable block) is retried once, then the pack is skipped for this
  * round and counted offline; an absent pack costs at most two response
  * timeouts per round. After REOPEN_AFTER failed exchanges in a row (a
- * vanished USB adapter leaves an fd that looks open) or a hang-up on the
- * fd, the port is closed and reopened every REOPEN_DELAY until it is back.
+ * vanished USB adapter leaves an fd that looks open) the port is closed
+ * and opened again REOPEN_DELAY later; a hang-up or read error is
+ * src/serial.c's, which closes it and reopens it with its back-off (1 s
+ * doubling to 30 s) until the device is back.
  *
  * Logging (issue 11: a silent pack gave ~70 lines a minute): a pack going
  * silent and coming back are said once each; a silent pack's failed
- * exchanges are debug only, with a reminder every SILENT_REMIND; the
+ * exchanges are debug only, with a reminder every PACK_WATCH_REMIND_USEC
+ * (src/pack_watch.c, shared with the generic engine); the
  * counts are in STATUS.
  *
  * Errors are negative errno at this boundary: -ETIMEDOUT (no answer),
- * -EBADMSG (CRC, checksum, framing), -EIO (a Modbus exception or a dead
- * line); libmodbus's own errors are logged with modbus_strerror().
+ * -EBADMSG (CRC, checksum, framing), -EIO (a Modbus exception); a dead
+ * line is src/serial.c's (->state(false)).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
-
-#include <modbus/modbus.h>
 
 #define LOG_MODULE "bms_modbus"
 #include "bms.h"
@@ -95,6 +96,8 @@
 #include "log.h"
 #include "macro.h"
 #include "jk_pb.h"
+#include "pack_watch.h"
+#include "serial.h"
 #include "serial_engine.h"
 
 #define MODBUS_DEFAULT_POLL_USEC (2 * USEC_PER_SEC)
@@ -104,7 +107,6 @@
 #define REOPEN_DELAY_USEC (2 * USEC_PER_SEC)
 #define RX_MAX 1024 /* a frame, its echo, an echo of ours and some noise */
 #define LATE_FIFO_MAX 32 /* unanswered requests remembered per pack and step */
-#define SILENT_REMIND_USEC (10 * 60 * USEC_PER_SEC)
 /* listening: a DIP-0 master's cycle is ~4.4 s (JKBMS-PB.md); three of them */
 #define LISTEN_SILENT_USEC (15 * USEC_PER_SEC)
 #define LISTEN_TICK_USEC (100 * USEC_PER_MSEC)
@@ -151,13 +153,10 @@ struct inflight {
 };
 
 struct modbus_pack {
-	uint8_t addr;
-	bool online;		    /* polling: last round read it; listening: heard lately */
+	/* address, online (polling: last round read it; listening: heard lately), silence */
+	struct pack_watch w;
 	bool heard_ever;
 	uint64_t failures;	    /* rounds it was skipped */
-	uint64_t silent_since_usec; /* when it went silent, 0: answering */
-	uint64_t silent_rounds;	    /* rounds missed in this silence */
-	uint64_t reminded_usec;	    /* the last "still silent" line */
 	uint64_t heard_usec;	    /* listening: its last frame */
 	uint64_t frames;	    /* frames decoded */
 	uint64_t image_usec;	    /* registers: oldest request behind the image */
@@ -166,9 +165,10 @@ struct modbus_pack {
 
 struct serial_input {
 	struct input base; /* ops, ctx */
-	modbus_t *ctx;
-	int fd;
-	sd_event_source *io;	/* readable tty */
+	struct serial *port;  /* src/serial.c: raw 8N1, reopened with back-off when lost */
+	bool port_stale;      /* closed by schedule_reopen(), freed from the timer */
+	uint64_t reopen_usec; /* ... and a new one opened then */
+	uint32_t baud;
 	sd_event_source *timer; /* gap, response timeout, probe, reopen, listen tick */
 	sd_event_source *poll;	/* one round every poll_interval (polling only) */
 
@@ -202,7 +202,7 @@ struct serial_input {
 	uint64_t late_answers, stray_bytes, forgotten, fifo_overflows;
 	uint64_t collisions, strangers, sent_bytes;
 	uint16_t stranger_seen; /* addresses already reported */
-	struct ratelimit rl_timeout, rl_bad, rl_late, rl_open, rl_collision;
+	struct ratelimit rl_timeout, rl_bad, rl_late, rl_collision;
 };
 
 static void start_exchange(struct serial_input *in, uint64_t now);
@@ -246,90 +246,28 @@ static uint64_t fifo_pop(struct inflight *f)
 }
 
 /*
- * Read whatever is pending. Return: bytes read, or -EIO on a dead line
- * (a hang-up also shows as EPOLLHUP on the io source).
+ * The port is closed (lost, or being replaced): nothing is in progress,
+ * what was received is dropped, the bridge is told.
  */
-static ssize_t read_pending(struct serial_input *in, uint8_t *buf, size_t n)
+static void port_closed(struct serial_input *in)
 {
-	ssize_t total = 0;
-
-	while ((size_t)total < n) {
-		ssize_t k = read(in->fd, buf + total, n - (size_t)total);
-
-		if (k > 0) {
-			total += k;
-			continue;
-		}
-		if (k < 0 && errno == EINTR) {
-			continue;
-		}
-		/* a raw tty (VMIN 0, VTIME 0, as libmodbus sets it) says "nothing" with 0 */
-		if (k == 0 || errno == EAGAIN) {
-			break;
-		}
-		/* EIO, ENODEV...: the other end is gone (USB unplugged, pty closed) */
-		return -EIO;
-	}
-	return total;
-}
-
-static void port_close(struct serial_input *in)
-{
-	in->io = sd_event_source_disable_unref(in->io);
-	if (in->ctx) {
-		modbus_close(in->ctx);
-		modbus_free(in->ctx);
-		in->ctx = NULL;
-	}
-	in->fd = -1;
+	sd_event_source_set_enabled(in->timer, SD_EVENT_OFF);
 	in->phase = PHASE_CLOSED;
 	in->round_pending = false;
 	in->rx_len = 0;
 	jk_pb_listener_init(&in->lis, in->timeout_usec);
+	for (unsigned i = 0; i < in->n_packs; i++) {
+		in->packs[i].w.online = false;
+	}
 	if (in->base.ctx->open) {
 		in->base.ctx->open = false;
 		input_port_changed(in->base.ctx);
 	}
 }
 
-static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata);
-
-static int port_open(struct serial_input *in, uint64_t now)
+/* the port (src/serial.c) is open: start listening, or wait for the poll timer */
+static void port_opened(struct serial_input *in, uint64_t now)
 {
-	const struct bms_config *c = in->base.ctx->cfg;
-	uint32_t baud = c->baud ? c->baud : in->base.ctx->driver->baud ? in->base.ctx->driver->baud : 115200;
-	int flags, r;
-
-	in->ctx = modbus_new_rtu(c->port, (int)baud, 'N', 8, 1);
-	if (!in->ctx) {
-		r = -errno;
-		log_ratelimit(&in->rl_open, now, LOG_ERR, "Cannot set up %s: %s", c->port,
-			      modbus_strerror(errno));
-		return r ? r : -ENOMEM;
-	}
-	if (modbus_connect(in->ctx) < 0) {
-		r = -errno;
-		log_ratelimit(&in->rl_open, now, LOG_WARNING, "Cannot open %s: %s, retrying",
-			      c->port, modbus_strerror(errno));
-		modbus_free(in->ctx);
-		in->ctx = NULL;
-		return r < 0 ? r : -EIO;
-	}
-	in->fd = modbus_get_socket(in->ctx);
-	/* our reader never waits: the fd stays non-blocking, and private */
-	flags = fcntl(in->fd, F_GETFL);
-	if (flags < 0 || fcntl(in->fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-	    fcntl(in->fd, F_SETFD, FD_CLOEXEC) < 0) {
-		r = -errno;
-		port_close(in);
-		return r;
-	}
-	/* always read: a late answer must be seen whenever it comes */
-	r = sd_event_add_io(in->base.ctx->event, &in->io, in->fd, EPOLLIN, on_readable, in);
-	if (r < 0) {
-		port_close(in);
-		return r;
-	}
 	in->consecutive_failures = 0;
 	in->quiet_since_usec = in->open_usec = now;
 	if (in->listen) {
@@ -338,67 +276,85 @@ static int port_open(struct serial_input *in, uint64_t now)
 	} else {
 		in->phase = PHASE_IDLE;
 	}
-	log_info("BMS port %s open, %" PRIu32 " 8N1, %u pack%s, %s", c->port, baud, in->n_packs,
-		 in->n_packs == 1 ? "" : "s",
-		 in->listen		    ? "listening only (a DIP-0 JK master drives the bus)"
+	log_info("BMS port %s open, %" PRIu32 " 8N1, %u pack%s, %s", in->base.ctx->cfg->port,
+		 in->baud, in->n_packs, in->n_packs == 1 ? "" : "s",
+		 in->listen		      ? "listening only (a DIP-0 JK master drives the bus)"
 		 : in->steps == trigger_steps ? "trigger method"
 					      : "register method");
 	in->base.ctx->open = true;
 	input_port_changed(in->base.ctx);
+}
+
+static void on_bytes(struct serial *s, const uint8_t *buf, size_t n, uint64_t now_usec,
+		     void *userdata);
+
+/* src/serial.c opened the port, or lost it (it then reopens with back-off) */
+static void on_port(struct serial *s, bool open, void *userdata)
+{
+	struct serial_input *in = userdata;
+	uint64_t now = input_now(in->base.ctx);
+
+	(void)s;
+	if (in->port_stale) {
+		return; /* the port we are replacing: schedule_reopen() said it */
+	}
+	if (open) {
+		port_opened(in, now);
+		return;
+	}
+	log_warning("Reopening BMS port %s: %s", in->base.ctx->cfg->port, "the line is gone");
+	in->reopens++;
+	port_closed(in);
+}
+
+static int port_new(struct serial_input *in, uint64_t now)
+{
+	const struct serial_config sc = {
+		.path = in->base.ctx->cfg->port,
+		.baud = in->baud,
+		.rs485 = true,
+	};
+	int r = serial_new(in->base.ctx->event, &sc, on_bytes, on_port, in, &in->port);
+
+	if (r < 0) {
+		return r;
+	}
+	/* not open yet: src/serial.c retries with back-off and calls on_port() */
+	if (serial_is_open(in->port)) {
+		port_opened(in, now);
+	}
 	return 0;
 }
 
+/*
+ * The line looks open but nothing answers (or a write failed): close it and
+ * open it again REOPEN_DELAY later. This may run inside the port's own read
+ * callback, so the port is freed from the timer, never here.
+ */
 static void schedule_reopen(struct serial_input *in, uint64_t now, const char *why)
 {
 	log_warning("Reopening BMS port %s: %s", in->base.ctx->cfg->port, why);
-	port_close(in);
+	port_closed(in);
 	in->reopens++;
-	for (unsigned i = 0; i < in->n_packs; i++) {
-		in->packs[i].online = false;
-	}
-	arm_timer(in, now + REOPEN_DELAY_USEC);
+	in->port_stale = true;
+	in->reopen_usec = now + REOPEN_DELAY_USEC;
+	arm_timer(in, now);
 }
 
-/* ---- pack state changes, said once ------------------------------------------- */
-
-static void pack_answered(struct serial_input *in, unsigned i, uint64_t now)
+/* the timer while closed: free a port being replaced, open a new one when due */
+static void closed_tick(struct serial_input *in, uint64_t now)
 {
-	struct modbus_pack *p = &in->packs[i];
-
-	if (p->online) {
+	if (in->port_stale) {
+		in->port = serial_free(in->port);
+		in->port_stale = false;
+	}
+	if (now < in->reopen_usec) {
+		arm_timer(in, in->reopen_usec);
 		return;
 	}
-	p->online = true;
-	if (p->silent_since_usec) {
-		log_info("Pack %u (address %u) online again after %.1f s silent (%" PRIu64
-			 " rounds missed)",
-			 i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			 p->silent_rounds);
-	} else {
-		log_info("Pack %u (address %u) online", i + 1, p->addr);
-	}
-	p->silent_since_usec = 0;
-	p->silent_rounds = 0;
-}
-
-static void pack_silent(struct serial_input *in, unsigned i, uint64_t now, const char *what)
-{
-	struct modbus_pack *p = &in->packs[i];
-
-	p->silent_rounds++;
-	if (p->online || !p->silent_since_usec) {
-		p->online = false;
-		p->silent_since_usec = now;
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) %s; said once, the count is in STATUS", i + 1,
-			    p->addr, what);
-		return;
-	}
-	if (now - p->reminded_usec >= SILENT_REMIND_USEC) {
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) still silent, for %.0f s (%" PRIu64 " rounds)",
-			    i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			    p->silent_rounds);
+	if (!in->port && port_new(in, now) < 0) {
+		in->reopen_usec = now + REOPEN_DELAY_USEC;
+		arm_timer(in, in->reopen_usec);
 	}
 }
 
@@ -429,9 +385,10 @@ static void advance(struct serial_input *in, uint64_t now, bool pack_failed)
 	} else {
 		if (pack_failed) {
 			in->packs[in->pack].failures++;
-			pack_silent(in, in->pack, now, "not answering");
+			pack_watch_silent(&in->packs[in->pack].w, LOG_MODULE, in->pack, now,
+					  "not answering");
 		} else {
-			pack_answered(in, in->pack, now);
+			pack_watch_answered(&in->packs[in->pack].w, LOG_MODULE, in->pack, now);
 		}
 		in->step = 0;
 		in->pack++;
@@ -462,12 +419,12 @@ static void exchange_failed(struct serial_input *in, uint64_t now, int err)
 	 * timeouts must not hide a bad answer of another one). A pack known
 	 * silent: its failures are counted in STATUS, not logged again.
 	 */
-	if (p->silent_since_usec && err == -ETIMEDOUT) {
-		log_debug("Pack address %u, %s 0x%04X: still silent", p->addr,
+	if (p->w.silent_since_usec && err == -ETIMEDOUT) {
+		log_debug("Pack address %u, %s 0x%04X: still silent", p->w.addr,
 			  st->trigger ? "trigger" : "read", st->reg);
 	} else {
 		log_ratelimit(err == -ETIMEDOUT ? &in->rl_timeout : &in->rl_bad, now, LOG_WARNING,
-			      "Pack address %u, %s 0x%04X: %s (%zu bytes)%s", p->addr,
+			      "Pack address %u, %s 0x%04X: %s (%zu bytes)%s", p->w.addr,
 			      st->trigger ? "trigger" : "read", st->reg, strerror(-err),
 			      in->window_bytes, in->attempt == 0 ? ", retrying" : "");
 	}
@@ -534,14 +491,14 @@ static void mark_late(struct serial_input *in, uint64_t now, unsigned pack, uint
 	log_ratelimit(&in->rl_late, now, LOG_WARNING,
 		      "Late answer on the bus: %s of pack address %u, %.1f s after its request "
 		      "(a buffering link?); its data is dated by the request",
-		      what, in->packs[pack].addr,
+		      what, in->packs[pack].w.addr,
 		      stamp ? (double)(now - stamp) / USEC_PER_SEC : 0.0);
 }
 
 static int pack_index(const struct serial_input *in, uint8_t addr)
 {
 	for (unsigned i = 0; i < in->n_packs; i++) {
-		if (in->packs[i].addr == addr) {
+		if (in->packs[i].w.addr == addr) {
 			return (int)i;
 		}
 	}
@@ -707,7 +664,7 @@ static void listen_heard(struct serial_input *in, const struct jk_pb_heard *h, u
 	}
 	in->packs[pi].heard_usec = now;
 	in->packs[pi].heard_ever = true;
-	pack_answered(in, (unsigned)pi, now);
+	pack_watch_answered(&in->packs[(unsigned)pi].w, LOG_MODULE, (unsigned)pi, now);
 }
 
 static void listen_tick(struct serial_input *in, uint64_t now)
@@ -727,9 +684,10 @@ static void listen_tick(struct serial_input *in, uint64_t now)
 		struct modbus_pack *p = &in->packs[i];
 		uint64_t since = p->heard_ever ? p->heard_usec : in->open_usec;
 
-		if ((p->online || !p->silent_since_usec) && now - since > LISTEN_SILENT_USEC) {
-			pack_silent(in, i, now, i == 0 ? "(the DIP-0 master) not heard"
-						       : "not heard on the bus");
+		if ((p->w.online || !p->w.silent_since_usec) && now - since > LISTEN_SILENT_USEC) {
+			pack_watch_silent(&in->packs[i].w, LOG_MODULE, i, now,
+					  i == 0 ? "(the DIP-0 master) not heard"
+						 : "not heard on the bus");
 		}
 	}
 }
@@ -765,14 +723,14 @@ static void handle_item(struct serial_input *in, const struct jk_pb_bus_item *it
 		poll_read_answer(in, it, now);
 		return;
 	case JK_PB_BUS_EXCEPTION:
-		if (in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].addr) {
+		if (in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].w.addr) {
 			fifo_pop(&in->packs[in->pack].fifo[in->step]);
 			exchange_failed(in, now, -EIO);
 		}
 		return;
 	case JK_PB_BUS_ACK:
 		/* an echo with no frame before it: the frame was broken */
-		if (!held && in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].addr &&
+		if (!held && in->phase == PHASE_WAIT && it->addr == in->packs[in->pack].w.addr &&
 		    it->reg == in->steps[in->step].reg) {
 			jk_pb_listen(&in->lis, it, now, &h);
 			fifo_pop(&in->packs[in->pack].fifo[in->step]);
@@ -815,47 +773,52 @@ static void consume(struct serial_input *in, uint64_t now, bool final)
 	in->rx_len -= off;
 }
 
-/* read what is pending; Return: bytes, or <0 after the port was reopened */
-static ssize_t take_input(struct serial_input *in, uint64_t now)
+/*
+ * Bytes from the port (src/serial.c), whenever they come: a late answer
+ * must be seen at any time the port is open. They are cut into items at
+ * once; every byte restarts the quiet before our next request.
+ */
+static void on_bytes(struct serial *s, const uint8_t *buf, size_t n, uint64_t now_usec,
+		     void *userdata)
 {
-	ssize_t k;
+	struct serial_input *in = userdata;
+	uint64_t now = input_now(in->base.ctx);
 
-	if (in->rx_len == sizeof(in->rx)) {
-		consume(in, now, true);
-	}
-	k = read_pending(in, in->rx + in->rx_len, sizeof(in->rx) - in->rx_len);
-	if (k < 0) {
-		schedule_reopen(in, now, "the line is gone");
-		return k;
-	}
-	if (k > 0) {
-		in->rx_len += (size_t)k;
+	(void)s;
+	(void)now_usec;
+	while (n > 0 && in->phase != PHASE_CLOSED) {
+		size_t room, k;
+
+		if (in->rx_len == sizeof(in->rx)) {
+			consume(in, now, true);
+		}
+		room = sizeof(in->rx) - in->rx_len;
+		k = n < room ? n : room;
+		memcpy(in->rx + in->rx_len, buf, k);
+		in->rx_len += k;
+		buf += k;
+		n -= k;
 		/* real bus activity: the quiet before our next request starts again */
 		in->quiet_since_usec = now;
 		consume(in, now, false);
 	}
-	return k;
-}
-
-static int on_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata)
-{
-	struct serial_input *in = userdata;
-	uint64_t now = input_now(in->base.ctx);
-	ssize_t k;
-
-	if (in->phase == PHASE_CLOSED) {
-		return 0;
-	}
-	k = take_input(in, now);
-	if (k >= 0 && (revents & (EPOLLHUP | EPOLLERR)) && in->phase != PHASE_CLOSED) {
-		schedule_reopen(in, now, "the line is gone");
-		return 0;
-	}
 	/* a gap under way waits for the bus to be quiet again */
-	if (k > 0 && in->phase == PHASE_GAP) {
+	if (in->phase == PHASE_GAP) {
 		start_exchange(in, now);
 	}
-	return 0;
+}
+
+/*
+ * Read what the tty holds now (a timer may fire with the answer already
+ * there). Return: bytes (through on_bytes()), or <0 when the port is closed
+ * or was lost meanwhile.
+ */
+static ssize_t take_input(struct serial_input *in)
+{
+	if (!in->port || in->port_stale) {
+		return -ENOTCONN;
+	}
+	return serial_read_now(in->port);
 }
 
 /* Send the current step's request now (the bus has been quiet long enough). */
@@ -866,9 +829,10 @@ static void send_request(struct serial_input *in, uint64_t now)
 	uint8_t req[JK_PB_REQUEST_MAX];
 	struct jk_pb_heard h;
 	size_t n;
+	int r;
 
 	/* anything that came in the meantime is taken first; then quiet again? */
-	if (take_input(in, now) != 0) {
+	if (take_input(in) != 0) {
 		if (in->phase == PHASE_GAP) {
 			start_exchange(in, now);
 		}
@@ -879,14 +843,13 @@ static void send_request(struct serial_input *in, uint64_t now)
 	if (jk_pb_listen_flush(&in->lis, now, true, &h) > 0) {
 		poll_heard(in, &h, now);
 	}
-	n = st->trigger ? jk_pb_build_trigger(p->addr, st->reg, req)
-			: jk_pb_build_read(p->addr, st->reg, st->count, req);
-	/* libmodbus appends the CRC itself: hand it the request without ours */
-	if (modbus_send_raw_request(in->ctx, req, (int)n - 2) < 0) {
-		int err = errno;
-
+	n = st->trigger ? jk_pb_build_trigger(p->w.addr, st->reg, req)
+			: jk_pb_build_read(p->w.addr, st->reg, st->count, req);
+	/* the request with its CRC (jk_pb_crc16()), queued whole or not at all */
+	r = serial_write(in->port, req, n);
+	if (r < 0) {
 		log_ratelimit(&in->rl_bad, now, LOG_WARNING, "Cannot send to %s: %s",
-			      in->base.ctx->cfg->port, modbus_strerror(err));
+			      in->base.ctx->cfg->port, strerror(-r));
 		schedule_reopen(in, now, "write failed");
 		return;
 	}
@@ -922,7 +885,7 @@ static void wait_over(struct serial_input *in, uint64_t now)
 	struct jk_pb_heard h;
 
 	/* last look: the answer may have come with the timer */
-	if (take_input(in, now) < 0 || in->phase != PHASE_WAIT) {
+	if (take_input(in) < 0 || in->phase != PHASE_WAIT) {
 		return;
 	}
 	/* the window is over: what is still incomplete will not complete in it */
@@ -948,9 +911,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 
 	switch (in->phase) {
 	case PHASE_CLOSED:
-		if (port_open(in, now) < 0) {
-			arm_timer(in, now + REOPEN_DELAY_USEC);
-		}
+		closed_tick(in, now);
 		return 0;
 	case PHASE_GAP:
 		send_request(in, now);
@@ -959,12 +920,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
 		wait_over(in, now);
 		return 0;
 	case PHASE_PROBE:
-		if (take_input(in, now) >= 0 && in->phase == PHASE_PROBE) {
+		if (take_input(in) >= 0 && in->phase == PHASE_PROBE) {
 			probe_over(in, now);
 		}
 		return 0;
 	case PHASE_LISTEN:
-		if (take_input(in, now) >= 0 && in->phase == PHASE_LISTEN) {
+		if (take_input(in) >= 0 && in->phase == PHASE_LISTEN) {
 			/* a quiet bus completes nothing more: what is left is noise */
 			if (now - in->quiet_since_usec > in->timeout_usec) {
 				consume(in, now, true);
@@ -1007,11 +968,7 @@ static struct input *modbus_input_free(struct input *base)
 	}
 	in->poll = sd_event_source_disable_unref(in->poll);
 	in->timer = sd_event_source_disable_unref(in->timer);
-	in->io = sd_event_source_disable_unref(in->io);
-	if (in->ctx) {
-		modbus_close(in->ctx);
-		modbus_free(in->ctx);
-	}
+	in->port = serial_free(in->port);
 	free(in);
 	return NULL;
 }
@@ -1038,12 +995,11 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 		return -ENOMEM;
 	}
 	in->base.ctx = ctx;
-	in->fd = -1;
 	in->phase = PHASE_CLOSED;
+	in->baud = c->baud ? c->baud : ctx->driver->baud ? ctx->driver->baud : 115200;
 	in->rl_timeout = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
 	in->rl_bad = (struct ratelimit)RATELIMIT_INIT(10 * USEC_PER_SEC, 5);
 	in->rl_late = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
-	in->rl_open = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
 	in->rl_collision = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
 	in->poll_usec = c->poll_interval_usec ? c->poll_interval_usec : MODBUS_DEFAULT_POLL_USEC;
 	in->timeout_usec = c->response_timeout_usec ? c->response_timeout_usec
@@ -1070,7 +1026,7 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 	 * Listening: the DIP-0 master first, then the addresses given.
 	 */
 	if (in->listen) {
-		in->packs[0].addr = 0;
+		in->packs[0].w.addr = 0;
 		first = 1;
 	}
 	in->n_packs = first + (c->n_addresses ? c->n_addresses : in->listen ? 0 : 1);
@@ -1081,7 +1037,7 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 		in->n_packs = BATTERY_PACKS_MAX;
 	}
 	for (unsigned i = first; i < in->n_packs; i++) {
-		in->packs[i].addr = c->n_addresses ? c->addresses[i - first] : 1;
+		in->packs[i].w.addr = c->n_addresses ? c->addresses[i - first] : 1;
 	}
 	ctx->state->pack_count = (uint8_t)in->n_packs;
 
@@ -1104,9 +1060,12 @@ static int modbus_input_open(struct input_ctx *ctx, struct input **ret)
 		sd_event_source_set_exit_on_failure(in->poll, true);
 	}
 
-	/* a missing port is not fatal: the timer retries until it appears */
-	if (port_open(in, now) < 0) {
-		arm_timer(in, now + REOPEN_DELAY_USEC);
+	/* a missing port is not fatal: src/serial.c retries until it appears */
+	r = port_new(in, now);
+	if (r < 0) {
+		modbus_input_free(&in->base);
+		return log_error_errno(r, "Cannot set up the BMS port %s: %s", c->port,
+				       strerror(-r));
 	}
 	in->base.ops = &input_serial_ops;
 	*ret = &in->base;
@@ -1117,30 +1076,16 @@ static void modbus_input_status(struct input *base, char *buf, size_t n)
 {
 	struct serial_input *in = container_of(base, struct serial_input, base);
 	uint64_t now = input_now(in->base.ctx);
-	unsigned online = 0, silent = 0, first = 0;
-	char extra[64] = "";
+	unsigned online;
+	char extra[64];
 	int k;
 
 	if (base->ctx->driver->serial) {
 		serial_engine_status(base, buf, n);
 		return;
 	}
-	for (unsigned i = 0; i < in->n_packs; i++) {
-		online += in->packs[i].online;
-		if (in->packs[i].silent_since_usec) {
-			if (silent++ == 0) {
-				first = i;
-			}
-		}
-	}
-	/* the first silent pack by name, its time and rounds; the others counted */
-	if (silent > 0) {
-		const struct modbus_pack *p = &in->packs[first];
-
-		snprintf(extra, sizeof(extra), ", @%u silent %" PRIu64 " s/%" PRIu64 " rounds%s",
-			 p->addr, (now - p->silent_since_usec) / USEC_PER_SEC, p->silent_rounds,
-			 silent > 1 ? " +more" : "");
-	}
+	online = pack_watch_summary(&in->packs[0].w, sizeof(in->packs[0]), in->n_packs, now, extra,
+				    sizeof(extra));
 	if (in->listen) {
 		snprintf(buf, n, "%s listening %u/%u packs%s%s, %" PRIu64 " polls, %" PRIu64
 			 " collisions, %" PRIu64 " sent",

@@ -38,6 +38,7 @@
 #include "build-config.h"
 #include "config.h"
 #include "log.h"
+#include "mqtt.h"
 #include "notify.h"
 #include "observer.h"
 #include "observer_metrics.h"
@@ -48,11 +49,13 @@ static bool arg_demo;
 static bool arg_check;
 static int arg_verbose;
 static const char *arg_debug;
+/* the MQTT client, when mqtt { enabled = true } at start (NULL otherwise) */
+static struct mqtt_client *mqtt_client;
 
 /* every LOG_MODULE of the daemon, for -d (tests/can/test-can-link.py checks the list) */
 static const char *const log_modules[] = {
 	"bms_can", "bms_modbus", "bms_replay", "bms_serial", "bms_sim", "bridge", "can_bus",
-	"candump", "dbus", "main", "metrics", "notify", "output_can", "rs485", "serial",
+	"candump", "dbus", "main", "metrics", "mqtt", "notify", "output_can", "rs485", "serial",
 };
 
 /* -d: each name must be a module, or the flag silently shows nothing */
@@ -227,6 +230,14 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 		if (r >= 0) {
 			apply_log_level(&br->cfg);
 		}
+		/* mqtt { }: reconnect with what changed; enabled itself is read at start */
+		if (r >= 0 && mqtt_client) {
+			(void)mqtt_client_reload(mqtt_client, &br->cfg.mqtt);
+		}
+		if (r >= 0 && br->cfg.mqtt.enabled != !!mqtt_client) {
+			log_notice("mqtt.enabled is read at start only: restart the daemon to %s MQTT",
+				   br->cfg.mqtt.enabled ? "start" : "stop");
+		}
 	}
 	free(cfg);
 	if (!br->tick_timer) {
@@ -355,6 +366,18 @@ static int run(const struct config *cfg)
 	if (metrics_on) {
 		bridge_observer_add(&br, &obs_metrics.base);
 	}
+	/*
+	 * the fifth: MQTT, unless mqtt { enabled = false } (read at start
+	 * only). A setting that cannot work (a password file others can read,
+	 * a missing CA file) is one error line; the gateway runs on without
+	 * MQTT, as the inverter matters more than the dashboard.
+	 */
+	if (cfg->mqtt.enabled && mqtt_client_new(&mqtt_client, e, &cfg->mqtt) < 0) {
+		log_error("MQTT is off until the setting above is fixed (then: systemctl restart "
+			  "bmsbridge)");
+		mqtt_client = NULL;
+	}
+	/* ---- here: the MQTT observer (src/observer_mqtt.c) on mqtt_client_sink(), if any ---- */
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
@@ -383,6 +406,9 @@ static int run(const struct config *cfg)
 		bridge_observer_remove(&br, &obs_metrics.base);
 		observer_metrics_stop(&obs_metrics);
 	}
+	/* "offline" and DISCONNECT, within MQTT_STOP_USEC */
+	mqtt_client_free(mqtt_client);
+	mqtt_client = NULL;
 	sd_event_unref(e);
 	return r;
 }

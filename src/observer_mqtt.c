@@ -29,7 +29,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #define LOG_MODULE "mqtt"
 #include "build-config.h"
@@ -1097,32 +1096,4 @@ void observer_mqtt_stop(struct observer_mqtt *o)
 	for (unsigned i = 0; i < o->n_slots; i++) {
 		publish_availability(o, &o->slots[i], false);
 	}
-}
-
-/*
- * mqtt_base_topic() belongs to the client (src/mqtt.c); until it lands,
- * the same contract here: "<topic_prefix>/<node_id>", node_id from the
- * host name when empty, reduced to [a-zA-Z0-9_-].
- */
-int mqtt_base_topic(const struct mqtt_config *cfg, char *buf, size_t n)
-{
-	char node[MQTT_NAME_MAX];
-	int k;
-
-	if (cfg->node_id[0]) {
-		copy_name(node, sizeof(node), cfg->node_id);
-	} else if (gethostname(node, sizeof(node)) < 0 || !node[0]) {
-		copy_name(node, sizeof(node), "bmsbridge");
-	}
-	node[sizeof(node) - 1] = '\0';
-	for (char *c = node; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-			  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-';
-
-		if (!ok) {
-			*c = '_';
-		}
-	}
-	k = snprintf(buf, n, "%s/%s", cfg->topic_prefix, node);
-	return k < 0 || (size_t)k >= n ? -ENAMETOOLONG : 0;
 }

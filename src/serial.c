@@ -53,6 +53,8 @@ struct serial {
 	uint64_t backoff_usec;
 	bool rs485_noted; /* the TIOCSRS485 note is logged once */
 	bool open_warned; /* "cannot open" is logged once per outage, then at debug */
+	unsigned reading; /* inside ->on_read (nested: serial_read_now() from it) */
+	bool freed;	  /* serial_free() was called from ->on_read: free on return */
 
 	uint8_t txq[SERIAL_TX_QUEUE];
 	size_t tx_head; /* next byte to write */
@@ -241,6 +243,52 @@ static void flush_tx(struct serial *s)
 }
 
 /*
+ * Read what the tty holds, in bounded rounds, and hand it to ->on_read.
+ * Return: bytes read, or -ENOTCONN when the port was lost (->on_state(false)
+ * was called) or the owner closed or reopened it from its callback.
+ */
+static ssize_t read_input(struct serial *s)
+{
+	int fd = s->fd;
+	uint64_t now = 0;
+	ssize_t total = 0;
+
+	sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+	for (int i = 0; i < SERIAL_READ_ROUNDS; i++) {
+		uint8_t buf[SERIAL_READ_CHUNK];
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				break;
+			}
+			port_lost(s, -errno); /* EIO, ENODEV, ENXIO: the device is gone */
+			return -ENOTCONN;
+		}
+		if (n == 0) {
+			/* EOF on a tty: nothing is left to read; HUP (on_io) decides */
+			break;
+		}
+		total += n;
+		s->reading++;
+		s->on_read(s, buf, (size_t)n, now, s->userdata);
+		s->reading--;
+		if (s->freed) {
+			/* the owner let us go from its callback (e.g. the engine's reopen) */
+			if (s->reading == 0) {
+				sd_event_unref(s->event);
+				free(s);
+			}
+			return -ENOTCONN;
+		}
+		if (s->fd != fd) {
+			return -ENOTCONN;
+		}
+	}
+	return total;
+}
+
+/*
  * Readable, writable or hung up. Device loss is handled here and never
  * returned as an error: a negative return would disable the source (and,
  * with exit-on-failure, stop the daemon) for what is a routine unplug.
@@ -248,30 +296,9 @@ static void flush_tx(struct serial *s)
 static int on_io(sd_event_source *es, int fd, uint32_t revents, void *userdata)
 {
 	struct serial *s = userdata;
-	uint64_t now = 0;
 
-	sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-	if (revents & EPOLLIN) {
-		for (int i = 0; i < SERIAL_READ_ROUNDS; i++) {
-			uint8_t buf[SERIAL_READ_CHUNK];
-			ssize_t n = read(fd, buf, sizeof(buf));
-
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EINTR) {
-					break;
-				}
-				port_lost(s, -errno); /* EIO, ENODEV, ENXIO: the device is gone */
-				return 0;
-			}
-			if (n == 0) {
-				/* EOF on a tty: nothing is left to read; HUP below decides */
-				break;
-			}
-			s->on_read(s, buf, (size_t)n, now, s->userdata);
-			if (s->fd != fd) {
-				return 0; /* the owner closed or reopened us from its callback */
-			}
-		}
+	if ((revents & EPOLLIN) && read_input(s) < 0) {
+		return 0; /* lost, or the owner closed or reopened us from its callback */
 	}
 	if (revents & (EPOLLHUP | EPOLLERR)) {
 		port_lost(s, revents & EPOLLERR ? -EIO : 0);
@@ -293,7 +320,8 @@ static int on_retry(sd_event_source *es, uint64_t usec, void *userdata)
 	if (r < 0) {
 		if (!s->open_warned) {
 			log_warning("%s: cannot open (%s), retrying every %u s at most", s->path,
-				    strerror(-r), (unsigned)(SERIAL_BACKOFF_MAX_USEC / USEC_PER_SEC));
+				    strerror(-r),
+				    (unsigned)(SERIAL_BACKOFF_MAX_USEC / USEC_PER_SEC));
 			s->open_warned = true;
 		} else {
 			log_debug("%s: still cannot open (%s)", s->path, strerror(-r));
@@ -342,8 +370,10 @@ int serial_new(sd_event *e, const struct serial_config *cfg, serial_read_fn on_r
 	int r;
 
 	if (!serial_baud_supported(cfg->baud)) {
-		return log_error_errno(-EINVAL, "%s: baud %u not supported: use 9600, 19200 or "
-					       "115200", cfg->path, cfg->baud);
+		return log_error_errno(-EINVAL,
+				       "%s: baud %u not supported: use 9600, 19200 or "
+				       "115200",
+				       cfg->path, cfg->baud);
 	}
 	if (strlen(cfg->path) >= SERIAL_PATH_MAX || cfg->path[0] == '\0') {
 		return log_error_errno(-EINVAL, "serial port path empty or too long");
@@ -389,6 +419,11 @@ struct serial *serial_free(struct serial *s)
 	}
 	port_close(s);
 	s->retry = sd_event_source_disable_unref(s->retry);
+	if (s->reading) {
+		/* called from ->on_read: read_input() still holds @s, it frees it */
+		s->freed = true;
+		return NULL;
+	}
 	sd_event_unref(s->event);
 	free(s);
 	return NULL;
@@ -408,6 +443,14 @@ int serial_write(struct serial *s, const uint8_t *buf, size_t n)
 	s->tx_len += n;
 	flush_tx(s);
 	return 0;
+}
+
+ssize_t serial_read_now(struct serial *s)
+{
+	if (s->fd < 0) {
+		return -ENOTCONN;
+	}
+	return read_input(s);
 }
 
 bool serial_is_open(const struct serial *s)

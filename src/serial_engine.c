@@ -36,13 +36,14 @@
  *   - Data is dated by its request (->decode() gets the send time): it is
  *     never younger than the question it answers.
  *   - A pack going silent and coming back are logged once each (a reminder
- *     every SILENT_REMIND); its counters (answers, timeouts, checksum
- *     errors) are in STATUS.
+ *     every PACK_WATCH_REMIND_USEC; src/pack_watch.c, shared with the
+ *     JK-PB path); its counters (answers, timeouts, checksum errors) are
+ *     in STATUS.
  *
- * The JK-PB driver (jk-pb-modbus) is not on this engine yet: it stays on
- * the libmodbus path of src/input_serial.c, which also carries its late
- * answer matching and its listen-only method (see there). This engine
- * does not use libmodbus at all.
+ * The JK-PB driver (jk-pb-modbus) is not on this engine's exchange logic
+ * yet: src/input_serial.c keeps its late-answer matching and its
+ * listen-only method (see there), over the same port (src/serial.c) and
+ * the same pack bookkeeping (src/pack_watch.c). Neither uses libmodbus.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -55,6 +56,7 @@
 #include "bms.h"
 #include "log.h"
 #include "macro.h"
+#include "pack_watch.h"
 #include "serial.h"
 #include "serial_engine.h"
 
@@ -63,7 +65,6 @@
 #define ENGINE_DEFAULT_GAP_USEC (100 * USEC_PER_MSEC)
 #define REOPEN_AFTER 8 /* failed exchanges in a row, as the JK-PB path */
 #define REOPEN_DELAY_USEC (2 * USEC_PER_SEC)
-#define SILENT_REMIND_USEC (10 * 60 * USEC_PER_SEC)
 #define RX_MAX 4096    /* twice the longest answer of any family, and some noise */
 #define REQUEST_MAX 64 /* longest request of any family (Pylontech ~20 bytes) */
 
@@ -75,13 +76,9 @@ enum engine_phase {
 };
 
 struct engine_pack {
-	uint8_t addr;
-	bool online;
-	bool failed;		    /* this round: an exchange failed twice */
-	uint64_t round_usec;	    /* this round: its first request went out then */
-	uint64_t silent_since_usec; /* 0: answering (or never asked) */
-	uint64_t silent_rounds;
-	uint64_t reminded_usec;
+	struct pack_watch w;		 /* address, online, silence (src/pack_watch.c) */
+	bool failed;			 /* this round: an exchange failed twice */
+	uint64_t round_usec;		 /* this round: its first request went out then */
 	uint64_t answers, timeouts, bad; /* bad: checksum, framing, content, error answer */
 	uint32_t memo;			 /* the driver's word (->answer_frames()), 0 when silent */
 };
@@ -129,50 +126,6 @@ static int arm_timer(struct serial_engine *en, uint64_t when)
 	return r;
 }
 
-/* ---- packs said once ---------------------------------------------------------- */
-
-static void pack_answered(struct serial_engine *en, unsigned i, uint64_t now)
-{
-	struct engine_pack *p = &en->packs[i];
-
-	if (p->online) {
-		return;
-	}
-	p->online = true;
-	if (p->silent_since_usec) {
-		log_info("Pack %u (address %u) online again after %.1f s silent (%" PRIu64
-			 " rounds missed)",
-			 i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			 p->silent_rounds);
-	} else {
-		log_info("Pack %u (address %u) online", i + 1, p->addr);
-	}
-	p->silent_since_usec = 0;
-	p->silent_rounds = 0;
-}
-
-static void pack_silent(struct serial_engine *en, unsigned i, uint64_t now)
-{
-	struct engine_pack *p = &en->packs[i];
-
-	p->silent_rounds++;
-	p->memo = 0; /* a BMS put back may count its cells differently */
-	if (p->online || !p->silent_since_usec) {
-		p->online = false;
-		p->silent_since_usec = now;
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) not answering; said once, the count is in STATUS",
-			    i + 1, p->addr);
-		return;
-	}
-	if (now - p->reminded_usec >= SILENT_REMIND_USEC) {
-		p->reminded_usec = now;
-		log_warning("Pack %u (address %u) still silent, for %.0f s (%" PRIu64 " rounds)",
-			    i + 1, p->addr, (double)(now - p->silent_since_usec) / USEC_PER_SEC,
-			    p->silent_rounds);
-	}
-}
-
 /* ---- the round ------------------------------------------------------------------ */
 
 static void end_round(struct serial_engine *en, uint64_t now)
@@ -210,12 +163,13 @@ static void pack_done(struct serial_engine *en, uint64_t now)
 	struct engine_pack *p = &en->packs[en->pack];
 
 	if (p->failed) {
-		pack_silent(en, en->pack, now);
+		p->memo = 0; /* a BMS put back may count its cells differently */
+		pack_watch_silent(&p->w, LOG_MODULE, en->pack, now, "not answering");
 	} else {
 		if (en->base.ctx->driver->no_limits && p->round_usec) {
 			mark_no_limits(en, en->pack, p->round_usec);
 		}
-		pack_answered(en, en->pack, now);
+		pack_watch_answered(&p->w, LOG_MODULE, en->pack, now);
 	}
 	p->failed = false;
 	p->round_usec = 0;
@@ -276,11 +230,11 @@ static void exchange_failed(struct serial_engine *en, uint64_t now, int err)
 		p->bad++;
 	}
 	/* a pack answering until now says what went wrong; a silent one is counted */
-	if (p->silent_since_usec && err == -ETIMEDOUT) {
-		log_debug("Pack address %u, step %u: still silent", p->addr, en->step);
+	if (p->w.silent_since_usec && err == -ETIMEDOUT) {
+		log_debug("Pack address %u, step %u: still silent", p->w.addr, en->step);
 	} else {
 		log_ratelimit(&en->rl_fail, now, LOG_WARNING,
-			      "Pack address %u, step %u: %s (%zu bytes)%s", p->addr, en->step,
+			      "Pack address %u, step %u: %s (%zu bytes)%s", p->w.addr, en->step,
 			      strerror(-err), en->window_bytes,
 			      en->attempt == 0 ? ", retrying" : "");
 	}
@@ -317,7 +271,7 @@ static void send_request(struct serial_engine *en, uint64_t now)
 	int r;
 
 	for (;;) {
-		n = en->ops->request(en->step, p->addr, req, sizeof(req));
+		n = en->ops->request(en->step, p->w.addr, req, sizeof(req));
 		en->ans_want = 1;
 		if (n > 0 && en->ops->answer_frames) {
 			en->ans_want = en->ops->answer_frames(en->step, p->memo);
@@ -371,7 +325,7 @@ static void scan(struct serial_engine *en, uint64_t now)
 		uint8_t *at = en->rx + en->ans_len;
 		size_t left = en->rx_len - en->ans_len;
 		size_t skip = 0, drop;
-		ssize_t k = en->ops->frame(en->step, p->addr, at, left, &skip);
+		ssize_t k = en->ops->frame(en->step, p->w.addr, at, left, &skip);
 		int r;
 
 		if (k == 0) {
@@ -471,7 +425,7 @@ static void on_port(struct serial *s, bool open, void *userdata)
 	} else {
 		en->phase = ENGINE_CLOSED;
 		for (unsigned i = 0; i < en->n_packs; i++) {
-			en->packs[i].online = false;
+			en->packs[i].w.online = false;
 		}
 	}
 	en->pack = en->step = en->attempt = 0;
@@ -596,7 +550,7 @@ int serial_engine_open(struct input_ctx *ctx, struct input **ret)
 	/* one pack per address, in the order given; none given: the first valid one */
 	en->n_packs = c->n_addresses ? c->n_addresses : 1;
 	for (unsigned i = 0; i < en->n_packs; i++) {
-		en->packs[i].addr = c->n_addresses ? c->addresses[i] : ops->address_min;
+		en->packs[i].w.addr = c->n_addresses ? c->addresses[i] : ops->address_min;
 	}
 	ctx->state->pack_count = (uint8_t)en->n_packs;
 
@@ -629,28 +583,19 @@ void serial_engine_status(struct input *base, char *buf, size_t n)
 	struct serial_engine *en = container_of(base, struct serial_engine, base);
 	uint64_t now = input_now(en->base.ctx);
 	uint64_t answers = 0, timeouts = 0, bad = 0;
-	unsigned online = 0, silent = 0, first = 0;
-	char extra[64] = "";
+	unsigned online;
+	char extra[64];
 	int k;
 
 	for (unsigned i = 0; i < en->n_packs; i++) {
 		const struct engine_pack *p = &en->packs[i];
 
-		online += p->online;
 		answers += p->answers;
 		timeouts += p->timeouts;
 		bad += p->bad;
-		if (p->silent_since_usec && silent++ == 0) {
-			first = i;
-		}
 	}
-	if (silent > 0) {
-		const struct engine_pack *p = &en->packs[first];
-
-		snprintf(extra, sizeof(extra), ", @%u silent %" PRIu64 " s/%" PRIu64 " rounds%s",
-			 p->addr, (now - p->silent_since_usec) / USEC_PER_SEC, p->silent_rounds,
-			 silent > 1 ? " +more" : "");
-	}
+	online = pack_watch_summary(&en->packs[0].w, sizeof(en->packs[0]), en->n_packs, now, extra,
+				    sizeof(extra));
 	k = snprintf(buf, n,
 		     "%s %u/%u packs%s%s, %" PRIu64 " answers/%" PRIu64 " timeouts/%" PRIu64 " bad",
 		     en->base.ctx->driver->name, online, en->n_packs,

@@ -89,6 +89,15 @@ def main():
           directives(unit, "RuntimeDirectory") == ["bmsbridge"]
           and directives(unit, "RuntimeDirectoryMode") == ["0755"],
           directives(unit, "RuntimeDirectory") + directives(unit, "RuntimeDirectoryMode"))
+    # IP for MQTT, to this host only unless a drop-in allows the broker
+    families = " ".join(directives(unit, "RestrictAddressFamilies")).split()
+    check("RestrictAddressFamilies: AF_INET and AF_INET6 (MQTT) beside AF_UNIX AF_CAN "
+          "AF_NETLINK", all(a in families for a in ["AF_UNIX", "AF_CAN", "AF_NETLINK",
+                                                    "AF_INET", "AF_INET6"]), families)
+    check("IPAddressDeny=any with IPAddressAllow=localhost only",
+          directives(unit, "IPAddressDeny") == ["any"]
+          and directives(unit, "IPAddressAllow") == ["localhost"],
+          (directives(unit, "IPAddressDeny"), directives(unit, "IPAddressAllow")))
 
     print("1..%d" % len(results))
     return 0 if all(results) else 1

@@ -52,6 +52,7 @@ static const struct family {
 	unsigned lo, hi;
 } families[] = {
 	{ "daly", &daly_serial, 9600, 1, 15 },
+	{ "eg4-lifepower4", &eg4_lifepower4_serial, 9600, 1, 15 },
 	{ "jbd", &jbd_serial, 9600, 1, 1 },
 	{ "pace", &pace_serial, 9600, 0, 15 },
 	{ "pace-modbus", &pace_modbus_serial, 9600, 1, 15 },

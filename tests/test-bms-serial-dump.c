@@ -143,6 +143,33 @@ static void test_pace_v25(void **state)
 	assert_true(battery_pack_has(p, BATTERY_GROUP_STATUS));
 }
 
+/* test-eg4-lifepower4.c: exampleRead{Analog,Status}InformationResponseV20 (EG4 variant) */
+static void test_eg4_lifepower4(void **state)
+{
+	const struct battery_pack *p = &bs.packs[0];
+
+	(void)state;
+	assert_int_equal(decode_file(&eg4_lifepower4_serial, "bms-serial-eg4-lifepower4.txt"), 0);
+	assert_int_equal(st.n_packs, 1);
+	assert_int_equal(st.address[0], 1);
+	assert_int_equal(st.requests, 2);
+	assert_int_equal(st.answers, 2);
+	assert_int_equal(p->voltage_mv, 53970);
+	assert_int_equal(p->current_ma, 6690);
+	assert_int_equal(p->remaining_mah, 86170);
+	assert_int_equal(p->full_mah, 98600);
+	assert_int_equal(p->cycles, 84);
+	assert_int_equal(p->soc_pct, 87);
+	assert_int_equal(p->soh_pct, 98);
+	assert_int_equal(p->cell_count, 16);
+	assert_int_equal(p->cell_mv[0], 3375);
+	assert_int_equal(p->cell_mv[12], 3376);
+	assert_int_equal(p->temp_dc[1], 250);
+	assert_int_equal(p->requests,
+			 BATTERY_REQUEST_CHARGE_ENABLE | BATTERY_REQUEST_DISCHARGE_ENABLE);
+	assert_true(battery_pack_has(p, BATTERY_GROUP_STATUS));
+}
+
 /* test-jbd.c (the same capture): 15.60 V, 4.98 Ah; the last 0x04 of the two */
 static void test_jbd_sp04s034(void **state)
 {
@@ -292,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_pylontech_us2000bplus),
 		cmocka_unit_test(test_seplos_v2_two_packs),
 		cmocka_unit_test(test_pace_v25),
+		cmocka_unit_test(test_eg4_lifepower4),
 		cmocka_unit_test(test_jbd_sp04s034),
 		cmocka_unit_test(test_daly_r24ts),
 		cmocka_unit_test(test_seplos_v3_sp57b),

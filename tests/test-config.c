@@ -670,6 +670,201 @@ static void test_docs_name_real_keys(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ---- mqtt { } ------------------------------------------------------------------ */
+
+static void test_mqtt_defaults(void **state)
+{
+	struct config *cfg = load_ok(minimal);
+	const struct mqtt_config *m = &cfg->mqtt;
+
+	assert_false(m->enabled);
+	assert_string_equal(m->host, "localhost");
+	assert_int_equal(m->port, 0);
+	assert_int_equal(m->keepalive_usec, 30 * USEC_PER_SEC);
+	assert_int_equal(m->reconnect_min_usec, 1 * USEC_PER_SEC);
+	assert_int_equal(m->reconnect_max_usec, 60 * USEC_PER_SEC);
+	assert_int_equal(m->queue_max, 512);
+	assert_string_equal(m->topic_prefix, "bmsbridge");
+	assert_string_equal(m->node_id, "");
+	assert_true(m->discovery);
+	assert_string_equal(m->discovery_prefix, "homeassistant");
+	assert_true(m->cells);
+	assert_int_equal(m->min_interval_usec, 1000 * USEC_PER_MSEC);
+	assert_int_equal(m->max_silence_usec, 60 * USEC_PER_SEC);
+	free(cfg);
+}
+
+static void test_mqtt_values(void **state)
+{
+	struct config *cfg = load_ok("bms: { driver = \"sim\"; };\n"
+				     "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+				     "mqtt: { enabled = true; host = \"10.0.0.5\"; port = 8884;\n"
+				     "  username = \"bms\"; password_file = \"/etc/bmsbridge/pw\";\n"
+				     "  ca_file = \"/etc/ca.pem\"; cert_file = \"c.pem\"; key_file = \"k.pem\";\n"
+				     "  keepalive_s = 5; reconnect_min_s = 2; reconnect_max_s = 2;\n"
+				     "  queue_max = 16; topic_prefix = \"home/bms\"; node_id = \"shed-1\";\n"
+				     "  min_interval_ms = 500; max_silence_s = 1; cells = false; };\n");
+	const struct mqtt_config *m = &cfg->mqtt;
+	char topic[MQTT_TOPIC_MAX];
+
+	assert_true(m->enabled);
+	assert_string_equal(m->host, "10.0.0.5");
+	assert_int_equal(m->port, 8884);
+	assert_string_equal(m->password_file, "/etc/bmsbridge/pw");
+	assert_int_equal(m->keepalive_usec, 5 * USEC_PER_SEC);
+	assert_int_equal(m->reconnect_max_usec, 2 * USEC_PER_SEC);
+	assert_int_equal(m->queue_max, 16);
+	assert_int_equal(m->min_interval_usec, 500 * USEC_PER_MSEC);
+	assert_int_equal(m->max_silence_usec, 1 * USEC_PER_SEC);
+	assert_false(m->cells);
+	assert_int_equal(mqtt_base_topic(m, topic, sizeof(topic)), 0);
+	assert_string_equal(topic, "home/bms/shed-1");
+	assert_int_equal(mqtt_base_topic(m, topic, 8), -ENAMETOOLONG);
+	free(cfg);
+}
+
+/* node_id "": the host name's first label, only [A-Za-z0-9_-] */
+static void test_mqtt_node_from_host(void **state)
+{
+	struct mqtt_config m = { .topic_prefix = "bmsbridge" };
+	char node[MQTT_HOST_MAX];
+
+	assert_int_equal(mqtt_node_id(&m, node, sizeof(node)), 0);
+	assert_true(node[0] != '\0');
+	assert_int_equal(strspn(node, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789_-"),
+			 strlen(node));
+}
+
+static const struct bad_case mqtt_bad_cases[] = {
+	{ "mqtt: { enabled = true;\n host = \"\"; };\n", 2, "mqtt.host", "required when enabled" },
+	{ "mqtt: {\n cert_file = \"c.pem\"; ca_file = \"ca.pem\"; };\n", 2, "mqtt.cert_file",
+	  "needs key_file" },
+	{ "mqtt: { key_file = \"k.pem\"; };\n", 1, "mqtt.key_file", "needs cert_file" },
+	{ "mqtt: {\n\n cert_file = \"c.pem\"; key_file = \"k.pem\"; };\n", 3, "mqtt.cert_file",
+	  "set ca_file or ca_path" },
+	{ "mqtt: {\n password_file = \"/etc/pw\"; };\n", 2, "mqtt.password_file",
+	  "needs a username" },
+	{ "mqtt: {\n node_id = \"a/b\"; };\n", 2, "mqtt.node_id", "no '+', '#', '/' or spaces" },
+	{ "mqtt: { node_id = \"a b\"; };\n", 1, "mqtt.node_id", "letters, digits" },
+	{ "mqtt: { node_id = \"x+\"; };\n", 1, "mqtt.node_id", "letters, digits" },
+	{ "mqtt: {\n topic_prefix = \"bms/#\"; };\n", 2, "mqtt.topic_prefix", "wildcards" },
+	{ "mqtt: { topic_prefix = \"/bms\"; };\n", 1, "mqtt.topic_prefix", "begin or end" },
+	{ "mqtt: { topic_prefix = \"a//b\"; };\n", 1, "mqtt.topic_prefix", "empty level" },
+	{ "mqtt: { discovery_prefix = \"home assistant\"; };\n", 1, "mqtt.discovery_prefix",
+	  "spaces" },
+	{ "mqtt: { topic_prefix = \"\"; };\n", 1, "mqtt.topic_prefix", "" },
+	{ "mqtt: {\n reconnect_min_s = 120;\n reconnect_max_s = 60; };\n", 2,
+	  "mqtt.reconnect_min_s", "above reconnect_max_s (60 s)" },
+	{ "mqtt: { max_silence_s = 1;\n min_interval_ms = 1500; };\n", 2, "mqtt.min_interval_ms",
+	  "above max_silence_s" },
+	{ "mqtt: { keepalive_s = 2; };\n", 1, "mqtt.keepalive_s", "out of range" },
+	{ "mqtt: { queue_max = 100000; };\n", 1, "mqtt.queue_max", "out of range" },
+	{ "mqtt: { port = 70000; };\n", 1, "mqtt.port", "out of range" },
+	{ "mqtt: { password = \"secret\"; };\n", 1, "mqtt.password", "unknown" },
+	{ "mqtt: { client_id = \"abcdefghijklmnopqrstuvwxyz\"; };\n", 1, "mqtt.client_id", "" },
+};
+
+/* each cross-key problem is one error at the line of the key to change */
+static void test_mqtt_bad(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(mqtt_bad_cases); i++) {
+		const struct bad_case *c = &mqtt_bad_cases[i];
+		char text[1024];
+		struct config cfg;
+		struct config_error err;
+		char msg[512];
+		int r;
+
+		/* the group after the two required ones: its lines count from 3 */
+		snprintf(text, sizeof(text), "%s%s", minimal, c->text);
+		r = config_load_string("bad.conf", text, &cfg, &err);
+		config_error_format(&err, msg, sizeof(msg));
+		print_message("# mqtt case %zu: %s\n", i, msg);
+		assert_int_equal(r, -EINVAL);
+		assert_int_equal(err.line, c->line + 2);
+		assert_string_equal(err.setting, c->setting);
+		assert_non_null(strstr(err.text, c->says));
+		assert_null(strchr(msg, '\n'));
+	}
+}
+
+/* --check-config prints the group (a password file's name, never a password) */
+static void test_mqtt_printed(void **state)
+{
+	struct config *cfg = load_ok("bms: { driver = \"sim\"; };\n"
+				     "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+				     "mqtt: { enabled = true; username = \"u\";\n"
+				     "  password_file = \"/etc/bmsbridge/mqtt-password\"; };\n");
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	config_print(cfg, f);
+	assert_int_equal(fclose(f), 0);
+	assert_non_null(strstr(out, "mqtt: {\n\tenabled = true;\n\thost = \"localhost\";\n"));
+	assert_non_null(strstr(out, "\tpassword_file = \"/etc/bmsbridge/mqtt-password\";\n"));
+	assert_non_null(strstr(out, "\tkeepalive_s = 30;\t# s\n"));
+	assert_non_null(strstr(out, "\tmin_interval_ms = 1000;\t# ms\n"));
+	assert_null(strstr(out, "password ="));
+	free(out);
+	free(cfg);
+}
+
+struct password_case {
+	const char *bytes;
+	size_t len;
+	const char *want; /* NULL: refused */
+	const char *says;
+};
+
+/* the password file's content: one line, or a clear refusal */
+static void test_mqtt_password_parse(void **state)
+{
+	static char huge[5000];
+	const struct password_case cases[] = {
+		{ "s3cret", 6, "s3cret", NULL },
+		{ "s3cret\n", 7, "s3cret", NULL },
+		{ "s3cret\r\n", 8, "s3cret", NULL },
+		{ "with space #;\n", 14, "with space #;", NULL },
+		{ "", 0, NULL, "empty" },
+		{ "\n", 1, NULL, "empty" },
+		{ "\r\n", 2, NULL, "empty" },
+		{ "ab\0cd\n", 6, NULL, "NUL" },
+		{ "one\ntwo\n", 8, NULL, "more than one line" },
+		{ "one\n\n", 5, NULL, "more than one line" },
+		{ "a\rb", 3, NULL, "more than one line" },
+		{ "x\r", 2, NULL, "more than one line" },
+		{ huge, sizeof(huge), NULL, "too long" },
+		{ huge, MQTT_PASSWORD_MAX - 1, huge, NULL },
+		{ huge, MQTT_PASSWORD_MAX, NULL, "too long" },
+	};
+
+	memset(huge, 'p', sizeof(huge));
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char pw[MQTT_PASSWORD_MAX];
+		const char *why = NULL;
+		int r;
+
+		memset(pw, 0x5a, sizeof(pw));
+		r = mqtt_password_parse(cases[i].bytes, cases[i].len, pw, sizeof(pw), &why);
+		print_message("# password case %zu: %d %s\n", i, r, why ? why : "ok");
+		if (cases[i].want) {
+			assert_int_equal(r, 0);
+			assert_int_equal(strlen(pw), cases[i].want == huge ? MQTT_PASSWORD_MAX - 1
+									 : strlen(cases[i].want));
+			assert_memory_equal(pw, cases[i].want, strlen(pw));
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_non_null(why);
+			assert_non_null(strstr(why, cases[i].says));
+			/* nothing written on failure */
+			assert_int_equal((unsigned char)pw[0], 0x5a);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -687,6 +882,12 @@ int main(void)
 		cmocka_unit_test(test_same_device_through_link),
 		cmocka_unit_test(test_docs_name_real_keys),
 		cmocka_unit_test(test_print_round_trip),
+		cmocka_unit_test(test_mqtt_defaults),
+		cmocka_unit_test(test_mqtt_values),
+		cmocka_unit_test(test_mqtt_node_from_host),
+		cmocka_unit_test(test_mqtt_bad),
+		cmocka_unit_test(test_mqtt_printed),
+		cmocka_unit_test(test_mqtt_password_parse),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -527,6 +527,8 @@ static void test_multi_frame_malformed(void **state)
 	assert_int_equal(daly_serial.decode_memo(S_CELL_LIST, f, sizeof(f), 0, T_NOW, &bs, &memo),
 			 0);
 	assert_int_equal(bs.packs[0].cell_count, 14);
+	uint16_t bs_first_cells[14];
+	memcpy(bs_first_cells, bs.packs[0].cell_mv, sizeof(bs_first_cells));
 
 	battery_state_init(&bs, 1);
 	/* ->decode() alone has no counts */
@@ -551,10 +553,28 @@ static void test_multi_frame_malformed(void **state)
 		assert_int_equal(daly_serial.decode_memo(S_CELL_LIST, g, sizeof(g), 0, T_NOW, &bs,
 							 &memo),
 				 -EBADMSG);
-		/* a frame numbered from 0, as V1.2 §3 says but no board does */
+		/*
+		 * frames numbered from 0, as V1.2 §3 says (no real board does):
+		 * the same cells; numbered from 2: refused
+		 */
 		memcpy(g, f, sizeof(g));
 		for (unsigned i = 0; i < 5; i++) {
 			g[i * 13 + 4]--;
+			fix_checksum(g + i * 13);
+		}
+		{
+			struct battery_state b0;
+
+			battery_state_init(&b0, 1);
+			assert_int_equal(daly_serial.decode_memo(S_CELL_LIST, g, sizeof(g), 0,
+								 T_NOW, &b0, &memo),
+					 0);
+			assert_int_equal(b0.packs[0].cell_count, 14);
+			assert_memory_equal(b0.packs[0].cell_mv, bs_first_cells,
+					    sizeof(bs_first_cells));
+		}
+		for (unsigned i = 0; i < 5; i++) {
+			g[i * 13 + 4] += 2;
 			fix_checksum(g + i * 13);
 		}
 		assert_int_equal(daly_serial.decode_memo(S_CELL_LIST, g, sizeof(g), 0, T_NOW, &bs,

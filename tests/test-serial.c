@@ -35,6 +35,7 @@ struct rig {
 	uint8_t got[256];
 	size_t n_got;
 	int opened, lost;
+	struct serial *free_on_read; /* test_free_from_read: the callback frees this port */
 };
 
 static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now, void *userdata)
@@ -45,6 +46,9 @@ static void on_read(struct serial *s, const uint8_t *buf, size_t n, uint64_t now
 	assert_true(now > 0);
 	for (size_t i = 0; i < n && r->n_got < sizeof(r->got); i++) {
 		r->got[r->n_got++] = buf[i];
+	}
+	if (r->free_on_read == s) {
+		r->free_on_read = serial_free(s);
 	}
 }
 
@@ -173,6 +177,99 @@ static void test_bytes_both_ways(void **state)
 	serial_free(s);
 }
 
+/*
+ * serial_read_now(): what the tty holds is handed over at once, without a
+ * loop iteration (a response timeout that fires with the answer already
+ * there must see it); once the port is lost it says so.
+ */
+static void test_read_now(void **state)
+{
+	struct rig *r = *state;
+	struct serial_config c = { .baud = 115200 };
+	struct serial *s = NULL;
+
+	new_pty(r);
+	c.path = r->link;
+	assert_int_equal(serial_new(r->e, &c, on_read, on_state, r, &s), 0);
+	assert_true(serial_is_open(s));
+	assert_int_equal(serial_read_now(s), 0);
+	assert_int_equal(r->n_got, 0);
+
+	assert_int_equal(write(r->master, "\x01\x10\x16\x20", 4), 4);
+	/* the pty hands the bytes over after a moment: no loop run, only reads */
+	for (int i = 0; i < 200 && r->n_got < 4; i++) {
+		ssize_t k = serial_read_now(s);
+
+		assert_true(k >= 0);
+		if (k == 0) {
+			usleep(1000);
+		}
+	}
+	assert_int_equal(r->n_got, 4);
+	assert_memory_equal(r->got, "\x01\x10\x16\x20", 4);
+	assert_int_equal(r->lost, 0);
+
+	/*
+	 * The master closed: a read then says EOF (0), which is not a loss by
+	 * itself; the hang-up the loop sees is. Closed, reading says so.
+	 */
+	close(r->master);
+	r->master = -1;
+	assert_true(serial_read_now(s) <= 0);
+	RUN_UNTIL(r, r->lost > 0, 3 * USEC_PER_SEC);
+	assert_int_equal(r->lost, 1);
+	assert_false(serial_is_open(s));
+	assert_int_equal(serial_read_now(s), -ENOTCONN);
+	serial_free(s);
+}
+
+/*
+ * The owner frees the port from its own read callback (the engine reopens
+ * a line after too many failed exchanges, which can be decided on an
+ * answer): nothing of the port may be touched after that (ASan says so).
+ */
+static void test_free_from_read(void **state)
+{
+	struct rig *r = *state;
+	struct serial_config c = { .baud = 9600 };
+	struct serial *s = NULL;
+
+	new_pty(r);
+	c.path = r->link;
+	assert_int_equal(serial_new(r->e, &c, on_read, on_state, r, &s), 0);
+	assert_true(serial_is_open(s));
+	r->free_on_read = s;
+	/* more than one read's worth: the reader must stop at the free */
+	for (int i = 0; i < 4; i++) {
+		uint8_t chunk[200];
+
+		memset(chunk, 0x55 + i, sizeof(chunk));
+		assert_int_equal(write(r->master, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+	}
+	RUN_UNTIL(r, r->n_got > 0, 3 * USEC_PER_SEC);
+	assert_true(r->n_got > 0);
+	assert_null(r->free_on_read);
+	/* the loop goes on without the port; the same from serial_read_now() */
+	RUN_UNTIL(r, false, 100 * USEC_PER_MSEC);
+	assert_int_equal(r->lost, 0);
+
+	r->n_got = 0;
+	assert_int_equal(serial_new(r->e, &c, on_read, on_state, r, &s), 0);
+	r->free_on_read = s;
+	assert_int_equal(write(r->master, "\x7e", 1), 1);
+	for (int i = 0; i < 200 && r->n_got == 0; i++) {
+		ssize_t k = serial_read_now(s);
+
+		if (k == 0) {
+			usleep(1000);
+		} else {
+			assert_int_equal(k, -ENOTCONN);
+		}
+	}
+	assert_int_equal(r->n_got, 1);
+	assert_null(r->free_on_read);
+}
+
 static void test_vanish_and_come_back(void **state)
 {
 	struct rig *r = *state;
@@ -241,6 +338,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_baud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bytes_both_ways, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanish_and_come_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_now, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_free_from_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_absent_at_start, setup, teardown),
 	};
 

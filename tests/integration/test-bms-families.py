@@ -52,6 +52,9 @@ FAMILIES = [
     ("seplos-v3", lambda link: [link, "--addresses", "1,2"], [1, 2], 53.25, 2),
     # document only (no real capture published): 52.90 V + address x 10 mV
     ("pace-modbus", lambda link: [link, "--addresses", "1,2"], [1, 2], 52.91, 2),
+    # EG4 LifePower4 (nkinnan/esphome-pace-bms, a real pack at address 1):
+    # 53.97 V (+(ADR - 1) x 10 mV)
+    ("eg4-lifepower4", lambda link: ["--link", link, "1", "2"], [1, 2], 53.97, 2),
 ]
 
 
@@ -168,6 +171,15 @@ def run_family(d, family, argv, addresses, volts, gone):
                 'safety: { stale_timeout_ms = 3000; min_packs_online = %d;\n'
                 '          comm_loss = "stop"; recovery_reads = 2; };\n'
                 % (family, link, ", ".join(str(a) for a in addresses), out, len(addresses)))
+    script = os.path.join(SIM, family + "-server.py")
+    with open(script) as f:
+        has_selftest = '"--selftest"' in f.read()
+    if has_selftest:
+        # the device answers byte for byte what the real capture in its header says
+        r = subprocess.run([sys.executable, script, "--selftest"], capture_output=True, text=True,
+                           timeout=30)
+        check("%s: the simulated device's selftest" % family,
+              r.returncode == 0 and "selftest ok" in r.stdout, r.stdout + r.stderr)
     dev = Device(family, argv(link))
     check("%s: the simulated device is up" % family, dev.ready.startswith("ready"), dev.ready)
     dm = Daemon(conf)

@@ -101,14 +101,37 @@ def states(family):
                  {1: d(ordinary(cap=280, soc=96.0, cur=55.4,
                                 temps=(31, 34, 35, 32), base=3380,
                                 spread=40))})]
+    if family in ("pace-modbus", "eg4-lifepower4"):
+        # SOC and SOH are whole % in both documents (Pace Modbus §4.1
+        # registers 2-3 UINT8 %; LifePower4 §2.1 items 33-34 "1%").
+        # Capacity: Pace 10 mAh unsigned, LifePower4 10 mAh signed (a
+        # LifePower4 is a 100 Ah pack).  Addresses 1-15 in both (address 0
+        # is the broadcast / "Master" DIP setting): the edge pack sits at
+        # 15 (all four switches on), the two packs at 1 and 2
+        big = 200 if family == "pace-modbus" else 100
+        return [("ordinary, address 1",
+                 {1: ordinary(cap=big, soc=63.0, soh=97.0)}),
+                ("edge: -42.7 A, -5.3 C, 420 mV spread, address 15",
+                 {15: edge(cap=big, soc=19.0)}),
+                ("two packs at 1 and 2",
+                 {1: ordinary(cap=big, soc=55.0, cur=10.0, soh=97.0),
+                  2: edge(cap=100, soc=80.0, cur=-25.5, soh=91.0,
+                          temps=(3.5, 4.1, 6.6, 5.0), base=3250,
+                          spread=90)})]
     raise ValueError(family)
 
 
 FAMILY_NAMES = ["pylontech-rs485", "seplos-v2", "pace", "jbd", "daly",
-                "seplos-v3"]
+                "seplos-v3", "pace-modbus", "eg4-lifepower4"]
 # what the family's document carries (a field it lacks is not compared)
 HAS_SOH = {"pylontech-rs485": False, "seplos-v2": True, "pace": False,
-           "jbd": False, "daly": False, "seplos-v3": True}
+           "jbd": False, "daly": False, "seplos-v3": True,
+           "pace-modbus": True, "eg4-lifepower4": True}
+# bms group settings a user sets for the family (bmsbridge.conf(5), POLLED
+# SERIAL BMS): the LifePower4 is slow, "start with response_timeout_ms =
+# 500 and request_gap_ms = 200"
+EXTRA_CONF = {"eg4-lifepower4": "response_timeout_ms = 500; "
+                                "request_gap_ms = 200; "}
 HAS_CAPACITY = {"daly": False}
 
 
@@ -174,11 +197,11 @@ def run(family, packs, tmp, tag):
     with open(conf, "w") as f:
         f.write('dbus = false;\n'
                 'bms: { driver = "%s"; port = "%s"; addresses = [%s];\n'
-                '       poll_interval_ms = 500; };\n'
+                '       poll_interval_ms = 500; %s};\n'
                 'inverter: { protocol = "victron"; output = "candump";\n'
                 '            port = "%s"; };\n'
                 % (family, port, ", ".join(str(a) for a in sorted(packs)),
-                   out))
+                   EXTRA_CONF.get(family, ""), out))
     env = dict(os.environ)
     env["LSAN_OPTIONS"] = "suppressions=" + os.path.join(SRC, "tests",
                                                          "lsan.supp")
@@ -243,6 +266,17 @@ def main():
             check("%s: every request valid per the document (%d invalid)"
                   % (name, fam.invalid), fam.invalid == 0,
                   "\n".join(fam.problems))
+            if getattr(fam, "min_gap_s", None) and fam.gaps:
+                # Pace Modbus §2 "Interval time of the frame: > 100mS",
+                # measured on the pack's side of the pty: from our
+                # answer's last byte written (or the previous request) to
+                # the next request; 2 ms allowed for the pty and threads
+                g = min(fam.gaps)
+                check("%s: every request > %d ms after the previous frame "
+                      "(§2; %d gaps, shortest %.1f ms, 2 ms measuring "
+                      "tolerance)" % (name, fam.min_gap_s * 1000,
+                                      len(fam.gaps), g * 1000),
+                      g > fam.min_gap_s - 0.002)
             check("%s: the inverter got frames 0x351 0x355 0x356 0x373"
                   % name, ok, stderr)
             check("%s: the daemon stopped cleanly (exit %s, no sanitizer "

@@ -159,6 +159,7 @@ def test_decode_serial():
         ("jbd", "bms-serial-jbd-sp04s034.txt", 0, 15600, 4, 3909),
         ("daly", "bms-serial-daly-r24ts.txt", 0, 53000, 14, 3790),
         ("seplos-v3", "bms-serial-seplos-v3-sp57b.txt", 0, 53240, 16, 3327),
+        ("eg4-lifepower4", "bms-serial-eg4-lifepower4.txt", 0, 53970, 16, 3375),
     ]
     for fam, name, i, mv, n, first in cases:
         r = ctl("decode", fam, os.path.join(DATA, name))

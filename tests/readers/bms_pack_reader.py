@@ -34,6 +34,15 @@ seplos-v3        "XZH BMS Modbus RTU Protocol" V0.1 (2023-02-09, Seplos V3
                  codes and device ids, §2.2 0x04, §2.4 0x01, §2.6 exceptions,
                  §3 PIA (0x1000-0x1010), PIB (0x1100-0x1119), PIC coils
                  (0x1200-0x128F), SPA (0x1300-0x1367).
+pace-modbus      "PACE BMS Modbus Protocol for RS485" V1.3 (2017-06-27): §1
+                 CRC, §2 parameters and module ids, §3.1 read 03H, §3.2
+                 write 10H, §3.3 error codes, §4.1 register map and the
+                 status flags (description-3).
+eg4-lifepower4   "LifePower4 Battery Communication Protocol" (EG4, no
+                 version or date): page 3 module ids, §1.1 settings, §1.2
+                 frame, §1.3 LENGTH/CHKSUM/data, §1.4 CID1/CID2/RTN and the
+                 fixed point types, §2.1 42H (items 1-47, example p.12-15),
+                 §2.2 44H (items 1-38, example p.19-21).
 
 Choices where a document is ambiguous (each also named at its code)
 ------------------------------------------------------------------
@@ -66,6 +75,16 @@ Choices where a document is ambiguous (each also named at its code)
   unit).  Function 0x04 serves the PIA/PIB/SPA blocks, 0x01 the PIC
   coils; any other read is answered with exception 0x02 (illegal data
   address), any other function with 0x01 (§2.6).
+* pace-modbus: register numbers of §4.1 read as decimal (cell 1 = 15 =
+  0x000F); reserved rows read 0; above 179 exception 2; a write (10H) is
+  refused (exception 3) and counted invalid, as is address 0.  SOC and SOH
+  whole % (UINT8).  Temperatures 0.1 C, signed, no offset.  §2's "> 100 mS"
+  between frames is measured (PaceModbus.gaps) from the end of the last
+  frame on the bus (our answer, or the previous request) to the next
+  request.
+* eg4-lifepower4: DATA_FLAG 01H and PACK Group 1 as in the examples, for
+  every address; temperatures 0.1 K with 2731; 47H/51H/4DH (no layout in
+  the document) counted valid and left unanswered; 49H/4EH (set) invalid.
 
 API
 ---
@@ -81,6 +100,7 @@ import os
 import select
 import struct
 import threading
+import time
 
 
 # --------------------------------------------------------------------------
@@ -241,8 +261,8 @@ class _Ydt(_Family):
         elif lenid != len(info_hex):
             err = (0x05, "LENID %d but INFO has %d characters"
                    % (lenid, len(info_hex)))
-        elif cid1 != 0x46:
-            err = (self.rtn_cid1, "CID1 %02X, not 46H" % cid1)
+        elif cid1 != self.cid1:
+            err = (self.rtn_cid1, "CID1 %02X, not %02XH" % (cid1, self.cid1))
         if err is None:
             info = bytes.fromhex(info_hex.decode())
             err = self.check(ver, adr, cid2, info)
@@ -250,15 +270,18 @@ class _Ydt(_Family):
         if err is not None:
             self.bad("ADR %02X CID2 %02X: %s" % (adr, cid2, err[1]), frame)
             if mine and err[0] is not None:
-                return ydt_frame(self.ver, adr, 0x46, err[0], b"")
+                return ydt_frame(self.ver, adr, self.cid1, err[0], b"")
             return b""
         self.good(cid2)
         if not mine:
             return b""   # another pack's address: silence
         info = bytes.fromhex(info_hex.decode())
-        return ydt_frame(self.ver, adr, 0x46, 0x00,
-                         self.answer(adr, cid2, info, self.packs[adr]))
+        ans = self.answer(adr, cid2, info, self.packs[adr])
+        if ans is None:
+            return b""   # a valid command whose answer the document omits
+        return ydt_frame(self.ver, adr, self.cid1, 0x00, ans)
 
+    cid1 = 0x46       # Pylontech, Seplos V2, Pace: 46H; EG4 LifePower4: 4AH
     rtn_cid1 = 0x04
 
 
@@ -738,8 +761,257 @@ class SeplosV3(_Family):
         return out + bytes([c & 0xFF, c >> 8])
 
 
+# ---- Pace Modbus ("PACE BMS Modbus Protocol for RS485" V1.3) ---------------
+class PaceModbus(_Family):
+    """Pace boards with the Modbus firmware.  §1 CRC-16 (the Modbus one:
+    the tables of §1.1/1.2 and the reference code of §1.3 are those of
+    "MODBUS over Serial Line" V1.02; sent low byte first, §3.1 "CRC (Lo)
+    CRC (Hi)"); §2 9600 8N1, timeout 200 ms, "Interval time of the frame:
+    > 100mS"; §2 table: module addresses 1-15 by DIP switch, 0 all off;
+    §3.1 read 03H (slave address 0x01-0x10, count 0x0001-0x007D); §3.2
+    write 10H; §3.3 exceptions (1 illegal function, 2 register address
+    that does not exist, 3 operation not allowed); §4.1 the register map.
+
+    Choices: the register numbers of §4.1 are DECIMAL ("0015-0030": 16
+    cells; "0089" is followed by "0090"; "0115-0149" reserved before
+    "0150"), so cell 1 is register 15 = 0x000F.  Reading a "Reserved" row
+    of §4.1 (8, 13-14, 37-59, 115-149) is valid (it is in the map) and
+    reads 0; a register above 179 does not exist: exception 2, and the
+    request counts as invalid.  A write (10H, §3.2) is documented, but a
+    gateway that only reads must not change the pack's settings: it is
+    counted invalid and refused with exception 3 ("operation not
+    allowed").  Address 0 (all DIP switches off) is outside §3.1's
+    0x01-0x10: invalid, unanswered.  The MOSFET and environment registers
+    (35, 36; "Or invalid" on BMS-4820, revision 1) carry valid readings
+    here.  16 cells and 4 cell sensors: §4.1 has no count registers."""
+    name = "pace-modbus"
+    last_register = 179
+    min_gap_s = 0.100      # §2 "Interval time of the frame: > 100mS"
+
+    def __init__(self, packs):
+        _Family.__init__(self, packs)
+        self.t_last_frame = None    # end of the last frame on the bus
+        self.gaps = []              # silence before each request (s)
+
+    def on_sent(self, t):
+        """serve(): our answer's last byte left at @t."""
+        self.t_last_frame = t
+
+    def registers(self, p):
+        r = dict.fromkeys(range(0, self.last_register + 1), 0)
+        # §4.1 data acquisition, registers 0-12
+        r[0] = _r(p.current_a * 100) & 0xFFFF   # INT16 10 mA, + charging
+        r[1] = _r(p.voltage_mv / 10)             # UINT16 10 mV
+        r[2] = _r(p.soc_pct)                     # UINT8 % in the LSB (Remark)
+        r[3] = _r(p.soh_pct)                     # UINT8 %
+        r[4] = _r(p.remaining_ah * 100)          # UINT16 10 mAh
+        r[5] = _r(p.capacity_ah * 100)           # full capacity
+        r[6] = _r(p.design_ah * 100)             # design capacity
+        r[7] = p.cycles
+        # 9 warning, 10 protection: none.  11 status/fault (description-3):
+        # BIT8 "state of charge", BIT9 "state of discharge", BIT10 charging
+        # MOSFET on, BIT11 discharging MOSFET on
+        r[11] = (0x0100 if p.current_a > 0 else 0) | \
+            (0x0200 if p.current_a < 0 else 0) | 0x0400 | 0x0800
+        # 15-30 cell voltages mV (16 cells), 31-34 cell temperatures, 35
+        # MOSFET, 36 environment: INT16 0.1 C (no offset)
+        for i in range(16):
+            r[15 + i] = p.cells_mv[i] if i < len(p.cells_mv) else 0
+        for i in range(4):
+            r[31 + i] = _r(p.temps_c[i] * 10) & 0xFFFF
+        r[35] = _r(p.mos_c * 10) & 0xFFFF
+        r[36] = _r(p.env_c * 10) & 0xFFFF
+        # 60-114 parameters (a 16s LFP pack's usual settings; units of §4.1)
+        params = [57600, 58400, 54000, 10,      # 60-63 pack OV mV, 0.1 s
+                  3600, 3650, 3400, 10,         # 64-67 cell OV
+                  46400, 44800, 48000, 10,      # 68-71 pack UV
+                  2900, 2800, 3000, 10,         # 72-75 cell UV
+                  105, 110, 10,                 # 76-78 charging OC A
+                  105, 110, 10,                 # 79-81 discharging OC A
+                  150, 10,                      # 82-83 discharging OC-2
+                  500, 550, 500,                # 84-86 charging OT 0.1 C
+                  550, 600, 550,                # 87-89 discharging OT
+                  20, 0, 50,                    # 90-92 charging UT
+                  -150, -200, -150,             # 93-95 discharging UT
+                  900, 1000, 850,               # 96-98 MOSFET OT
+                  600, 650, 600,                # 99-101 environment OT
+                  -200, -250, -200,             # 102-104 environment UT
+                  3400, 30,                     # 105-106 balance start
+                  56800, 2000,                  # 107-108 full-charge mV, mA
+                  2900, 30,                     # 109-110 sleep mV, min
+                  10,                           # 111 short circuit 25 us
+                  10,                           # 112 SOC alarm %
+                  150, 10]                      # 113-114 charging OC-2
+        for i, v in enumerate(params):
+            r[60 + i] = v & 0xFFFF
+        # 150-159 version, 160-169 model SN, 170-179 pack SN: ASCII, two
+        # characters a register
+        for base, text in ((150, b"RDR-PACE-MB-V1.3"), (160, b"RDR-BMS-0001"),
+                           (170, b"RDR-PACK-0001")):
+            t = text.ljust(20, b"\0")
+            for i in range(10):
+                r[base + i] = (t[2 * i] << 8) | t[2 * i + 1]
+        return r
+
+    def parse(self):
+        b = self.buf
+        if len(b) < 8:
+            return 0, b""
+        fn = b[1]
+        n = 8
+        if fn == 0x10:
+            if len(b) < 7:
+                return 0, b""
+            n = 9 + b[6]
+        if len(b) < n:
+            return 0, b""
+        f = b[:n]
+        crc = crc16_modbus(f[:-2])
+        if f[-2] | (f[-1] << 8) != crc:
+            self.bad("CRC %02X%02X, expected %04X (CRC Lo first, §3.1)" %
+                     (f[-2], f[-1], crc), f)
+            return 1, b""
+        now = _now()
+        if self.t_last_frame is not None:
+            self.gaps.append(now - self.t_last_frame)
+        self.t_last_frame = now
+        addr = f[0]
+        if not 0x01 <= addr <= 0x10:
+            self.bad("slave address %02X outside 0x01-0x10 (§3.1)" % addr, f)
+            return n, b""
+        p = self.packs.get(addr)
+        if fn == 0x10:
+            self.bad("function 10H (§3.2 write): a reader must not change "
+                     "the pack's settings", f)
+            return n, self.exc(addr, fn, 0x03) if p else b""
+        if fn != 0x03:
+            self.bad("function %02X: §3 has 03H and 10H" % fn, f)
+            return n, self.exc(addr, fn, 0x01) if p else b""
+        start, count = struct.unpack(">HH", f[2:6])
+        if not 1 <= count <= 0x7D:
+            self.bad("register count %d outside 0x0001-0x007D (§3.1)"
+                     % count, f)
+            return n, self.exc(addr, fn, 0x03) if p else b""
+        if start + count - 1 > self.last_register:
+            self.bad("registers %d-%d: §4.1 ends at %d" %
+                     (start, start + count - 1, self.last_register), f)
+            return n, self.exc(addr, fn, 0x02) if p else b""
+        self.good((fn, start, count))
+        if p is None:
+            return n, b""
+        r = self.registers(p)
+        d = b"".join(struct.pack(">H", r[a]) for a in range(start,
+                                                             start + count))
+        out = bytes([addr, fn, len(d)]) + d
+        c = crc16_modbus(out)
+        return n, out + bytes([c & 0xFF, c >> 8])
+
+    def exc(self, addr, fn, code):
+        out = bytes([addr, fn | 0x80, code])   # §3.3 "Cmd + 0x80"
+        c = crc16_modbus(out)
+        return out + bytes([c & 0xFF, c >> 8])
+
+
+# ---- EG4 LifePower4 ("LifePower4 Battery Communication Protocol") ---------
+class Eg4LifePower4(_Ydt):
+    """§1.1 9600 8N1; §1.2.1 frame SOI VER ADR CID1 CID2 LENGTH INFO CHKSUM
+    EOI; §1.2.2 VER 20H, ADR 1-15 ("(0, 255)" excluded; page 3: 0 is the
+    "Master" DIP setting), CID1 4AH; §1.3.2 LENGTH/LCHKSUM, §1.3.3 CHKSUM
+    (the YD/T 1363 rules, same worked examples); §1.4.2 CID2 commands 42H,
+    44H, 47H, 49H, 51H, 4DH, 4EH and RTN 00H-06H; §2.1 42H (LENID 0, the
+    INFO table items 1-47 and the worked example p.12-15); §2.2 44H
+    (LENID 0, items 1-38 and the example p.19-21).
+
+    Choices: DATA_FLAG is sent as 01H, the value of both worked examples
+    (its bit table on p.6-7 is garbled).  "PACK Group" is sent as 1, the
+    value in the table's note column and in the examples, for every
+    address (a second pack at address 2 still says group 1).  The N of 42H
+    counts the 4 cell sensors; the environment and MOSFET temperatures
+    follow them always (items 25-26).  Temperatures 0.1 K with 2731
+    (item 21's examples).  "Max/Min cell temperature" (items 38-39) are
+    those of the 4 cell sensors.  47H, 51H and 4DH are valid commands
+    (§1.4.2) but the document gives no INFO layout for them: counted as
+    valid requests with LENID 0 (as 42H/44H), left unanswered.  49H and
+    4EH write the pack's parameters or clock: a reader must not send them
+    (invalid).  A wrong CID1 is another device type: not answered."""
+    name = "eg4-lifepower4"
+    ver = 0x20
+    cid1 = 0x4A
+    rtn_cid1 = None
+    readable = (0x42, 0x44, 0x47, 0x51, 0x4D)
+
+    def check(self, ver, adr, cid2, info):
+        if not 1 <= adr <= 15:
+            return (None, "ADR %d outside 1-15 (§1.2.2)" % adr)
+        if ver != 0x20:
+            return (0x01, "VER %02X, §1.2.2 gives 20H" % ver)
+        if cid2 in (0x49, 0x4E):
+            return (0x04, "CID2 %02X sets the pack (§1.4.2): a reader must "
+                    "not send it" % cid2)
+        if cid2 not in self.readable:
+            return (0x04, "CID2 %02X not a command of §1.4.2" % cid2)
+        if info:
+            return (0x05, "LENID %d, §2.1/§2.2 give LENID = 00H"
+                    % (2 * len(info)))
+        return None
+
+    def answer(self, adr, cid2, info, p):
+        cells = p.cells_mv
+        if cid2 == 0x42:
+            # §2.1 items 1-3: DATA_FLAG, PACK Group, M
+            d = bytes([0x01, 1, len(cells)])
+            d += b"".join(struct.pack(">H", v) for v in cells)   # 4-19 mV
+            # 20 N = 4; 21-24 cell temperatures, 25 environment, 26 MOSFET
+            d += bytes([4])
+            temps = p.temps_c[:4] + [p.env_c, p.mos_c]
+            d += b"".join(struct.pack(">h", _k10(t, 2731)) for t in temps)
+            # 27 current 10 mA (+ charging), 28 voltage 10 mV, 29 remain
+            # and 30 full capacity 10 mAh (signed), 31 cycles
+            d += struct.pack(">hHhhH", _r(p.current_a * 100),
+                             _r(p.voltage_mv / 10), _r(p.remaining_ah * 100),
+                             _r(p.capacity_ah * 100), p.cycles)
+            d += bytes([15])                        # 32 user-defined: 15
+            # 33 SOC 1 %, 34 SOH 1 %
+            d += struct.pack(">HH", _r(p.soc_pct), _r(p.soh_pct))
+            # 35-37 max, min cell voltage, difference mV; 38-39 max, min
+            # cell temperature 0.1 K
+            ct = p.temps_c[:4]
+            d += struct.pack(">HHHhh", max(cells), min(cells),
+                             max(cells) - min(cells), _k10(max(ct), 2731),
+                             _k10(min(ct), 2731))
+            # 40-41 cumulative charge/discharge 0.01 Ah, 42-43 energy
+            # 0.001 kWh, 44-45 time h (4 bytes each); 46-47 charging and
+            # discharging times (2 bytes each)
+            ah = p.cycles * p.capacity_ah
+            d += struct.pack(">IIIIII", _r(ah * 100), _r(ah * 98),
+                             _r(ah * 51.2), _r(ah * 50), p.cycles * 5,
+                             p.cycles * 6)
+            d += struct.pack(">HH", p.cycles, p.cycles)
+            return d
+        if cid2 == 0x44:
+            # §2.2 items 1-3, 4-19 cell alarm states (00H none), 20 N = 4,
+            # 21-26 temperature alarm states, 27 current, 28 voltage alarm
+            d = bytes([0x01, 1, len(cells)]) + bytes(len(cells))
+            d += bytes([4]) + bytes(6) + bytes(2)
+            d += bytes([9])                         # 29 user-defined: 9
+            # 30 balance event, 31 voltage event, 32 temperature event (2),
+            # 33 current event, 34 remaining capacity alarm: none
+            d += bytes([0, 0]) + struct.pack(">H", 0) + bytes([0, 0])
+            d += bytes([0x03])       # 35 FET: bit0 discharge, bit1 charge on
+            # 36 system status: bit0 discharging, bit1 charging, bit3 standby
+            d += bytes([0x01 if p.current_a < 0 else
+                        0x02 if p.current_a > 0 else 0x08])
+            d += struct.pack(">I", 0) + bytes([0])  # 37 balance, 38 reserved
+            return d
+        return None    # 47H 51H 4DH: no layout in the document
+
+
+def _now():
+    return time.monotonic()
+
+
 FAMILIES = {c.name: c for c in (Pylontech, SeplosV2, Pace, Jbd, Daly,
-                                SeplosV3)}
+                                SeplosV3, PaceModbus, Eg4LifePower4)}
 
 
 # --------------------------------------------------------------------------
@@ -761,6 +1033,9 @@ def serve(fd, family, stop):
         out = family.feed(data)
         if out:
             os.write(fd, out)
+            sent = getattr(family, "on_sent", None)
+            if sent:
+                sent(time.monotonic())   # the bus is busy until here
 
 
 def start(fd, family):
@@ -808,6 +1083,48 @@ def _self_test():
     # JBD: the host's 03 request and the 05 answer of §3
     assert jbd_checksum(b"\x03\x00") == 0xFFFD
     assert jbd_checksum(b"\x00\x0a0123456789") == 0xFDE9
+    # Pace Modbus: the standard Modbus example frame (CRC Lo first), a read
+    # of §4.1 0-36, and a read past register 179 (exception 2)
+    assert crc16_modbus(bytes.fromhex("01030000000A")) == 0xCDC5
+    fam = PaceModbus({1: PackState([3300] * 16, [25] * 4, -1.5, 50, 100)})
+    req = bytes([1, 3, 0, 0, 0, 37])
+    c = crc16_modbus(req)
+    ans = fam.feed(req + bytes([c & 0xFF, c >> 8]))
+    assert ans[:3] == bytes([1, 3, 74]) and fam.invalid == 0, ans
+    assert struct.unpack(">h", ans[3:5])[0] == -150
+    assert struct.unpack(">H", ans[3 + 30:5 + 30])[0] == 3300   # reg 15
+    assert struct.unpack(">H", ans[3 + 62:5 + 62])[0] == 250    # reg 31
+    req = bytes([1, 3, 0, 170, 0, 11])
+    c = crc16_modbus(req)
+    ans = fam.feed(req + bytes([c & 0xFF, c >> 8]))
+    assert ans[:3] == bytes([1, 0x83, 2]) and fam.invalid == 1, ans
+    # EG4 LifePower4: the two requests of §2.1/§2.2 as printed, answered
+    # with the LENGTH of the printed answers (A0CAH, 7054H)
+    fam = Eg4LifePower4({1: PackState([3201] * 16, [29] * 4, 0, 0, 100)})
+    ans = fam.feed(b"~20014A420000FDA2\r")
+    assert fam.requests == 1 and fam.invalid == 0, fam.problems
+    assert ans[1:13] == b"20014A00A0CA", ans
+    ans = fam.feed(b"~20014A440000FDA0\r")
+    assert fam.requests == 2 and ans[1:13] == b"20014A007054", ans
+    # the printed 42H answer (p.12-15): items 1-39 of ours are the same
+    # characters for the example's state (items 40-47, the cumulative
+    # counters, are the pack's history, not compared)
+    ex = ("~20014A00A0CA0101100C540C810C810C820C810C810C810C810C820C820C820C"
+          "820C820C820C820C7E040BCD0BCD0BCD0BCD0BD70BD7000013FD0000271000000F"
+          "000000640C820C54002E0BCD0BCD000000150000003C0000000A0000001D000000"
+          "00000000000002001DD300\r")
+    assert _chksum(ex[1:-5].encode()) == 0xD300
+    cells = [int(ex[19 + 4 * i:23 + 4 * i], 16) for i in range(16)]
+    fam = Eg4LifePower4({1: PackState(cells, [29.0] * 4, 0, 0, 100,
+                                      cycles=0, mos_c=30.0, env_c=30.0,
+                                      voltage_mv=51170)})
+    ans = fam.feed(b"~20014A420000FDA2\r").decode()
+    assert ans[:13 + 2 * 73] == ex[:13 + 2 * 73], ans
+    # the printed 44H answer is well formed by §1.3.2/1.3.3
+    ex = (b"~20014A00705401011000000000000000000000000000000000040000000000"
+          b"0000000900000000000103000000000000EDC4\r")
+    assert _chksum(ex[1:-5]) == 0xEDC4 and ydt_frame(
+        0x20, 1, 0x4A, 0, bytes.fromhex(ex[13:-5].decode())) == ex
     # Pace example answer (p.16-17) checksum
     assert ydt_frame(0x25, 0, 0x46, 0, b"")[1:5] == b"2500"
     print("ok")

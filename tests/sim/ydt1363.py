@@ -66,7 +66,8 @@ def temp_k(dc: int, offset: int) -> bytes:
     return u16(dc + offset)
 
 
-def serve(name: str, ver: int, answers, argv=None):
+def serve(name: str, ver: int, answers, argv=None, cid1: int = 0x46):
+    """Serve the bus; @cid1: the family's CID1 (0x46 battery; EG4 LifePower4 0x4A)."""
     ap = argparse.ArgumentParser(prog=name)
     ap.add_argument("--link", help="symlink pointing at the pty slave")
     ap.add_argument("addrs", nargs="+", type=lambda s: int(s, 0))
@@ -137,14 +138,15 @@ def serve(name: str, ver: int, answers, argv=None):
                 req = parse(fr)
                 if req is None:
                     continue
-                _, adr, cid1, cid2, info = req
-                if adr not in plugged or cid1 != 0x46:
+                _, adr, req_cid1, cid2, info = req
+                if adr not in plugged or req_cid1 != cid1:
                     continue
                 polls[adr] += 1
                 if not plugged[adr]:
                     continue
                 fn = answers.get(cid2)
-                ans = frame(ver, adr, 0x04) if fn is None else frame(ver, adr, 0x00, fn(adr))
+                ans = (frame(ver, adr, 0x04, cid1=cid1) if fn is None
+                       else frame(ver, adr, 0x00, fn(adr), cid1=cid1))
                 if bad_crc[adr] > 0:
                     bad_crc[adr] -= 1
                     ans = ans[:-2] + (b"0" if ans[-2:-1] != b"0" else b"1") + b"\r"
