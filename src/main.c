@@ -42,6 +42,7 @@
 #include "notify.h"
 #include "observer.h"
 #include "observer_metrics.h"
+#include "observer_mqtt.h"
 
 static const char *arg_config = CONFIG_DEFAULT_PATH;
 static bool arg_config_given; /* -c or a --check-config FILE */
@@ -301,6 +302,8 @@ static int run(const struct config *cfg)
 	static struct observer_status obs_status;
 	static struct observer_dbus obs_dbus;
 	static struct observer_metrics obs_metrics;
+	static struct observer_mqtt obs_mqtt;
+	bool mqtt_on = false;
 	bool on_bus = false, metrics_on = false;
 	sd_event_source *setup_done = NULL;
 	sd_event *e = NULL;
@@ -377,7 +380,19 @@ static int run(const struct config *cfg)
 			  "bmsbridge)");
 		mqtt_client = NULL;
 	}
-	/* ---- here: the MQTT observer (src/observer_mqtt.c) on mqtt_client_sink(), if any ---- */
+	/*
+	 * what the client carries (src/observer_mqtt.c): the state and Home
+	 * Assistant discovery, named from the bridge's own settings (br.cfg,
+	 * filled by bridge_init() and changed in place by a reload) at every
+	 * ->configured()
+	 */
+	if (mqtt_client) {
+		mqtt_on = observer_mqtt_init(&obs_mqtt, mqtt_client_sink(mqtt_client),
+					     &br.cfg.mqtt) >= 0;
+	}
+	if (mqtt_on) {
+		bridge_observer_add(&br, &obs_mqtt.base);
+	}
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
@@ -405,6 +420,11 @@ static int run(const struct config *cfg)
 	if (metrics_on) {
 		bridge_observer_remove(&br, &obs_metrics.base);
 		observer_metrics_stop(&obs_metrics);
+	}
+	if (mqtt_on) {
+		/* every pack "offline", queued before the client's own */
+		observer_mqtt_stop(&obs_mqtt);
+		bridge_observer_remove(&br, &obs_mqtt.base);
 	}
 	/* "offline" and DISCONNECT, within MQTT_STOP_USEC */
 	mqtt_client_free(mqtt_client);
