@@ -634,7 +634,7 @@ static void snap_common(const struct battery_pack *p, int32_t *soc, int32_t *soh
 		*p_w = qdiv((int64_t)p->voltage_mv * p->current_ma, 1000000);
 	}
 	if (battery_pack_has(p, BATTERY_GROUP_CAPACITY)) {
-		*soc = p->soc_pct;
+		*soc = (battery_soc_cpct(p) + 5) / 10; /* 0.1 %: the BMS's own resolution */
 		*soh = p->soh_pct;
 		*rem = qdiv(p->remaining_mah, 10);
 		*full = qdiv(p->full_mah, 10);
@@ -726,7 +726,7 @@ static void write_common(struct jw *w, int32_t soc, int32_t soh, int32_t v_cv, i
 			 int32_t p_w, int32_t tmin, int32_t tmax, int32_t cmin, int32_t cmax,
 			 int32_t cdelta, int32_t rem, int32_t full, int32_t cycles)
 {
-	jw_fixed(w, "soc", soc, 0);
+	jw_fixed(w, "soc", soc, 1);
 	jw_fixed(w, "soh", soh, 0);
 	jw_fixed(w, "voltage", v_cv, 2);
 	jw_fixed(w, "current", i_da, 1);

@@ -495,7 +495,7 @@ static void test_state_values(void **state)
 	assert_raw(m, "cell_delta", "15");
 	assert_raw(m, "remaining", "70.13");
 	assert_raw(m, "full", "100.00");
-	assert_raw(m, "soc", "70");
+	assert_raw(m, "soc", "70.0");
 	assert_raw(m, "mode", "\"normal\"");
 	assert_raw(m, "inverter", "\"ON\"");
 	assert_raw(m, "packs_online", "2");
@@ -504,7 +504,7 @@ static void test_state_values(void **state)
 	assert_raw(m, "ccl", "null");
 	m = last(w, "bmsbridge/gw1/pack/2/state");
 	assert_raw(m, "voltage", "52.30"); /* 52301 mV */
-	assert_raw(m, "soc", "71");
+	assert_raw(m, "soc", "71.0");
 	assert_raw(m, "temp_mosfet", "null");
 	assert_raw(m, "cell_16", "3.275");
 	j = parse(m);
@@ -593,9 +593,15 @@ static void test_rate(void **state)
 	assert_int_equal(count(w, "bmsbridge/gw1/state", NULL), 0);
 	evaluate(w, 161 * SEC);
 	assert_int_equal(count(w, "bmsbridge/gw1/state", NULL), 1);
-	assert_raw(last(w, "bmsbridge/gw1/state"), "soc", "72");
+	assert_raw(last(w, "bmsbridge/gw1/state"), "soc", "72.0");
 	/* the pack did not change: not published with the bank */
 	assert_int_equal(count(w, "bmsbridge/gw1/pack/1/state", NULL), 0);
+	rec_clear(&w->rec);
+
+	/* a BMS that says 0.1 % (a Seplos, a Daly): published at its resolution */
+	battery_pack_set_soc_cpct(&w->st.bank, 7240);
+	evaluate(w, 165 * SEC);
+	assert_raw(last(w, "bmsbridge/gw1/state"), "soc", "72.4");
 	rec_clear(&w->rec);
 
 	/* a change below the published resolution (0.01 V) is no change */
