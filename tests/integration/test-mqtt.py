@@ -21,12 +21,16 @@ against fake brokers, read by a real client (python3-paho-mqtt):
 - TLS with a CA, a server and a client certificate made here by openssl:
   accepted by name (the name resolved without blocking, the name checked);
   a wrong CA, and an address the certificate does not name, are refused;
+- what the observer publishes (three simulated packs of 16 cells changing
+  every second) goes through the client: discovery retained by the broker,
+  state at least once a second per pack, nothing dropped;
 - a fake broker that accepts TCP and never answers, and one that answers
   CONNACK and then stops reading: the daemon drops each (no CONNACK within
-  keepalive_s; no answer to a ping), and all the while writes its inverter
-  frames on time (the worst gap between 0x351 lines, against the 1 s
-  period, printed and held under 1.5 s) with a bounded RSS (VmRSS sampled,
-  printed);
+  keepalive_s; no answer to a ping), and all the while, with the observer
+  publishing three packs, writes its inverter frames on time (the worst gap
+  between 0x351 lines, against the 1 s period, printed and held under
+  1.5 s) with a bounded RSS (VmRSS sampled, printed) and a queue that
+  drops its oldest messages rather than hold more than queue_max;
 - a DNS server that never answers (a namespace of the test's own with its
   /etc/resolv.conf): the lookup gives up, the frames keep their period.
 
@@ -147,9 +151,10 @@ class Sub:
 class Daemon:
     """bmsbridged on a sim BMS, candump lines to a file, its log collected"""
 
-    def __init__(self, tmp, name, mqtt, env=None):
+    def __init__(self, tmp, name, mqtt, env=None, bms='driver = "sim";'):
         self.frames_path = os.path.join(tmp, name + ".candump")
         self.conf = os.path.join(tmp, name + ".conf")
+        self.bms = bms
         self.write_conf(mqtt)
         self.err = []
         self.p = subprocess.Popen([DAEMON, "-c", self.conf, "-d", "mqtt,main"],
@@ -159,10 +164,11 @@ class Daemon:
 
     def write_conf(self, mqtt):
         with open(self.conf, "w") as f:
-            f.write('dbus = false;\nbms: { driver = "sim"; };\n'
+            f.write('dbus = false;\nbms: { %s };\n'
                     'inverter: { protocol = "pylontech"; output = "candump"; port = "%s"; };\n'
                     "mqtt: { enabled = true; keepalive_s = %d; %s };\n"
-                    % (self.frames_path, KEEPALIVE_S, mqtt))
+                    % (getattr(self, "bms", 'driver = "sim";'), self.frames_path, KEEPALIVE_S,
+                       mqtt))
 
     def _pump(self):
         for line in self.p.stderr:
@@ -177,6 +183,16 @@ class Daemon:
     def warnings(self, text):
         """the warning lines saying @text (debug lines repeat what libmosquitto says)"""
         return sum("warning:" in line and text in line for line in list(self.err))
+
+    def counters(self):
+        """the client's counters, logged at its stop (-d mqtt)"""
+        for line in reversed(list(self.err)):
+            m = re.search(r"MQTT: (\d+) connections, (\d+) lost; (\d+) published, (\d+) "
+                          r"superseded, (\d+) dropped; (\d+) queued", line)
+            if m:
+                return dict(zip(("connects", "lost", "published", "superseded", "dropped",
+                                 "queued"), map(int, m.groups())))
+        return None
 
     def rss_kb(self):
         try:
@@ -280,6 +296,44 @@ def test_availability(tmp):
         check("reload: the new node comes online",
               sub.wait(avail("t4"), "online", 5, after=t0), d.log())
         d.stop()
+        sub.close()
+    finally:
+        broker.stop()
+
+
+# ---- what the observer publishes, through the client -------------------------------
+
+def test_content(tmp):
+    port = free_port()
+    broker = Broker(tmp, "content", [(port, "allow_anonymous true")])
+    try:
+        sub = Sub(port)
+        t0 = time.monotonic()
+        d = Daemon(tmp, "content", mqtt_conf(port, "c1"), bms=PACKS3)
+        time.sleep(10)
+        # a subscriber that comes later gets the discovery the broker retained
+        late = Sub(port, "homeassistant/#")
+        time.sleep(1.5)
+        d.stop()
+        with sub.lock:
+            msgs = [m for m in sub.msgs if m[0] >= t0]
+        disc = [m for m in msgs if m[1].startswith("homeassistant/") and m[1].endswith("/config")]
+        state = [m for m in msgs if m[1].startswith("bmsbridge/c1/")
+                 and not m[1].endswith("availability")]
+        n = d.counters()
+        print("# three packs of 16 cells for 10 s: %d discovery messages, %d state messages "
+              "(%.1f/s) on %d topics; the client: %s"
+              % (len(disc), len(state), len(state) / 10.0, len(set(m[1] for m in state)), n))
+        with late.lock:
+            kept = set(m[1] for m in late.msgs if m[3] and m[1].endswith("/config"))
+        late.close()
+        check("discovery: %d configs, all retained by the broker (%d)" % (
+              len(set(m[1] for m in disc)), len(kept)),
+              disc and kept == set(m[1] for m in disc), d.log())
+        check("state: at least one message a second for each of the three packs",
+              len(state) >= 3 * 8 and not any(m[3] for m in state), d.log())
+        check("healthy broker: nothing dropped, everything handed over",
+              n and n["dropped"] == 0 and n["published"] >= len(disc) + len(state), d.log())
         sub.close()
     finally:
         broker.stop()
@@ -490,6 +544,10 @@ def watch(d, seconds):
     return rss
 
 
+FAKE_QUEUE_MAX = 32
+PACKS3 = 'driver = "sim"; sim_packs = 3; sim_cells = 16; sim_speed = 60;'
+
+
 def worst_gap_ms(ts):
     gaps = [b - a for a, b in zip(ts, ts[1:])]
     return max(gaps) * 1000 if gaps else None
@@ -499,8 +557,11 @@ def test_fake_brokers(tmp):
     for mode, says in (("silent", "no CONNACK within %d s" % KEEPALIVE_S),
                        ("deaf", "no answer to a ping within keepalive_s")):
         fb = FakeBroker(mode)
+        # three packs changing every second: the observer has plenty to say
         d = Daemon(tmp, "fake-" + mode, mqtt_conf(fb.port, "f-" + mode,
-                                                  "reconnect_min_s = 1; reconnect_max_s = 2;"))
+                                                  "reconnect_min_s = 1; reconnect_max_s = 2; "
+                                                  "queue_max = %d;" % FAKE_QUEUE_MAX),
+                   bms=PACKS3)
         rss = watch(d, 3 * KEEPALIVE_S + 2)
         ts = d.frame_times()
         gap = worst_gap_ms(ts)
@@ -519,6 +580,11 @@ def test_fake_brokers(tmp):
               % (mode, (max(rss[4:]) - base) if base else -1),
               base and max(rss[4:]) - base < 1024, rss)
         check("%s broker: the daemon stops cleanly" % mode, d.stop() == 0, d.log())
+        n = d.counters()
+        print("# %s broker: the client's counters at the stop: %s" % (mode, n))
+        check("%s broker: the queue full, its oldest messages dropped, never more than "
+              "queue_max (%d) waiting" % (mode, FAKE_QUEUE_MAX),
+              n and n["dropped"] > 0 and n["queued"] <= FAKE_QUEUE_MAX, d.log())
         fb.close()
 
 
@@ -578,6 +644,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="bmsbridge-mqtt-")
     try:
         test_availability(tmp)
+        test_content(tmp)
         test_auth(tmp)
         test_tls(tmp)
         test_fake_brokers(tmp)
