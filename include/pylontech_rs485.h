@@ -157,3 +157,12 @@ ssize_t pylon_rs485_find_answer_cid1(uint8_t adr, uint8_t cid1, uint8_t req_cid2
  */
 ssize_t pylon_rs485_answer_info(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info,
 				uint8_t *rtn);
+
+/**
+ * pylon_rs485_answer_data() - the INFO of a framed answer that carries
+ * data (RTN 00), as the polled BMS families read it.
+ * Return: the number of INFO bytes, -EBADMSG as pylon_rs485_answer_info(),
+ * or -EPROTO for the pack's error answer (any other RTN: each family's
+ * document lists its codes).
+ */
+ssize_t pylon_rs485_answer_data(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info);

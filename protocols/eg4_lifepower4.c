@@ -273,18 +273,15 @@ static int lp4_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pa
 		      uint64_t now_usec, struct battery_state *bs)
 {
 	uint8_t d[LP4_INFO_MAX];
-	uint8_t rtn;
 	ssize_t n;
 
 	if (!bs || pack >= BATTERY_PACKS_MAX || step >= LP4_STEP__COUNT) {
 		return -EBADMSG;
 	}
-	n = pylon_rs485_answer_info(ans, len, d, sizeof(d), &rtn);
+	/* RTN 01-06 (§1.4.2 "Response information"): -EPROTO */
+	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
 	if (n < 0) {
 		return (int)n;
-	}
-	if (rtn != 0x00) {
-		return -EPROTO; /* §1.4.2 "Response information": RTN 01-06 */
 	}
 	switch (step) {
 	case LP4_STEP_ANALOG:

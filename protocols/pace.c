@@ -247,18 +247,15 @@ static int pace_decode(unsigned step, const uint8_t *ans, size_t len, unsigned p
 		       uint64_t now_usec, struct battery_state *bs)
 {
 	uint8_t d[PACE_INFO_MAX];
-	uint8_t rtn;
 	ssize_t n;
 
 	if (!bs || pack >= BATTERY_PACKS_MAX || step >= PACE_STEP__COUNT) {
 		return -EBADMSG;
 	}
-	n = pylon_rs485_answer_info(ans, len, d, sizeof(d), &rtn);
+	/* RTN 01-06, 09 (Char A.8): -EPROTO */
+	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
 	if (n < 0) {
 		return (int)n;
-	}
-	if (rtn != 0x00) {
-		return -EPROTO; /* Char A.8 RTN 01-06, 09 */
 	}
 	switch (step) {
 	case PACE_STEP_ANALOG:

@@ -1122,6 +1122,17 @@ ssize_t pylon_rs485_answer_info(const uint8_t *ans, size_t len, uint8_t *info, s
 	return (ssize_t)(chars / 2);
 }
 
+ssize_t pylon_rs485_answer_data(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info)
+{
+	uint8_t rtn;
+	ssize_t n = pylon_rs485_answer_info(ans, len, info, n_info, &rtn);
+
+	if (n >= 0 && rtn != PYLON_RS485_RTN_OK) {
+		return -EPROTO;
+	}
+	return n;
+}
+
 /*
  * The round: per pack, 0x42 analog values (§3.3), 0x44 alarm info (§3.5),
  * 0x92 charge/discharge management info (§3.6), each with INFO = the
@@ -1373,18 +1384,15 @@ static int pyl_bms_decode(unsigned step, const uint8_t *ans, size_t len, unsigne
 			  uint64_t now_usec, struct battery_state *bs)
 {
 	uint8_t d[PYL_INFO_MAX];
-	uint8_t rtn;
 	ssize_t n;
 
 	if (!bs || pack >= BATTERY_PACKS_MAX || step >= PYL_STEP__COUNT) {
 		return -EBADMSG;
 	}
-	n = pylon_rs485_answer_info(ans, len, d, sizeof(d), &rtn);
+	/* the pack's RTN error answer (§2.5.2): -EPROTO */
+	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
 	if (n < 0) {
 		return (int)n;
-	}
-	if (rtn != PYLON_RS485_RTN_OK) {
-		return -EPROTO; /* the pack's RTN error answer (§2.5.2) */
 	}
 	switch (step) {
 	case PYL_STEP_ANALOG:

@@ -234,18 +234,15 @@ static int seplos_decode(unsigned step, const uint8_t *ans, size_t len, unsigned
 			 uint64_t now_usec, struct battery_state *bs)
 {
 	uint8_t d[SEPLOS_INFO_MAX];
-	uint8_t rtn;
 	ssize_t n;
 
 	if (!bs || pack >= BATTERY_PACKS_MAX || step >= SEPLOS_STEP__COUNT) {
 		return -EBADMSG;
 	}
-	n = pylon_rs485_answer_info(ans, len, d, sizeof(d), &rtn);
+	/* return codes 01-07, E1-E4 (Table 5): -EPROTO */
+	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
 	if (n < 0) {
 		return (int)n;
-	}
-	if (rtn != 0x00) {
-		return -EPROTO; /* Table 5 return codes 01-07, E1-E4 */
 	}
 	switch (step) {
 	case SEPLOS_STEP_TELEMETRY:
