@@ -393,6 +393,8 @@ static int run(const struct config *cfg)
 	if (mqtt_on) {
 		bridge_observer_add(&br, &obs_mqtt.base);
 	}
+	/* the client's counters in the metrics (NULL: none) */
+	obs_metrics.mqtt = metrics_on ? mqtt_client : NULL;
 	r = bridge_init(&br, e, cfg);
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
