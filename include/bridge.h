@@ -64,6 +64,8 @@ struct bridge {
 	bool input_link_up, output_link_up; /* as last told to the observers */
 
 	struct observer *observers; /* include/observer.h; the first added first */
+	/* the MQTT client, its phrase in the status line; set by main.c, NULL: MQTT off */
+	const struct mqtt_client *mqtt;
 };
 
 /**

@@ -25,6 +25,7 @@
 #include "safety.h"
 
 struct inverter_link_stats;
+struct mqtt_stats;
 
 /* the limits in metrics_snapshot.set_by[], the order of enum observer_limit */
 #define METRICS_LIMITS 4
@@ -51,6 +52,7 @@ struct metrics_snapshot {
 	uint64_t inverter_heard_usec;		/* monotonic, 0: never */
 	const char *transport;			/* "can", "rs485", "candump" */
 	const struct inverter_link_stats *link; /* NULL: the output has no counters */
+	const struct mqtt_stats *mqtt;		/* the MQTT client's; NULL: MQTT not enabled */
 };
 
 /**

@@ -148,3 +148,11 @@ int mqtt_node_id(const struct mqtt_config *cfg, char *buf, size_t n);
  * or more than MQTT_PASSWORD_MAX - 1 bytes: -EINVAL with @ret_why.
  */
 int mqtt_password_parse(const char *buf, size_t len, char *ret, size_t n, const char **ret_why);
+
+/*
+ * mqtt_stats_phrase() - the client's state in a few words for the status
+ * line (STATUS=): "mqtt: connected, 0 queued", "mqtt: retrying in 8 s
+ * (connection refused: not authorised)", "mqtt: connecting". @now_usec on
+ * the clock of next_retry_usec (the loop's CLOCK_MONOTONIC). Pure.
+ */
+void mqtt_stats_phrase(const struct mqtt_stats *s, uint64_t now_usec, char *buf, size_t n);

@@ -17,6 +17,8 @@
 #include "metrics_http.h"
 #include "observer.h"
 
+struct mqtt_client;
+
 struct observer_metrics {
 	struct observer base;
 	char path[CONFIG_PATH_MAX];	    /* metrics { textfile }; "": no file */
@@ -52,6 +54,8 @@ struct observer_metrics {
 	uint64_t writes;
 	uint64_t last_write_usec, max_write_usec;
 	int last_len;
+	/* the MQTT client whose counters are rendered, set by main.c; NULL: MQTT off */
+	const struct mqtt_client *mqtt;
 };
 
 #define OBSERVER_METRICS_REMIND_USEC (600 * UINT64_C(1000000))

@@ -27,6 +27,7 @@
 #include "bridge.h"
 #include "log.h"
 #include "macro.h"
+#include "mqtt.h"
 #include "notify.h"
 #include "observer.h"
 #include "protocol.h"
@@ -435,6 +436,7 @@ void bridge_status(struct bridge *br, char *buf, size_t n)
 {
 	char in[96] = "", out[96] = "", inv[64], last[32];
 	uint64_t now = bridge_now(br);
+	int len;
 
 	if (br->input && br->input_ops->status) {
 		br->input_ops->status(br->input, in, sizeof(in));
@@ -458,8 +460,16 @@ void bridge_status(struct bridge *br, char *buf, size_t n)
 		snprintf(last, sizeof(last), "%.1f s ago",
 			 (double)(now - br->last_tx_usec) / USEC_PER_SEC);
 	}
-	snprintf(buf, n, "BMS %s: %s; %s: %s; %s; last frame %s", safety_mode_name(br->mode), in,
-		 br->proto->name, out, inv, last);
+	len = snprintf(buf, n, "BMS %s: %s; %s: %s; %s; last frame %s", safety_mode_name(br->mode),
+		       in, br->proto->name, out, inv, last);
+	if (br->mqtt && len > 0 && (size_t)len < n) {
+		struct mqtt_stats st;
+		char mqtt[192];
+
+		mqtt_client_stats(br->mqtt, &st);
+		mqtt_stats_phrase(&st, now, mqtt, sizeof(mqtt));
+		snprintf(buf + len, n - (size_t)len, "; %s", mqtt);
+	}
 }
 
 /* a port opened or closed since the last call: a link event */

@@ -393,7 +393,10 @@ static int run(const struct config *cfg)
 	if (mqtt_on) {
 		bridge_observer_add(&br, &obs_mqtt.base);
 	}
+	/* the client's counters in the metrics and its state in STATUS= (NULL: none) */
+	obs_metrics.mqtt = metrics_on ? mqtt_client : NULL;
 	r = bridge_init(&br, e, cfg);
+	br.mqtt = mqtt_client;
 	if (r >= 0) {
 		r = sd_event_add_defer(e, &setup_done, on_setup_done, &br);
 		if (r >= 0) {

@@ -24,6 +24,7 @@
 #include "link_stats.h"
 #include "macro.h"
 #include "metrics.h"
+#include "mqtt.h"
 #include "safety.h"
 
 struct out {
@@ -587,6 +588,43 @@ static void render_link(struct out *o, const struct metrics_snapshot *s)
 	}
 }
 
+/* the MQTT client's counters (include/mqtt.h, struct mqtt_stats), when MQTT is enabled */
+static void render_mqtt(struct out *o, const struct metrics_snapshot *s)
+{
+	const struct mqtt_stats *m = s->mqtt;
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} f[] = {
+		{ "bmsbridge_mqtt_connected", "gauge", "1 while connected to the MQTT broker.",
+		  m ? m->connected : 0 },
+		{ "bmsbridge_mqtt_connects_total", "counter",
+		  "Connections the MQTT broker accepted (CONNACK).", m ? m->connects : 0 },
+		{ "bmsbridge_mqtt_disconnects_total", "counter",
+		  "MQTT connections lost or refused.", m ? m->disconnects : 0 },
+		{ "bmsbridge_mqtt_published_total", "counter",
+		  "MQTT messages handed to the socket.", m ? m->published : 0 },
+		{ "bmsbridge_mqtt_superseded_total", "counter",
+		  "MQTT messages replaced in the queue by a newer one of the same topic.",
+		  m ? m->superseded : 0 },
+		{ "bmsbridge_mqtt_dropped_total", "counter",
+		  "MQTT messages dropped because the queue was full (oldest first).",
+		  m ? m->dropped : 0 },
+		{ "bmsbridge_mqtt_queued_messages", "gauge",
+		  "MQTT messages waiting for the broker now.", m ? m->queued : 0 },
+		{ "bmsbridge_mqtt_queued_bytes", "gauge",
+		  "Payload bytes of the MQTT messages waiting now.", m ? m->queued_bytes : 0 },
+	};
+
+	if (!m) {
+		return;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+		family(o, f[i].name, f[i].type, f[i].help);
+		sample_u(o, f[i].name, NULL, NULL, NULL, NULL, f[i].v);
+	}
+}
+
 int metrics_render(const struct metrics_snapshot *s, char *buf, size_t n)
 {
 	struct out o = { .buf = buf, .n = n };
@@ -598,6 +636,7 @@ int metrics_render(const struct metrics_snapshot *s, char *buf, size_t n)
 	render_gateway(&o, s);
 	render_wire(&o, s);
 	render_link(&o, s);
+	render_mqtt(&o, s);
 	render_packs_meta(&o, s);
 	render_pack_families(&o, s);
 	render_status_families(&o, s);

@@ -47,6 +47,7 @@
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
+#include "mqtt.h"
 #include "observer_metrics.h"
 
 static uint64_t clock_usec(clockid_t c)
@@ -133,6 +134,7 @@ int observer_metrics_write(struct observer_metrics *o, const struct observer_eva
 		.transport = o->transport,
 		.link = o->have_link ? &o->link : NULL,
 	};
+	struct mqtt_stats mqtt;
 	uint64_t t0 = clock_usec(CLOCK_MONOTONIC), dt;
 	const char *step = "render";
 	int len, r;
@@ -141,6 +143,10 @@ int observer_metrics_write(struct observer_metrics *o, const struct observer_eva
 		s.set_by[i] = o->set_by[i];
 	}
 	s.realtime_offset_usec = (int64_t)(clock_usec(CLOCK_REALTIME) - t0);
+	if (o->mqtt) {
+		mqtt_client_stats(o->mqtt, &mqtt);
+		s.mqtt = &mqtt;
+	}
 	o->last_usec = ev->now_usec;
 
 	len = metrics_render(&s, o->text, METRICS_TEXT_MAX);

@@ -21,6 +21,7 @@
 #include "battery.h"
 #include "link_stats.h"
 #include "metrics.h"
+#include "mqtt.h"
 
 static char text[METRICS_TEXT_MAX];
 
@@ -360,6 +361,58 @@ static void test_largest_fits(void **state)
 	check_structure(40);
 }
 
+/* MQTT enabled: the client's counters, each family with HELP and TYPE; off: none of them */
+static void test_mqtt(void **state)
+{
+	struct metrics_snapshot s = base_snapshot();
+	struct mqtt_stats m = {
+		.connected = true,
+		.connects = 3,
+		.disconnects = 2,
+		.published = 1234,
+		.superseded = 56,
+		.dropped = 7,
+		.queued = 8,
+		.queued_bytes = 901,
+		.next_retry_usec = 0,
+	};
+
+	(void)state;
+	render(&s);
+	assert_null(strstr(text, "bmsbridge_mqtt_"));
+
+	s.mqtt = &m;
+	render(&s);
+	assert_line("# HELP bmsbridge_mqtt_connected 1 while connected to the MQTT broker.");
+	assert_line("# TYPE bmsbridge_mqtt_connected gauge");
+	assert_line("bmsbridge_mqtt_connected 1");
+	assert_line("# TYPE bmsbridge_mqtt_connects_total counter");
+	assert_line("bmsbridge_mqtt_connects_total 3");
+	assert_line("# TYPE bmsbridge_mqtt_disconnects_total counter");
+	assert_line("bmsbridge_mqtt_disconnects_total 2");
+	assert_line("# TYPE bmsbridge_mqtt_published_total counter");
+	assert_line("bmsbridge_mqtt_published_total 1234");
+	assert_line("# TYPE bmsbridge_mqtt_superseded_total counter");
+	assert_line("bmsbridge_mqtt_superseded_total 56");
+	assert_line("# TYPE bmsbridge_mqtt_dropped_total counter");
+	assert_line("bmsbridge_mqtt_dropped_total 7");
+	assert_line("# TYPE bmsbridge_mqtt_queued_messages gauge");
+	assert_line("bmsbridge_mqtt_queued_messages 8");
+	assert_line("# TYPE bmsbridge_mqtt_queued_bytes gauge");
+	assert_line("bmsbridge_mqtt_queued_bytes 901");
+	check_structure(48);
+
+	/* gone, with the largest counters: exact, not rounded through a double */
+	m.connected = false;
+	m.published = UINT64_MAX;
+	m.queued = UINT32_MAX;
+	render(&s);
+	assert_line("bmsbridge_mqtt_connected 0");
+	assert_line("bmsbridge_mqtt_published_total 18446744073709551615");
+	assert_line("bmsbridge_mqtt_queued_messages 4294967295");
+	check_structure(48);
+}
+
 /* metrics { listen }: numeric address and port only, both families */
 static void test_parse_listen(void **state)
 {
@@ -412,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_buffer_limit),
 		cmocka_unit_test(test_largest_fits),
 		cmocka_unit_test(test_parse_listen),
+		cmocka_unit_test(test_mqtt),
 	};
 
 	return cmocka_run_group_tests_name("metrics", tests, NULL, NULL);

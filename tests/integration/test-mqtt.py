@@ -33,6 +33,10 @@ against fake brokers, read by a real client (python3-paho-mqtt):
   drops its oldest messages rather than hold more than queue_max;
 - a DNS server that never answers (a namespace of the test's own with its
   /etc/resolv.conf): the lookup gives up, the frames keep their period.
+- what an owner sees, with the metrics file on: the bmsbridge_mqtt_*
+  families (promtool-clean, each in bmsbridged(8) METRICS), connected 1
+  and STATUS= "mqtt: connected, N queued"; after the broker stops,
+  connected 0, a disconnect counted and STATUS= "mqtt: retrying in N s (why)".
 
 Usage: test-mqtt.py BUILD_DIR   (prints TAP)
 """
@@ -151,10 +155,11 @@ class Sub:
 class Daemon:
     """bmsbridged on a sim BMS, candump lines to a file, its log collected"""
 
-    def __init__(self, tmp, name, mqtt, env=None, bms='driver = "sim";'):
+    def __init__(self, tmp, name, mqtt, env=None, bms='driver = "sim";', extra=""):
         self.frames_path = os.path.join(tmp, name + ".candump")
         self.conf = os.path.join(tmp, name + ".conf")
         self.bms = bms
+        self.extra = extra
         self.write_conf(mqtt)
         self.err = []
         self.p = subprocess.Popen([DAEMON, "-c", self.conf, "-d", "mqtt,main"],
@@ -169,6 +174,7 @@ class Daemon:
                     "mqtt: { enabled = true; keepalive_s = %d; %s };\n"
                     % (getattr(self, "bms", 'driver = "sim";'), self.frames_path, KEEPALIVE_S,
                        mqtt))
+            f.write(getattr(self, "extra", ""))
 
     def _pump(self):
         for line in self.p.stderr:
@@ -636,6 +642,114 @@ def test_dns(tmp):
           % (gap or -1), gap is not None and gap < 1500 and len(ts) >= 12, ts)
     check("unresponsive DNS: the daemon stops cleanly", "exit=0" in r.stdout, r.stdout)
 
+# ---- what an owner sees of the client: metrics and STATUS= -------------------------
+
+class Notify:
+    """a fake systemd notify socket: the STATUS= lines, in order"""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.statuses = []
+        self.done = False
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        while not self.done:
+            try:
+                msg = self.sock.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            for line in msg.split("\n"):
+                if line.startswith("STATUS="):
+                    self.statuses.append(line[len("STATUS="):])
+
+    def last(self, pattern, after=0):
+        for line in reversed(self.statuses[after:]):
+            if re.search(pattern, line):
+                return line
+        return None
+
+    def close(self):
+        self.done = True
+        self.sock.close()
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def metric(text, name):
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def test_watching(tmp):
+    promtool = shutil.which("promtool")
+    if not check("promtool is installed (tools/setup --test: prometheus)", promtool):
+        return
+    port = free_port()
+    broker = Broker(tmp, "watch", [(port, "allow_anonymous true")])
+    prom = os.path.join(tmp, "watch.prom")
+    notify = Notify(os.path.join(tmp, "watch.notify"))
+    env = dict(os.environ, NOTIFY_SOCKET=notify.sock.getsockname())
+    d = Daemon(tmp, "watch", mqtt_conf(port, "w1", "reconnect_min_s = 4; reconnect_max_s = 8;"),
+               env=env, extra='status_interval_s = 1;\n'
+               'metrics: { textfile = "%s"; interval_s = 1; };\n' % prom)
+    try:
+        text = wait_for(lambda: metric(read_text(prom), "bmsbridge_mqtt_connected") == 1
+                        and metric(read_text(prom), "bmsbridge_mqtt_published_total") > 0
+                        and read_text(prom), 15)
+        check("metrics: bmsbridge_mqtt_connected 1, messages published", text, d.log())
+        text = text or read_text(prom)
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        check("metrics with MQTT: promtool check metrics clean",
+              r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(),
+              r.stdout + r.stderr)
+        families = re.findall(r"^# TYPE (bmsbridge_mqtt_\S+) (\S+)$", text, re.M)
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man",
+                               "bmsbridged.8.scd")) as f:
+            man = f.read().replace("\\_", "_")
+        man = man[man.index("# METRICS"):man.index("# LOGGING")]
+        check("metrics: the 8 bmsbridge_mqtt_ families, each in bmsbridged(8) METRICS",
+              len(families) == 8 and all(name in man for name, _ in families), families)
+        check("metrics: connects_total 1, queued_messages and queued_bytes present",
+              metric(text, "bmsbridge_mqtt_connects_total") == 1
+              and metric(text, "bmsbridge_mqtt_queued_messages") is not None
+              and metric(text, "bmsbridge_mqtt_queued_bytes") is not None, text)
+        line = wait_for(lambda: notify.last(r"; mqtt: connected, \d+ queued$"), 5)
+        print("# STATUS= connected: %s" % line)
+        check("STATUS= ends with \"mqtt: connected, N queued\"", line, notify.statuses[-3:])
+
+        n = len(notify.statuses)
+        broker.stop()
+        text = wait_for(lambda: metric(read_text(prom), "bmsbridge_mqtt_connected") == 0
+                        and read_text(prom), 15)
+        check("broker stopped: bmsbridge_mqtt_connected 0", text, d.log())
+        text = text or read_text(prom)
+        check("broker stopped: disconnects_total 1 and more",
+              (metric(text, "bmsbridge_mqtt_disconnects_total") or 0) >= 1, text)
+        line = wait_for(lambda: notify.last(r"; mqtt: retrying in [1-9]\d* s \(.+\)$", n), 10)
+        print("# STATUS= broker gone: %s" % line)
+        check("STATUS= says \"mqtt: retrying in N s (why)\" while the broker is gone", line,
+              notify.statuses[n:][-3:])
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+        check("broker stopped: promtool check metrics clean", r.returncode == 0
+              and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr)
+    finally:
+        d.stop()
+        notify.close()
+        broker.stop()
+
 
 def main():
     if not shutil.which("mosquitto"):
@@ -649,6 +763,7 @@ def main():
         test_tls(tmp)
         test_fake_brokers(tmp)
         test_dns(tmp)
+        test_watching(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return finish()
