@@ -230,7 +230,8 @@ static unsigned count_cells(const struct world *w, unsigned address)
 	return n;
 }
 
-static const struct msg *last(const struct world *w, const char *topic)
+/* the last message recorded on @topic, NULL if none */
+static const struct msg *find(const struct world *w, const char *topic)
 {
 	for (unsigned i = w->rec.n; i-- > 0;) {
 		if (strcmp(w->rec.m[i].topic, topic) == 0) {
@@ -238,6 +239,19 @@ static const struct msg *last(const struct world *w, const char *topic)
 		}
 	}
 	return NULL;
+}
+
+/* the same, where the test expects one: a failure of the test if there is none */
+__attribute__((returns_nonnull)) static const struct msg *last(const struct world *w,
+							       const char *topic)
+{
+	const struct msg *m = find(w, topic);
+
+	if (!m) {
+		fail_msg("nothing published on %s", topic);
+		abort(); /* not reached: fail_msg() leaves the test */
+	}
+	return m;
 }
 
 /* no topic twice in the messages recorded (one evaluation's worth) */
@@ -404,7 +418,7 @@ static void test_discovery_on_connect(void **state)
 	assert_unique_topics(w);
 	assert_int_equal(count(w, "homeassistant/sensor/gw1/pack", NULL), 3 * 16);
 	assert_non_null(last(w, "homeassistant/sensor/gw1/pack3_cell_16/config"));
-	assert_null(last(w, "homeassistant/sensor/gw1/pack3_cell_17/config"));
+	assert_null(find(w, "homeassistant/sensor/gw1/pack3_cell_17/config"));
 	assert_int_equal(count(w, "bmsbridge/gw1/pack/", "/availability"), 3);
 	assert_string_equal(last(w, "bmsbridge/gw1/pack/1/availability")->payload, "online");
 	assert_non_null(last(w, "bmsbridge/gw1/state"));
@@ -646,7 +660,7 @@ static void test_pack_availability(void **state)
 	assert_int_equal(count(w, "bmsbridge/gw1/pack/", "/availability"), 1);
 	rec_clear(&w->rec);
 	evaluate(w, 100 * SEC); /* past max_silence: the others again, not pack 2 */
-	assert_null(last(w, "bmsbridge/gw1/pack/2/state"));
+	assert_null(find(w, "bmsbridge/gw1/pack/2/state"));
 	assert_non_null(last(w, "bmsbridge/gw1/pack/1/state"));
 	assert_int_equal(count(w, "bmsbridge/gw1/pack/", "/availability"), 0);
 	rec_clear(&w->rec);
@@ -697,10 +711,10 @@ static void test_reload_fewer_packs(void **state)
 	assert_true(m->retain);
 	/* the kept packs are not touched */
 	assert_int_equal(count(w, "homeassistant/sensor/gw1/pack1_", NULL), 0);
-	assert_null(last(w, "bmsbridge/gw1/pack/1/availability"));
+	assert_null(find(w, "bmsbridge/gw1/pack/1/availability"));
 	rec_clear(&w->rec);
 	evaluate(w, 2 * SEC);
-	assert_null(last(w, "bmsbridge/gw1/pack/3/state"));
+	assert_null(find(w, "bmsbridge/gw1/pack/3/state"));
 	world_free(w);
 }
 
