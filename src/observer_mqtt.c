@@ -227,8 +227,8 @@ struct entity {
 #define BINARY "binary_sensor"
 #define MEAS "measurement"
 
-/* the gateway's own entities (the bank: what the inverter is told) */
-static const struct entity bank_entities[] = {
+/* the entities of the bank and of each pack alike */
+static const struct entity common_entities[] = {
 	{ "soc", "State of charge", SENSOR, "battery", "%", MEAS, 0, NULL, false },
 	{ "soh", "State of health", SENSOR, NULL, "%", MEAS, 0, "mdi:battery-heart-variant",
 	  false },
@@ -244,6 +244,10 @@ static const struct entity bank_entities[] = {
 	{ "full", "Full capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery", false },
 	{ "cycles", "Cycles", SENSOR, NULL, NULL, "total_increasing", 0, "mdi:battery-sync",
 	  false },
+};
+
+/* the gateway's own, beside the bank's common ones (what the inverter is told) */
+static const struct entity gateway_entities[] = {
 	{ "cvl", "Charge voltage limit sent", SENSOR, "voltage", "V", MEAS, 1, NULL, false },
 	{ "dvl", "Discharge voltage limit sent", SENSOR, "voltage", "V", MEAS, 1, NULL, false },
 	{ "ccl", "Charge current limit sent", SENSOR, "current", "A", MEAS, 1, NULL, false },
@@ -258,25 +262,6 @@ static const struct entity bank_entities[] = {
 
 /* the bank's alarm bits, one binary_sensor "problem" each: protection_<name>, warning_<name> */
 #define ALARM_ENTITIES (2 * BATTERY_ALARM__COUNT)
-
-/* one pack's entities */
-static const struct entity pack_entities[] = {
-	{ "soc", "State of charge", SENSOR, "battery", "%", MEAS, 0, NULL, false },
-	{ "soh", "State of health", SENSOR, NULL, "%", MEAS, 0, "mdi:battery-heart-variant",
-	  false },
-	{ "voltage", "Voltage", SENSOR, "voltage", "V", MEAS, 2, NULL, false },
-	{ "current", "Current", SENSOR, "current", "A", MEAS, 1, NULL, false },
-	{ "power", "Power", SENSOR, "power", "W", MEAS, 0, NULL, false },
-	{ "temp_min", "Temperature min", SENSOR, "temperature", "°C", MEAS, 1, NULL, false },
-	{ "temp_max", "Temperature max", SENSOR, "temperature", "°C", MEAS, 1, NULL, false },
-	{ "cell_min", "Cell voltage min", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
-	{ "cell_max", "Cell voltage max", SENSOR, "voltage", "V", MEAS, 3, NULL, false },
-	{ "cell_delta", "Cell voltage delta", SENSOR, "voltage", "mV", MEAS, 0, NULL, false },
-	{ "remaining", "Remaining capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery-50", false },
-	{ "full", "Full capacity", SENSOR, NULL, "Ah", MEAS, 2, "mdi:battery", false },
-	{ "cycles", "Cycles", SENSOR, NULL, NULL, "total_increasing", 0, "mdi:battery-sync",
-	  false },
-};
 
 /* a cell: cell_<n>, 1-based as the BMS apps count */
 static const struct entity cell_entity = {
@@ -503,21 +488,27 @@ static void alarm_name(char *buf, size_t n, unsigned k, bool warning)
 	}
 }
 
+/* the entities of @table announced (@add) or removed, for a pack or the gateway (-1) */
+static void entities_discovery(struct observer_mqtt *o, const struct entity *table, size_t n,
+			       int address, bool add)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (add) {
+			announce(o, &table[i], table[i].key, table[i].name, address);
+		} else {
+			unannounce(o, table[i].component, table[i].key, address);
+		}
+	}
+}
+
 static void gateway_discovery(struct observer_mqtt *o, bool add)
 {
 	static const struct entity alarm = { NULL, NULL, BINARY, "problem", NULL,
 					     NULL, -1,	 NULL,	 false };
 	char key[64], name[96];
 
-	for (size_t i = 0; i < ARRAY_SIZE(bank_entities); i++) {
-		const struct entity *e = &bank_entities[i];
-
-		if (add) {
-			announce(o, e, e->key, e->name, -1);
-		} else {
-			unannounce(o, e->component, e->key, -1);
-		}
-	}
+	entities_discovery(o, common_entities, ARRAY_SIZE(common_entities), -1, add);
+	entities_discovery(o, gateway_entities, ARRAY_SIZE(gateway_entities), -1, add);
 	for (unsigned k = 0; k < ALARM_ENTITIES; k++) {
 		bool warning = k >= BATTERY_ALARM__COUNT;
 		unsigned bit = k % BATTERY_ALARM__COUNT;
@@ -535,15 +526,7 @@ static void gateway_discovery(struct observer_mqtt *o, bool add)
 
 static void pack_discovery(struct observer_mqtt *o, struct observer_mqtt_slot *s, bool add)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(pack_entities); i++) {
-		const struct entity *e = &pack_entities[i];
-
-		if (add) {
-			announce(o, e, e->key, e->name, s->address);
-		} else {
-			unannounce(o, e->component, e->key, s->address);
-		}
-	}
+	entities_discovery(o, common_entities, ARRAY_SIZE(common_entities), s->address, add);
 	s->announced = add;
 }
 
