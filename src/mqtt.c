@@ -70,6 +70,8 @@
  * that waits in its unbounded queue
  */
 #define INFLIGHT_MAX 20
+/* the kinds of failure one outage says at warning level, each once */
+#define MQTT_REASONS_SAID 4
 /* the largest password file read */
 #define PASSWORD_FILE_MAX 4096
 
@@ -125,7 +127,13 @@ struct mqtt_client {
 	char refused[96];		/* the CONNACK's refusal, for the disconnect that follows */
 	char lost[128];			/* why we closed the socket ourselves */
 	char mosq_err[100];		/* libmosquitto's last error line (TLS details) */
-	char logged[128];		/* the last failure logged at warning level */
+	/*
+	 * the failures said at warning level during this outage: a handshake
+	 * can fail two ways in turn (TLS 1.3's certificate alert, or a bare
+	 * error when the socket closed first), each is said once
+	 */
+	char logged[MQTT_REASONS_SAID][128];
+	unsigned n_logged;
 	struct mqtt_stats stats;
 
 	struct mqtt_sink sink;
@@ -311,12 +319,24 @@ static void drop_io(struct mqtt_client *c)
 	c->io_fd = -1;
 }
 
-/* once per distinct reason at warning level; repeats at debug */
+static bool reason_said(const struct mqtt_client *c, const char *why)
+{
+	for (unsigned i = 0; i < c->n_logged && i < MQTT_REASONS_SAID; i++) {
+		if (streq(c->logged[i], why)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* once per distinct reason of an outage at warning level; repeats at debug */
 static void connection_failed(struct mqtt_client *c, const char *why)
 {
 	snprintf(c->stats.last_error, sizeof(c->stats.last_error), "%s", why);
-	if (!streq(c->logged, why)) {
-		snprintf(c->logged, sizeof(c->logged), "%s", why);
+	if (!reason_said(c, why)) {
+		/* past MQTT_REASONS_SAID kinds, the oldest slot is reused */
+		snprintf(c->logged[c->n_logged++ % MQTT_REASONS_SAID], sizeof(c->logged[0]), "%s",
+			 why);
 		log_warning("MQTT broker %s:%u: %s; retrying every %llu-%llu s until it works "
 			    "(said once)",
 			    c->cfg.host, c->port, why,
@@ -373,14 +393,14 @@ static void on_connect(struct mosquitto *mosq, void *userdata, int rc)
 	c->stats.next_retry_usec = 0;
 	c->stats.last_error[0] = '\0';
 	c->backoff_usec = c->cfg.reconnect_min_usec;
-	if (c->logged[0]) {
+	if (c->n_logged) {
 		log_notice("MQTT broker %s:%u: connected again (after: %s)", c->cfg.host, c->port,
-			   c->logged);
+			   c->logged[(c->n_logged - 1) % MQTT_REASONS_SAID]);
 	} else {
 		log_info("MQTT broker %s:%u: connected%s", c->cfg.host, c->port,
 			 c->tls ? " (TLS)" : "");
 	}
-	c->logged[0] = '\0';
+	c->n_logged = 0;
 	c->inflight = 0;
 	r = mosquitto_publish(mosq, &mid, c->avail_topic, 6, "online", 1, true);
 	if (r == MOSQ_ERR_SUCCESS) {
@@ -936,7 +956,7 @@ static void install(struct mqtt_client *c, const struct mqtt_config *cfg, struct
 	c->tls = ctx != NULL;
 	c->port = (uint16_t)(cfg->port ? cfg->port : c->tls ? 8883 : 1883);
 	c->backoff_usec = cfg->reconnect_min_usec;
-	c->logged[0] = '\0';
+	c->n_logged = 0;
 }
 
 /*
