@@ -3,8 +3,9 @@
  * libFuzzer target: every JK-PB decoder on outside bytes. The first input
  * byte picks the entry point (block kinds, the trigger-answer finder, the
  * 0x03 response check, the text dump, the bus stream parser with the
- * listener as the listen-only input runs them, the dump of one address of
- * a bus), the rest is the input. Invariants: no crash; a rejected input
+ * listener as the listen-only input runs them, and through the serial
+ * engine's ->identify() and decoders of both polled rounds, the dump of
+ * one address of a bus), the rest is the input. Invariants: no crash; a rejected input
  * leaves the state byte for byte as it was; an accepted status never
  * claims more cells or sensors than it may; the stream parser always
  * moves on and every item it reports lies inside the input.
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "battery.h"
+#include "bms.h"
 #include "jk_pb.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -85,6 +87,63 @@ static int fuzz_bus(const uint8_t *b, size_t n, struct battery_state *bs)
 	return r;
 }
 
+/*
+ * The bytes as the serial engine reads them for a polled round
+ * (jk_pb_serial_method()): ->identify() in chunks, every answer decoded
+ * as the engine would. Invariants: an item lies inside what was given, 0
+ * ("more") only while more can come, a failed decode writes nothing.
+ */
+static void fuzz_identify(int method, const uint8_t *b, size_t n, struct battery_state *bs)
+{
+	const struct bms_serial_ops *ops = jk_pb_serial_method(method);
+	static uint8_t part_bytes[JK_PB_DATA_LEN];
+	static struct battery_state snap;
+	struct bms_serial_part part = { .bytes = part_bytes };
+	size_t off = 0, avail = 0;
+
+	while (off < n) {
+		struct bms_serial_item it;
+		bool final;
+		ssize_t k;
+		int r;
+
+		if (avail <= off) {
+			avail = off + 1 + b[off] % 64;
+			avail = avail > n ? n : avail;
+		}
+		final = avail == n;
+		k = ops->identify(b + off, avail - off, final, &it);
+		if (k == 0) {
+			if (final) {
+				__builtin_trap();
+			}
+			avail = avail + 64 > n ? n : avail + 64;
+			continue;
+		}
+		if (k < 0) {
+			off++;
+			continue;
+		}
+		if ((size_t)k > avail - off) {
+			__builtin_trap();
+		}
+		if (!it.other && !it.error && it.step >= 0) {
+			if ((unsigned)it.step >= ops->n_steps) {
+				__builtin_trap();
+			}
+			snap = *bs;
+			r = ops->decode_part ? ops->decode_part((unsigned)it.step, b + off, (size_t)k,
+								0, 1000, bs, &part)
+					     : ops->decode((unsigned)it.step, b + off, (size_t)k, 0,
+							   1000, bs);
+			if (r < 0 && memcmp(&snap, bs, sizeof(snap)) != 0) {
+				__builtin_trap();
+			}
+		}
+		off += (size_t)k;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct battery_state bs, before;
@@ -117,6 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 6:
 		r = fuzz_bus(data + 1, size - 1, &bs);
+		fuzz_identify(data[0] & 0x80 ? JK_PB_READ_REGISTERS : JK_PB_READ_TRIGGER, data + 1,
+			      size - 1, &bs);
 		break;
 	case 7:
 		r = jk_pb_decode_dump_addr((const char *)data + 2, size - 2, (int)(data[1] % 17) - 1,

@@ -12,8 +12,9 @@
  *   BMS_TRANSPORT_SIM     src/input_sim.c drives ->sim_step() from a timer
  *   BMS_TRANSPORT_CAN     src/input_can.c reads a SocketCAN port, feeds
  *                         ->decode_frame(), sends ->keepalive() frames
- *   BMS_TRANSPORT_SERIAL  src/input_serial.c polls packs over RS485 and feeds
- *                         ->decode_block()
+ *   BMS_TRANSPORT_SERIAL  src/serial_engine.c polls packs over RS485 through
+ *                         ->serial (or ->serial_method()); JK-PB's listen-only
+ *                         method (src/input_serial.c) feeds ->decode_block()
  *   BMS_TRANSPORT_FILE    src/input_replay.c plays a candump log through the
  *                         ->decode_frame() of the driver named by
  *                         bms.replay_format
@@ -30,6 +31,8 @@
 #include <linux/can.h>
 
 struct battery_state;
+struct bms_serial_item;
+struct bms_serial_part;
 
 enum bms_transport {
 	BMS_TRANSPORT_SIM,
@@ -79,6 +82,13 @@ struct bms_driver {
 	 * the generic serial engine. NULL for drivers that do not use it yet.
 	 */
 	const struct bms_serial_ops *serial;
+	/*
+	 * SERIAL, a family with several read methods (bms.read_method,
+	 * JK-PB): the round of @read_method for the generic engine, NULL for
+	 * a method that is no polled round (JK-PB "listen": it never sends,
+	 * src/input_serial.c reads it). ->serial is NULL then.
+	 */
+	const struct bms_serial_ops *(*serial_method)(int read_method);
 	/*
 	 * SERIAL with ->serial: the family sends no charge or discharge
 	 * limits (Seplos V2, Pace, JBD, Daly, Seplos V3). After each pack's
@@ -148,6 +158,65 @@ struct bms_serial_ops {
 	unsigned (*answer_frames)(unsigned step, uint32_t memo);
 	int (*decode_memo)(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 			   uint64_t now_usec, struct battery_state *bs, uint32_t *memo);
+
+	/*
+	 * Optional: the journal. @log_module: the module of the engine's lines
+	 * for this family (-d; NULL: "bms_serial"); @step_names: n_steps names
+	 * ("trigger 0x1620"; NULL: "step N"); @method: said when the port opens.
+	 */
+	const char *log_module;
+	const char *const *step_names;
+	const char *method;
+
+	/*
+	 * Optional: answers that may come LATE (a link that buffers: serial
+	 * over TCP, some USB adapters), matched to their request whatever
+	 * request is current (JK-PB). With ->identify() the engine reads the
+	 * bus at all times, not only in a wait window, keeps the send times of
+	 * every pack's and step's unanswered requests, oldest first, and
+	 * dates an answer by the OLDEST of its pack and step, whenever it
+	 * comes; ->frame() is not used.
+	 *
+	 * ->identify() names the item at the START of @buf: returns its length
+	 * (> 0) with *@ret filled, 0 if more bytes are needed (never when
+	 * @final: the bus is quiet, nothing more will complete it), -EBADMSG
+	 * if the first byte begins nothing (the engine drops it: noise).
+	 */
+	ssize_t (*identify)(const uint8_t *buf, size_t len, bool final,
+			    struct bms_serial_item *ret);
+	/*
+	 * Optional, with ->identify(): a family whose block is read in parts
+	 * (JK-PB's 0x1200 data, 256 bytes: a Modbus read carries at most 125
+	 * registers). The engine keeps @part_size bytes and a time per pack;
+	 * ->decode_part() replaces ->decode(): it may keep the answer there
+	 * (return 0) or decode into bs->packs[@pack] (return 1). Parts are
+	 * never taken late (they would join an image of newer reads).
+	 */
+	size_t part_size;
+	int (*decode_part)(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+			   uint64_t now_usec, struct battery_state *bs, struct bms_serial_part *part);
+};
+
+/* What ->identify() found at the start of the bytes received. */
+struct bms_serial_item {
+	/* not an answer: our own request echoed, padding, a block we never ask for */
+	bool other;
+	/* the pack it names; -1: none (the pack asked now, if the step is the one asked) */
+	int addr;
+	/* the step it answers; -1: none of ours (a stray answer), or with @error any */
+	int step;
+	/*
+	 * 0: an answer. Else the exchange failed: -EIO the BMS's exception,
+	 * -EBADMSG an answer whose content is lost (JK-PB: a write echo with
+	 * no frame before it).
+	 */
+	int error;
+};
+
+/* A block read in parts (->decode_part()), one per pack. */
+struct bms_serial_part {
+	uint64_t usec;	/* the oldest request behind the parts kept, 0: none */
+	uint8_t *bytes; /* part_size bytes */
 };
 
 /**

@@ -3,8 +3,8 @@
 
 /*
  * JK-PB "inverter BMS" (JK-PB2A16S20P and kin) on its RS485 port: the
- * pure decoders of protocols/jk_pb.c, shared with the daemon's poller
- * (src/input_serial.c), `bmsbridgectl decode`, the tests and the fuzzers.
+ * pure decoders of protocols/jk_pb.c, shared with the daemon's serial
+ * engine (src/serial_engine.c, jk_pb_serial_method()) and its listener (src/input_serial.c), `bmsbridgectl decode`, the tests and the fuzzers.
  *
  * Three read methods, all Modbus RTU framed (address, function, ..., CRC-16
  * Modbus little endian); the third, "listen", takes the trigger exchanges
@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 struct battery_state;
+struct bms_serial_ops;
 
 /* enum values of bms_config.read_method (config key bms.read_method) */
 enum jk_pb_read_method {
@@ -151,6 +152,13 @@ int jk_pb_find_frame(uint8_t addr, uint16_t reg, const uint8_t *buf, size_t len,
  */
 int jk_pb_decode_block(unsigned kind, const uint8_t *buf, size_t len, unsigned pack,
 		       uint64_t now_usec, struct battery_state *bs);
+
+/**
+ * jk_pb_serial_method() - the ->serial_method() of `jk-pb-modbus`: the
+ * round of the generic serial engine for bms.read_method (enum
+ * jk_pb_read_method), NULL for "listen" (it never sends).
+ */
+const struct bms_serial_ops *jk_pb_serial_method(int read_method);
 
 /**
  * jk_pb_decode_dump() - decode a text dump (the `bmsbridgectl decode`

@@ -5,9 +5,9 @@
  * Which packs of a polled (or listened-to) serial bus answer, and saying it
  * once (issue 11: a silent pack gave ~70 lines a minute). One struct
  * pack_watch per configured pack, shared by the two serial inputs: the
- * JK-PB path of src/input_serial.c and the generic engine of
- * src/serial_engine.c. The lines carry the caller's module (-d bms_modbus,
- * -d bms_serial), so that each input's journal lines are what they were.
+ * generic engine of src/serial_engine.c (every polled family) and JK-PB's
+ * listen-only method in src/input_serial.c. The lines carry the family's
+ * module (JK-PB -d bms_modbus, the others -d bms_serial).
  */
 #include <stdbool.h>
 #include <stddef.h>

@@ -829,10 +829,246 @@ int jk_pb_heard_attribute(const struct jk_pb_heard *h, int unasked_addr, uint8_t
 	return 0;
 }
 
+/* ---- the polled rounds, for the generic serial engine (src/serial_engine.c) ---- */
+
+/*
+ * The request of each step (V1.1 "Communication instructions": function
+ * 0x10 to the trigger registers, function 0x03 to the 0x1000 / 0x1200
+ * blocks), the items the bus gives back named by jk_pb_identify(), and
+ * their decoding. Which request an answer belongs to: a 300-byte frame
+ * by its type (0x01 settings, 0x02 status) and the pack by the write echo
+ * that follows it (address and register, after any 0x00 padding:
+ * jkbms_pb.py waits for it, the logic-analyser capture shows the padding);
+ * a 0x03 answer by its address and length (144, 160 or 96 bytes).
+ */
+static const uint16_t trigger_regs[] = { JK_PB_TRIGGER_SETTINGS, JK_PB_TRIGGER_STATUS };
+static const char *const trigger_names[] = { "trigger 0x161E", "trigger 0x1620" };
+
+/* registers: 0x1000 (144 bytes), then 0x1200 in two reads (160 + 96 bytes) */
+static const struct {
+	uint16_t reg, count, offset;
+} register_reads[] = {
+	{ JK_PB_REG_SETTINGS, JK_PB_SETTINGS_LEN / 2, 0 },
+	{ JK_PB_REG_DATA, 80, 0 },
+	{ JK_PB_REG_DATA + 160, 48, 160 },
+};
+static const char *const register_names[] = { "read 0x1000", "read 0x1200", "read 0x12A0" };
+
+static ssize_t trigger_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
+{
+	if (step >= ARRAY_SIZE(trigger_regs) || n < JK_PB_REQUEST_MAX) {
+		return -ENOBUFS;
+	}
+	return (ssize_t)jk_pb_build_trigger(address, trigger_regs[step], buf);
+}
+
+static ssize_t register_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
+{
+	if (step >= ARRAY_SIZE(register_reads) || n < JK_PB_REQUEST_MAX) {
+		return -ENOBUFS;
+	}
+	return (ssize_t)jk_pb_build_read(address, register_reads[step].reg,
+					 register_reads[step].count, buf);
+}
+
+/* the trigger step whose register is @reg, or whose frame type is @type */
+static int trigger_step(uint16_t reg, uint8_t type)
+{
+	for (unsigned s = 0; s < ARRAY_SIZE(trigger_regs); s++) {
+		if (trigger_regs[s] == reg || trigger_frame_type(trigger_regs[s]) == type) {
+			return (int)s;
+		}
+	}
+	return -1;
+}
+
+/*
+ * A frame at the start of @buf: its write echo, after any padding or
+ * noise, names the pack. Return: the bytes of frame and echo, 300 when no
+ * echo came (a new request or frame began, or the bus went quiet: the
+ * frame alone is the answer, jkbms_pb.py only warns), 0 to wait for more.
+ */
+static ssize_t frame_and_echo(const uint8_t *buf, size_t len, bool final, int *ret_addr)
+{
+	size_t off = JK_PB_FRAME_LEN;
+
+	*ret_addr = -1;
+	while (off < len) {
+		struct jk_pb_bus_item it;
+		int k = jk_pb_bus_next(buf + off, len - off, final, &it);
+
+		if (k < 0) {
+			return 0; /* an item begun, not complete */
+		}
+		if (it.kind == JK_PB_BUS_ACK && trigger_frame_type(it.reg) == buf[JK_FRAME_TYPE]) {
+			*ret_addr = it.addr;
+			return (ssize_t)(off + (size_t)k);
+		}
+		if (it.kind != JK_PB_BUS_NOISE && it.kind != JK_PB_BUS_ACK) {
+			break; /* the next exchange began */
+		}
+		off += (size_t)k;
+	}
+	if (off >= len && !final) {
+		return 0;
+	}
+	return JK_PB_FRAME_LEN;
+}
+
+static ssize_t identify(bool registers, const uint8_t *buf, size_t len, bool final,
+			struct bms_serial_item *ret)
+{
+	struct jk_pb_bus_item it;
+	int k = jk_pb_bus_next(buf, len, final, &it);
+
+	*ret = (struct bms_serial_item){ .addr = -1, .step = -1 };
+	if (k < 0) {
+		return 0;
+	}
+	switch (it.kind) {
+	case JK_PB_BUS_NOISE:
+		/* 0x00 padding between frame and echo is the bus's, not noise */
+		if (buf[0] == 0x00) {
+			ret->other = true;
+			return 1;
+		}
+		return -EBADMSG;
+	case JK_PB_BUS_WRITE:
+	case JK_PB_BUS_READ:
+		ret->other = true; /* our own request, echoed by a two-wire adapter */
+		return k;
+	case JK_PB_BUS_EXCEPTION:
+		ret->addr = it.addr;
+		ret->error = -EIO;
+		return k;
+	case JK_PB_BUS_ACK:
+		/* an echo with no frame before it: the frame was lost or broken */
+		ret->addr = it.addr;
+		ret->step = registers ? -1 : trigger_step(it.reg, 0);
+		ret->error = -EBADMSG;
+		ret->other = ret->step < 0;
+		return k;
+	case JK_PB_BUS_READ_ANSWER:
+		ret->addr = it.addr;
+		for (unsigned s = 0; registers && s < ARRAY_SIZE(register_reads); s++) {
+			if (it.len == 2u * register_reads[s].count) {
+				ret->step = (int)s;
+			}
+		}
+		return k; /* step -1: an answer to nothing we ask */
+	case JK_PB_BUS_FRAME:
+		ret->step = registers ? -1 : trigger_step(0, buf[JK_FRAME_TYPE]);
+		if (ret->step < 0) {
+			ret->other = true; /* an about frame, or frames while we read registers */
+			return JK_PB_FRAME_LEN;
+		}
+		return frame_and_echo(buf, len, final, &ret->addr);
+	}
+	return -EBADMSG;
+}
+
+static ssize_t trigger_identify(const uint8_t *buf, size_t len, bool final,
+				struct bms_serial_item *ret)
+{
+	return identify(false, buf, len, final, ret);
+}
+
+static ssize_t register_identify(const uint8_t *buf, size_t len, bool final,
+				 struct bms_serial_item *ret)
+{
+	return identify(true, buf, len, final, ret);
+}
+
+/* trigger: the frame at the start of the answer (its echo follows it) */
+static int trigger_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+			  uint64_t now_usec, struct battery_state *bs)
+{
+	if (step >= ARRAY_SIZE(trigger_regs) || len < JK_PB_FRAME_LEN ||
+	    trigger_frame_type(trigger_regs[step]) != ans[JK_FRAME_TYPE]) {
+		return -EBADMSG;
+	}
+	return jk_pb_decode_block(JK_PB_BLOCK_FRAME, ans, JK_PB_FRAME_LEN, pack, now_usec, bs);
+}
+
+/*
+ * registers: 0x1000 decoded at once; 0x1200's two parts joined in @part,
+ * decoded with the second, dated by the older of their requests.
+ */
+static int register_decode_part(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+				uint64_t now_usec, struct battery_state *bs,
+				struct bms_serial_part *part)
+{
+	const uint8_t *data = ans + 3;
+	size_t n;
+	int r;
+
+	if (step >= ARRAY_SIZE(register_reads) || len < 5 ||
+	    (size_t)ans[2] != 2u * register_reads[step].count || len < 5u + ans[2]) {
+		return -EBADMSG;
+	}
+	n = ans[2];
+	if (step == 0) {
+		r = jk_pb_decode_block(JK_PB_BLOCK_SETTINGS_REGS, data, n, pack, now_usec, bs);
+		return r < 0 ? r : 1;
+	}
+	memcpy(part->bytes + register_reads[step].offset, data, n);
+	if (register_reads[step].offset == 0 || part->usec == 0 || now_usec < part->usec) {
+		part->usec = now_usec;
+	}
+	if (register_reads[step].offset + n < JK_PB_DATA_LEN) {
+		return 0; /* the first part: the second completes it */
+	}
+	r = jk_pb_decode_block(JK_PB_BLOCK_DATA_REGS, part->bytes, JK_PB_DATA_LEN, pack,
+			       part->usec, bs);
+	return r < 0 ? r : 1;
+}
+
+static const struct bms_serial_ops jk_pb_trigger_serial = {
+	.baud = 115200,
+	.address_min = 1,
+	.address_max = 15,
+	.n_steps = ARRAY_SIZE(trigger_regs),
+	.answer_max = JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN,
+	.request = trigger_request,
+	.decode = trigger_decode,
+	.log_module = "bms_modbus",
+	.step_names = trigger_names,
+	.method = "trigger method",
+	.identify = trigger_identify,
+};
+
+static const struct bms_serial_ops jk_pb_register_serial = {
+	.baud = 115200,
+	.address_min = 1,
+	.address_max = 15,
+	.n_steps = ARRAY_SIZE(register_reads),
+	.answer_max = 5 + 2 * 80,
+	.request = register_request,
+	.log_module = "bms_modbus",
+	.step_names = register_names,
+	.method = "register method",
+	.identify = register_identify,
+	.part_size = JK_PB_DATA_LEN,
+	.decode_part = register_decode_part,
+};
+
+const struct bms_serial_ops *jk_pb_serial_method(int read_method)
+{
+	switch (read_method) {
+	case JK_PB_READ_REGISTERS:
+		return &jk_pb_register_serial;
+	case JK_PB_READ_LISTEN:
+		return NULL; /* never sends: src/input_serial.c listens */
+	default:
+		return &jk_pb_trigger_serial;
+	}
+}
+
 const struct bms_driver jk_pb_modbus_bms_driver = {
 	.name = "jk-pb-modbus",
 	.description = "JK-PB inverter BMS on RS485 (Modbus RTU, packs at addresses 1-15)",
 	.transport = BMS_TRANSPORT_SERIAL,
 	.baud = 115200,
 	.decode_block = jk_pb_decode_block,
+	.serial_method = jk_pb_serial_method,
 };

@@ -38,8 +38,28 @@ static void test_sorted_and_found(void **state)
 				assert_non_null(d->serial->frame);
 				assert_non_null(d->serial->decode);
 			}
+			/* several read methods (JK-PB): each polled one a complete round */
+			for (int m = 0; d->serial_method && m < 3; m++) {
+				const struct bms_serial_ops *o = d->serial_method(m);
+
+				assert_null(d->serial);
+				if (!o) {
+					continue; /* a method that never sends (listen) */
+				}
+				assert_int_equal(o->baud, d->baud);
+				assert_true(o->n_steps > 0);
+				assert_non_null(o->request);
+				assert_non_null(o->identify); /* JK-PB's answers may come late */
+				assert_true(o->decode != NULL || o->decode_part != NULL);
+				assert_true(!o->decode_part || o->part_size > 0);
+				assert_non_null(o->step_names);
+				for (unsigned st = 0; st < o->n_steps; st++) {
+					assert_non_null(o->step_names[st]);
+				}
+			}
 		} else {
 			assert_null(d->serial);
+			assert_null(d->serial_method);
 		}
 	}
 	assert_null(bms_driver_find("jkbms"));

@@ -957,6 +957,209 @@ static void test_listener(void **state)
 	assert_false(h[0].polled);
 }
 
+/* ---- the engine's rounds (jk_pb_serial_method(), src/serial_engine.c) ---- */
+
+/* walk a byte stream through ->identify() as the engine does; decode the answers */
+static unsigned identify_stream(const struct bms_serial_ops *ops, const uint8_t *b, size_t n,
+				struct battery_state *bs, unsigned pack, struct bms_serial_item *out,
+				unsigned max)
+{
+	uint8_t part_bytes[JK_PB_DATA_LEN];
+	struct bms_serial_part part = { .bytes = part_bytes };
+	unsigned answers = 0;
+
+	for (size_t i = 0; i < n;) {
+		struct bms_serial_item it;
+		ssize_t k = ops->identify(b + i, n - i, true, &it);
+
+		assert_true(k != 0); /* final: never "more" */
+		if (k < 0) {
+			i++;
+			continue;
+		}
+		if (!it.other && !it.error && it.step >= 0 && answers < max) {
+			out[answers++] = it;
+			if (ops->decode_part) {
+				assert_true(ops->decode_part((unsigned)it.step, b + i, (size_t)k, pack,
+							     T_NOW, bs, &part) >= 0);
+			} else {
+				assert_int_equal(ops->decode((unsigned)it.step, b + i, (size_t)k,
+							     pack, T_NOW, bs),
+						 0);
+			}
+		}
+		i += (size_t)k;
+	}
+	return answers;
+}
+
+/*
+ * The trigger round on the real bsc_fw#118 exchange: the request the
+ * engine writes is the JK tool's byte for byte; its echo on a two-wire
+ * line is not an answer; frame + write echo are one answer of address 1,
+ * step "status" (0x1620), decoded to the capture's values.
+ */
+static void test_serial_trigger(void **state)
+{
+	static const uint8_t req[] = { 0x01, 0x10, 0x16, 0x20, 0x00, 0x01,
+				       0x02, 0x00, 0x00, 0xD6, 0xF1 };
+	const struct bms_serial_ops *ops = jk_pb_serial_method(JK_PB_READ_TRIGGER);
+	uint8_t bus[11 + 400], buf[JK_PB_REQUEST_MAX], ex[5] = { 0x01, 0x90, 0x02 };
+	size_t n = read_hex_file("jk-pb-rs485-bsc118.hex", bus + 11, sizeof(bus) - 11);
+	struct bms_serial_item it;
+	struct battery_state bs;
+
+	assert_null(jk_pb_serial_method(JK_PB_READ_LISTEN));
+	assert_non_null(ops);
+	assert_int_equal(n, JK_PB_FRAME_LEN + JK_PB_FRAME_ACK_LEN);
+	assert_int_equal(ops->n_steps, 2);
+	assert_string_equal(ops->step_names[1], "trigger 0x1620");
+	assert_int_equal(ops->request(1, 1, buf, sizeof(buf)), sizeof(req));
+	assert_memory_equal(buf, req, sizeof(req));
+	assert_int_equal(ops->request(0, 1, buf, sizeof(buf)), sizeof(req));
+	assert_int_equal(get_be16(buf + 2), JK_PB_TRIGGER_SETTINGS);
+	assert_int_equal(ops->request(1, 1, buf, 4), -ENOBUFS);
+
+	memcpy(bus, req, sizeof(req));
+	/* our own request, echoed */
+	assert_int_equal(ops->identify(bus, sizeof(req) + n, false, &it), 11);
+	assert_true(it.other);
+	/* the frame: its echo is waited for, unless the bus is quiet */
+	assert_int_equal(ops->identify(bus + 11, JK_PB_FRAME_LEN - 1, false, &it), 0);
+	assert_int_equal(ops->identify(bus + 11, JK_PB_FRAME_LEN + 3, false, &it), 0);
+	assert_int_equal(ops->identify(bus + 11, JK_PB_FRAME_LEN + 3, true, &it), JK_PB_FRAME_LEN);
+	assert_false(it.other);
+	assert_int_equal(it.addr, -1); /* no echo: the pack asked now */
+	assert_int_equal(it.step, 1);
+	/* with its echo: the echo names the pack */
+	assert_int_equal(ops->identify(bus + 11, n, false, &it), (ssize_t)n);
+	assert_false(it.other);
+	assert_int_equal(it.error, 0);
+	assert_int_equal(it.addr, 1);
+	assert_int_equal(it.step, 1);
+	battery_state_init(&bs, 2);
+	assert_int_equal(ops->decode(1, bus + 11, n, 1, T_NOW, &bs), 0);
+	assert_int_equal(bs.packs[1].voltage_mv, 53035);
+	assert_int_equal(bs.packs[1].current_ma, 8510);
+	assert_int_equal(bs.packs[1].soc_pct, 68);
+	/* the status frame is no answer to the settings step */
+	assert_int_equal(ops->decode(0, bus + 11, n, 1, T_NOW, &bs), -EBADMSG);
+	/* the echo alone: the frame before it was lost */
+	assert_int_equal(ops->identify(bus + 11 + JK_PB_FRAME_LEN, 8, false, &it), 8);
+	assert_int_equal(it.error, -EBADMSG);
+	assert_int_equal(it.addr, 1);
+	assert_int_equal(it.step, 1);
+	/* a Modbus exception (V1.0 error frame) */
+	put_le16(ex + 3, jk_pb_crc16(ex, 3));
+	assert_int_equal(ops->identify(ex, sizeof(ex), false, &it), 5);
+	assert_int_equal(it.error, -EIO);
+	assert_int_equal(it.addr, 1);
+	/* noise begins nothing; 0x00 padding is the bus's */
+	bus[0] = 0x42;
+	assert_int_equal(ops->identify(bus, 1, true, &it), -EBADMSG);
+	bus[0] = 0x00;
+	assert_int_equal(ops->identify(bus, 1, true, &it), 1);
+	assert_true(it.other);
+	/* a broken frame is noise, byte by byte */
+	bus[11 + 100] ^= 0x01;
+	assert_int_equal(ops->identify(bus + 11, n, false, &it), -EBADMSG);
+}
+
+/*
+ * The trigger round on the logic-analyser capture of address 3 (fw 15.41):
+ * poll, status frame, 0x00, echo, 0x00, settings frame ...: the engine
+ * finds exactly the two answers, each named by its echo across the
+ * padding, and they decode to the capture's values.
+ */
+static void test_serial_la1010(void **state)
+{
+	const struct bms_serial_ops *ops = jk_pb_serial_method(JK_PB_READ_TRIGGER);
+	uint8_t bus[2048];
+	size_t n = read_hex_file("jk-pb-rs485-la1010.hex", bus, sizeof(bus));
+	struct bms_serial_item got[4];
+	struct battery_state bs;
+
+	battery_state_init(&bs, 3);
+	assert_int_equal(identify_stream(ops, bus, n, &bs, 2, got, 4), 2);
+	assert_int_equal(got[0].addr, 3);
+	assert_int_equal(got[1].addr, 3);
+	assert_int_not_equal(got[0].step, got[1].step);
+	assert_int_equal(bs.packs[2].voltage_mv, 52695);
+	assert_int_equal(bs.packs[2].soc_pct, 55);
+	assert_int_equal(bs.packs[2].cycles, 62);
+	assert_int_equal(bs.packs[2].charge_voltage_limit_mv, 3450 * 16);
+	assert_int_equal(bs.packs[2].discharge_current_limit_ma, 100000);
+}
+
+/* a 0x03 answer of @addr with @n register bytes from @data */
+static size_t read_answer(uint8_t addr, const uint8_t *data, size_t n, uint8_t *out)
+{
+	out[0] = addr;
+	out[1] = 0x03;
+	out[2] = (uint8_t)n;
+	memcpy(out + 3, data, n);
+	put_le16(out + 3 + n, jk_pb_crc16(out, 3 + n));
+	return 5 + n;
+}
+
+/*
+ * The register round: 0x1000 (144 bytes) decoded at once, 0x1200 in two
+ * reads (160 + 96) joined and decoded with the second, dated by the
+ * older request; an answer of another length is none of ours.
+ */
+static void test_serial_registers(void **state)
+{
+	const struct bms_serial_ops *ops = jk_pb_serial_method(JK_PB_READ_REGISTERS);
+	uint8_t data[JK_PB_DATA_LEN], set[JK_PB_SETTINGS_LEN], ans[3 + 160 + 2];
+	uint8_t req[JK_PB_REQUEST_MAX], part_bytes[JK_PB_DATA_LEN];
+	struct bms_serial_part part = { .bytes = part_bytes };
+	struct bms_serial_item it;
+	struct battery_state bs;
+	size_t n;
+
+	to_registers(frames[2] + 6, data, JK_PB_DATA_LEN, 0);
+	to_registers(frames[0] + 6, set, JK_PB_SETTINGS_LEN, 1);
+	assert_non_null(ops);
+	assert_int_equal(ops->n_steps, 3);
+	assert_int_equal(ops->part_size, JK_PB_DATA_LEN);
+	/* 01 03 12 A0 00 30 ...: the second part of the data */
+	assert_int_equal(ops->request(2, 1, req, sizeof(req)), 8);
+	assert_int_equal(get_be16(req + 2), 0x12A0);
+	assert_int_equal(get_be16(req + 4), 48);
+
+	battery_state_init(&bs, 1);
+	n = read_answer(1, set, sizeof(set), ans);
+	assert_int_equal(ops->identify(ans, n, false, &it), (ssize_t)n);
+	assert_int_equal(it.step, 0);
+	assert_int_equal(it.addr, 1);
+	assert_int_equal(ops->decode_part(0, ans, n, 0, T_NOW, &bs, &part), 1);
+	assert_v19_limits(&bs.packs[0]);
+
+	n = read_answer(1, data, 160, ans);
+	assert_int_equal(ops->identify(ans, n - 1, false, &it), 0);
+	assert_int_equal(ops->identify(ans, n, false, &it), (ssize_t)n);
+	assert_int_equal(it.step, 1);
+	assert_int_equal(ops->decode_part(1, ans, n, 0, T_NOW, &bs, &part), 0);
+	assert_int_equal(bs.packs[0].updated_usec[BATTERY_GROUP_ELECTRICAL], BATTERY_NEVER);
+	n = read_answer(1, data + 160, 96, ans);
+	assert_int_equal(ops->identify(ans, n, false, &it), (ssize_t)n);
+	assert_int_equal(it.step, 2);
+	/* a 160-byte answer is no second part */
+	assert_int_equal(ops->decode_part(1, ans, n, 0, T_NOW, &bs, &part), -EBADMSG);
+	assert_int_equal(ops->decode_part(2, ans, n, 0, T_NOW + 100, &bs, &part), 1);
+	/* the values, dated by the first part's request (T_NOW) */
+	assert_v19_status(&bs.packs[0]);
+
+	/* 4 register bytes: an answer to nothing this round asks */
+	n = read_answer(1, data, 4, ans);
+	assert_int_equal(ops->identify(ans, n, false, &it), (ssize_t)n);
+	assert_false(it.other);
+	assert_int_equal(it.step, -1);
+	/* a trigger frame while reading registers is not ours */
+	assert_int_equal(ops->identify(frames[2], JK_PB_FRAME_LEN, true, &it), JK_PB_FRAME_LEN);
+	assert_true(it.other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -978,6 +1181,9 @@ int main(void)
 		cmocka_unit_test(test_golden_la1010_exchange),
 		cmocka_unit_test(test_bus_items),
 		cmocka_unit_test(test_listener),
+		cmocka_unit_test(test_serial_trigger),
+		cmocka_unit_test(test_serial_la1010),
+		cmocka_unit_test(test_serial_registers),
 	};
 
 	return cmocka_run_group_tests(tests, load_capture, free_capture);

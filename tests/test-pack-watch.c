@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * src/pack_watch.c: packs online and silent, said once, in the caller's
- * module. The JK-PB path (-d bms_modbus) and the generic serial engine
- * (-d bms_serial) both say their packs through it; the lines are the ones
+ * module. The serial engine (JK-PB's lines as -d bms_modbus, the other
+ * families' as -d bms_serial) and JK-PB's listener say their packs through it; the lines are the ones
  * tests/integration/test-jk-pb.py and test-bms-families.py wait for.
  * log_internal() is wrapped (-Wl,--wrap=log_internal): every line is kept
  * with its level and module.
