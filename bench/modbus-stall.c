@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench/modbus-stall: the longest event-loop stall the RS485 Modbus input
- * (src/input_serial.c) causes while polling JK-PB packs.
+ * (src/serial_engine.c, JK-PB's round from protocols/jk_pb.c, through
+ * src/input_serial.c) causes while polling JK-PB packs.
  *
  * Setup: tests/integration/jk-pb-server simulates packs on a pty; the real
- * src/input_serial.c runs on a real sd-event loop against a minimal bridge
+ * input runs on a real sd-event loop against a minimal bridge
  * (the three functions it calls). Every sd_event_dispatch() is timed: that
  * is the time the loop spends inside callbacks, i.e. the stall any other
  * source (the inverter broadcast timer, the watchdog) would see.

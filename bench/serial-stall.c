@@ -2,8 +2,8 @@
 /*
  * bench/serial-stall: the longest event-loop stall the generic serial
  * engine (src/serial_engine.c, through src/input_serial.c) causes while
- * polling each serial BMS family with one pack absent; the successor of
- * bench/modbus-stall (which measures the JK-PB path) for the families.
+ * polling each serial BMS family with one pack absent; bench/modbus-stall
+ * measures JK-PB's two read methods on the same engine.
  *
  * Setup: the family's simulated device (tests/sim/<family>-server.py) on
  * a pty; the real input on a real sd-event loop against a minimal bridge
