@@ -80,6 +80,7 @@ static const struct family {
 	{ "seplos-v3", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 	{ "pace-modbus", SIM_LIST, { 1, 2, 3 }, 3, 2 },
 	{ "eg4-lifepower4", SIM_YDT1363, { 1, 2, 3 }, 3, 2 },
+	{ "eg4-ll", SIM_LIST, { 1, 16, 2 }, 3, 16 },
 };
 
 static uint64_t mono_usec(void)

@@ -25,6 +25,7 @@ static const struct bms_serial_ops *const families[] = {
 	&seplos_v3_serial,
 	&pace_modbus_serial,
 	&eg4_lifepower4_serial,
+	&eg4_ll_serial,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -17,6 +17,7 @@ extern const struct bms_serial_ops daly_serial;		       /* protocols/daly.c */
 extern const struct bms_serial_ops seplos_v3_serial;	       /* protocols/seplos_v3.c */
 extern const struct bms_serial_ops pace_modbus_serial;	       /* protocols/pace_modbus.c */
 extern const struct bms_serial_ops eg4_lifepower4_serial;      /* protocols/eg4_lifepower4.c */
+extern const struct bms_serial_ops eg4_ll_serial;	       /* protocols/eg4_ll.c */
 
 /*
  * A capture of a serial BMS bus (requests and answers, one frame per

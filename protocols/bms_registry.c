@@ -31,6 +31,9 @@ static const struct bms_driver daly_bms_driver = SERIAL_DRIVER(
 static const struct bms_driver eg4_lifepower4_bms_driver = SERIAL_DRIVER(
 	"eg4-lifepower4", "EG4 LifePower4 on RS485 (~...CR ASCII, CID1 0x4A, DIP address 1-15)",
 	eg4_lifepower4_serial, 9600, true);
+static const struct bms_driver eg4_ll_bms_driver =
+	SERIAL_DRIVER("eg4-ll", "EG4-LL rack pack on RS485 (Modbus RTU V01.06, DIP address 1-16)",
+		      eg4_ll_serial, 9600, true);
 static const struct bms_driver jbd_bms_driver =
 	SERIAL_DRIVER("jbd", "JBD / LLT (Xiaoxiang, Overkill) on UART/RS485, one BMS per port",
 		      jbd_serial, 9600, true);
@@ -55,6 +58,7 @@ static const struct bms_driver seplos_v3_bms_driver =
 static const struct bms_driver *const drivers[] = {
 	&daly_bms_driver,
 	&eg4_lifepower4_bms_driver,
+	&eg4_ll_bms_driver,
 	&jbd_bms_driver,
 	&jk_pb_modbus_bms_driver,
 	&pace_bms_driver,

@@ -68,7 +68,7 @@ static void help(void)
 	       "  decode FORMAT [FILE]    candump log (an inverter protocol or pylontech-can)\n"
 	       "                          or a capture of a serial BMS bus (pylontech-rs485,\n"
 	       "                          seplos-v2, pace, jbd, daly, seplos-v3,\n"
-	       "                          pace-modbus, eg4-lifepower4): one frame a line\n"
+	       "                          pace-modbus, eg4-lifepower4, eg4-ll): one frame a line\n"
 	       "                          or a JK-PB hex dump (jk-pb-modbus) -> state JSON;\n"
 	       "                          from a pipe (candump -L can0 | ...) or with --follow:\n"
 	       "                          one JSON line per change, as frames arrive\n"

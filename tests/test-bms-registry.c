@@ -73,6 +73,7 @@ static const struct family {
 } families[] = {
 	{ "daly", &daly_serial, 9600, 1, 15 },
 	{ "eg4-lifepower4", &eg4_lifepower4_serial, 9600, 1, 15 },
+	{ "eg4-ll", &eg4_ll_serial, 9600, 1, 16 },
 	{ "jbd", &jbd_serial, 9600, 1, 1 },
 	{ "pace", &pace_serial, 9600, 0, 15 },
 	{ "pace-modbus", &pace_modbus_serial, 9600, 1, 15 },

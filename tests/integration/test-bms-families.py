@@ -55,6 +55,9 @@ FAMILIES = [
     # EG4 LifePower4 (nkinnan/esphome-pace-bms, a real pack at address 1):
     # 53.97 V (+(ADR - 1) x 10 mV)
     ("eg4-lifepower4", lambda link: ["--link", link, "1", "2"], [1, 2], 53.97, 2),
+    # document only (no real capture published): 53.21 V at address 1, the
+    # master pack at 0x10 (16) 53.22 V
+    ("eg4-ll", lambda link: [link, "--addresses", "1,16"], [1, 16], 53.21, 16),
 ]
 
 
