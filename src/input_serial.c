@@ -2,7 +2,7 @@
 /*
  * The serial BMS input (BMS_TRANSPORT_SERIAL). Every polled family is
  * handed to the generic exchange engine, src/serial_engine.c: a driver
- * with ->serial (Pylontech RS485, Seplos V2/V3, Pace, JBD, Daly, EG4),
+ * with ->serial (Pylontech RS485, Seplos V2/V3, Pace, JBD, Daly, EG4 ...),
  * and JK-PB's two polled read methods ("trigger", "registers": the round
  * ->serial_method() gives, protocols/jk_pb.c). What is left here is the
  * one method that is no exchange:

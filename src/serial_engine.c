@@ -3,7 +3,7 @@
  * The generic serial exchange engine: one poller for every request/answer
  * BMS family (struct bms_serial_ops, the pure half in protocols/: JK-PB,
  * Pylontech RS485, Seplos V2 and V3, Pace ASCII and Modbus, JBD, Daly,
- * EG4 LifePower4). The tty is a port of src/serial.c (raw 8N1,
+ * EG4 LifePower4 and EG4-LL). The tty is a port of src/serial.c (raw 8N1,
  * non-blocking, reopened with back-off when the device goes away); this
  * file owns the timing. Nothing here ever waits: the measured worst
  * stalls are in bench/serial-stall and bench/modbus-stall.
