@@ -104,7 +104,7 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 	struct can_input *in = userdata;
 	uint64_t period = in->base.ctx->driver->keepalive_period_usec;
 	uint64_t next = usec + period, now = input_now(in->base.ctx);
-	struct can_frame frames[4];
+	struct can_frame frames[8]; /* Daly CAN asks for six IDs at once */
 	int n;
 
 	if (can_bus_is_open(in->bus)) {
