@@ -51,6 +51,7 @@ struct can_bus_config {
 	const char *ifname;
 	const char *user;	/* who uses the port, for messages ("pylontech") */
 	const canid_t *rx_ids;	/* standard ids to receive; NULL/0: none */
+				/* (an id | CAN_EFF_FLAG: that 29-bit id, only) */
 	size_t n_rx_ids;
 	bool rx_extended;	/* also receive 29-bit frames with these ids */
 	uint32_t bitrate;	/* expected (and set, with manage_link); 0: no check */

@@ -8,6 +8,7 @@
 #include "bms_serial.h"
 #include "macro.h"
 
+extern const struct bms_driver daly_can_bms_driver;
 extern const struct bms_driver jk_pb_modbus_bms_driver;
 extern const struct bms_driver pylontech_can_bms_driver;
 extern const struct bms_driver replay_bms_driver;
@@ -57,6 +58,7 @@ static const struct bms_driver seplos_v3_bms_driver =
 /* clang-format off */
 static const struct bms_driver *const drivers[] = {
 	&daly_bms_driver,
+	&daly_can_bms_driver,
 	&eg4_lifepower4_bms_driver,
 	&eg4_ll_bms_driver,
 	&jbd_bms_driver,

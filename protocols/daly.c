@@ -60,6 +60,7 @@
 #include "battery.h"
 #include "bms_serial.h"
 #include "byteorder.h"
+#include "daly.h"
 #include "macro.h"
 
 #define DALY_START 0xA5		/* V1.2 §2.3 start flag */
@@ -336,21 +337,17 @@ static int daly_decode_failure(const uint8_t *d, struct battery_pack *p, uint64_
 	return 0;
 }
 
-static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
-		       uint64_t now_usec, struct battery_state *bs)
+/*
+ * The 8 data bytes of one single-frame answer (V1.2 §3), the same over
+ * UART and CAN (include/daly.h): 0x95 / 0x96 take several frames and 0x97
+ * has no field, so they are not decoded here.
+ */
+int daly_decode_data(uint8_t cmd, const uint8_t *d, struct battery_pack *p, uint64_t now_usec)
 {
-	struct battery_pack *p;
-	const uint8_t *d;
-
-	if (!ans || !bs || pack >= BATTERY_PACKS_MAX || step >= ARRAY_SIZE(daly_cmd)) {
+	if (!d || !p) {
 		return -EINVAL;
 	}
-	if (len != DALY_FRAME_LEN || !daly_answer_ok(ans, daly_cmd[step])) {
-		return -EBADMSG;
-	}
-	p = &bs->packs[pack];
-	d = ans + 4;
-	switch (daly_cmd[step]) {
+	switch (cmd) {
 	case 0x90:
 		return daly_decode_soc(d, p, now_usec);
 	case 0x91:
@@ -361,11 +358,28 @@ static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned p
 		return daly_decode_mos(d, p, now_usec);
 	case 0x94:
 		return daly_decode_status(d, p, now_usec);
+	case 0x98:
+		return daly_decode_failure(d, p, now_usec);
+	default:
+		return -EINVAL;
+	}
+}
+
+static int daly_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
+		       uint64_t now_usec, struct battery_state *bs)
+{
+	if (!ans || !bs || pack >= BATTERY_PACKS_MAX || step >= ARRAY_SIZE(daly_cmd)) {
+		return -EINVAL;
+	}
+	if (len != DALY_FRAME_LEN || !daly_answer_ok(ans, daly_cmd[step])) {
+		return -EBADMSG;
+	}
+	switch (daly_cmd[step]) {
 	case 0x95:
 	case 0x96:
 		return -EBADMSG; /* several frames: only with 0x94's counts (->decode_memo()) */
 	default:
-		return daly_decode_failure(d, p, now_usec);
+		return daly_decode_data(daly_cmd[step], ans + 4, &bs->packs[pack], now_usec);
 	}
 }
 

@@ -589,12 +589,17 @@ static int port_open(struct can_bus *bus)
 	}
 	for (size_t i = 0; i < bus->n_rx_ids; i++) {
 		/* the 11-bit id, data frames only */
-		filters[n_filters++] = (struct can_filter){
-			.can_id = bus->rx_ids[i],
-			.can_mask = CAN_SFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,
-		};
-		/* and the same number as a 29-bit id (Schneider XW Pro acks 0x305 so) */
-		if (bus->rx_extended) {
+		if (!(bus->rx_ids[i] & CAN_EFF_FLAG)) {
+			filters[n_filters++] = (struct can_filter){
+				.can_id = bus->rx_ids[i],
+				.can_mask = CAN_SFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,
+			};
+		}
+		/*
+		 * and the same number as a 29-bit id (Schneider XW Pro acks 0x305
+		 * so), or only that where the id says 29-bit (Daly CAN)
+		 */
+		if (bus->rx_extended || (bus->rx_ids[i] & CAN_EFF_FLAG)) {
 			filters[n_filters++] = (struct can_filter){
 				.can_id = (bus->rx_ids[i] & CAN_EFF_MASK) | CAN_EFF_FLAG,
 				.can_mask = CAN_EFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,

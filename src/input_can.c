@@ -73,9 +73,9 @@ static int on_never_heard(sd_event_source *s, uint64_t usec, void *userdata)
 	in->never_said = true;
 	log_fault(
 		"bms-never-heard",
-		"check the BMS's CAN setting (protocol Pylontech / inverter CAN on), the bit rate "
-		"(500 kbit/s on both), and the wiring: CAN-H/CAN-L, termination, the cable's "
-		"pinout",
+		"check the BMS's CAN setting (protocol Pylontech / inverter CAN on; Daly: its CAN "
+		"port enabled, board 1), the bit rate (the driver's on both: 500 kbit/s, Daly "
+		"250), and the wiring: CAN-H/CAN-L, termination, the cable's pinout",
 		"No frame from the BMS on %s in %.0f s (%s, %llu malformed)", ctx->cfg->port,
 		(double)BMS_CAN_NEVER_HEARD_USEC / USEC_PER_SEC, ctx->driver->name,
 		(unsigned long long)in->bad_frames);
@@ -104,7 +104,7 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 	struct can_input *in = userdata;
 	uint64_t period = in->base.ctx->driver->keepalive_period_usec;
 	uint64_t next = usec + period, now = input_now(in->base.ctx);
-	struct can_frame frames[4];
+	struct can_frame frames[8]; /* Daly CAN asks for six IDs at once */
 	int n;
 
 	if (can_bus_is_open(in->bus)) {

@@ -183,6 +183,17 @@ def test_decode_serial():
     r = ctl("decode", "seplos-v2", os.path.join(DATA, "bms-serial-daly-r24ts.txt"))
     check("decode seplos-v2 of a Daly capture: no request of its own, exit 1",
           r.returncode == 1 and "line" in r.stderr, r.stderr)
+    # Daly CAN: real answers of board 1 (dbus-serialbattery issue #212, the file's header)
+    r = ctl("decode", "daly-can", os.path.join(DATA, "daly-can-8s-addr1.log"))
+    try:
+        p = json.loads(r.stdout)["packs"][0]
+    except (ValueError, KeyError, IndexError):
+        p = None
+    check("decode daly-can daly-can-8s-addr1.log: 26.3 V, 0 A, SOC 70 %, cells 3294-3296 mV",
+          r.returncode == 0 and p is not None and
+          p["electrical"] == {"voltage_mv": 26300, "current_ma": 0} and
+          p["capacity"]["soc_pct"] == 70 and p["cells"]["cell_min_mv"] == 3294 and
+          p["cells"]["cell_max_mv"] == 3296, r.stdout[-300:] + r.stderr)
 
 
 def rs485_frame(ver, adr, cid1, cid2, info):
