@@ -119,15 +119,42 @@ def states(family):
                   2: edge(cap=100, soc=80.0, cur=-25.5, soh=91.0,
                           temps=(3.5, 4.1, 6.6, 5.0), base=3250,
                           spread=90)})]
+    if family == "eg4-ll":
+        # EG4-LL V01.06 §3: temperatures whole C (0018-0020 SHORT C, 0033-
+        # 0035 one byte per sensor, 6 sensors), SOC/SOH whole % (0023,
+        # 0024), voltage 10 mV (0000), current 10 mA (0001).  The states
+        # give the 6 sensors, the PCB (0018) as the MOS temperature and an
+        # ambient one (no register) equal to a sensor.  Full capacity
+        # (0031-0032, mAs) = SOH x the designed 100 Ah (0037, 0.1 Ah), so
+        # the two differ and capacity_ah (the full one) tells which was
+        # read.  Addresses (§1.3): 16 = 0x10, the master BMS and the
+        # factory default; 15 = 0x0F, the last slave module (all DIP
+        # switches OFF); 16 and 1 together
+        def ll(st, six):
+            st.temps_c = list(six)
+            st.mos_c, st.env_c = float(six[1]), float(six[2])
+            st.voltage_mv = int(round(st.voltage_mv / 10.0)) * 10
+            st.design_ah = 100.0
+            return st
+        return [("ordinary, address 16 (0x10, master BMS)",
+                 {16: ll(ordinary(cap=97, soc=63.0, soh=97.0),
+                         (21, 22, 24, 23, 22, 21))}),
+                ("edge: -42.7 A, -5 C, 420 mV spread, address 15",
+                 {15: ll(edge(cap=88, soc=19.0), (-5, -3, -1, -4, -2, -4))}),
+                ("two packs at 16 and 1",
+                 {16: ll(ordinary(cap=97, soc=55.0, cur=10.0, soh=97.0),
+                         (21, 22, 24, 23, 22, 21)),
+                  1: ll(edge(cap=91, soc=80.0, cur=-25.5, soh=91.0,
+                             base=3250, spread=90), (4, 4, 7, 5, 6, 3))})]
     raise ValueError(family)
 
 
 FAMILY_NAMES = ["pylontech-rs485", "seplos-v2", "pace", "jbd", "daly",
-                "seplos-v3", "pace-modbus", "eg4-lifepower4"]
+                "seplos-v3", "pace-modbus", "eg4-lifepower4", "eg4-ll"]
 # what the family's document carries (a field it lacks is not compared)
 HAS_SOH = {"pylontech-rs485": False, "seplos-v2": True, "pace": False,
            "jbd": False, "daly": False, "seplos-v3": True,
-           "pace-modbus": True, "eg4-lifepower4": True}
+           "pace-modbus": True, "eg4-lifepower4": True, "eg4-ll": True}
 # bms group settings a user sets for the family (bmsbridge.conf(5), POLLED
 # SERIAL BMS): the LifePower4 is slow, "start with response_timeout_ms =
 # 500 and request_gap_ms = 200"
@@ -274,14 +301,16 @@ def main():
                   % (name, fam.invalid), fam.invalid == 0,
                   "\n".join(fam.problems))
             if getattr(fam, "min_gap_s", None) and fam.gaps:
-                # Pace Modbus §2 "Interval time of the frame: > 100mS",
+                # Pace Modbus §2 "Interval time of the frame: > 100mS"
+                # (EG4-LL §1.2 "Reading time interval: 100mS"),
                 # measured on the pack's side of the pty: from our
                 # answer's last byte written (or the previous request) to
                 # the next request; 2 ms allowed for the pty and threads
                 g = min(fam.gaps)
                 check("%s: every request > %d ms after the previous frame "
-                      "(§2; %d gaps, shortest %.1f ms, 2 ms measuring "
+                      "(%s; %d gaps, shortest %.1f ms, 2 ms measuring "
                       "tolerance)" % (name, fam.min_gap_s * 1000,
+                                      getattr(fam, "gap_rule", "§2"),
                                       len(fam.gaps), g * 1000),
                       g > fam.min_gap_s - 0.002)
             check("%s: the inverter got frames 0x351 0x355 0x356 0x373"

@@ -43,6 +43,12 @@ eg4-lifepower4   "LifePower4 Battery Communication Protocol" (EG4, no
                  frame, §1.3 LENGTH/CHKSUM/data, §1.4 CID1/CID2/RTN and the
                  fixed point types, §2.1 42H (items 1-47, example p.12-15),
                  §2.2 44H (items 1-38, example p.19-21).
+eg4-ll           "EG4-LL Battery MODBUS Protocol" V01.06 (2017-06-21): §1.1
+                 byte format, §1.2 baud and reading interval, §1.3 address
+                 table, §1.3.1/1.3.2 packets, §2.1 read 0x03, §2.2 write
+                 0x10, §3 register table (0000-0038, 0105-0127); Modbus RTU
+                 framing and CRC from "MODBUS over Serial Line" V1.02 and
+                 exceptions from "MODBUS Application Protocol" V1.1b3.
 
 Choices where a document is ambiguous (each also named at its code)
 ------------------------------------------------------------------
@@ -85,6 +91,25 @@ Choices where a document is ambiguous (each also named at its code)
 * eg4-lifepower4: DATA_FLAG 01H and PACK Group 1 as in the examples, for
   every address; temperatures 0.1 K with 2731; 47H/51H/4DH (no layout in
   the document) counted valid and left unanswered; 49H/4EH (set) invalid.
+* eg4-ll: the §3 addresses are decimal (0002-0017: 16 cells); registers
+  0-38 and 105-127 exist, a read touching 39-104 or above 127 gets
+  exception 2 and is invalid.  4-byte ULONGs (cycles 0029-0030, full
+  capacity 0031-0032) high word first.  Units the table omits: Cap
+  Remaining (0021) 0.1 Ah as Designed Capacity (0037); Max charging
+  Current (0022) 10 mA as Current (0001), sent as 1 C.  Full Capacity
+  "mAS =mAh/3600": mA*s, mAh = value / 3600.  The 6 one-byte "Temp"
+  sensors (0033-0035) whole C signed, sensor 1 in the high byte of 0033,
+  filled from the state's cell temperatures (the last repeated if fewer);
+  0018 PCB = the board (MOS) temperature, 0019/0020 the rounded mean and
+  the maximum of the 6 sensors.  Status (0025): 0x80 in the high byte is
+  "Active" (the 0x8000-0x8008 rows, against the "Heat State-On" note),
+  low byte 1 charging, 2 discharging, 0 stand by.  SOC/SOH whole %.
+  Warnings, protections, errors, balancing: 0.  Missing cells 0 mV (Cell
+  Num 0036 tells).  Strings ASCII, first character high, NUL padded.
+  "Reading time interval: 100mS" (§1.2) is measured like pace-modbus's
+  gap (Eg4Ll.gaps).  A write (0x10) is invalid and answered with
+  exception 1, as is any function but 0x03; address 0 and above 0x10
+  invalid and unanswered.
 
 API
 ---
@@ -1006,12 +1031,245 @@ class Eg4LifePower4(_Ydt):
         return None    # 47H 51H 4DH: no layout in the document
 
 
+# ---- EG4-LL ("EG4-LL Battery MODBUS Protocol" V01.06, 2017-06-21) ---------
+class Eg4Ll(_Family):
+    """An EG4-LL pack on its RS485 Modbus port, a Modbus RTU slave.
+
+    Document: §1.1 data byte (1 start, 8 data LSB first, 1 stop); §1.2
+    9600-19200 baud, "Reading time interval: 100mS"; §1.3 addresses
+    0x01-0x10 (0x10 = the master BMS, module ID 0; 0x01-0x0F the slave
+    modules; the 16-row DIP table); §1.3.1/§2.1 the master's read: slave
+    address, function 0x03, starting address Hi (0x00) Lo (0x00-0xFF),
+    number of registers Hi (0x00) Lo (0x00-0xFF), CRC Lo, CRC Hi; §1.3.2/
+    §2.1 the answer: address, 0x03, byte count = 2 x registers, data Hi Lo
+    ..., CRC Lo, CRC Hi; §2.2 write 0x10 (and its error answer "0x090");
+    §3 the register table (rows 0000-0038 and 0105-0127).
+
+    For what the document leaves to Modbus: MODBUS over Serial Line V1.02
+    §2.5.1 (RTU frame, CRC-16 low byte first) and §6.2.2 (CRC, example
+    02 07 -> 0x1241); MODBUS Application Protocol V1.1b3 §6.3 (0x03:
+    quantity 1-125 else exception 3, start + quantity outside the map
+    exception 2) and §7 (exception answer: function + 0x80, code; 1 =
+    illegal function).
+
+    Choices (also in the module's list):
+    * the §3 "Address" column is decimal: 0002-0017 are 16 registers
+      ("32byte", "Voltage of 16 Cells"), 0029-0030 and 0031-0032 the two
+      4-byte ULONGs, 0033-0035 the 6 bytes of "Temp".  Defined registers:
+      0-38 and 105-127; a read touching 39-104 (not in §3) or above 127 is
+      invalid (exception 2).  A read may start or end inside a 4-byte
+      field or a string (§3 does not forbid it).
+    * 4-byte values (0029-0030, 0031-0032): the high word in the lower
+      register (§1.3.2 sends each register Hi byte first; the same order
+      for the pair).
+    * "Cap Remaining" (0021) has no unit: 0.1 Ah, the unit of the only
+      other capacity in Ah (0037 "Designed Capacity").
+    * "Max charging Current" (0022) has no unit: 10 mA, the unit of 0001
+      "Current"; the pack state has no limit, so 1 C of the full capacity
+      is sent (100.00 A for 100 Ah).
+    * "Full Capacity" (0031-0032) "mAS =mAh/3600": milliampere-seconds,
+      i.e. mAh = value / 3600 (100 Ah = 360000000).
+    * "Temp" (0033-0035), 6 sensors, 1 byte each, no unit or sign: whole
+      C, signed (two's complement, as the SHORT C rows 0018-0020), sensor
+      1 in the high byte of 0033 (sent first).  The pack state's cell
+      temperatures fill sensors 1-6 in order (fewer than 6: the last
+      repeats).  "Temp of PCB" (0018) is the state's board (MOS)
+      temperature; "Temp Avg" (0019) and "Temp Max" (0020) the rounded
+      mean and the maximum of the 6 sensors.  The state's ambient
+      temperature has no register.
+    * "Status" (0025): the high byte 0x80 is read as "Active" (rows
+      0x8000-0x8008) and sent; the note "Front Byte 0x80: Heat State-On"
+      contradicts it (no heater in the state).  Low byte: 0x01 charging
+      (current > 0), 0x02 discharging (< 0), 0x00 stand by.
+    * Warning, Protection, Error Code (0026-0028) and Cell Balance Status
+      (0038): 0, none.  SOC, SOH (0024, 0023): whole %.
+    * Cells beyond the state's (15-cell packs): 0 mV; "Cell Num" (0036)
+      says how many are valid.
+    * Strings (0105-0127): ASCII, 2 characters a register, first character
+      in the high byte, NUL padded; FW Version "V03R04" (the document's
+      example).
+    * "Reading time interval: 100mS" (§1.2) is read as: at least 100 ms of
+      bus silence before each request, measured (gaps) from the end of the
+      last frame on the bus (our answer or the previous request).
+    * A write (0x10, §2.2) is documented, but a gateway that only reads
+      must not change the pack: counted invalid, answered 0x90 with
+      exception 1.  Any other function: invalid, exception 1.  Address 0
+      (Modbus broadcast) and addresses above 0x10 are outside §1.3/§2.1:
+      invalid, unanswered.  A valid request to another address of
+      0x01-0x10 is counted valid and left unanswered."""
+    name = "eg4-ll"
+    defined = set(range(0, 39)) | set(range(105, 128))
+    min_gap_s = 0.100      # §1.2 "Reading time interval: 100mS"
+    gap_rule = "§1.2 \"Reading time interval: 100mS\""
+
+    def __init__(self, packs):
+        _Family.__init__(self, packs)
+        self.t_last_frame = None    # end of the last frame on the bus
+        self.gaps = []              # silence before each request (s)
+
+    def on_sent(self, t):
+        """serve(): our answer's last byte left at @t."""
+        self.t_last_frame = t
+
+    @staticmethod
+    def _u16(v, lo, hi, what):
+        if not lo <= v <= hi:
+            raise ValueError("eg4-ll: %s = %d outside %d..%d" % (what, v, lo,
+                                                                 hi))
+        return v & 0xFFFF
+
+    def registers(self, p):
+        u = self._u16
+        r = {}
+        # 0000 Voltage, R/USHORT, 10mV, 0~9000*10mV
+        r[0] = u(_r(p.voltage_mv / 10), 0, 9000, "voltage")
+        # 0001 Current, R/SHORT, 10mA, 0~32767: Charge, -32768~0: Discharge
+        r[1] = u(_r(p.current_a * 100), -32768, 32767, "current")
+        # 0002-0017 Cell Voltage, 32 byte, R/USHORT, mV, "Voltage of 16
+        # Cells, 2 byte for each cell"
+        if len(p.cells_mv) > 16:
+            raise ValueError("eg4-ll: %d cells, §3 has 16" % len(p.cells_mv))
+        for i in range(16):
+            r[2 + i] = u(p.cells_mv[i], 0, 65535, "cell") \
+                if i < len(p.cells_mv) else 0
+        # 0033-0035 Temp, 6 byte, "Temperature for 6 sensor, 1byte/1Sensor"
+        t6 = [_r(t) for t in p.temps_c[:6]]
+        t6 += [t6[-1]] * (6 - len(t6))
+        for t in t6:
+            u(t, -128, 127, "sensor temperature")
+        for i in range(3):
+            r[33 + i] = ((t6[2 * i] & 0xFF) << 8) | (t6[2 * i + 1] & 0xFF)
+        # 0018 Temp of PCB, R/SHORT, C
+        r[18] = u(_r(p.mos_c), -32768, 32767, "PCB temperature")
+        # 0019 Temp Avg, R/SHORT, C; 0020 Temp Max, R/SHORT, C
+        avg = sum(t6) / 6.0
+        r[19] = u(int(avg + 0.5) if avg >= 0 else -int(-avg + 0.5),
+                  -32768, 32767, "avg")
+        r[20] = u(max(t6), -32768, 32767, "max")
+        # 0021 Cap Remaining, R/USHORT (no unit: 0.1 Ah, a choice)
+        r[21] = u(_r(p.remaining_ah * 10), 0, 65535, "remaining")
+        # 0022 Max charging Current, R/USHORT (no unit: 10 mA, a choice)
+        r[22] = u(_r(p.capacity_ah * 100), 0, 65535, "max charging current")
+        # 0023 SOH, R/USHORT, 0-100%; 0024 SOC, R/USHORT, 0-100%
+        r[23] = u(_r(p.soh_pct), 0, 100, "SOH")
+        r[24] = u(_r(p.soc_pct), 0, 100, "SOC")
+        # 0025 Status, R/USHORT: 0x8000 Active/Stand by, 0x8001
+        # Active/Charging, 0x8002 Active/Discharging
+        r[25] = 0x8000 | (0x0001 if p.current_a > 0 else
+                          0x0002 if p.current_a < 0 else 0)
+        # 0026 Warning, 0027 Protection, 0028 Error Code: R/USHORT bit
+        # fields, none set
+        r[26] = r[27] = r[28] = 0
+        # 0029-0030 Cycle counts, 4 byte, RW/ULONG, 1 ~ 65535
+        cyc = p.cycles
+        if not 0 <= cyc <= 0xFFFFFFFF:
+            raise ValueError("eg4-ll: cycles %d" % cyc)
+        r[29], r[30] = cyc >> 16, cyc & 0xFFFF
+        # 0031-0032 Full Capacity, 4 byte, RW/ULONG, mAS, "=mAh/3600"
+        mas = _r(p.capacity_ah * 1000 * 3600)
+        if not 0 <= mas <= 0xFFFFFFFF:
+            raise ValueError("eg4-ll: full capacity %d mAs" % mas)
+        r[31], r[32] = mas >> 16, mas & 0xFFFF
+        # 0036 Cell Num, 2 byte, RW/USHORT, "Battery Count in String"
+        r[36] = len(p.cells_mv)
+        # 0037 Designed Capacity, 2 byte, 0.1AH, "Standard Battery Capacity"
+        r[37] = u(_r(p.design_ah * 10), 0, 65535, "design capacity")
+        # 0038 Cell Balance Status: bit n-1 = cell n balanced; none
+        r[38] = 0
+        # 0105-0116 Model (24 byte, "Product No."), 0117-0119 FW Version
+        # (6 byte, "Listed As: 6-byte string V03R04"), 0120-0127 Serial No.
+        # (16 byte string)
+        for base, n, text in ((105, 12, b"RDR-EG4-LL-48V100"),
+                              (117, 3, b"V03R04"),
+                              (120, 8, b"RDR0000000000001")):
+            t = text.ljust(2 * n, b"\0")
+            for i in range(n):
+                r[base + i] = (t[2 * i] << 8) | t[2 * i + 1]
+        assert set(r) == self.defined
+        return r
+
+    @staticmethod
+    def _length(b):
+        """The length of the request starting b[0], or None: too short."""
+        if len(b) < 8:
+            return None
+        n = 8                   # §2.1: 8 bytes; other functions alike
+        if b[1] == 0x10:        # §2.2: 7 bytes, byte count, data, CRC
+            n = 9 + b[6]
+        return n if len(b) >= n else None
+
+    @staticmethod
+    def _crc_ok(f):
+        return f[-2] | (f[-1] << 8) == crc16_modbus(f[:-2])
+
+    def parse(self):
+        b = self.buf
+        n = self._length(b)
+        if n is None:
+            return 0, b""
+        f = b[:n]
+        if not self._crc_ok(f):
+            crc = crc16_modbus(f[:-2])
+            self.bad("CRC %02X %02X, expected %02X %02X (CRC Lo, CRC Hi; "
+                     "§1.3.1)" % (f[-2], f[-1], crc & 0xFF, crc >> 8), f)
+            # RTU frames end in silence, which a pty does not keep: skip
+            # to the next offset where a whole frame checks, else drop
+            # what came (one invalid either way)
+            for k in range(1, len(b)):
+                m = self._length(b[k:])
+                if m is not None and self._crc_ok(b[k:k + m]):
+                    return k, b""
+            return len(b), b""
+        fn = f[1]
+        now = _now()
+        if self.t_last_frame is not None:
+            self.gaps.append(now - self.t_last_frame)
+        self.t_last_frame = now
+        addr = f[0]
+        if not 0x01 <= addr <= 0x10:
+            self.bad("slave address %02X outside 0x01-0x10 (§1.3, §2.1)"
+                     % addr, f)
+            return n, b""
+        p = self.packs.get(addr)
+        if fn == 0x10:
+            self.bad("function 0x10 (§2.2 write): a reader must not change "
+                     "the pack", f)
+            return n, self.exc(addr, fn, 0x01) if p else b""
+        if fn != 0x03:
+            self.bad("function %02X: §2 has 0x03 (read) and 0x10" % fn, f)
+            return n, self.exc(addr, fn, 0x01) if p else b""
+        start, count = struct.unpack(">HH", f[2:6])
+        if not 1 <= count <= 0x7D:
+            self.bad("register count %d outside 1-125 (Modbus 0x03)" % count,
+                     f)
+            return n, self.exc(addr, fn, 0x03) if p else b""
+        regs = range(start, start + count)
+        if any(a not in self.defined for a in regs):
+            self.bad("registers %d-%d: §3 defines 0-38 and 105-127"
+                     % (start, start + count - 1), f)
+            return n, self.exc(addr, fn, 0x02) if p else b""
+        self.good((fn, start, count))
+        if p is None:
+            return n, b""        # another pack's address: silence
+        r = self.registers(p)
+        d = b"".join(struct.pack(">H", r[a]) for a in regs)
+        out = bytes([addr, fn, len(d)]) + d      # §1.3.2 / §2.1
+        c = crc16_modbus(out)
+        return n, out + bytes([c & 0xFF, c >> 8])
+
+    def exc(self, addr, fn, code):
+        out = bytes([addr, fn | 0x80, code])   # §2.2 "0x090"; MBAP §7
+        c = crc16_modbus(out)
+        return out + bytes([c & 0xFF, c >> 8])
+
+
 def _now():
     return time.monotonic()
 
 
 FAMILIES = {c.name: c for c in (Pylontech, SeplosV2, Pace, Jbd, Daly,
-                                SeplosV3, PaceModbus, Eg4LifePower4)}
+                                SeplosV3, PaceModbus, Eg4LifePower4,
+                                Eg4Ll)}
 
 
 # --------------------------------------------------------------------------
@@ -1125,6 +1383,87 @@ def _self_test():
           b"0000000900000000000103000000000000EDC4\r")
     assert _chksum(ex[1:-5]) == 0xEDC4 and ydt_frame(
         0x20, 1, 0x4A, 0, bytes.fromhex(ex[13:-5].decode())) == ex
+    # EG4-LL: the Modbus CRC of MODBUS over Serial Line V1.02 §6.2.2 (02 07
+    # -> 0x1241, sent 41 12) and the 0x03 example of the Application
+    # Protocol V1.1b3 §6.3 (registers 108-110) framed for slave 0x11
+    assert crc16_modbus(bytes([0x02, 0x07])) == 0x1241
+    assert crc16_modbus(bytes.fromhex("1103006B0003")) == 0x8776
+
+    def rtu(*b):
+        c = crc16_modbus(bytes(b))
+        return bytes(b) + bytes([c & 0xFF, c >> 8])
+    st = PackState([3300] * 15 + [3350], [20, 21, 22, 23, -4, 20], -12.34,
+                   57, 100, soh_pct=96, cycles=300, mos_c=30, design_ah=105)
+    fam = Eg4Ll({0x10: st})
+    # §2.1: 0x10 03 0000 0027 (registers 0-38); the answer by §1.3.2 with
+    # the §3 rows computed by hand for the state above
+    ans = fam.feed(rtu(0x10, 0x03, 0x00, 0x00, 0x00, 39))
+    assert fam.requests == 1 and fam.invalid == 0, fam.problems
+    assert len(ans) == 83 and ans[:3] == bytes([0x10, 0x03, 78]), ans.hex()
+    c = crc16_modbus(ans[:-2])
+    assert ans[-2:] == bytes([c & 0xFF, c >> 8])
+    want = ("14A5"            # 0000 52.85 V in 10 mV
+            "FB2E"            # 0001 -12.34 A in 10 mA (discharge < 0)
+            + "0CE4" * 15 + "0D16"   # 0002-0017 cells mV
+            + "001E"          # 0018 PCB 30 C
+            "0011"            # 0019 mean of 20 21 22 23 -4 20 = 17 C
+            "0017"            # 0020 max 23 C
+            "023A"            # 0021 remaining 57.0 Ah in 0.1 Ah
+            "2710"            # 0022 max charging current 100.00 A (1 C)
+            "0060" "0039"     # 0023 SOH 96 %, 0024 SOC 57 %
+            "8002"            # 0025 Active/Discharging
+            "0000" "0000" "0000"     # 0026-0028 warning, protection, error
+            "0000" "012C"     # 0029-0030 cycles 300
+            "1575" "2A00"     # 0031-0032 100 Ah = 360000000 mAs
+            "1415" "1617" "FC14"     # 0033-0035 sensors 20 21 22 23 -4 20
+            "0010"            # 0036 16 cells
+            "041A"            # 0037 design 105.0 Ah in 0.1 Ah
+            "0000")           # 0038 no cell balancing
+    assert ans[3:-2] == bytes.fromhex(want), ans[3:-2].hex()
+    # 0105-0127: the strings; FW Version "V03R04"
+    ans = fam.feed(rtu(0x10, 0x03, 0x00, 105, 0x00, 23))
+    assert fam.requests == 2 and ans[2] == 46 and ans[27:33] == b"V03R04", ans
+    # a 15-cell charging pack: cell 16 reads 0, Cell Num 15, Active/Charging
+    fam = Eg4Ll({1: PackState([3400] * 15, [5] * 6, 3.0, 90, 200)})
+    ans = fam.feed(rtu(0x01, 0x03, 0x00, 17, 0x00, 9))
+    assert ans[3:5] == b"\0\0" and ans[19:21] == b"\x80\x01", ans.hex()
+    ans = fam.feed(rtu(0x01, 0x03, 0x00, 36, 0x00, 1))
+    assert ans[3:5] == b"\x00\x0f", ans.hex()
+    # what must be refused: each one more invalid and the answer (or
+    # silence) of Modbus; a reader that accepts anything fails here
+    fam = Eg4Ll({0x10: st})
+    bad_crc = bytearray(rtu(0x10, 0x03, 0, 0, 0, 39))
+    bad_crc[-1] ^= 0x01
+    cases = [
+        (bytes(bad_crc), None),                            # CRC
+        (rtu(0x10, 0x04, 0, 0, 0, 39), bytes([0x10, 0x84, 1])),  # function
+        (rtu(0x10, 0x03, 0, 39, 0, 2), bytes([0x10, 0x83, 2])),  # 39-40
+        (rtu(0x10, 0x03, 0, 30, 0, 80), bytes([0x10, 0x83, 2])),  # 30-109
+        (rtu(0x10, 0x03, 0, 120, 0, 9), bytes([0x10, 0x83, 2])),  # 120-128
+        (rtu(0x10, 0x03, 1, 0, 0, 1), bytes([0x10, 0x83, 2])),  # 256
+        (rtu(0x10, 0x03, 0, 0, 0, 0), bytes([0x10, 0x83, 3])),  # count 0
+        (rtu(0x11, 0x03, 0, 0, 0, 39), None),              # address 0x11
+        (rtu(0x00, 0x03, 0, 0, 0, 39), None),              # broadcast
+        (rtu(0x10, 0x10, 0, 29, 0, 1, 2, 0, 5),            # write (§2.2)
+         bytes([0x10, 0x90, 1])),
+    ]
+    for i, (req, exc) in enumerate(cases):
+        ans = fam.feed(req)
+        assert fam.invalid == i + 1 and fam.requests == 0, (i, fam.problems)
+        if exc is None:
+            assert ans == b"", (i, ans.hex())
+        else:
+            assert ans == rtu(*exc), (i, ans.hex())
+    # another pack's valid read: valid, silent; two requests in one read
+    # and one request in two reads are each answered once
+    ans = fam.feed(rtu(0x01, 0x03, 0, 0, 0, 39))
+    assert ans == b"" and fam.requests == 1 and fam.invalid == 10
+    two = rtu(0x10, 0x03, 0, 0, 0, 1) + rtu(0x10, 0x03, 0, 24, 0, 1)
+    ans = fam.feed(two[:11])
+    assert ans == rtu(0x10, 0x03, 2, 0x14, 0xA5), ans.hex()
+    ans = fam.feed(two[11:])
+    assert ans == rtu(0x10, 0x03, 2, 0x00, 57), ans.hex()
+    assert fam.requests == 3 and fam.invalid == 10 and fam.buf == b""
     # Pace example answer (p.16-17) checksum
     assert ydt_frame(0x25, 0, 0x46, 0, b"")[1:5] == b"2500"
     print("ok")
