@@ -44,6 +44,7 @@ sys.argv = _argv
 FAMILIES = {
     "seplos-v3": "ir",     # XZH §2: function 0x04 input registers, 0x01 coils
     "pace-modbus": "hr",   # PM V1.3 §3.1: function 0x03 holding registers
+    "eg4-ll": "hr",        # EG4-LL V01.06 §2.1: function 0x03
 }
 
 
