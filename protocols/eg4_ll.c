@@ -68,6 +68,7 @@
 #include "bms_serial.h"
 #include "byteorder.h"
 #include "macro.h"
+#include "modbus_rtu.h"
 
 #define LL_FN_READ 0x03 /* LL §2.1 */
 #define LL_REGS 39	/* LL §3: 0000-0038 */
@@ -123,114 +124,34 @@ static const uint32_t ll_flag_map[16] = {
 #define LL_ERROR_BITS 0x0017u /* 0028: voltage, temperature, current flow, cell unbalance */
 #define LL_ERROR_CELL_UNBALANCE 0x0010u
 
-/* Modbus CRC-16 (LL §1.3.1: "CRC (Lo) CRC (Hi)") */
-static uint16_t ll_crc(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xFFFF;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (unsigned b = 0; b < 8; b++) {
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-		}
-	}
-	return crc;
-}
-
-static bool ll_crc_ok(const uint8_t *p, size_t n)
-{
-	return n >= 3 && get_le16(p + n - 2) == ll_crc(p, n - 2);
-}
-
 static bool ll_address_ok(uint8_t address)
 {
 	return address >= eg4_ll_serial.address_min && address <= eg4_ll_serial.address_max;
 }
 
-/* LL §2.1: address, 0x03, start 0000, count 39, CRC */
-static void ll_build(uint8_t address, uint8_t *buf)
-{
-	buf[0] = address;
-	buf[1] = LL_FN_READ;
-	put_be16(buf + 2, 0);
-	put_be16(buf + 4, LL_REGS);
-	put_le16(buf + 6, ll_crc(buf, 6));
-}
-
+/* LL §2.1: address, 0x03, start 0000, count 39, CRC (LL §1.3.1: "CRC (Lo) CRC (Hi)") */
 static ssize_t ll_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
 {
 	if (step != 0 || !ll_address_ok(address)) {
 		return -EINVAL;
 	}
-	if (!buf || n < 8) {
+	if (!buf || n < MODBUS_READ_LEN) {
 		return -ENOBUFS;
 	}
-	ll_build(address, buf);
-	return 8;
+	return (ssize_t)modbus_build_read(address, LL_FN_READ, 0, LL_REGS, buf);
 }
 
+/* LL §2.1 the answer; a Modbus exception answer (LL shows none for reads) */
 static ssize_t ll_frame(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
 			size_t *skip)
 {
-	uint8_t req[8];
-	size_t n_ans;
+	uint8_t req[MODBUS_READ_LEN];
 
 	if (!buf || step != 0) {
 		return -EINVAL;
 	}
-	if (len < 2) {
-		return 0;
-	}
-	if (buf[1] == (LL_FN_READ | 0x80)) {
-		/* a Modbus exception answer (LL shows none for reads) */
-		if (len < LL_EXCEPTION_LEN) {
-			return 0;
-		}
-		if (!ll_crc_ok(buf, LL_EXCEPTION_LEN)) {
-			return -EBADMSG;
-		}
-		if (buf[0] == address) {
-			return LL_EXCEPTION_LEN;
-		}
-		if (skip) {
-			*skip = LL_EXCEPTION_LEN;
-		}
-		return -ENOMSG;
-	}
-	if (buf[1] != LL_FN_READ) {
-		return -EBADMSG;
-	}
-	if (len < 3) {
-		return 0;
-	}
-	/* our own request, echoed on a two-wire bus */
-	ll_build(address, req);
-	if (memcmp(buf, req, len < 8 ? len : 8) == 0) {
-		if (len < 8) {
-			return 0;
-		}
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG;
-	}
-	n_ans = 5 + (size_t)buf[2];
-	if (len >= n_ans && ll_crc_ok(buf, n_ans)) {
-		if (buf[0] == address && buf[2] == LL_BYTES) {
-			return (ssize_t)n_ans;
-		}
-		if (skip) {
-			*skip = n_ans;
-		}
-		return -ENOMSG; /* another pack's answer, or an answer to another read */
-	}
-	if (len >= 8 && ll_crc_ok(buf, 8)) {
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG; /* another master's read request */
-	}
-	return len < (n_ans > 8 ? n_ans : 8) ? 0 : -EBADMSG;
+	modbus_build_read(address, LL_FN_READ, 0, LL_REGS, req);
+	return modbus_frame_read(req, LL_BYTES, MODBUS_FN(LL_FN_READ), buf, len, skip);
 }
 
 static uint16_t reg(const uint8_t *d, unsigned i)
@@ -262,11 +183,11 @@ static int ll_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pac
 		return -EINVAL;
 	}
 	if (len == LL_EXCEPTION_LEN && ans[1] == (LL_FN_READ | 0x80) &&
-	    ll_crc_ok(ans, LL_EXCEPTION_LEN)) {
+	    modbus_crc_ok(ans, LL_EXCEPTION_LEN)) {
 		return -EPROTO; /* the BMS's exception answer */
 	}
 	if (len != LL_ANSWER_LEN || ans[1] != LL_FN_READ || ans[2] != LL_BYTES ||
-	    !ll_crc_ok(ans, len)) {
+	    !modbus_crc_ok(ans, len)) {
 		return -EBADMSG;
 	}
 	d = ans + 3;

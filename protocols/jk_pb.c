@@ -102,6 +102,7 @@
 #include "byteorder.h"
 #include "jk_pb.h"
 #include "macro.h"
+#include "modbus_rtu.h"
 
 /*
  * Data domain offsets (status): JK Modbus V1.1 and V1.0, the 0x1200 map;
@@ -228,15 +229,7 @@ static uint32_t jk_u32(const struct jk_view *v, size_t off)
 
 uint16_t jk_pb_crc16(const uint8_t *buf, size_t len)
 {
-	uint16_t crc = 0xFFFF;
-
-	for (size_t i = 0; i < len; i++) {
-		crc ^= buf[i];
-		for (unsigned b = 0; b < 8; b++) {
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-		}
-	}
-	return crc;
+	return modbus_crc16(buf, len);
 }
 
 size_t jk_pb_build_trigger(uint8_t addr, uint16_t reg, uint8_t *buf)

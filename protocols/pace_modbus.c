@@ -52,6 +52,7 @@
 #include "bms_serial.h"
 #include "byteorder.h"
 #include "macro.h"
+#include "modbus_rtu.h"
 
 #define PM_FN_READ 0x03 /* PM §3.1 */
 #define PM_REGS 37	/* PM §4.1: 0000-0036 */
@@ -123,115 +124,35 @@ static const uint32_t pm_protection_map[16] = {
 #define PM_STATUS_CHARGE_FET (1u << 10)
 #define PM_STATUS_DISCHARGE_FET (1u << 11)
 
-/* PM §1: CRC-16 (Modbus), sent low byte first */
-static uint16_t pm_crc(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xFFFF;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (unsigned b = 0; b < 8; b++) {
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-		}
-	}
-	return crc;
-}
-
-static bool pm_crc_ok(const uint8_t *p, size_t n)
-{
-	return n >= 3 && get_le16(p + n - 2) == pm_crc(p, n - 2);
-}
-
 static bool pm_address_ok(uint8_t address)
 {
 	return address >= pace_modbus_serial.address_min &&
 	       address <= pace_modbus_serial.address_max;
 }
 
-/* PM §3.1: address, 0x03, start 0000, count 37, CRC */
-static void pm_build(uint8_t address, uint8_t *buf)
-{
-	buf[0] = address;
-	buf[1] = PM_FN_READ;
-	put_be16(buf + 2, 0);
-	put_be16(buf + 4, PM_REGS);
-	put_le16(buf + 6, pm_crc(buf, 6));
-}
-
+/* PM §3.1: address, 0x03, start 0000, count 37, CRC (PM §1: CRC-16, low byte first) */
 static ssize_t pm_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
 {
 	if (step != 0 || !pm_address_ok(address)) {
 		return -EINVAL;
 	}
-	if (!buf || n < 8) {
+	if (!buf || n < MODBUS_READ_LEN) {
 		return -ENOBUFS;
 	}
-	pm_build(address, buf);
-	return 8;
+	return (ssize_t)modbus_build_read(address, PM_FN_READ, 0, PM_REGS, buf);
 }
 
+/* PM §3.1 the answer, §3.3 the exception answer; nothing else is on a PM bus */
 static ssize_t pm_frame(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
 			size_t *skip)
 {
-	uint8_t req[8];
-	size_t n_ans;
+	uint8_t req[MODBUS_READ_LEN];
 
 	if (!buf || step != 0) {
 		return -EINVAL;
 	}
-	if (len < 2) {
-		return 0;
-	}
-	if (buf[1] == (PM_FN_READ | 0x80)) {
-		/* PM §3.3: the exception answer */
-		if (len < PM_EXCEPTION_LEN) {
-			return 0;
-		}
-		if (!pm_crc_ok(buf, PM_EXCEPTION_LEN)) {
-			return -EBADMSG;
-		}
-		if (buf[0] == address) {
-			return PM_EXCEPTION_LEN;
-		}
-		if (skip) {
-			*skip = PM_EXCEPTION_LEN;
-		}
-		return -ENOMSG;
-	}
-	if (buf[1] != PM_FN_READ) {
-		return -EBADMSG;
-	}
-	if (len < 3) {
-		return 0;
-	}
-	/* our own request, echoed on a two-wire bus */
-	pm_build(address, req);
-	if (memcmp(buf, req, len < 8 ? len : 8) == 0) {
-		if (len < 8) {
-			return 0;
-		}
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG;
-	}
-	n_ans = 5 + (size_t)buf[2];
-	if (len >= n_ans && pm_crc_ok(buf, n_ans)) {
-		if (buf[0] == address && buf[2] == PM_BYTES) {
-			return (ssize_t)n_ans;
-		}
-		if (skip) {
-			*skip = n_ans;
-		}
-		return -ENOMSG; /* another pack's answer, or an answer to another read */
-	}
-	if (len >= 8 && pm_crc_ok(buf, 8)) {
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG; /* another master's read request */
-	}
-	return len < (n_ans > 8 ? n_ans : 8) ? 0 : -EBADMSG;
+	modbus_build_read(address, PM_FN_READ, 0, PM_REGS, req);
+	return modbus_frame_read(req, PM_BYTES, MODBUS_FN(PM_FN_READ), buf, len, skip);
 }
 
 static uint16_t reg(const uint8_t *d, unsigned i)
@@ -253,11 +174,11 @@ static int pm_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pac
 		return -EINVAL;
 	}
 	if (len == PM_EXCEPTION_LEN && ans[1] == (PM_FN_READ | 0x80) &&
-	    pm_crc_ok(ans, PM_EXCEPTION_LEN)) {
+	    modbus_crc_ok(ans, PM_EXCEPTION_LEN)) {
 		return -EPROTO; /* PM §3.3: the BMS's exception answer */
 	}
 	if (len != PM_ANSWER_LEN || ans[1] != PM_FN_READ || ans[2] != PM_BYTES ||
-	    !pm_crc_ok(ans, len)) {
+	    !modbus_crc_ok(ans, len)) {
 		return -EBADMSG;
 	}
 	d = ans + 3;

@@ -35,6 +35,7 @@
 #include "bms_serial.h"
 #include "byteorder.h"
 #include "macro.h"
+#include "modbus_rtu.h"
 
 #define SV3_KELVIN_DK 2731 /* 0.1 K of 0 degC (header) */
 #define SV3_CELLS 16	   /* XZH §3 PIB: Cell1-Cell16 */
@@ -122,35 +123,12 @@ static const struct sv3_bit sv3_event_map[18][8] = {
 };
 #define PIC_FET 15 /* 0x1278 TB07: bit 0 discharge FET on, bit 1 charge FET on */
 
-/* CRC-16/Modbus: reflected 0xA001, init 0xFFFF, sent low byte first */
-static uint16_t sv3_crc(const uint8_t *p, size_t n)
-{
-	uint16_t crc = 0xFFFF;
-
-	for (size_t i = 0; i < n; i++) {
-		crc ^= p[i];
-		for (unsigned b = 0; b < 8; b++) {
-			crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
-		}
-	}
-	return crc;
-}
-
-static bool sv3_crc_ok(const uint8_t *p, size_t n)
-{
-	return n >= 3 && get_le16(p + n - 2) == sv3_crc(p, n - 2);
-}
-
+/* XZH §2.2.1 / §2.4.1: address, function, start, count (MSB first), CRC-16/Modbus low byte first */
 static void sv3_build(unsigned step, uint8_t address, uint8_t *buf)
 {
 	const struct sv3_block *b = &sv3_blocks[step];
 
-	/* XZH §2.2.1 / §2.4.1: address, function, start, count (MSB first), CRC */
-	buf[0] = address;
-	buf[1] = b->fn;
-	put_be16(buf + 2, b->start);
-	put_be16(buf + 4, b->count);
-	put_le16(buf + 6, sv3_crc(buf, 6));
+	modbus_build_read(address, b->fn, b->start, b->count, buf);
 }
 
 static ssize_t sv3_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
@@ -165,83 +143,20 @@ static ssize_t sv3_request(unsigned step, uint8_t address, uint8_t *buf, size_t 
 	return 8;
 }
 
+/* XZH §2.1: the functions on a Seplos V3 bus (0x01, 0x04, 0x0F, 0x10); §2.6.1 exceptions */
 static ssize_t sv3_frame(unsigned step, uint8_t address, const uint8_t *buf, size_t len,
 			 size_t *skip)
 {
-	const struct sv3_block *b;
-	uint8_t req[8];
-	size_t n_ans, need;
-	bool is_req;
+	uint8_t req[MODBUS_READ_LEN];
 
 	if (!buf || step >= ARRAY_SIZE(sv3_blocks)) {
 		return -EINVAL;
 	}
-	b = &sv3_blocks[step];
-	if (len < 2) {
-		return 0;
-	}
-	if (buf[1] & 0x80) {
-		/* XZH §2.6.1: address, function + 128, error code, CRC */
-		if ((buf[1] & 0x7F) != 0x01 && (buf[1] & 0x7F) != 0x04 && (buf[1] & 0x7F) != 0x0F &&
-		    (buf[1] & 0x7F) != 0x10) {
-			return -EBADMSG;
-		}
-		if (len < 5) {
-			return 0;
-		}
-		if (!sv3_crc_ok(buf, 5)) {
-			return -EBADMSG;
-		}
-		if (buf[0] == address && (buf[1] & 0x7F) == b->fn) {
-			return 5;
-		}
-		goto other;
-	}
-	if (buf[1] != 0x01 && buf[1] != 0x04 && buf[1] != 0x0F && buf[1] != 0x10) {
-		return -EBADMSG;
-	}
-	if (len < 3) {
-		return 0;
-	}
-	/* our own request, echoed on a two-wire bus: it may look like an answer */
 	sv3_build(step, address, req);
-	is_req = memcmp(buf, req, len < 8 ? len : 8) == 0;
-	if (is_req && len < 8) {
-		return 0;
-	}
-	if (is_req) {
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG;
-	}
-	n_ans = 5 + (size_t)buf[2];
-	if (buf[0] == address && buf[1] == b->fn && buf[2] == b->bytes) {
-		if (len < n_ans) {
-			return 0;
-		}
-		return sv3_crc_ok(buf, n_ans) ? (ssize_t)n_ans : -EBADMSG;
-	}
-	/* anything else: another node's answer, or another master's request */
-	if (len >= n_ans && (buf[1] == 0x01 || buf[1] == 0x04) && sv3_crc_ok(buf, n_ans)) {
-		if (skip) {
-			*skip = n_ans;
-		}
-		return -ENOMSG;
-	}
-	if (len >= 8 && sv3_crc_ok(buf, 8)) {
-		if (skip) {
-			*skip = 8;
-		}
-		return -ENOMSG;
-	}
-	need = n_ans > 8 ? n_ans : 8;
-	return len < need ? 0 : -EBADMSG;
-other:
-	if (skip) {
-		*skip = 5;
-	}
-	return -ENOMSG;
+	return modbus_frame_read(req, sv3_blocks[step].bytes,
+				 MODBUS_FN(0x01) | MODBUS_FN(0x04) | MODBUS_FN(0x0F) |
+					 MODBUS_FN(0x10),
+				 buf, len, skip);
 }
 
 static uint16_t reg(const uint8_t *d, unsigned i)
@@ -360,11 +275,11 @@ static int sv3_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pa
 		return -EINVAL;
 	}
 	b = &sv3_blocks[step];
-	if (len == 5 && ans[1] == (b->fn | 0x80) && sv3_crc_ok(ans, 5)) {
+	if (len == 5 && ans[1] == (b->fn | 0x80) && modbus_crc_ok(ans, 5)) {
 		return -EPROTO; /* XZH §2.6: the BMS's exception answer */
 	}
 	if (len != 5 + (size_t)b->bytes || ans[1] != b->fn || ans[2] != b->bytes ||
-	    !sv3_crc_ok(ans, len)) {
+	    !modbus_crc_ok(ans, len)) {
 		return -EBADMSG;
 	}
 	switch (step) {
