@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Shared core of the simulated binary BMS buses (JBD, Daly, Seplos V3,
-Pace Modbus), as tests/sim/ydt1363.py is for the "~...\\r" ones: the pty,
+Pace Modbus, EG4-LL), and the Modbus CRC of the Modbus ones, as tests/sim/ydt1363.py is for the "~...\\r" ones: the pty,
 the symlink, the loop over the bus and stdin, the plug state and the
 counts. A family script gives the request length and one function:
 
@@ -22,6 +22,17 @@ import os
 import select
 import sys
 import tty
+
+
+def modbus_crc(b):
+    """The Modbus CRC-16 of @b ("MODBUS over Serial Line" V1.02 §6.2.2),
+    as the two bytes that follow it on the wire, low byte first."""
+    crc = 0xFFFF
+    for x in b:
+        crc ^= x
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return bytes([crc & 0xFF, crc >> 8])
 
 
 def serve(link, addresses, request_len, reply):

@@ -18,17 +18,7 @@ answered: "count N"), "quit".
 """
 import argparse
 
-from binsim import serve
-
-
-def crc16(b):
-    """The Modbus CRC-16, sent low byte first (section 1.3.2)."""
-    crc = 0xFFFF
-    for x in b:
-        crc ^= x
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return bytes([crc & 0xFF, crc >> 8])
+from binsim import modbus_crc, serve
 
 
 def answer(addr, a):
@@ -49,7 +39,7 @@ def answer(addr, a):
     regs[36] = 16                     # cells in the string
     regs[37] = 1000                   # designed capacity, 0.1 Ah
     body = bytes([addr, 0x03, 78]) + b"".join(r.to_bytes(2, "big") for r in regs)
-    return body + crc16(body)
+    return body + modbus_crc(body)
 
 
 def main():
@@ -63,7 +53,7 @@ def main():
     answers = {n: answer(n, a) for n in addrs}
 
     def reply(req):
-        if crc16(req[:6]) != req[6:8]:
+        if modbus_crc(req[:6]) != req[6:8]:
             return None
         if req[1:6] != bytes([0x03, 0, 0, 0, 39]):
             return req[0], None, None  # another read: nothing, as on a real bus

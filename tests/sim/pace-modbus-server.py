@@ -16,17 +16,7 @@ answered: "count N"), "quit".
 """
 import argparse
 
-from binsim import serve
-
-
-def crc16(b):
-    """Section 1: the Modbus CRC-16, sent low byte first."""
-    crc = 0xFFFF
-    for x in b:
-        crc ^= x
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return bytes([crc & 0xFF, crc >> 8])
+from binsim import modbus_crc, serve
 
 
 def answer(addr, a):
@@ -43,7 +33,7 @@ def answer(addr, a):
     regs[31:35] = [250, 251, 249, 252]  # cell sensors, 0.1 degC
     regs[35], regs[36] = 300, 280     # MOSFET, environment
     body = bytes([addr, 0x03, 74]) + b"".join(r.to_bytes(2, "big") for r in regs)
-    return body + crc16(body)
+    return body + modbus_crc(body)
 
 
 def main():
@@ -57,7 +47,7 @@ def main():
     answers = {n: answer(n, a) for n in addrs}
 
     def reply(req):
-        if crc16(req[:6]) != req[6:8]:
+        if modbus_crc(req[:6]) != req[6:8]:
             return None
         if req[1:6] != bytes([0x03, 0, 0, 0, 37]):
             return req[0], None, None  # another read: nothing, as on a real bus

@@ -23,7 +23,7 @@ line: "unplug N", "plug N", "quit".
 """
 import argparse
 
-from binsim import serve
+from binsim import modbus_crc, serve
 
 PIA = ("01.04.22.14.CD.FF.77.6B.40.80.E8.01.22.03.40.03.E7.00.0A.0C.FF.0B.7F.0D.00.0C.FF."
        "0B.81.0B.7E.00.00.00.B4.00.B4.D3.2E")
@@ -32,18 +32,9 @@ PIB = ("01.04.34.0C.FF.0C.FF.0D.00.0D.00.0D.00.0C.FF.0D.00.0C.FF.0D.00.0D.00.0D.
        "01.13")
 
 
-def crc16(b):
-    c = 0xFFFF
-    for x in b:
-        c ^= x
-        for _ in range(8):
-            c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
-    return bytes([c & 0xFF, c >> 8])
-
-
 def answer(addr, fn, data):
     b = bytes([addr, fn, len(data)]) + data
-    return b + crc16(b)
+    return b + modbus_crc(b)
 
 
 def pic(fets):
@@ -94,7 +85,7 @@ def main():
 
     def reply(req):
         # requests: addr, fn, start, count, CRC (section 2.2.1 / 2.4.1)
-        if req[1] not in (0x01, 0x04) or crc16(req[:6]) != req[6:8]:
+        if req[1] not in (0x01, 0x04) or modbus_crc(req[:6]) != req[6:8]:
             return None
         n = req[0]
         if n not in answers:
@@ -103,7 +94,7 @@ def main():
         if key in answers[n]:
             return n, key[1], answers[n][key]
         exc = bytes([n, req[1] | 0x80, 0x02])
-        return n, None, exc + crc16(exc)
+        return n, None, exc + modbus_crc(exc)
 
     serve(a.link, addrs, 8, reply)
 
