@@ -12,7 +12,7 @@ in 0x355/0x356; growatt: cell extremes with their numbers and the cell count
 in 0x319/0x312), the board on vcan1 goes through three states: ordinary
 (charging), negative current with sub-zero temperatures and no "gather"
 voltage (as a real board sends), and a wide cell spread with the two pack
-voltages apart. Checked:
+voltages apart, then the charge MOSFET off. Checked:
   - every request the daemon sent is valid per V1.0 (0 invalid), all to
     board 1, each answered;
   - the daemon polls at a sane rate: every data id it uses at least once
@@ -58,6 +58,13 @@ STATES = [
         temp_max_c=31, temp_max_no=3, temp_min_c=18, temp_min_no=1,
         life=254, remaining_mah=33600, cells=16, sensors=3, load=1,
         failures=("Diff volt level 1",))),
+    # the charge MOSFET off (§3 0x93 byte 1; 1 = on in the real reads, C11): the
+    # battery cannot take a charge, whatever its other values
+    ("charge MOS off", DALY.State(
+        cumulative_v=51.6, gather_v=51.6, current_a=0.0, soc_pct=13.5,
+        cell_max_mv=3240, cell_max_no=2, cell_min_mv=3205, cell_min_no=14,
+        temp_max_c=28, temp_max_no=3, temp_min_c=19, temp_min_no=1,
+        charge_mos=0, discharge_mos=1, life=40, remaining_mah=37800, cells=16, sensors=3)),
 ]
 OTHER = DALY.State(cumulative_v=53.7, gather_v=53.7, current_a=-7.7, soc_pct=77.3,
                    cell_max_mv=3377, cell_max_no=4, cell_min_mv=3333, cell_min_no=8,
@@ -182,6 +189,17 @@ def run_protocol(protocol):
                     check("%s, %s: the inverter is told the board's voltage, current, SOC, "
                           "cell and temperature extremes" % (protocol, name), not err,
                           "\n".join(err + dm.log()[-8:]))
+                    if not s.charge_mos:
+                        def no_charge():
+                            d = current()[1]
+                            return d.get("charge_enable") is False or \
+                                d.get("charge_current_limit_a") == 0
+                        wait_for(no_charge, 10, step=0.25)
+                        d = current()[1]
+                        check("%s, %s: the inverter is not let charge (charge enable %r, "
+                              "CCL %r A)" % (protocol, name, d.get("charge_enable"),
+                                             d.get("charge_current_limit_a")), no_charge(),
+                              "\n".join(dm.log()[-8:]))
                     if protocol == "growatt":
                         err = count_mismatch(protocol, s, dec)
                         check("%s, %s: the inverter is told the board's cell count"
