@@ -180,8 +180,8 @@ def run_protocol(protocol):
                         return fs, (CAN.decode(protocol, fs) if fs else {})
                     wait_for(lambda: not mismatches(protocol, s, current()[1]), 20, step=0.25)
                     fs, dec = current()
-                    viol = [v for v in CAN.check(protocol, fs) if not accepted(protocol, False, v)] \
-                        if fs else ["no frames on vcan0"]
+                    viol = [v for v in CAN.check(protocol, fs)
+                            if not accepted(protocol, False, v)] if fs else ["no frames on vcan0"]
                     check("%s, %s: the set on vcan0 conforms to its document (%d ids)"
                           % (protocol, name, len(fs)), not viol,
                           "\n".join(viol) + "\n" + "\n".join(dm.log()[-8:]))
@@ -213,6 +213,13 @@ def run_protocol(protocol):
                           % (protocol, name, sorted(dec.get("protection_flags", ())),
                              sorted(dec.get("alarm_flags", dec.get("warning_flags", ()))),
                              list(s.failures)), flush=True)
+                    print("# %s, %s: inverter SOC %r %% (board %s %%)%s"
+                          % (protocol, name, dec.get("soc_pct"), s.soc_pct,
+                             "" if protocol != "growatt" else
+                             "; 0x315-0x318 cells %r V; 0x314 RM %r Ah, FCC %r Ah"
+                             % (sorted(dec.get("cell_voltages_v", {}).items()),
+                                dec.get("remaining_capacity_ah"),
+                                dec.get("full_charge_capacity_ah"))), flush=True)
                     cycles.append((name, s.life, dec.get("cycle_count"),
                                    dec.get("pack_voltage_v"), s.cumulative_v, s.gather_v))
                 t_end = time.monotonic()
