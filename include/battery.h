@@ -103,6 +103,12 @@ struct battery_pack {
 	uint32_t remaining_mah;
 	uint32_t full_mah;
 	uint32_t cycles;
+	/*
+	 * Cells in series as the BMS counts them, where it says so apart from
+	 * a cell list (Daly 0x94): 0 unknown. Never a cell list: cell_count
+	 * says how many cell_mv[] hold.
+	 */
+	uint8_t cell_series;
 
 	/* BATTERY_GROUP_CELLS */
 	uint8_t cell_count; /* entries valid in cell_mv[]; 0 if only extremes are known */

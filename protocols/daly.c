@@ -317,6 +317,8 @@ static int daly_decode_status(const uint8_t *d, struct battery_pack *p, uint64_t
 	}
 	p->cycles = get_be16(d + 5);
 	battery_pack_mark(p, BATTERY_GROUP_CAPACITY, now);
+	/* byte 0 "No of battery string": cells in series, known before (or without) 0x95 */
+	p->cell_series = d[0];
 	return 0;
 }
 

@@ -177,6 +177,10 @@ static unsigned pack_cells(const struct battery_state *bs, unsigned i)
 	if (battery_pack_has(p, BATTERY_GROUP_CELLS) && p->cell_count) {
 		return p->cell_count > BATTERY_CELLS_MAX ? BATTERY_CELLS_MAX : p->cell_count;
 	}
+	/* extremes only, but the BMS says how many cells (Daly 0x94) */
+	if (p->cell_series) {
+		return p->cell_series > BATTERY_CELLS_MAX ? BATTERY_CELLS_MAX : p->cell_series;
+	}
 	return bs->bank.cell_count;
 }
 

@@ -250,7 +250,8 @@ static bool group_differs(const struct battery_pack *a, const struct battery_pac
 	case BATTERY_GROUP_CAPACITY:
 		return a->soc_pct != b->soc_pct || a->soc_cpct != b->soc_cpct ||
 		       a->soh_pct != b->soh_pct || a->remaining_mah != b->remaining_mah ||
-		       a->full_mah != b->full_mah || a->cycles != b->cycles;
+		       a->full_mah != b->full_mah || a->cycles != b->cycles ||
+		       a->cell_series != b->cell_series;
 	case BATTERY_GROUP_CELLS:
 		return a->cell_count != b->cell_count ||
 		       memcmp(a->cell_mv, b->cell_mv, sizeof(a->cell_mv)) != 0 ||
@@ -311,6 +312,7 @@ static void group_copy(struct battery_pack *dst, const struct battery_pack *raw,
 		dst->remaining_mah = raw->remaining_mah;
 		dst->full_mah = raw->full_mah;
 		dst->cycles = raw->cycles;
+		dst->cell_series = raw->cell_series;
 		break;
 	case BATTERY_GROUP_CELLS:
 		dst->cell_count = raw->cell_count;

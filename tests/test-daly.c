@@ -474,6 +474,9 @@ static void test_r24ts_round(void **state)
 	assert_int_equal(engine_step(S_TEMPS, buf, len, &memo, &bs), 0);
 	assert_int_equal(engine_step(S_MOS, buf, len, &memo, &bs), 0);
 	assert_int_equal(engine_step(S_STATUS, buf, len, &memo, &bs), 0);
+	/* the series count before the list: an encoder may say it (Growatt 0x312) */
+	assert_int_equal(p->cell_series, 14);
+	assert_int_equal(p->cell_count, 0);
 	/* 0x94: 14 cells, 2 sensors: 5 and 1 frames */
 	assert_int_equal(daly_serial.answer_frames(S_CELL_LIST, memo), 5);
 	assert_int_equal(daly_serial.answer_frames(S_TEMP_LIST, memo), 1);

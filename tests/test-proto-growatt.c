@@ -331,6 +331,21 @@ static void test_golden_gbli_idle(void **state)
 	 */
 	t_assert_hex(gbli(cap, 0, 11, 0x312), 0x312, "00000000 02 0000 00");
 	t_assert_hex(&f[1], 0x312, "00000000 02 4242 20");
+
+	/*
+	 * Extremes only (no cell list), but each BMS says its cells in series
+	 * (Daly 0x94): the count is theirs, 2 x 16, not 0 ("unknown")
+	 */
+	for (unsigned i = 0; i < 2; i++) {
+		bs.packs[i].cell_count = 0;
+		bs.packs[i].cell_series = 16;
+	}
+	bs.bank.cell_count = 0;
+	encode(&opt, &bs, f);
+	assert_int_equal(f[1].data[7], 32);
+	bs.packs[0].cell_series = bs.packs[1].cell_series = 0;
+	encode(&opt, &bs, f);
+	assert_int_equal(f[1].data[7], 0); /* unknown, as the GBLI sends it */
 }
 
 /* Source: coldboot.log t = 345 s, charging at +6.5 A: 01 62. */

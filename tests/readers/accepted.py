@@ -23,14 +23,29 @@ ACCEPTED = {
         ("0x312: total_cell_count = 0", "no-cell-list"),
         ("0x319: max_cell_voltage_number = 0", "no-cell-list"),
         ("0x319: min_cell_voltage_number = 0", "no-cell-list"),
+        # a BMS that gives only the extremes, their cell numbers and its cell
+        # count (Daly 0x91 / 0x94): 0x315-0x318 carry 0 mV. V1.04 calls them
+        # optional; they are kept because the real GBLI bank always sends them
+        # and no Growatt inverter log shows one without them; a frame missing
+        # from a set a real inverter expects is a worse guess than zeros
+        ("0x319/0x315-0x318:", "no-cell-list"),
+        # a BMS that gives no full capacity (Daly: 0x93 has the remaining
+        # capacity only): 0x314 FCC is 0, unknown; V1.04 has no such value and
+        # the remaining capacity is not turned into a made-up full one
+        ("0x314: Gauge RM", "no-full-capacity"),
     ],
 }
 
 
-def accepted(protocol, has_cell_list, violation):
+def accepted(protocol, has_cell_list, violation, has_full_capacity=True):
     """whether @violation, found by the reader in @protocol's output, is one
-    of the departures above (for a bank with or without a cell list)"""
+    of the departures above (for a bank with or without a cell list, with or
+    without a full capacity from its BMS)"""
     for prefix, only in ACCEPTED.get(protocol, []):
         if violation.startswith(prefix):
-            return not (only == "no-cell-list" and has_cell_list)
+            if only == "no-cell-list":
+                return not has_cell_list
+            if only == "no-full-capacity":
+                return not has_full_capacity
+            return True
     return False
