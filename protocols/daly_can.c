@@ -63,11 +63,11 @@
 #include "daly.h"
 #include "macro.h"
 
-#define DALY_CAN_PRIORITY 0x18 /* CAN V1.0 §2.3 */
-#define DALY_CAN_HOST 0x40     /* CAN V1.0 §2.2 upper computer */
-#define DALY_CAN_BMS 0x01      /* CAN V1.0 §2.2 BMS master */
+#define DALY_CAN_PRIORITY 0x18	/* CAN V1.0 §2.3 */
+#define DALY_CAN_HOST 0x40	/* CAN V1.0 §2.2 upper computer */
+#define DALY_CAN_BMS 0x01	/* CAN V1.0 §2.2 BMS master */
 #define DALY_CAN_BOARD_MAX 0x1F /* below 0x20, CAN V1.0 §2.2 GPRS (header) */
-#define DALY_CAN_DLEN 8	       /* CAN V1.0 §2.3: 8 data bytes */
+#define DALY_CAN_DLEN 8		/* CAN V1.0 §2.3: 8 data bytes */
 
 /* CAN V1.0 §2.3: priority, data ID, destination, source */
 #define DALY_CAN_ID(cmd, dst, src)                                                                 \
@@ -119,7 +119,8 @@ static int daly_can_decode_frame_at(const struct can_frame *f, uint64_t now_usec
 		return 0;
 	}
 	for (i = 0; i < ARRAY_SIZE(daly_can_rx_ids); i++) {
-		if ((f->can_id & DALY_CAN_ANSWER_MASK) == (daly_can_rx_ids[i] & DALY_CAN_ANSWER_MASK)) {
+		if ((f->can_id & DALY_CAN_ANSWER_MASK) ==
+		    (daly_can_rx_ids[i] & DALY_CAN_ANSWER_MASK)) {
 			break;
 		}
 	}

@@ -57,8 +57,8 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 	int r;
 
 	if (ctx->driver->decode_frame_at) {
-		r = ctx->driver->decode_frame_at(f, now, ctx->cfg->addresses,
-						 ctx->cfg->n_addresses, ctx->state);
+		r = ctx->driver->decode_frame_at(f, now, ctx->cfg->addresses, ctx->cfg->n_addresses,
+						 ctx->state);
 	} else {
 		r = ctx->driver->decode_frame(f, now, ctx->state);
 	}

@@ -430,8 +430,9 @@ static void test_pending_daly_boards(void **state)
 	assert_int_equal(received(got, 100), 91);
 	for (unsigned board = 1; board <= 15; board++) {
 		for (size_t i = 0; i < sizeof(cmd); i++, n++) {
-			assert_int_equal(got[n].can_id, (0x18000040 | (canid_t)cmd[i] << 16 |
-							 board << 8) | CAN_EFF_FLAG);
+			assert_int_equal(got[n].can_id,
+					 (0x18000040 | (canid_t)cmd[i] << 16 | board << 8) |
+						 CAN_EFF_FLAG);
 		}
 	}
 }

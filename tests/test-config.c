@@ -154,10 +154,11 @@ static void test_can_addresses(void **state)
 	assert_int_equal(cfg->bms.n_addresses, 1);
 	assert_int_equal(cfg->bms.addresses[0], 1);
 	free(cfg);
-	cfg = load_ok("bms: { driver = \"daly-can\"; port = \"can1\"; response_timeout_ms = "
-		      "1200;\n addresses = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 31]; };\n"
-		      "inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
-		      "safety: { stale_timeout_ms = 2000; };\n");
+	cfg = load_ok(
+		"bms: { driver = \"daly-can\"; port = \"can1\"; response_timeout_ms = "
+		"1200;\n addresses = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 31]; };\n"
+		"inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
+		"safety: { stale_timeout_ms = 2000; };\n");
 	assert_int_equal(cfg->bms.n_addresses, 15);
 	assert_int_equal(cfg->bms.addresses[14], 31);
 	free(cfg);
@@ -213,18 +214,18 @@ static const struct bad_case {
 	  "bms.addresses", "no addressing" },
 	/* daly-can: board numbers 1-31 (Daly CAN V1.0 §2.2, protocols/daly_can.c) */
 	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
-	  "bms: { driver = \"daly-can\"; port = \"can1\";\n addresses = [1, 32]; };", 3,
-	  "bms.addresses", "address 32 out of range for daly-can: 1-31" },
+	  "bms: { driver = \"daly-can\"; port = \"can1\";\n addresses = [1, 32]; };",
+	  3, "bms.addresses", "address 32 out of range for daly-can: 1-31" },
 	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
-	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [0]; };", 2,
-	  "bms.addresses", "address 0 out of range for daly-can: 1-31" },
+	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [0]; };",
+	  2, "bms.addresses", "address 0 out of range for daly-can: 1-31" },
 	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n\n"
-	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [2, 3, 2]; };", 3,
-	  "bms.addresses", "2 is listed twice" },
+	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [2, 3, 2]; };",
+	  3, "bms.addresses", "2 is listed twice" },
 	/* a CAN BMS without addresses would ignore the key */
 	{ "inverter: { protocol = \"victron\"; port = \"can0\"; };\n"
-	  "bms: { driver = \"pylontech-can\"; port = \"can1\"; addresses = [1]; };", 2,
-	  "bms.addresses", "pylontech-can reads one BMS per port" },
+	  "bms: { driver = \"pylontech-can\"; port = \"can1\"; addresses = [1]; };",
+	  2, "bms.addresses", "pylontech-can reads one BMS per port" },
 	{ "bms: { driver = \"sim\"; addresses = [1, 2, 1]; };", 1, "bms.addresses", "twice" },
 	{ "bms: { driver = \"sim\"; addresses = 1; };", 1, "bms.addresses", "list" },
 	{ "bms: { driver = \"sim\"; addresses = []; };", 1, "bms.addresses", "1 to" },
