@@ -2,8 +2,11 @@
 /*
  * libFuzzer target: ->decode_frame() of every CAN BMS driver in the
  * registry (pylontech-can, daly-can, and whatever joins it), the frames a
- * BMS or a replayed log puts in front of us. Input: 4 bytes id, 1 byte length,
- * data. A rejected frame must leave the state untouched.
+ * BMS or a replayed log puts in front of us, and ->decode_frame_at() of
+ * those with addresses (daly-can boards) for the boards the id names and
+ * two others. Input: 4 bytes id, 1 byte length, data. A rejected frame
+ * must leave the state untouched; a frame goes into no pack beyond the
+ * list.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +15,7 @@
 #include "battery.h"
 #include "bms.h"
 #include "byteorder.h"
+#include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,6 +44,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (d->keepalive && d->keepalive(k, 8) > 8) {
 			__builtin_trap();
+		}
+		if (d->decode_frame_at) {
+			/* the sender the id names (Daly: its low byte), board 1, the id's 2nd byte */
+			const uint8_t at[] = { (uint8_t)f.can_id, 1, (uint8_t)(f.can_id >> 8) };
+			struct can_frame many[6 * BATTERY_PACKS_MAX];
+			uint8_t all[BATTERY_PACKS_MAX];
+			int r;
+
+			battery_state_init(&bs, 3);
+			before = bs;
+			r = d->decode_frame_at(&f, 1000, at, ARRAY_SIZE(at), &bs);
+			if ((r <= 0 && memcmp(&bs, &before, sizeof(bs)) != 0) ||
+			    memcmp(&bs.packs[3], &before.packs[3],
+				   sizeof(bs.packs) - 3 * sizeof(bs.packs[0])) != 0) {
+				__builtin_trap();
+			}
+			for (size_t b = 0; b < ARRAY_SIZE(all); b++) {
+				all[b] = (uint8_t)(data[4] + b);
+			}
+			if (d->keepalive_at &&
+			    d->keepalive_at(all, ARRAY_SIZE(all), many, ARRAY_SIZE(many)) >
+				    (int)ARRAY_SIZE(many)) {
+				__builtin_trap();
+			}
 		}
 	}
 	return 0;

@@ -69,6 +69,44 @@ struct bms_driver {
 	uint64_t keepalive_period_usec;
 
 	/*
+	 * CAN, optional: several BMS on one bus, each answering at its own
+	 * address (Daly boards: 0x18 <ID> 40 <board>). Drivers without them
+	 * (pylontech-can: one BMS speaks for the bank) leave all of this 0 /
+	 * NULL, and `bms.addresses` is refused for them.
+	 *
+	 * can_address_min .. can_address_max: the valid `bms.addresses`
+	 * (config.c check_addresses(); none given: can_address_min alone).
+	 * With them src/input_can.c reads one pack per configured address,
+	 * pack i = the i-th address, and calls the two _at variants below
+	 * with that list instead of ->decode_frame() / ->keepalive(), which
+	 * stay the one-BMS entry points (the driver's default address: the
+	 * replay input, bmsbridgectl decode).
+	 *
+	 * rx_mask: the bits of the 29-bit ->rx_ids the receive filter
+	 * compares (0: all of them), so that one filter entry per id takes
+	 * the answers of every address; the decoder drops those of addresses
+	 * not listed.
+	 */
+	uint8_t can_address_min;
+	uint8_t can_address_max;
+	canid_t rx_mask;
+	/*
+	 * ->decode_frame() for the BMS at @addresses[0 .. @n_addresses - 1]:
+	 * a frame of @addresses[i] goes into bs->packs[i]. Returns as
+	 * ->decode_frame(); 0 also for a frame of an address not listed.
+	 */
+	int (*decode_frame_at)(const struct can_frame *f, uint64_t now_usec,
+			       const uint8_t *addresses, size_t n_addresses,
+			       struct battery_state *bs);
+	/*
+	 * ->keepalive() for every listed address, address by address in the
+	 * list's order. Returns the number of frames written, -ENOBUFS if
+	 * @n_frames cannot hold them all (nothing is sent then).
+	 */
+	int (*keepalive_at)(const uint8_t *addresses, size_t n_addresses, struct can_frame *frames,
+			    size_t n_frames);
+
+	/*
 	 * SERIAL: decode one response block for pack index @pack (0-based)
 	 * into bs->packs[pack]. @kind says which block (driver-defined, e.g.
 	 * JK-PB real-time data vs settings). Returns 0 or -EBADMSG.

@@ -54,6 +54,7 @@ struct can_bus_config {
 				/* (an id | CAN_EFF_FLAG: that 29-bit id, only) */
 	size_t n_rx_ids;
 	bool rx_extended;	/* also receive 29-bit frames with these ids */
+	canid_t rx_mask;	/* 29-bit rx_ids: the id bits compared; 0: all */
 	uint32_t bitrate;	/* expected (and set, with manage_link); 0: no check */
 	bool manage_link;
 	uint64_t pending_max_age_usec; /* 0: CAN_BUS_PENDING_AGE_DEFAULT_USEC */

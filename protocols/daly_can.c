@@ -38,8 +38,18 @@
  * their extremes, cell_count = temp_count = 0, as the UART driver's first
  * round) and 0x97 (balancing: no field).
  *
- * One BMS on the port, at its default address 0x01: the input reads one
- * pack (src/input_can.c). Daly sends no charge or discharge limits, so
+ * Several boards on one bus (CAN V1.0 §2.1: "all slaves receive ...
+ * respond only if the slave address matches"): each listed board number
+ * (bms.addresses, default board 1, the §2.2 "BMS master" address) is
+ * asked the same six IDs with its number as the destination, and its
+ * answers (its number as the source) go into its own pack, pack i = the
+ * i-th number; answers of boards not listed are not ours (0). Which
+ * numbers: §2.2 names 0x01 (BMS master) and gives 0x20 (GPRS), 0x40
+ * (upper computer) and 0x80 (Bluetooth app) to the other modules, and
+ * lists no further BMS numbers; we take 0x01-0x1F, below the first of
+ * those modules, so that a board number never names one of them (0x00 is
+ * no address the document gives). Real buses use 2, 3 and 0x0B (#215).
+ * Daly sends no charge or discharge limits, so
  * each 0x90 also says "no limit from this pack" (LIMITS: CVL, CCL, DCL
  * the largest value, DVL 0), as the serial engine does for its
  * no_limits families: the safety layer's caps and cell rules decide.
@@ -53,26 +63,35 @@
 #include "daly.h"
 #include "macro.h"
 
-#define DALY_CAN_PRIORITY 0x18 /* CAN V1.0 §2.3 */
-#define DALY_CAN_HOST 0x40     /* CAN V1.0 §2.2 upper computer */
-#define DALY_CAN_BMS 0x01      /* CAN V1.0 §2.2 BMS master */
-#define DALY_CAN_DLEN 8	       /* CAN V1.0 §2.3: 8 data bytes */
+#define DALY_CAN_PRIORITY 0x18	/* CAN V1.0 §2.3 */
+#define DALY_CAN_HOST 0x40	/* CAN V1.0 §2.2 upper computer */
+#define DALY_CAN_BMS 0x01	/* CAN V1.0 §2.2 BMS master */
+#define DALY_CAN_BOARD_MAX 0x1F /* below 0x20, CAN V1.0 §2.2 GPRS (header) */
+#define DALY_CAN_DLEN 8		/* CAN V1.0 §2.3: 8 data bytes */
 
 /* CAN V1.0 §2.3: priority, data ID, destination, source */
 #define DALY_CAN_ID(cmd, dst, src)                                                                 \
 	((canid_t)DALY_CAN_PRIORITY << 24 | (canid_t)(cmd) << 16 | (canid_t)(dst) << 8 |           \
 	 (canid_t)(src) | CAN_EFF_FLAG)
-#define DALY_CAN_REQUEST(cmd) DALY_CAN_ID(cmd, DALY_CAN_BMS, DALY_CAN_HOST)
+#define DALY_CAN_REQUEST(cmd, board) DALY_CAN_ID(cmd, board, DALY_CAN_HOST)
 #define DALY_CAN_ANSWER(cmd) DALY_CAN_ID(cmd, DALY_CAN_HOST, DALY_CAN_BMS)
+/* the id bits that name the answer, not its sender (the board, bits 0-7) */
+#define DALY_CAN_ANSWER_MASK (CAN_EFF_MASK & ~(canid_t)0xFF)
 
 /* what we ask for every period, CAN V1.0 §3 (header) */
 static const uint8_t daly_can_cmd[] = { 0x90, 0x91, 0x92, 0x93, 0x94, 0x98 };
 
-/* the answers to them; 29-bit ids (CAN_EFF_FLAG: the receive filter takes them as such) */
+/*
+ * the answers to them, of board 1; 29-bit ids (CAN_EFF_FLAG: the receive
+ * filter takes them as such), compared without the board (rx_mask)
+ */
 static const canid_t daly_can_rx_ids[] = {
 	DALY_CAN_ANSWER(0x90), DALY_CAN_ANSWER(0x91), DALY_CAN_ANSWER(0x92),
 	DALY_CAN_ANSWER(0x93), DALY_CAN_ANSWER(0x94), DALY_CAN_ANSWER(0x98),
 };
+
+/* board 1 alone: ->decode_frame() and ->keepalive() */
+static const uint8_t daly_can_default_board[] = { DALY_CAN_BMS };
 
 /* "no limit from this pack": Daly sends none (header) */
 static void daly_can_no_limits(struct battery_pack *p, uint64_t now_usec)
@@ -84,59 +103,92 @@ static void daly_can_no_limits(struct battery_pack *p, uint64_t now_usec)
 	battery_pack_mark(p, BATTERY_GROUP_LIMITS, now_usec);
 }
 
-static int daly_can_decode_frame(const struct can_frame *f, uint64_t now_usec,
-				 struct battery_state *bs)
+static int daly_can_decode_frame_at(const struct can_frame *f, uint64_t now_usec,
+				    const uint8_t *boards, size_t n_boards,
+				    struct battery_state *bs)
 {
-	uint8_t cmd;
-	size_t i;
+	uint8_t cmd, board;
+	size_t i, pack;
 	int r;
 
-	if (!f || !bs) {
+	if (!f || !bs || (!boards && n_boards)) {
 		return -EINVAL;
 	}
-	/* an answer of our BMS to one of our IDs, as a 29-bit data frame, or not ours */
+	/* an answer to one of our IDs, as a 29-bit data frame, or not ours */
 	if ((f->can_id & (CAN_EFF_FLAG | CAN_RTR_FLAG | CAN_ERR_FLAG)) != CAN_EFF_FLAG) {
 		return 0;
 	}
 	for (i = 0; i < ARRAY_SIZE(daly_can_rx_ids); i++) {
-		if (f->can_id == daly_can_rx_ids[i]) {
+		if ((f->can_id & DALY_CAN_ANSWER_MASK) ==
+		    (daly_can_rx_ids[i] & DALY_CAN_ANSWER_MASK)) {
 			break;
 		}
 	}
 	if (i == ARRAY_SIZE(daly_can_rx_ids)) {
 		return 0;
 	}
+	/* from a board we read: its pack; another board's (or another module's) is not ours */
+	board = (uint8_t)(f->can_id & 0xFF);
+	for (pack = 0; pack < n_boards && pack < BATTERY_PACKS_MAX; pack++) {
+		if (boards[pack] == board) {
+			break;
+		}
+	}
+	if (pack == n_boards || pack == BATTERY_PACKS_MAX) {
+		return 0;
+	}
 	if (f->len != DALY_CAN_DLEN) {
 		return -EBADMSG;
 	}
 	cmd = daly_can_cmd[i];
-	r = daly_decode_data(cmd, f->data, &bs->packs[0], now_usec);
+	r = daly_decode_data(cmd, f->data, &bs->packs[pack], now_usec);
 	if (r < 0) {
 		return -EBADMSG; /* daly.c left the pack untouched */
 	}
 	if (cmd == 0x90) {
-		daly_can_no_limits(&bs->packs[0], now_usec);
+		daly_can_no_limits(&bs->packs[pack], now_usec);
 	}
 	return 1;
 }
 
-/* the requests: CAN V1.0 §3, "Send: Byte0~Byte7 reserved" (zero) */
-static int daly_can_keepalive(struct can_frame *frames, size_t n_frames)
+static int daly_can_decode_frame(const struct can_frame *f, uint64_t now_usec,
+				 struct battery_state *bs)
 {
-	if (!frames || n_frames < ARRAY_SIZE(daly_can_cmd)) {
+	return daly_can_decode_frame_at(f, now_usec, daly_can_default_board,
+					ARRAY_SIZE(daly_can_default_board), bs);
+}
+
+/*
+ * the requests: CAN V1.0 §2.3.1 0x18 <ID> <board> 40, §3 "Send:
+ * Byte0~Byte7 reserved" (zero); board by board, in the list's order
+ */
+static int daly_can_keepalive_at(const uint8_t *boards, size_t n_boards, struct can_frame *frames,
+				 size_t n_frames)
+{
+	size_t n = 0;
+
+	if (!frames || (!boards && n_boards) || n_boards > n_frames / ARRAY_SIZE(daly_can_cmd)) {
 		return -ENOBUFS;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(daly_can_cmd); i++) {
-		memset(&frames[i], 0, sizeof(frames[i]));
-		frames[i].can_id = DALY_CAN_REQUEST(daly_can_cmd[i]);
-		frames[i].len = DALY_CAN_DLEN;
+	for (size_t b = 0; b < n_boards; b++) {
+		for (size_t i = 0; i < ARRAY_SIZE(daly_can_cmd); i++, n++) {
+			memset(&frames[n], 0, sizeof(frames[n]));
+			frames[n].can_id = DALY_CAN_REQUEST(daly_can_cmd[i], boards[b]);
+			frames[n].len = DALY_CAN_DLEN;
+		}
 	}
-	return (int)ARRAY_SIZE(daly_can_cmd);
+	return (int)n;
+}
+
+static int daly_can_keepalive(struct can_frame *frames, size_t n_frames)
+{
+	return daly_can_keepalive_at(daly_can_default_board, ARRAY_SIZE(daly_can_default_board),
+				     frames, n_frames);
 }
 
 const struct bms_driver daly_can_bms_driver = {
 	.name = "daly-can",
-	.description = "Daly BMS on its CAN port (250 kbit/s, 29-bit ids, BMS address 1)",
+	.description = "Daly BMS on its CAN port (250 kbit/s, 29-bit ids, boards 1-31)",
 	.transport = BMS_TRANSPORT_CAN,
 	.bitrate = 250000, /* CAN V1.0 §1 */
 	.rx_ids = daly_can_rx_ids,
@@ -144,4 +196,9 @@ const struct bms_driver daly_can_bms_driver = {
 	.decode_frame = daly_can_decode_frame,
 	.keepalive = daly_can_keepalive,
 	.keepalive_period_usec = USEC_PER_SEC,
+	.can_address_min = DALY_CAN_BMS,
+	.can_address_max = DALY_CAN_BOARD_MAX,
+	.rx_mask = DALY_CAN_ANSWER_MASK,
+	.decode_frame_at = daly_can_decode_frame_at,
+	.keepalive_at = daly_can_keepalive_at,
 };

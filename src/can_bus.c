@@ -68,7 +68,12 @@
 #include "log.h"
 #include "macro.h"
 
-#define CAN_BUS_PENDING_MAX 32
+/*
+ * One per id; a Daly CAN input asks 6 ids of up to 15 boards at once (90
+ * distinct ids, src/input_can.c), all of which must fit when the kernel's
+ * queue (txqueuelen 10 on a CAN interface) refuses the burst.
+ */
+#define CAN_BUS_PENDING_MAX 96
 #define CAN_BUS_FILTERS_MAX 64
 #define CAN_BUS_RX_BATCH 32
 /*
@@ -108,6 +113,7 @@ struct can_bus {
 	canid_t rx_ids[CAN_BUS_FILTERS_MAX];
 	size_t n_rx_ids;
 	bool rx_extended;
+	canid_t rx_mask;
 	uint32_t bitrate;
 	bool manage_link;
 	uint64_t pending_max_age_usec;
@@ -600,9 +606,12 @@ static int port_open(struct can_bus *bus)
 		 * so), or only that where the id says 29-bit (Daly CAN)
 		 */
 		if (bus->rx_extended || (bus->rx_ids[i] & CAN_EFF_FLAG)) {
+			/* rx_mask: the bits compared (Daly CAN: not the sender's address) */
+			canid_t mask = bus->rx_mask ? bus->rx_mask & CAN_EFF_MASK : CAN_EFF_MASK;
+
 			filters[n_filters++] = (struct can_filter){
-				.can_id = (bus->rx_ids[i] & CAN_EFF_MASK) | CAN_EFF_FLAG,
-				.can_mask = CAN_EFF_MASK | CAN_EFF_FLAG | CAN_RTR_FLAG,
+				.can_id = (bus->rx_ids[i] & mask) | CAN_EFF_FLAG,
+				.can_mask = mask | CAN_EFF_FLAG | CAN_RTR_FLAG,
 			};
 		}
 	}
@@ -1110,6 +1119,7 @@ int can_bus_new(sd_event *e, const struct can_bus_config *cfg, can_bus_rx_fn on_
 	}
 	bus->n_rx_ids = cfg->n_rx_ids;
 	bus->rx_extended = cfg->rx_extended;
+	bus->rx_mask = cfg->rx_mask;
 	bus->pending_max_age_usec = cfg->pending_max_age_usec ? cfg->pending_max_age_usec
 							      : CAN_BUS_PENDING_AGE_DEFAULT_USEC;
 	bus->may_send = cfg->may_send;

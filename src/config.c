@@ -766,7 +766,10 @@ static int check_poll_round(struct loader *ld, config_t *lc, const struct config
  * Pack addresses in the driver's range: JK-PB's DIP switch 1-15 (0 is a
  * master that broadcasts, never polled), the polled families their
  * bms_serial_ops range (cited in each protocols/ file); a family with no
- * addressing (JBD: one BMS per port) takes one address. No address twice.
+ * addressing (JBD: one BMS per port) takes one address. A CAN driver with
+ * addresses (daly-can: board numbers) its can_address range; a CAN driver
+ * without (pylontech-can: one BMS speaks for the bank) refuses the key,
+ * which it would ignore. No address twice.
  */
 static int check_addresses(struct loader *ld, config_t *lc, struct config *cfg,
 			   const struct bms_driver *drv)
@@ -781,6 +784,23 @@ static int check_addresses(struct loader *ld, config_t *lc, struct config *cfg,
 		/* not given: one pack at the family's first address */
 		if (!s) {
 			b->addresses[0] = drv->serial->address_min;
+			b->n_addresses = 1;
+			return 0;
+		}
+	} else if (drv->transport == BMS_TRANSPORT_CAN) {
+		if (!drv->can_address_max) {
+			if (s) {
+				return fail_at(ld, s, "bms.addresses",
+					       "%s reads one BMS per port, which speaks for the "
+					       "bank: remove this setting",
+					       drv->name);
+			}
+			return 0;
+		}
+		lo = drv->can_address_min;
+		hi = drv->can_address_max;
+		if (!s) {
+			b->addresses[0] = drv->can_address_min;
 			b->n_addresses = 1;
 			return 0;
 		}

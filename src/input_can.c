@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A BMS on a SocketCAN port (pylontech-can): frames in, keep-alives out.
+ * A BMS on a SocketCAN port (pylontech-can, daly-can): frames in,
+ * keep-alives (or requests) out.
  *
  * Each frame the driver asked for (->rx_ids) goes through its pure
  * ->decode_frame() into ctx->state->packs[]; a frame that changed the state
  * runs the bridge (safety layer, urgent frames). A BMS that talks to an
  * inverter expects to hear one: ->keepalive() frames (Pylontech 0x305)
  * go out every keepalive_period_usec while the port is open.
+ *
+ * A driver with addresses (->decode_frame_at(): Daly boards sharing one
+ * bus) reads one pack per configured bms.addresses entry, pack i = the
+ * i-th address: all of them asked at once each period (->keepalive_at()),
+ * each answer decoded into its board's pack. Other drivers read one pack:
+ * one BMS speaks for the bank.
  *
  * A BMS never heard BMS_CAN_NEVER_HEARD_USEC after the port opened is a
  * comm-loss cause of its own (bmsbridge-troubleshooting(7)): said once,
@@ -25,6 +32,12 @@
 #include "macro.h"
 
 #define BMS_CAN_NEVER_HEARD_USEC (10 * USEC_PER_SEC)
+/*
+ * Frames one keep-alive may send: Daly CAN asks six IDs of each board, up
+ * to BATTERY_PACKS_MAX boards (90; src/can_bus.c parks up to 96 distinct
+ * ids when the kernel's queue refuses a burst, so none is dropped)
+ */
+#define BMS_CAN_KEEPALIVE_MAX (6 * BATTERY_PACKS_MAX)
 
 struct can_input {
 	struct input base; /* ops, ctx */
@@ -43,7 +56,12 @@ static void on_rx(struct can_bus *bus, const struct can_frame *f, uint64_t now, 
 	struct input_ctx *ctx = in->base.ctx;
 	int r;
 
-	r = ctx->driver->decode_frame(f, now, ctx->state);
+	if (ctx->driver->decode_frame_at) {
+		r = ctx->driver->decode_frame_at(f, now, ctx->cfg->addresses, ctx->cfg->n_addresses,
+						 ctx->state);
+	} else {
+		r = ctx->driver->decode_frame(f, now, ctx->state);
+	}
 	if (r < 0) {
 		in->bad_frames++;
 		log_ratelimit(&in->bad_rl, now, LOG_WARNING,
@@ -74,7 +92,7 @@ static int on_never_heard(sd_event_source *s, uint64_t usec, void *userdata)
 	log_fault(
 		"bms-never-heard",
 		"check the BMS's CAN setting (protocol Pylontech / inverter CAN on; Daly: its CAN "
-		"port enabled, board 1), the bit rate (the driver's on both: 500 kbit/s, Daly "
+		"port enabled, the board numbers listed), the bit rate (the driver's on both: 500 kbit/s, Daly "
 		"250), and the wiring: CAN-H/CAN-L, termination, the cable's pinout",
 		"No frame from the BMS on %s in %.0f s (%s, %llu malformed)", ctx->cfg->port,
 		(double)BMS_CAN_NEVER_HEARD_USEC / USEC_PER_SEC, ctx->driver->name,
@@ -104,11 +122,17 @@ static int on_keepalive(sd_event_source *s, uint64_t usec, void *userdata)
 	struct can_input *in = userdata;
 	uint64_t period = in->base.ctx->driver->keepalive_period_usec;
 	uint64_t next = usec + period, now = input_now(in->base.ctx);
-	struct can_frame frames[8]; /* Daly CAN asks for six IDs at once */
+	const struct input_ctx *ctx = in->base.ctx;
+	struct can_frame frames[BMS_CAN_KEEPALIVE_MAX];
 	int n;
 
 	if (can_bus_is_open(in->bus)) {
-		n = in->base.ctx->driver->keepalive(frames, ARRAY_SIZE(frames));
+		if (ctx->driver->keepalive_at) {
+			n = ctx->driver->keepalive_at(ctx->cfg->addresses, ctx->cfg->n_addresses,
+						      frames, ARRAY_SIZE(frames));
+		} else {
+			n = ctx->driver->keepalive(frames, ARRAY_SIZE(frames));
+		}
 		if (n > 0) {
 			can_bus_send(in->bus, frames, (size_t)n);
 		}
@@ -152,6 +176,7 @@ static int bms_can_open(struct input_ctx *ctx, struct input **ret)
 		.rx_ids = ctx->driver->rx_ids,
 		.n_rx_ids = ctx->driver->n_rx_ids,
 		.bitrate = c->bitrate ? c->bitrate : ctx->driver->bitrate,
+		.rx_mask = ctx->driver->rx_mask,
 		.manage_link = c->manage_link,
 		/* a keep-alive parked longer than its period is worth nothing */
 		.pending_max_age_usec = ctx->driver->keepalive_period_usec,
@@ -165,7 +190,8 @@ static int bms_can_open(struct input_ctx *ctx, struct input **ret)
 	}
 	in->base.ctx = ctx;
 	in->bad_rl = (struct ratelimit)RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
-	ctx->state->pack_count = 1; /* one BMS speaks for the bank on a CAN port */
+	/* one pack per board listed; else one BMS speaks for the bank on a CAN port */
+	ctx->state->pack_count = ctx->driver->decode_frame_at ? c->n_addresses : 1;
 	r = can_bus_new(ctx->event, &bc, on_rx, on_state, in, &in->bus);
 	if (r < 0) {
 		free(in);

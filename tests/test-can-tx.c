@@ -375,16 +375,19 @@ static void test_gate_closed(void **state)
 	assert_int_equal(got[0].can_id, 0x356);
 }
 
-/* at most CAN_BUS_PENDING_MAX (32) ids wait; beyond, the oldest goes, counted */
+/*
+ * at most CAN_BUS_PENDING_MAX (96: Daly CAN's 6 requests x 15 boards fit) ids
+ * wait; beyond, the oldest goes, counted
+ */
 static void test_pending_full(void **state)
 {
 	struct fixture *fx = *state;
-	struct can_frame got[40];
-	struct can_frame last = frame(0x400, 0);
+	struct can_frame got[100];
+	struct can_frame last = frame(0x700, 0);
 	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
 
 	tx_blocked = true;
-	for (canid_t id = 0x300; id < 0x300 + 34; id++) {
+	for (canid_t id = 0x300; id < 0x300 + 98; id++) {
 		struct can_frame f = frame(id, (uint8_t)id);
 
 		assert_int_equal(can_bus_send(fx->bus, &f, 1), 1);
@@ -392,10 +395,46 @@ static void test_pending_full(void **state)
 	assert_int_equal(st->tx_dropped, 2);
 	tx_blocked = false;
 	assert_int_equal(can_bus_send(fx->bus, &last, 1), 1);
-	assert_int_equal(received(got, 40), 33);
+	assert_int_equal(received(got, 100), 97);
 	assert_int_equal(got[0].can_id, 0x302); /* 0x300 and 0x301 were the oldest */
-	assert_int_equal(got[31].can_id, 0x300 + 33);
-	assert_int_equal(got[32].can_id, 0x400); /* the parked ones first */
+	assert_int_equal(got[95].can_id, 0x300 + 97);
+	assert_int_equal(got[96].can_id, 0x700); /* the parked ones first */
+}
+
+/*
+ * Daly CAN requests to 15 boards (0x18 <ID> <board> 40, 6 IDs each) parked
+ * at once: 90 distinct ids, none replaced, none dropped, all sent in order
+ */
+static void test_pending_daly_boards(void **state)
+{
+	static const uint8_t cmd[] = { 0x90, 0x91, 0x92, 0x93, 0x94, 0x98 };
+	struct fixture *fx = *state;
+	struct can_frame got[100];
+	const struct can_bus_stats *st = can_bus_get_stats(fx->bus);
+	struct can_frame last = frame(0x700, 0);
+	int n = 0;
+
+	tx_blocked = true;
+	for (unsigned board = 1; board <= 15; board++) {
+		for (size_t i = 0; i < sizeof(cmd); i++) {
+			struct can_frame f = { .len = 8 };
+
+			f.can_id = (0x18000040 | (canid_t)cmd[i] << 16 | board << 8) | CAN_EFF_FLAG;
+			assert_int_equal(can_bus_send(fx->bus, &f, 1), 1);
+		}
+	}
+	assert_int_equal(st->tx_dropped, 0);
+	assert_int_equal(st->tx_replaced, 0);
+	tx_blocked = false;
+	assert_int_equal(can_bus_send(fx->bus, &last, 1), 1);
+	assert_int_equal(received(got, 100), 91);
+	for (unsigned board = 1; board <= 15; board++) {
+		for (size_t i = 0; i < sizeof(cmd); i++, n++) {
+			assert_int_equal(got[n].can_id,
+					 (0x18000040 | (canid_t)cmd[i] << 16 | board << 8) |
+						 CAN_EFF_FLAG);
+		}
+	}
 }
 
 int main(void)
@@ -408,6 +447,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_young_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gate_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pending_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending_daly_boards, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

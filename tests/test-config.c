@@ -131,6 +131,44 @@ static void test_rs485_output_default_and_alias(void **state)
 	free(cfg);
 }
 
+/*
+ * daly-can: board numbers in the list's order; none given: board 1. Its
+ * requests go out once a second whatever the number of boards, so the
+ * serial round check (packs x (timeout + gap) below stale_timeout_ms)
+ * does not apply: 15 boards with a 2 s stale timeout load.
+ */
+static void test_can_addresses(void **state)
+{
+	struct config *cfg = load_ok("bms: { driver = \"daly-can\"; port = \"can1\"; "
+				     "addresses = [3, 2, 0x0B]; };\n"
+				     "inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n");
+
+	(void)state;
+	assert_int_equal(cfg->bms.n_addresses, 3);
+	assert_int_equal(cfg->bms.addresses[0], 3);
+	assert_int_equal(cfg->bms.addresses[1], 2);
+	assert_int_equal(cfg->bms.addresses[2], 11);
+	free(cfg);
+	cfg = load_ok("bms: { driver = \"daly-can\"; port = \"can1\"; };\n"
+		      "inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n");
+	assert_int_equal(cfg->bms.n_addresses, 1);
+	assert_int_equal(cfg->bms.addresses[0], 1);
+	free(cfg);
+	cfg = load_ok(
+		"bms: { driver = \"daly-can\"; port = \"can1\"; response_timeout_ms = "
+		"1200;\n addresses = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 31]; };\n"
+		"inverter: { protocol = \"pylontech\"; port = \"can0\"; };\n"
+		"safety: { stale_timeout_ms = 2000; };\n");
+	assert_int_equal(cfg->bms.n_addresses, 15);
+	assert_int_equal(cfg->bms.addresses[14], 31);
+	free(cfg);
+	/* pylontech-can without the key: one pack, as before */
+	cfg = load_ok("bms: { driver = \"pylontech-can\"; port = \"can1\"; };\n"
+		      "inverter: { protocol = \"victron\"; port = \"can0\"; };\n");
+	assert_int_equal(cfg->bms.n_addresses, 1);
+	free(cfg);
+}
+
 /* a polled family takes its own range; none given: its first address */
 static void test_serial_addresses(void **state)
 {
@@ -174,6 +212,20 @@ static const struct bad_case {
 	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
 	  "bms: { driver = \"jbd\"; port = \"/dev/ttyUSB0\"; addresses = [1, 2]; };", 2,
 	  "bms.addresses", "no addressing" },
+	/* daly-can: board numbers 1-31 (Daly CAN V1.0 §2.2, protocols/daly_can.c) */
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+	  "bms: { driver = \"daly-can\"; port = \"can1\";\n addresses = [1, 32]; };",
+	  3, "bms.addresses", "address 32 out of range for daly-can: 1-31" },
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n"
+	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [0]; };",
+	  2, "bms.addresses", "address 0 out of range for daly-can: 1-31" },
+	{ "inverter: { protocol = \"pylontech\"; output = \"candump\"; };\n\n"
+	  "bms: { driver = \"daly-can\"; port = \"can1\"; addresses = [2, 3, 2]; };",
+	  3, "bms.addresses", "2 is listed twice" },
+	/* a CAN BMS without addresses would ignore the key */
+	{ "inverter: { protocol = \"victron\"; port = \"can0\"; };\n"
+	  "bms: { driver = \"pylontech-can\"; port = \"can1\"; addresses = [1]; };",
+	  2, "bms.addresses", "pylontech-can reads one BMS per port" },
 	{ "bms: { driver = \"sim\"; addresses = [1, 2, 1]; };", 1, "bms.addresses", "twice" },
 	{ "bms: { driver = \"sim\"; addresses = 1; };", 1, "bms.addresses", "list" },
 	{ "bms: { driver = \"sim\"; addresses = []; };", 1, "bms.addresses", "1 to" },
@@ -873,6 +925,7 @@ int main(void)
 		cmocka_unit_test(test_values_scaled),
 		cmocka_unit_test(test_rs485_output_default_and_alias),
 		cmocka_unit_test(test_serial_addresses),
+		cmocka_unit_test(test_can_addresses),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_error_format),
 		cmocka_unit_test(test_missing_file),

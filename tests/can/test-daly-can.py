@@ -14,22 +14,32 @@ and a python-can Pylontech inverter on vcan0:
 - what is not board 1's answer changes nothing: board 2's answers (the
   real ones of tests/data/daly-can-8s-addr2.log), the same number as an
   11-bit id, a Bluetooth master's (0x80) request and board 1's answer to it;
-- the board goes silent: the inverter gets CCL = DCL = 0 (comm_loss zero).
+- the board goes silent: the inverter gets CCL = DCL = 0 (comm_loss zero);
+- several boards on one bus (bms.addresses = [1, 2, 3], one pack each):
+  three simulated boards answer with real answers (board 1 the #212
+  board's, board 2 the #249 board 2's with its 0x98 from #215, board 3 a
+  second copy of board 1's); every request of every round reaches its
+  board (18 a second: counted, none dropped by the send queue), the bank
+  reaches the inverter (bmsbridge-safety(7) "Several packs": voltage the
+  average, current the sum); board 2 unplugged: its pack goes stale
+  ("packs online: 2 of 3"), the other two go on (limits not zero).
 
 Usage: test-daly-can.py BUILD_DIR (vcan0, vcan1 up). TAP.
 """
 import os
+import re
 import sys
 import threading
 import time
 
 import can  # python3-can
 
-from canpeer import Daemon, Peer, capture, check, finish, tmpdir, wait_for
+from canpeer import Daemon, Notify, Peer, capture, check, finish, tmpdir, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOARD1 = os.path.join(HERE, "..", "data", "daly-can-8s-addr1.log")
 BOARD2 = os.path.join(HERE, "..", "data", "daly-can-8s-addr2.log")
+BOARD3 = os.path.join(HERE, "..", "data", "daly-can-16s-addr3.log")
 ASKED = [0x90, 0x91, 0x92, 0x93, 0x94, 0x98]
 
 
@@ -38,11 +48,12 @@ def le(d, a, signed=False):
 
 
 class DalyBoard:
-    """Board 1 on IFACE: answers each request 0x18 <ID> 01 40 with its captured answer."""
+    """Board BOARD on IFACE: answers each request 0x18 <ID> <BOARD> 40 with its captured answer."""
 
-    def __init__(self, iface, answers):
+    def __init__(self, iface, answers, board=1):
         self.bus = can.interface.Bus(interface="socketcan", channel=iface)
         self.answers = answers  # {ID: data}
+        self.board = board
         self.requests = []  # (time, id, data, extended)
         self.lock = threading.Lock()
         self.answering = True
@@ -63,11 +74,11 @@ class DalyBoard:
                 self.requests.append((time.monotonic(), m.arbitration_id, bytes(m.data),
                                       m.is_extended_id))
             ident = m.arbitration_id
-            if (m.is_extended_id and ident >> 24 == 0x18 and ident & 0xFFFF == 0x0140
-                    and self.answering):
+            if (m.is_extended_id and ident >> 24 == 0x18
+                    and ident & 0xFFFF == self.board << 8 | 0x40 and self.answering):
                 cmd = (ident >> 16) & 0xFF
                 if cmd in self.answers:
-                    self.bus.send(can.Message(arbitration_id=0x18004001 | cmd << 16,
+                    self.bus.send(can.Message(arbitration_id=0x18004000 | cmd << 16 | self.board,
                                               data=self.answers[cmd], is_extended_id=True))
 
     def asked(self, since=0.0):
@@ -153,7 +164,121 @@ def main():
             board.close()
             noise.close()
             inv.close()
+    boards(board1)
     return finish()
+
+
+def rounds(requests):
+    """The requests (time, id) split into rounds: bursts more than 0.3 s apart."""
+    out = []
+    for t, ident in requests:
+        if not out or t - out[-1][-1][0] > 0.3:
+            out.append([])
+        out[-1].append((t, ident))
+    return out
+
+
+def boards(board1):
+    """Three boards on one bus, one pack each; board 2 unplugged."""
+    board2 = {(i >> 16) & 0xFF: d for i, d in capture(BOARD2) if i & 0xFF == 0x02}
+    board2[0x98] = next(d for i, d in capture(BOARD3) if i == 0x18984002)
+    check("#249 holds board 2's 0x90-0x94, #215 its 0x98", set(ASKED) <= set(board2),
+          sorted(board2))
+    inv = Peer("vcan0")
+    b = {1: DalyBoard("vcan1", board1, 1), 2: DalyBoard("vcan1", board2, 2),
+         3: DalyBoard("vcan1", board1, 3)}
+    want = sorted(0x18000040 | c << 16 | n << 8 for n in (1, 2, 3) for c in ASKED)
+    with tmpdir() as tmp:
+        note = Notify(tmp)
+        dm = Daemon('bms: { driver = "daly-can"; port = "vcan1"; addresses = [1, 2, 3]; };\n'
+                    'inverter: { protocol = "pylontech"; port = "vcan0"; };\n'
+                    'safety: { comm_loss = "zero"; stale_timeout_ms = 3000; };\n'
+                    'status_interval_s = 1;\n', tmp, "dalyboards", env=note.env())
+        try:
+            t0 = time.monotonic()
+            dm.wait_log(r"packs online: 3 of 3", 10)
+            # 6 s of requests, heard by board 1 (every board hears the whole bus)
+            while time.monotonic() - t0 < 6.2:
+                note.poll()  # each STATUS= dated as it comes
+                time.sleep(0.02)
+            t1 = time.monotonic()
+            req = [(r[0], r[1]) for r in b[1].asked(t0) if r[0] < t1 and r[3] and
+                   r[1] >> 24 == 0x18 and r[1] & 0xFF == 0x40]
+            full = rounds(req)[1:-1]  # whole rounds only
+            bad = [sorted(i for _, i in r) for r in full if sorted(i for _, i in r) != want]
+            check("3 boards: every round asks each board 0x90-0x94 and 0x98, 18 ids once "
+                  "each (%d whole rounds, %d short or doubled)" % (len(full), len(bad)),
+                  len(full) >= 4 and not bad, ["%x" % i for i in (bad[0] if bad else [])])
+            if len(full) >= 2:
+                span = full[-1][0][0] - full[0][0][0]
+                n = sum(len(r) for r in full[:-1])
+                rate = n / span if span > 0 else 0
+                burst = max(r[-1][0] - r[0][0] for r in full)
+                check("%.1f request frames a second (%d in %.2f s), each round's 18 within "
+                      "%.1f ms" % (rate, n, span, burst * 1000),
+                      16 <= rate <= 20 and burst < 0.25, rate)
+            # the daemon's own count (STATUS=, "daly-can on vcan1 ..., N tx, N rx, N dropped
+            # (N stale)") against the requests the boards heard by then (a STATUS= written
+            # within a round's few ms may come before or after that round)
+            heard = [r[0] for r in b[1].asked(t0) if r[3] and r[1] & 0xFF == 0x40]
+            st = []
+            for t, m in note.poll():
+                g = re.search(r"daly-can on vcan1 [^,]*, (\d+) tx, \d+ rx, (\d+) dropped "
+                              r"\((\d+) stale\)", m)
+                if g and t0 < t <= t1 and int(g.group(1)) > 0:
+                    st.append((t, int(g.group(1)), int(g.group(2)), int(g.group(3))))
+            if st:
+                t, tx, dropped, stale = st[-1]
+                n_heard = {sum(1 for h in heard if h <= t), sum(1 for h in heard if h < t - 0.1)}
+                check("the send queue kept every request: %d sent by the daemon's count, %s "
+                      "heard by the boards, %d dropped, %d stale" % (tx, sorted(n_heard),
+                                                                     dropped, stale),
+                      tx in n_heard and dropped == 0 and stale == 0, st[-3:])
+            else:
+                check("the daemon's STATUS= counts requests", False, note.poll()[-3:])
+            # the bank: voltage the average of 26.30, 26.90, 26.30 V; current the sum,
+            # 0 - 5.4 + 0 A (bmsbridge-safety(7) "Several packs")
+            f356 = wait_for(lambda: [f for f in inv.frames(0x356, since=t0)
+                                     if abs(le(f[2], 0) - 2650) <= 1], 10)
+            check("0x356: the three packs' bank, 26.50 V and -5.4 A",
+                  f356 and le(f356[-1][2], 2, True) == -54,
+                  [f[2].hex() for f in inv.frames(0x356)[-3:]])
+            soc = [le(f[2], 0) for f in inv.frames(0x355, since=t0)]
+            check("0x355: the bank's SOC between the packs' 70 %% and 81 %% (%s)"
+                  % (soc[-1] if soc else None), soc and 70 <= soc[-1] <= 81, soc[-3:])
+
+            # board 2 unplugged
+            m = dm.mark()
+            b[2].answering = False
+            t2 = time.monotonic()
+            gone = dm.wait_log(r"packs online: 2 of 3", 8, since=m)
+            check("board 2 silent: its pack goes stale, 'packs online: 2 of 3' (%.1f s)"
+                  % (time.monotonic() - t2), gone, dm.log(m)[-5:])
+            t3 = time.monotonic()
+            time.sleep(2.5)
+            after = inv.frames(0x356, since=t3)
+            check("boards 1 and 3 go on: 0x356 26.30 V and 0.0 A (%d frames)" % len(after),
+                  after and all(le(f[2], 0) == 2630 and le(f[2], 2, True) == 0
+                                for f in after), [f[2].hex() for f in after[-3:]])
+            lim = inv.frames(0x351, since=t3)
+            check("and the limits stay open: CCL and DCL above 0 (min_packs_online 1)",
+                  lim and all(le(f[2], 2) > 0 and le(f[2], 4) > 0 for f in lim),
+                  [f[2].hex() for f in lim[-3:]])
+            req = [r for r in b[1].asked(t2) if r[3] and r[1] == 0x18900240]
+            check("board 2 is still asked every second (%d times)" % len(req), len(req) >= 3)
+            # plugged back
+            m = dm.mark()
+            b[2].answering = True
+            back = dm.wait_log(r"packs online: 3 of 3", 10, since=m)
+            check("board 2 back: 'packs online: 3 of 3'", back, dm.log(m)[-5:])
+            check("no frame rejected as malformed, the daemon alive",
+                  dm.alive() and not any("rejected" in l for l in dm.log()), dm.log()[-5:])
+        finally:
+            dm.stop()
+            for x in b.values():
+                x.close()
+            inv.close()
+            note.close()
 
 
 if __name__ == "__main__":
