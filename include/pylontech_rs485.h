@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct battery_pack;
+struct battery_state;
 struct protocol_options;
 
 #define PYLON_RS485_SOI '~'
@@ -166,3 +168,22 @@ ssize_t pylon_rs485_answer_info(const uint8_t *ans, size_t len, uint8_t *info, s
  * document lists its codes).
  */
 ssize_t pylon_rs485_answer_data(const uint8_t *ans, size_t len, uint8_t *info, size_t n_info);
+
+/* the largest INFO of a polled family's answer (pylon_rs485_decode_step()'s buffer) */
+#define PYLON_RS485_STEP_INFO_MAX 255
+
+/* one step's INFO decoder of a polled "~...\r" BMS family (bms_serial_ops ->decode()) */
+typedef int (*pylon_rs485_info_fn)(const uint8_t *info, size_t n, struct battery_pack *p,
+				   uint64_t now_usec);
+
+/**
+ * pylon_rs485_decode_step() - the ->decode() of a polled "~...\r" BMS
+ * family (Pylontech RS485, Seplos V2, Pace, EG4 LifePower4): the INFO of
+ * the answer (pylon_rs485_answer_data(), at most PYLON_RS485_STEP_INFO_MAX) handed to
+ * @steps[@step] for bs->packs[@pack].
+ * Return: what the step's decoder returns; -EBADMSG for a step or pack out
+ * of range or a malformed frame, -EPROTO for the pack's error answer.
+ */
+int pylon_rs485_decode_step(const pylon_rs485_info_fn *steps, unsigned n_steps, unsigned step,
+			    const uint8_t *ans, size_t len, unsigned pack, uint64_t now_usec,
+			    struct battery_state *bs);

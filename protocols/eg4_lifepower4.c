@@ -55,7 +55,7 @@
 #define LP4_VER 0x20	   /* §1.2.2 No. 2 */
 #define LP4_CID1 0x4A	   /* §1.4.1 "BMS/ LiFePO4 battery BMS" */
 #define LP4_KELVIN_DK 2731 /* §2.1 item 21 */
-#define LP4_INFO_MAX 255
+#define LP4_INFO_MAX PYLON_RS485_STEP_INFO_MAX
 #define LP4_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * LP4_INFO_MAX)
 
 enum {
@@ -269,27 +269,17 @@ static int lp4_decode_alarm(const uint8_t *d, size_t n, struct battery_pack *p, 
 	return 0;
 }
 
+/* RTN 01-06 (§1.4.2 "Response information"): -EPROTO */
+static const pylon_rs485_info_fn lp4_steps[LP4_STEP__COUNT] = {
+	[LP4_STEP_ANALOG] = lp4_decode_analog,
+	[LP4_STEP_ALARM] = lp4_decode_alarm,
+};
+
 static int lp4_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 		      uint64_t now_usec, struct battery_state *bs)
 {
-	uint8_t d[LP4_INFO_MAX];
-	ssize_t n;
-
-	if (!bs || pack >= BATTERY_PACKS_MAX || step >= LP4_STEP__COUNT) {
-		return -EBADMSG;
-	}
-	/* RTN 01-06 (§1.4.2 "Response information"): -EPROTO */
-	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
-	if (n < 0) {
-		return (int)n;
-	}
-	switch (step) {
-	case LP4_STEP_ANALOG:
-		return lp4_decode_analog(d, (size_t)n, &bs->packs[pack], now_usec);
-	case LP4_STEP_ALARM:
-		return lp4_decode_alarm(d, (size_t)n, &bs->packs[pack], now_usec);
-	}
-	return -EBADMSG;
+	return pylon_rs485_decode_step(lp4_steps, LP4_STEP__COUNT, step, ans, len, pack, now_usec,
+				       bs);
 }
 
 const struct bms_serial_ops eg4_lifepower4_serial = {

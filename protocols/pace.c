@@ -42,7 +42,7 @@
 
 #define PACE_VER 0x25	    /* Char A.2 "Protocal version (V2.5) 25H" */
 #define PACE_KELVIN_DK 2730 /* Char A.4 */
-#define PACE_INFO_MAX 255
+#define PACE_INFO_MAX PYLON_RS485_STEP_INFO_MAX
 #define PACE_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * PACE_INFO_MAX)
 
 enum {
@@ -243,27 +243,17 @@ static int pace_decode_warn(const uint8_t *d, size_t n, struct battery_pack *p, 
 	return 0;
 }
 
+/* RTN 01-06, 09 (Char A.8): -EPROTO */
+static const pylon_rs485_info_fn pace_steps[PACE_STEP__COUNT] = {
+	[PACE_STEP_ANALOG] = pace_decode_analog,
+	[PACE_STEP_WARN] = pace_decode_warn,
+};
+
 static int pace_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 		       uint64_t now_usec, struct battery_state *bs)
 {
-	uint8_t d[PACE_INFO_MAX];
-	ssize_t n;
-
-	if (!bs || pack >= BATTERY_PACKS_MAX || step >= PACE_STEP__COUNT) {
-		return -EBADMSG;
-	}
-	/* RTN 01-06, 09 (Char A.8): -EPROTO */
-	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
-	if (n < 0) {
-		return (int)n;
-	}
-	switch (step) {
-	case PACE_STEP_ANALOG:
-		return pace_decode_analog(d, (size_t)n, &bs->packs[pack], now_usec);
-	case PACE_STEP_WARN:
-		return pace_decode_warn(d, (size_t)n, &bs->packs[pack], now_usec);
-	}
-	return -EBADMSG;
+	return pylon_rs485_decode_step(pace_steps, PACE_STEP__COUNT, step, ans, len, pack, now_usec,
+				       bs);
 }
 
 const struct bms_serial_ops pace_serial = {

@@ -1133,6 +1133,23 @@ ssize_t pylon_rs485_answer_data(const uint8_t *ans, size_t len, uint8_t *info, s
 	return n;
 }
 
+int pylon_rs485_decode_step(const pylon_rs485_info_fn *steps, unsigned n_steps, unsigned step,
+			    const uint8_t *ans, size_t len, unsigned pack, uint64_t now_usec,
+			    struct battery_state *bs)
+{
+	uint8_t d[PYLON_RS485_STEP_INFO_MAX];
+	ssize_t n;
+
+	if (!bs || pack >= BATTERY_PACKS_MAX || step >= n_steps || !steps[step]) {
+		return -EBADMSG;
+	}
+	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
+	if (n < 0) {
+		return (int)n;
+	}
+	return steps[step](d, (size_t)n, &bs->packs[pack], now_usec);
+}
+
 /*
  * The round: per pack, 0x42 analog values (§3.3), 0x44 alarm info (§3.5),
  * 0x92 charge/discharge management info (§3.6), each with INFO = the
@@ -1151,7 +1168,7 @@ enum {
 
 static const uint8_t pyl_step_cid2[PYL_STEP__COUNT] = { 0x42, 0x44, 0x92 };
 
-#define PYL_INFO_MAX 255 /* bytes: a 32-cell, 9-sensor 0x42 INFO is ~110 */
+#define PYL_INFO_MAX PYLON_RS485_STEP_INFO_MAX /* bytes: a 32-cell, 9-sensor 0x42 INFO is ~110 */
 #define PYL_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * PYL_INFO_MAX)
 
 static ssize_t pyl_bms_request(unsigned step, uint8_t address, uint8_t *buf, size_t n)
@@ -1380,29 +1397,18 @@ static int pyl_decode_management(const uint8_t *d, size_t n, struct battery_pack
 	return 0;
 }
 
+/* the pack's RTN error answer (§2.5.2): -EPROTO */
+static const pylon_rs485_info_fn pyl_steps[PYL_STEP__COUNT] = {
+	[PYL_STEP_ANALOG] = pyl_decode_analog,
+	[PYL_STEP_ALARMS] = pyl_decode_alarms,
+	[PYL_STEP_MANAGEMENT] = pyl_decode_management,
+};
+
 static int pyl_bms_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 			  uint64_t now_usec, struct battery_state *bs)
 {
-	uint8_t d[PYL_INFO_MAX];
-	ssize_t n;
-
-	if (!bs || pack >= BATTERY_PACKS_MAX || step >= PYL_STEP__COUNT) {
-		return -EBADMSG;
-	}
-	/* the pack's RTN error answer (§2.5.2): -EPROTO */
-	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
-	if (n < 0) {
-		return (int)n;
-	}
-	switch (step) {
-	case PYL_STEP_ANALOG:
-		return pyl_decode_analog(d, (size_t)n, &bs->packs[pack], now_usec);
-	case PYL_STEP_ALARMS:
-		return pyl_decode_alarms(d, (size_t)n, &bs->packs[pack], now_usec);
-	case PYL_STEP_MANAGEMENT:
-		return pyl_decode_management(d, (size_t)n, &bs->packs[pack], now_usec);
-	}
-	return -EBADMSG;
+	return pylon_rs485_decode_step(pyl_steps, PYL_STEP__COUNT, step, ans, len, pack, now_usec,
+				       bs);
 }
 
 /*

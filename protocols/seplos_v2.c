@@ -44,7 +44,7 @@
 
 #define SEPLOS_VER 0x20	      /* Table 2: "Protocol version V2.0 = 32H 30H" */
 #define SEPLOS_KELVIN_DK 2731 /* Table 9: (value - 2731) / 10 degC */
-#define SEPLOS_INFO_MAX 255
+#define SEPLOS_INFO_MAX PYLON_RS485_STEP_INFO_MAX
 #define SEPLOS_ANSWER_MAX (PYLON_RS485_FRAME_MIN + 2 * SEPLOS_INFO_MAX)
 
 enum {
@@ -230,27 +230,17 @@ static int seplos_decode_alarms(const uint8_t *d, size_t n, struct battery_pack 
 	return 0;
 }
 
+/* return codes 01-07, E1-E4 (Table 5): -EPROTO */
+static const pylon_rs485_info_fn seplos_steps[SEPLOS_STEP__COUNT] = {
+	[SEPLOS_STEP_TELEMETRY] = seplos_decode_telemetry,
+	[SEPLOS_STEP_ALARMS] = seplos_decode_alarms,
+};
+
 static int seplos_decode(unsigned step, const uint8_t *ans, size_t len, unsigned pack,
 			 uint64_t now_usec, struct battery_state *bs)
 {
-	uint8_t d[SEPLOS_INFO_MAX];
-	ssize_t n;
-
-	if (!bs || pack >= BATTERY_PACKS_MAX || step >= SEPLOS_STEP__COUNT) {
-		return -EBADMSG;
-	}
-	/* return codes 01-07, E1-E4 (Table 5): -EPROTO */
-	n = pylon_rs485_answer_data(ans, len, d, sizeof(d));
-	if (n < 0) {
-		return (int)n;
-	}
-	switch (step) {
-	case SEPLOS_STEP_TELEMETRY:
-		return seplos_decode_telemetry(d, (size_t)n, &bs->packs[pack], now_usec);
-	case SEPLOS_STEP_ALARMS:
-		return seplos_decode_alarms(d, (size_t)n, &bs->packs[pack], now_usec);
-	}
-	return -EBADMSG;
+	return pylon_rs485_decode_step(seplos_steps, SEPLOS_STEP__COUNT, step, ans, len, pack,
+				       now_usec, bs);
 }
 
 const struct bms_serial_ops seplos_v2_serial = {
